@@ -1,0 +1,1 @@
+"""The Streamlit dashboard (loraledger.dashboard). Built in issue #7."""

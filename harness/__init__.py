@@ -1,0 +1,1 @@
+"""lm-evaluation-harness suites and paired statistics (loraledger.harness). Built in issue #4."""

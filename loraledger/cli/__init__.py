@@ -1,0 +1,70 @@
+"""The ``loraledger`` command: a thin skin over the library API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from loraledger import __version__
+
+from . import adapters, audit, keys
+from ._app import Settings, new_app, settings
+
+app = new_app(
+    "LoRA Ledger: a signed, tamper-evident registry of fine-tuned LoRA adapters.\n\n"
+    "Exit codes: 0 success, 1 a verification failed or an operation was refused, "
+    "2 bad usage or bad input."
+)
+app.add_typer(keys.app, name="keys")
+app.add_typer(adapters.app, name="adapters")
+app.add_typer(audit.app, name="audit")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"loraledger {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    registry: Path = typer.Option(
+        Path(".loraledger"),
+        "--registry",
+        envvar="LORALEDGER_REGISTRY",
+        help="Registry directory.",
+        show_default=True,
+    ),
+    actor: str = typer.Option(
+        None, "--as", envvar="LORALEDGER_ACTOR", help="The identity you act as."
+    ),
+    keys_dir: Path = typer.Option(
+        None,
+        "--keys-dir",
+        envvar="LORALEDGER_KEYS_DIR",
+        help="Directory of private keys (default ~/.loraledger/keys).",
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    ctx.obj = Settings(registry=registry, actor=actor, keys_dir=keys_dir, verbose=verbose)
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create a new registry directory (database, artifact store, audit log)."""
+    from loraledger.registry import Registry
+    from loraledger.registry.keys import KeyStore
+
+    opts = settings(ctx)
+    registry = Registry.init(opts.registry, keys=KeyStore(opts.keys_dir))
+    typer.echo(f"Initialised registry {registry.root} (id {registry.registry_id})")
+    typer.echo("Next: loraledger keys create NAME --role admin")
+
+
+def main() -> None:
+    app(prog_name="loraledger")

@@ -1,0 +1,102 @@
+"""The ``loraledger`` command's shared pieces: global options, error handling, output.
+
+Commands parse their arguments, call one library function and render its result; they
+hold no rules of their own. Every :class:`LedgerError` is caught once, here, printed as
+one line on stderr (``--verbose`` adds the traceback) and mapped to its exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import BaseModel
+from typer.core import TyperGroup
+
+from loraledger.errors import LedgerError
+
+
+@dataclass
+class Settings:
+    """The global options, shared by every command through the click context."""
+
+    registry: Path
+    actor: str | None
+    keys_dir: Path | None
+    verbose: bool
+
+    def open(self) -> Any:
+        from loraledger.registry import Registry
+        from loraledger.registry.keys import KeyStore
+
+        return Registry.open(self.registry, keys=KeyStore(self.keys_dir))
+
+
+class LedgerGroup(TyperGroup):
+    """Catches :class:`LedgerError` at one place for every subcommand."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except LedgerError as error:
+            settings = ctx.find_object(Settings)
+            if settings is not None and settings.verbose:
+                traceback.print_exc(file=sys.stderr)
+            typer.echo(f"error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+def settings(ctx: typer.Context) -> Settings:
+    found = ctx.find_object(Settings)
+    if found is None:  # pragma: no cover - the root callback always sets it
+        raise RuntimeError("global options were not parsed")
+    return found
+
+
+def new_app(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        help=help_text,
+        cls=LedgerGroup,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` (pydantic models, lists of them, plain data) as JSON on stdout."""
+
+    def encode(item: Any) -> Any:
+        if isinstance(item, BaseModel):
+            return item.model_dump(mode="json")
+        if isinstance(item, list | tuple):
+            return [encode(i) for i in item]
+        if isinstance(item, dict):
+            return {k: encode(v) for k, v in item.items()}
+        return item
+
+    typer.echo(json.dumps(encode(value), indent=2, sort_keys=True))
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    # Piped output (scripts, logs, CI) gets wide tables instead of 80-column wrapping.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"  # pragma: no cover
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON for scripts.")

@@ -1,0 +1,155 @@
+"""``loraledger adapters``: register, inspect, verify and fetch adapter versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._app import JSON_OPTION, console, emit_json, human_bytes, new_app, settings
+
+app = new_app("Signed, immutable adapter versions.")
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(..., help="A PEFT adapter directory (safetensors)."),
+    name: str = typer.Option(..., "--name", help="Adapter name; versions count up per name."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Validate, hash, sign (OpenSSF model-signing) and store a new adapter version."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    opts = settings(ctx)
+    registry = opts.open()
+    total = (
+        sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+        if directory.is_dir()
+        else 0
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=_stderr(),
+        transient=True,
+        disable=json_,
+    ) as progress:
+        task = progress.add_task("copying", total=total or None)
+
+        def advance(count: int) -> None:
+            progress.advance(task, count)
+            if progress.tasks[task].completed >= total:
+                progress.update(task, description="hashing and signing")
+
+        version = registry.adapters.register(directory, name, actor=opts.actor, on_bytes=advance)
+    if json_:
+        emit_json(version)
+        return
+    typer.echo(f"Registered {version.ref}")
+    typer.echo(
+        f"  digest sha256:{version.digest}  {version.file_count} files, "
+        f"{human_bytes(version.total_bytes)}, signed by {version.signer}"
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    name: str = typer.Option(None, "--name", help="Only versions of this adapter."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """List adapter versions."""
+    versions = settings(ctx).open().adapters.list(name)
+    if json_:
+        emit_json(versions)
+        return
+    from rich.table import Table
+
+    table = Table("ref", "digest", "files", "size", "signer", "base", "registered (UTC)")
+    for v in versions:
+        table.add_row(
+            v.ref,
+            v.digest[:16],
+            str(v.file_count),
+            human_bytes(v.total_bytes),
+            v.signer,
+            v.base_model_name or "",
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+        )
+    console().print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@latest."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Show one version: digest, signer, configuration and files."""
+    version = settings(ctx).open().adapters.get(ref)
+    if json_:
+        emit_json(version)
+        return
+    out = console()
+    out.print(f"{version.ref}")
+    for label, value in (
+        ("digest", f"sha256:{version.digest}"),
+        ("peft type", version.peft_type),
+        ("base model", version.base_model_name or "(not recorded)"),
+        ("signed by", f"{version.signer} (key {version.signer_key_fingerprint[:16]})"),
+        ("registered", f"{version.created_at:%Y-%m-%d %H:%M:%S} UTC by {version.created_by}"),
+        ("source", version.source_path),
+        ("signature", f"{version.signature_id} (bundle sha256:{version.bundle_sha256[:16]})"),
+    ):
+        out.print(f"  {label + ':':<12}{value}")
+    from rich.table import Table
+
+    table = Table("file", "sha256", "size")
+    for f in version.files:
+        table.add_row(f.path, f.sha256, human_bytes(f.size_bytes))
+    out.print(table)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@latest."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Re-hash the stored files and check the signature against the signer's key."""
+    report = settings(ctx).open().adapters.verify(ref)
+    if json_:
+        emit_json(report)
+        return
+    typer.echo(
+        f"Verified {report.ref}: {report.files_verified} files, "
+        f"{human_bytes(report.bytes_verified)}, digest sha256:{report.digest}, signed by "
+        f"{report.signer}"
+    )
+
+
+@app.command()
+def fetch(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@latest."),
+    dest: Path = typer.Argument(..., help="New or empty directory to write the adapter to."),
+) -> None:
+    """Write a verified copy of the version's directory (nothing is written if it fails)."""
+    report = settings(ctx).open().adapters.fetch(ref, dest)
+    typer.echo(f"Fetched {report.ref} to {dest} (verified, digest sha256:{report.digest})")
+
+
+@app.command()
+def signature(
+    ctx: typer.Context, ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@latest.")
+) -> None:
+    """Print the version's OpenSSF model-signing bundle (JSON)."""
+    typer.echo(settings(ctx).open().adapters.signature(ref).decode("utf-8"), nl=False)
+
+
+def _stderr() -> object:
+    from rich.console import Console
+
+    return Console(stderr=True)

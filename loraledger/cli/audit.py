@@ -1,0 +1,80 @@
+"""``loraledger audit``: the tamper-evident event log."""
+
+from __future__ import annotations
+
+import typer
+
+from ._app import JSON_OPTION, console, emit_json, new_app, settings
+
+app = new_app("The tamper-evident audit log.")
+
+
+@app.command()
+def log(
+    ctx: typer.Context,
+    actor: str = typer.Option(None, "--actor", help="Only events by this identity."),
+    action: str = typer.Option(None, "--action", help="Only this action, e.g. adapter.register."),
+    subject: str = typer.Option(None, "--subject", help="Only this subject, e.g. adapter:x@v1."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the newest N events."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """List audit events, oldest first."""
+    events = (
+        settings(ctx)
+        .open()
+        .audit_events(
+            actor=actor, action=action, subject=subject, limit=limit, newest_first=limit is not None
+        )
+    )
+    events.sort(key=lambda e: e.seq)
+    if json_:
+        emit_json(events)
+        return
+    from rich.table import Table
+
+    table = Table("seq", "time (UTC)", "actor", "action", "subject", "hash")
+    for e in events:
+        table.add_row(
+            str(e.seq),
+            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+            e.actor,
+            e.action,
+            e.subject,
+            e.hash[:12],
+        )
+    console().print(table)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    expect_head: str = typer.Option(
+        None,
+        "--expect-head",
+        metavar="SEQ:HASH",
+        help="A head recorded earlier (`audit head`) that the log must still contain.",
+    ),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Recompute the hash chain and check every signed checkpoint."""
+    from loraledger.registry.audit import parse_head
+
+    expected = parse_head(expect_head) if expect_head else None
+    report = settings(ctx).open().verify_audit(expect_head=expected)
+    if json_:
+        emit_json(report)
+        return
+    typer.echo(
+        f"Audit log verified: {report.events} events, {report.checkpoints_verified} signed "
+        f"checkpoints, head #{report.head_seq} {report.head_hash}"
+    )
+
+
+@app.command()
+def head(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
+    """Print the chain head as SEQ:HASH; keep it elsewhere to detect truncation later."""
+    seq, digest = settings(ctx).open().audit_head()
+    if json_:
+        emit_json({"seq": seq, "hash": digest})
+        return
+    typer.echo(f"{seq}:{digest}")

@@ -1,0 +1,104 @@
+"""The one error hierarchy of LoRA Ledger.
+
+Every expected failure raises a subclass of :class:`LedgerError`. Its message is one
+line that says what is wrong and what to do about it; the CLI prints exactly that line
+and exits with :attr:`LedgerError.exit_code`:
+
+* ``1`` -- a verification failed or an operation was refused;
+* ``2`` -- bad usage or bad input (nothing was written).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_REFUSED = 1
+EXIT_BAD_INPUT = 2
+
+
+class LedgerError(Exception):
+    """Base of every expected LoRA Ledger failure."""
+
+    exit_code: int = EXIT_REFUSED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- bad input (exit 2) -------------------------------------------------------------
+
+
+class InputError(LedgerError):
+    """Input that cannot be accepted: a file, a line in it, a field, a name or a flag.
+
+    ``path``, ``line`` and ``field`` locate the problem when it has a location; the
+    message always names it too, so the one printed line is enough.
+    """
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = ""
+        if path is not None:
+            where = str(path)
+            if line is not None:
+                where += f":{line}"
+            if field is not None:
+                where += f": field '{field}'"
+            where += ": "
+        elif field is not None:
+            where = f"field '{field}': "
+        super().__init__(where + message)
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.field = field
+
+
+class NotFound(InputError):
+    """A named thing (identity, adapter version, event) does not exist."""
+
+
+class NotARegistry(InputError):
+    """The registry directory is missing or is not a LoRA Ledger registry."""
+
+
+class SchemaTooNew(InputError):
+    """The registry was written by a newer LoRA Ledger than this one."""
+
+
+class UsageError(InputError):
+    """A command was called without something it needs (e.g. no acting identity)."""
+
+
+# --- refused or failed (exit 1) -----------------------------------------------------
+
+
+class VerificationError(LedgerError):
+    """Bytes, a signature or the audit chain do not verify. Fail closed."""
+
+
+class PermissionDenied(LedgerError):
+    """The acting identity may not do this (role, revoked key, separation of duties)."""
+
+
+class Conflict(LedgerError):
+    """The operation contradicts the registry's state (e.g. already exists)."""
+
+
+class LockTimeout(LedgerError):
+    """Another process held the registry database for longer than the lock timeout."""
+
+
+class SigningKeyError(LedgerError):
+    """A private key is missing, unreadable, encrypted without a passphrase, or wrong."""

@@ -1,0 +1,1 @@
+"""Release policy as code: gates, approvals, promotion (loraledger.policies). Built in issue #6."""

@@ -1,0 +1,208 @@
+"""Validating a Hugging Face PEFT adapter directory before it enters the registry.
+
+A directory is accepted only if it holds regular files (no symlinks, no special files,
+no git metadata), a valid ``adapter_config.json`` and an ``adapter_model.safetensors``
+whose header parses and covers the file. Pickle-based weights (``.bin``, ``.pt``,
+``.pkl``, ...) are refused by name and never opened, let alone unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from loraledger.errors import InputError
+
+CONFIG_FILE = "adapter_config.json"
+WEIGHTS_FILE = "adapter_model.safetensors"
+MAX_CONFIG_BYTES = 1 << 20
+
+PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"})
+# model-signing's CLI leaves these out of a signature by default; a file that is stored
+# but not signed would be a hole, so they are refused instead.
+GIT_METADATA = frozenset({".git", ".gitattributes", ".gitignore", ".github", ".gitmodules"})
+
+
+class AdapterConfig(BaseModel):
+    """The fields of ``adapter_config.json`` the registry relies on; others are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    peft_type: str = Field(min_length=1, description="e.g. LORA")
+    base_model_name_or_path: str | None = None
+    r: int | None = Field(default=None, gt=0)
+    lora_alpha: float | None = None
+    target_modules: list[str] | str | None = None
+
+    @model_validator(mode="after")
+    def _lora_needs_rank(self) -> AdapterConfig:
+        if self.peft_type.upper() == "LORA" and self.r is None:
+            raise ValueError("a LORA adapter needs 'r' (the rank), a positive integer")
+        return self
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    relpath: str  # '/'-separated
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class AdapterDirectory:
+    """A scanned adapter directory: its files, in sorted order."""
+
+    root: Path
+    files: tuple[ScannedFile, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size_bytes for f in self.files)
+
+    @classmethod
+    def scan(cls, root: Path) -> AdapterDirectory:
+        """List the directory's files, refusing anything that may not be registered."""
+        if not root.exists():
+            raise InputError("adapter directory does not exist", path=root)
+        if root.is_symlink() or not root.is_dir():
+            raise InputError(
+                "is not a directory; pass the PEFT adapter directory (the one holding "
+                f"{CONFIG_FILE})",
+                path=root,
+            )
+        files = sorted(_walk(root, root), key=lambda f: f.relpath)
+        names = {f.relpath for f in files}
+        for required in (CONFIG_FILE, WEIGHTS_FILE):
+            if required not in names:
+                raise InputError(
+                    f"{required} is missing; save the adapter with "
+                    "model.save_pretrained(DIR, safe_serialization=True)",
+                    path=root,
+                )
+        return cls(root, tuple(files))
+
+    def copy_to(self, dest: Path, on_bytes: Callable[[int], None] | None = None) -> None:
+        """Copy every scanned file to ``dest``, never following a symlink planted since
+        the scan (the copy is what gets validated, hashed and stored). ``on_bytes`` is
+        told how many bytes each chunk copied, for a progress bar."""
+        for entry in self.files:
+            target = dest / entry.relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / entry.relpath, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as src, target.open("wb") as out:
+                if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                    raise InputError("is no longer a regular file", path=self.root / entry.relpath)
+                if on_bytes is None:
+                    shutil.copyfileobj(src, out, length=1 << 22)
+                    continue
+                while chunk := src.read(1 << 22):
+                    out.write(chunk)
+                    on_bytes(len(chunk))
+
+
+def _walk(root: Path, directory: Path) -> Iterator[ScannedFile]:
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            path = Path(entry.path)
+            rel = path.relative_to(root).as_posix()
+            _check_name(root, rel)
+            if entry.is_symlink():
+                raise InputError(
+                    f"symlink {rel!r} is refused: adapter files must be regular files inside "
+                    "the directory; copy the target in instead",
+                    path=root,
+                )
+            if entry.name in GIT_METADATA:
+                raise InputError(
+                    f"git metadata {rel!r} is refused (it would be stored but not signed); "
+                    "register a copy of the adapter without it",
+                    path=root,
+                )
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(root, path)
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                raise InputError(
+                    f"{rel!r} is not a regular file (device, socket or pipe); remove it",
+                    path=root,
+                )
+            if path.suffix.lower() in PICKLE_SUFFIXES:
+                raise InputError(
+                    f"pickle-based file {rel!r} is refused and was not opened: pickles can run "
+                    "code when loaded; save the adapter with safe_serialization=True and "
+                    "remove the pickle file",
+                    path=root,
+                )
+            yield ScannedFile(rel, entry.stat(follow_symlinks=False).st_size)
+
+
+def _check_name(root: Path, rel: str) -> None:
+    bad = [c for c in rel if ord(c) < 32 or ord(c) == 127 or c == "\\"]
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        bad.append("?")
+    if bad:
+        raise InputError(
+            f"file name {rel!r} has control characters, backslashes or bytes that are not "
+            "UTF-8; rename it",
+            path=root,
+        )
+
+
+def read_adapter_config(
+    path: Path, *, shown_as: Path | None = None
+) -> tuple[AdapterConfig, dict[str, Any]]:
+    """Parse and validate ``adapter_config.json``; returns the model and the raw object.
+
+    Errors name ``shown_as`` (the user's file) when ``path`` is a staged copy of it.
+    """
+    where = shown_as or path
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise InputError(
+            f"is larger than {MAX_CONFIG_BYTES} bytes; is it really a config?", path=where
+        )
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"is not UTF-8 (byte {error.start}); save it as UTF-8 JSON", path=where
+        ) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"invalid JSON: {error.msg} (column {error.colno})", path=where, line=error.lineno
+        ) from None
+    if not isinstance(raw, dict):
+        raise InputError("must hold a JSON object", path=where)
+    try:
+        config = AdapterConfig.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise InputError(
+            first["msg"].removeprefix("Value error, "), path=where, field=field
+        ) from None
+    return config, raw
+
+
+def check_safetensors(path: Path, *, shown_as: Path | None = None) -> None:
+    """Parse a safetensors header (and check it covers the file) without loading tensors."""
+    from safetensors import SafetensorError, safe_open
+
+    where = shown_as or path
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            handle.keys()
+    except SafetensorError as error:
+        raise InputError(
+            f"not a valid safetensors file ({error}); re-save the adapter", path=where
+        ) from None

@@ -1,0 +1,357 @@
+"""Adapter versions: register, read, verify and hand out PEFT adapter directories.
+
+Registering copies the directory into the registry's staging area, validates the copy,
+signs it with the actor's key in the OpenSSF model-signing format (which hashes every
+file), moves the files into the content-addressed store and then commits the version,
+its files, its signature and the audit event in one transaction.
+
+Verification lives here and only here: :meth:`Adapters.verify`, :meth:`Adapters.fetch`
+and :meth:`Adapters.open_verified` all re-hash the stored bytes and check the signature
+against the signer's registered public key before anything is handed out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loraledger.errors import InputError, NotFound, VerificationError
+
+from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_adapter_config
+from .audit import utcnow
+from .db import Connection
+from .manifest import PREDICATE_TYPE, Manifest
+from .models import AdapterVersion, FileEntry, IdentityStatus, Role, VerificationReport
+from .refs import AdapterRef, validate_name
+from .signing import sign_directory, verify_directory
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+REGISTER_ROLES = {Role.ENGINEER, Role.ADMIN}
+
+_VERSION_SQL = """
+SELECT v.name, v.version, v.digest, v.peft_type, v.base_model_name, v.file_count,
+       v.total_bytes, v.source_path, v.created_at, v.created_by, v.signature_id,
+       s.signer, s.key_fingerprint, s.bundle_sha256, v.adapter_config
+FROM adapter_versions v JOIN signatures s ON s.id = v.signature_id
+"""
+
+
+def _version(row: tuple[Any, ...], files: tuple[FileEntry, ...] = ()) -> AdapterVersion:
+    return AdapterVersion(
+        name=row[0],
+        version=row[1],
+        digest=row[2],
+        peft_type=row[3],
+        base_model_name=row[4],
+        file_count=row[5],
+        total_bytes=row[6],
+        source_path=row[7],
+        created_at=row[8],
+        created_by=row[9],
+        signature_id=row[10],
+        signer=row[11],
+        signer_key_fingerprint=row[12],
+        bundle_sha256=row[13],
+        adapter_config=json.loads(row[14]),
+        files=files,
+    )
+
+
+class Adapters:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    # --- registering ------------------------------------------------------------------
+
+    def register(
+        self,
+        directory: Path,
+        name: str,
+        *,
+        actor: str | None,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> AdapterVersion:
+        """Validate, sign and store ``directory`` as the next version of ``name``.
+
+        ``on_bytes`` reports copy progress (bytes per chunk) for a progress bar.
+        """
+        validate_name(name, what="adapter name")
+        registry = self._registry
+        key = registry.act_as(actor, REGISTER_ROLES)
+        scanned = AdapterDirectory.scan(directory)
+        registry.remove_stale_files()
+        store = registry.store
+        with store.scratch("reg") as scratch:
+            staged = scratch / name  # the directory name becomes the bundle's subject name
+            scanned.copy_to(staged, on_bytes)
+            _, raw_config = read_adapter_config(
+                staged / CONFIG_FILE, shown_as=directory / CONFIG_FILE
+            )
+            for entry in scanned.files:
+                if entry.relpath.endswith(".safetensors"):
+                    check_safetensors(staged / entry.relpath, shown_as=directory / entry.relpath)
+            manifest = sign_directory(staged, key, scratch / "bundle.sig")
+            if set(manifest.files) != {f.relpath for f in scanned.files}:
+                raise VerificationError(
+                    "the signature does not list exactly the scanned files; was the directory "
+                    "changed during registration? Register it again"
+                )
+            for relpath, digest in manifest.files.items():
+                store.adopt(staged / relpath, digest)
+            bundle_sha = store.put_bytes((scratch / "bundle.sig").read_bytes())
+
+            sizes = {f.relpath: f.size_bytes for f in scanned.files}
+            with registry.change(key, REGISTER_ROLES) as change:
+                version = self._insert_version(
+                    change.conn,
+                    name,
+                    directory,
+                    manifest,
+                    bundle_sha,
+                    sizes,
+                    raw_config,
+                    signer=key.name,
+                    signer_fingerprint=key.fingerprint,
+                )
+                change.record(
+                    "adapter.register",
+                    f"adapter:{name}@v{version}",
+                    {
+                        "digest": manifest.digest,
+                        "bundle_sha256": bundle_sha,
+                        "files": manifest.files,
+                        "total_bytes": sum(sizes.values()),
+                        "source_path": str(directory.resolve()),
+                    },
+                )
+        return self.get(AdapterRef(name, version))
+
+    def _insert_version(
+        self,
+        conn: Connection,
+        name: str,
+        directory: Path,
+        manifest: Manifest,
+        bundle_sha: str,
+        sizes: dict[str, int],
+        raw_config: dict[str, Any],
+        *,
+        signer: str,
+        signer_fingerprint: str,
+    ) -> int:
+        now = utcnow()
+        conn.execute(
+            "INSERT INTO adapters VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [name, now, signer]
+        )
+        row = conn.execute(
+            "SELECT coalesce(max(version), 0) + 1 FROM adapter_versions WHERE name = ?", [name]
+        ).fetchone()
+        version = int(row[0]) if row else 1
+        artifacts = [[d, sizes[p], now] for p, d in manifest.files.items()]
+        artifacts.append([bundle_sha, self._registry.store.path_of(bundle_sha).stat().st_size, now])
+        conn.executemany("INSERT INTO artifacts VALUES (?, ?, ?) ON CONFLICT DO NOTHING", artifacts)
+        signature_id = str(uuid.uuid4())
+        conn.execute(
+            "INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                signature_id,
+                PREDICATE_TYPE,
+                bundle_sha,
+                signer,
+                signer_fingerprint,
+                manifest.digest,
+                now,
+            ],
+        )
+        conn.execute(
+            "INSERT INTO adapter_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                name,
+                version,
+                manifest.digest,
+                signature_id,
+                str(raw_config["peft_type"]),
+                raw_config.get("base_model_name_or_path"),
+                json.dumps(raw_config, sort_keys=True),
+                len(manifest.files),
+                sum(sizes.values()),
+                str(directory.resolve()),
+                now,
+                signer,
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO adapter_files VALUES (?, ?, ?, ?, ?)",
+            [[name, version, p, d, sizes[p]] for p, d in sorted(manifest.files.items())],
+        )
+        return version
+
+    # --- reading ----------------------------------------------------------------------
+
+    def list(self, name: str | None = None) -> list[AdapterVersion]:
+        sql = _VERSION_SQL
+        params: list[Any] = []
+        if name is not None:
+            sql += " WHERE v.name = ?"
+            params.append(validate_name(name, what="adapter name"))
+        sql += " ORDER BY v.name, v.version"
+        with self._registry.db.read() as conn:
+            return [_version(r) for r in conn.execute(sql, params).fetchall()]
+
+    def get(self, ref: AdapterRef | str) -> AdapterVersion:
+        with self._registry.db.read() as conn:
+            return self._get_in(conn, ref)
+
+    def _get_in(self, conn: Connection, ref: AdapterRef | str) -> AdapterVersion:
+        parsed = AdapterRef.parse(ref) if isinstance(ref, str) else ref
+        versions = [
+            r[0]
+            for r in conn.execute(
+                "SELECT version FROM adapter_versions WHERE name = ? ORDER BY version",
+                [parsed.name],
+            ).fetchall()
+        ]
+        if not versions:
+            raise NotFound(f"no adapter named {parsed.name!r}; see `loraledger adapters list`")
+        version = versions[-1] if parsed.version is None else parsed.version
+        if version not in versions:
+            raise NotFound(
+                f"{parsed.name} has no version v{version} (it has v{versions[0]}..v{versions[-1]})"
+            )
+        row = conn.execute(
+            _VERSION_SQL + " WHERE v.name = ? AND v.version = ?", [parsed.name, version]
+        ).fetchone()
+        if row is None:
+            raise VerificationError(
+                f"{parsed.name}@v{version} has no signature record; the registry was tampered with"
+            )
+        files = tuple(
+            FileEntry(path=r[0], sha256=r[1], size_bytes=r[2])
+            for r in conn.execute(
+                "SELECT path, sha256, size_bytes FROM adapter_files "
+                "WHERE adapter_name = ? AND version = ? ORDER BY path",
+                [parsed.name, version],
+            ).fetchall()
+        )
+        return _version(row, files)
+
+    def signature(self, ref: AdapterRef | str) -> bytes:
+        """The version's model-signing bundle (JSON bytes), checked against its digest."""
+        return self._registry.store.read_verified(self.get(ref).bundle_sha256)
+
+    # --- verifying --------------------------------------------------------------------
+
+    def verify(self, ref: AdapterRef | str) -> VerificationReport:
+        """Re-hash the stored files and check the signature; raise on any mismatch."""
+        started = time.perf_counter()
+        with self._registry.store.scratch("verify") as scratch:
+            version = self._verify_into(ref, scratch / "adapter", scratch, link=True)
+        return self._report(version, started)
+
+    def fetch(self, ref: AdapterRef | str, dest: Path) -> VerificationReport:
+        """Write the version's files to ``dest`` (new or empty), verifying the very copy
+        that is handed out; on any failure nothing is left at ``dest``."""
+        started = time.perf_counter()
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise InputError("exists and is not an empty directory; choose a new one", path=dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.parent / f".{dest.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            with self._registry.store.scratch("fetch") as scratch:
+                version = self._verify_into(ref, partial, scratch, link=False)
+            if dest.exists():
+                dest.rmdir()
+            os.replace(partial, dest)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return self._report(version, started)
+
+    @contextmanager
+    def open_verified(self, ref: AdapterRef | str) -> Iterator[tuple[AdapterVersion, Path]]:
+        """A verified private copy of the version's directory, removed afterwards.
+
+        The one way the trainer and the harness load an adapter for use.
+        """
+        with self._registry.store.scratch("open") as scratch:
+            version = self._verify_into(ref, scratch / "adapter", scratch, link=False)
+            yield version, scratch / "adapter"
+
+    def _verify_into(
+        self, ref: AdapterRef | str, directory: Path, scratch: Path, *, link: bool
+    ) -> AdapterVersion:
+        """Check the records, lay the files out in ``directory`` and verify them there."""
+        registry = self._registry
+        with registry.db.read() as conn:
+            version = self._get_in(conn, ref)
+            signer = conn.execute(
+                "SELECT status, key_fingerprint, public_key_pem, revoked_at, revoke_reason "
+                "FROM identities WHERE name = ?",
+                [version.signer],
+            ).fetchone()
+            subject_digest = conn.execute(
+                "SELECT subject_digest FROM signatures WHERE id = ?", [version.signature_id]
+            ).fetchone()
+        ref_text = version.ref
+        if signer is None:
+            raise VerificationError(f"{ref_text} was signed by unknown identity {version.signer!r}")
+        status, fingerprint, public_pem, revoked_at, reason = signer
+        if status != IdentityStatus.ACTIVE.value:
+            raise VerificationError(
+                f"{ref_text} was signed by {version.signer!r}, whose key was revoked at "
+                f"{revoked_at:%Y-%m-%d %H:%M:%S} UTC ({reason}); the signature is no longer "
+                "trusted: re-register the adapter with an active identity"
+            )
+        if fingerprint != version.signer_key_fingerprint:
+            raise VerificationError(
+                f"{ref_text}: the registered key of {version.signer!r} is not the key that "
+                "signed it (the identity's public key was replaced)"
+            )
+        bundle = registry.store.read_verified(version.bundle_sha256)
+        manifest = Manifest.from_bundle(bundle)
+        if not (manifest.digest == version.digest == (subject_digest or [None])[0]):
+            raise VerificationError(
+                f"{ref_text}: the recorded digest does not match the signed digest"
+            )
+        _compare_files(ref_text, {f.path: f.sha256 for f in version.files}, manifest.files)
+        registry.store.materialize(manifest.files, directory, link=link)
+        verify_directory(directory, bundle, public_pem, scratch=scratch)
+        return version
+
+    @staticmethod
+    def _report(version: AdapterVersion, started: float) -> VerificationReport:
+        return VerificationReport(
+            ref=version.ref,
+            digest=version.digest,
+            signer=version.signer,
+            signer_key_fingerprint=version.signer_key_fingerprint,
+            files_verified=len(version.files),
+            bytes_verified=sum(f.size_bytes for f in version.files),
+            seconds=time.perf_counter() - started,
+        )
+
+
+def _compare_files(ref: str, recorded: dict[str, str], signed: dict[str, str]) -> None:
+    """The version's file rows must be exactly the signed files, digest for digest."""
+    problems = []
+    missing = sorted(set(signed) - set(recorded))
+    extra = sorted(set(recorded) - set(signed))
+    if missing:
+        problems.append(f"signed but not recorded: {', '.join(missing)}")
+    if extra:
+        problems.append(f"recorded but not signed: {', '.join(extra)}")
+    changed = sorted(p for p in set(signed) & set(recorded) if signed[p] != recorded[p])
+    if changed:
+        problems.append(f"recorded digest differs from the signed one: {', '.join(changed)}")
+    if problems:
+        raise VerificationError(
+            f"{ref}: file records do not match the signature ({'; '.join(problems)})"
+        )

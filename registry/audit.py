@@ -1,0 +1,361 @@
+"""The tamper-evident audit log: a hash chain of events plus signed checkpoints.
+
+Each event's hash covers its sequence number, the previous event's hash, its time,
+actor, action, subject and payload, so editing, deleting, inserting or reordering events
+breaks the chain at the first event touched. Rewriting the whole chain consistently is
+caught by checkpoints: after every state change the acting identity signs "the head is
+event SEQ with hash H" with its private key (which never enters the registry). A
+checkpoint is stored in the database, in the same transaction as the events it covers,
+and appended to ``audit-checkpoints.jsonl`` beside the database after the commit, so
+cutting the newest events (and their checkpoints) out of the database is caught by the
+file. For protection against someone who can rewrite both, keep the head printed by
+``loraledger audit head`` elsewhere and pass it to ``audit verify --expect-head``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loraledger.errors import InputError, VerificationError
+
+from .db import Connection
+from .keys import SigningKey, verify_signature
+from .models import AuditEvent, AuditReport, Checkpoint
+
+GENESIS_HASH = "0" * 64
+CHAIN_FORMAT = 1
+CHECKPOINT_FILE = "audit-checkpoints.jsonl"
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive, at the microsecond precision DuckDB stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(
+    seq: int,
+    prev_hash: str,
+    created_at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    payload: str,
+) -> str:
+    """sha256 over the canonical JSON array of the event's fields (payload as text)."""
+    material = canonical_json(
+        [
+            CHAIN_FORMAT,
+            seq,
+            prev_hash,
+            created_at.isoformat(timespec="microseconds"),
+            actor,
+            action,
+            subject,
+            payload,
+        ]
+    )
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def checkpoint_message(
+    registry_id: str, seq: int, head_hash: str, signer: str, created_at: datetime
+) -> bytes:
+    return (
+        f"loraledger-checkpoint/v1\n{registry_id}\n{seq}\n{head_hash}\n{signer}\n"
+        f"{created_at.isoformat(timespec='microseconds')}\n"
+    ).encode()
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    actor: str
+    action: str
+    subject: str
+    payload: dict[str, Any]
+
+
+class AuditLog:
+    """The audit chain of one registry (``registry_id``) whose directory is ``root``."""
+
+    def __init__(self, registry_id: str, root: Path) -> None:
+        self.registry_id = registry_id
+        self.checkpoint_file = root / CHECKPOINT_FILE
+
+    # --- writing ----------------------------------------------------------------------
+
+    def append(
+        self, conn: Connection, actor: str, action: str, subject: str, payload: dict[str, Any]
+    ) -> AuditEvent:
+        """Append one event inside the caller's transaction."""
+        return self.append_many(conn, [NewEvent(actor, action, subject, payload)])[-1]
+
+    def append_many(self, conn: Connection, new: Iterable[NewEvent]) -> list[AuditEvent]:
+        """Append events in order inside the caller's transaction."""
+        head = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        row = head.fetchone()
+        seq, prev = (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
+        events: list[AuditEvent] = []
+        rows: list[list[Any]] = []
+        for item in new:
+            seq += 1
+            now = utcnow()
+            text = canonical_json(item.payload)
+            digest = event_hash(seq, prev, now, item.actor, item.action, item.subject, text)
+            events.append(
+                AuditEvent(
+                    seq=seq,
+                    created_at=now,
+                    actor=item.actor,
+                    action=item.action,
+                    subject=item.subject,
+                    payload=item.payload,
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+            rows.append([seq, now, item.actor, item.action, item.subject, text, prev, digest])
+            prev = digest
+        if rows:
+            conn.executemany("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return events
+
+    def checkpoint(self, conn: Connection, key: SigningKey) -> Checkpoint:
+        """Sign the current head with ``key`` inside the caller's transaction."""
+        row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        head = row.fetchone()
+        if head is None:
+            raise VerificationError("the audit log is empty; the registry was not initialised")
+        now = utcnow()
+        seq, head_hash = int(head[0]), str(head[1])
+        signature = key.sign(checkpoint_message(self.registry_id, seq, head_hash, key.name, now))
+        conn.execute(
+            "INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?)",
+            [seq, head_hash, key.name, signature, now],
+        )
+        return Checkpoint(
+            registry_id=self.registry_id,
+            seq=seq,
+            head_hash=head_hash,
+            signer=key.name,
+            signature=signature,
+            created_at=now,
+        )
+
+    def publish(self, checkpoint: Checkpoint) -> None:
+        """Append a committed checkpoint to the file beside the database (one write)."""
+        line = (canonical_json(checkpoint.model_dump(mode="json")) + "\n").encode("utf-8")
+        fd = os.open(self.checkpoint_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def events(
+        self,
+        conn: Connection,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        subject: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditEvent]:
+        where, params = [], []
+        for column, value in (("actor", actor), ("action", action), ("subject", subject)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
+        sql += "FROM audit_events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [
+            AuditEvent(
+                seq=r[0],
+                created_at=r[1],
+                actor=r[2],
+                action=r[3],
+                subject=r[4],
+                payload=json.loads(r[5]),
+                prev_hash=r[6],
+                hash=r[7],
+            )
+            for r in conn.execute(sql, params).fetchall()
+        ]
+
+    def head(self, conn: Connection) -> tuple[int, str]:
+        row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        head = row.fetchone()
+        return (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
+
+    # --- verifying --------------------------------------------------------------------
+
+    def verify(
+        self,
+        conn: Connection,
+        public_keys: dict[str, str],
+        *,
+        expect_head: tuple[int, str] | None = None,
+    ) -> AuditReport:
+        """Recompute the chain and check every checkpoint; raise at the first break.
+
+        ``public_keys`` maps identity names to PEM public keys (the checkpoint signers).
+        """
+        started = time.perf_counter()
+        rows = conn.execute(
+            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
+            "FROM audit_events ORDER BY seq"
+        ).fetchall()
+        hashes = _verify_chain(rows)
+        head_seq = len(rows)
+        head_hash = hashes[-1] if hashes else GENESIS_HASH
+
+        checkpoints = self._stored_checkpoints(conn)
+        for origin, cp in checkpoints:
+            _verify_checkpoint(self.registry_id, origin, cp, public_keys, hashes)
+        db_entries = {_cp_key(cp) for origin, cp in checkpoints if origin == "database"}
+        for origin, cp in checkpoints:
+            if origin != "database" and _cp_key(cp) not in db_entries:
+                raise VerificationError(
+                    f"checkpoint at event #{cp.seq} (signed by {cp.signer}) is in "
+                    f"{CHECKPOINT_FILE} but was deleted from the database"
+                )
+        if expect_head is not None:
+            seq, digest = expect_head
+            if seq > head_seq or hashes[seq - 1] != digest:
+                raise VerificationError(
+                    f"the log does not contain the expected head #{seq} {digest[:16]}…: "
+                    "events were truncated or rewritten"
+                )
+        return AuditReport(
+            events=head_seq,
+            head_seq=head_seq,
+            head_hash=head_hash,
+            checkpoints_verified=len(checkpoints),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _stored_checkpoints(self, conn: Connection) -> list[tuple[str, Checkpoint]]:
+        found: list[tuple[str, Checkpoint]] = [
+            (
+                "database",
+                Checkpoint(
+                    registry_id=self.registry_id,
+                    seq=r[0],
+                    head_hash=r[1],
+                    signer=r[2],
+                    signature=r[3],
+                    created_at=r[4],
+                ),
+            )
+            for r in conn.execute(
+                "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints"
+            ).fetchall()
+        ]
+        try:
+            lines = self.checkpoint_file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        for number, line in enumerate(lines, start=1):
+            origin = f"{CHECKPOINT_FILE}:{number}"
+            try:
+                found.append((origin, Checkpoint.model_validate_json(line)))
+            except ValueError:
+                raise VerificationError(
+                    f"{origin} is not a checkpoint record: the file was edited"
+                ) from None
+        return found
+
+
+def _cp_key(cp: Checkpoint) -> tuple[int, str, str, str]:
+    return (cp.seq, cp.head_hash, cp.signer, cp.signature)
+
+
+def _verify_chain(rows: list[tuple[Any, ...]]) -> list[str]:
+    hashes: list[str] = []
+    prev = GENESIS_HASH
+    for expected_seq, (
+        seq,
+        created_at,
+        actor,
+        action,
+        subject,
+        payload,
+        prev_hash,
+        digest,
+    ) in enumerate(rows, start=1):
+        if seq != expected_seq:
+            raise VerificationError(
+                f"audit chain broken at event #{expected_seq}: the next stored event is #{seq} "
+                "(an event was deleted or inserted)"
+            )
+        if prev_hash != prev:
+            raise VerificationError(
+                f"audit chain broken at event #{seq}: it does not link to event #{seq - 1} "
+                "(events were deleted, inserted, reordered or rewritten)"
+            )
+        if event_hash(seq, prev_hash, created_at, actor, action, subject, payload) != digest:
+            raise VerificationError(
+                f"audit chain broken at event #{seq}: its content does not match its hash "
+                "(the event was edited)"
+            )
+        hashes.append(digest)
+        prev = digest
+    return hashes
+
+
+def _verify_checkpoint(
+    registry_id: str,
+    origin: str,
+    cp: Checkpoint,
+    public_keys: dict[str, str],
+    hashes: list[str],
+) -> None:
+    where = f"checkpoint at event #{cp.seq} ({origin}, signed by {cp.signer})"
+    if cp.registry_id != registry_id:
+        raise VerificationError(f"{where} belongs to another registry ({cp.registry_id})")
+    pem = public_keys.get(cp.signer)
+    if pem is None:
+        raise VerificationError(f"{where}: the signer is not a registered identity")
+    message = checkpoint_message(registry_id, cp.seq, cp.head_hash, cp.signer, cp.created_at)
+    if not verify_signature(pem, cp.signature, message):
+        raise VerificationError(f"{where}: the signature does not verify (forged or edited)")
+    if cp.seq > len(hashes):
+        raise VerificationError(
+            f"audit log truncated: {where} records event #{cp.seq} but the log ends at "
+            f"#{len(hashes)}"
+        )
+    if hashes[cp.seq - 1] != cp.head_hash:
+        raise VerificationError(
+            f"audit log rewritten: {where} records hash {cp.head_hash[:16]}… for event "
+            f"#{cp.seq} but the log now has {hashes[cp.seq - 1][:16]}…"
+        )
+
+
+def parse_head(text: str) -> tuple[int, str]:
+    """Parse ``SEQ:HASH`` as printed by ``loraledger audit head``."""
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or int(seq) < 1 or len(digest) != 64:
+        raise InputError(
+            f"--expect-head {text!r} is invalid: write SEQ:HASH as printed by "
+            "`loraledger audit head`"
+        )
+    return int(seq), digest.lower()

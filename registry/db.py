@@ -1,0 +1,115 @@
+"""Short-lived DuckDB connections that wait politely for the one-writer lock.
+
+DuckDB lets one process at a time open a database file read-write, and a read-only
+opener conflicts with that writer too. So no LoRA Ledger operation keeps a connection
+open: it opens, runs one short transaction and closes. When another process holds the
+lock, opening is retried with jittered exponential backoff until ``lock_timeout``
+seconds have passed, then :class:`LockTimeout` says who held it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from loraledger.errors import LockTimeout, NotARegistry, UsageError
+
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+LOCK_TIMEOUT_ENV = "LORALEDGER_LOCK_TIMEOUT"
+
+Connection = duckdb.DuckDBPyConnection
+
+
+def lock_timeout_from_env() -> float:
+    raw = os.environ.get(LOCK_TIMEOUT_ENV)
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise UsageError(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a positive number of seconds")
+    return value
+
+
+def _is_lock_conflict(error: duckdb.Error) -> bool:
+    text = str(error)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+class Database:
+    """One registry database file, opened per transaction."""
+
+    def __init__(self, path: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+        self.path = path
+        self.lock_timeout = lock_timeout
+
+    def _connect(self, *, read_only: bool) -> Connection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as error:
+                if not _is_lock_conflict(error):
+                    raise NotARegistry(
+                        f"cannot open the registry database: {error}; check the path and "
+                        "the file's permissions",
+                        path=self.path,
+                    ) from error
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"the registry database {self.path} stayed locked by another process "
+                        f"for {self.lock_timeout:g}s ({_holder(error)}); retry when it is "
+                        f"done, or raise {LOCK_TIMEOUT_ENV}"
+                    ) from error
+            except duckdb.Error as error:
+                raise NotARegistry(
+                    f"not a readable DuckDB registry database ({error}); point --registry "
+                    "at a directory made by `loraledger init`",
+                    path=self.path,
+                ) from error
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 1.6, 0.25)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (several readers may share the file)."""
+        conn = self._connect(read_only=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write connection inside one transaction: committed on success,
+        rolled back on any exception, closed either way."""
+        conn = self._connect(read_only=False)
+        try:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+
+def _holder(error: duckdb.Error) -> str:
+    text = str(error)
+    marker = "(PID "
+    start = text.find(marker)
+    if start < 0:
+        return "holder unknown"
+    end = text.find(")", start)
+    return "held by PID " + text[start + len(marker) : end]

@@ -1,0 +1,153 @@
+"""Private keys on disk and the small signatures the registry makes with them.
+
+Private keys never enter the registry: each identity's EC (P-256) key is a PEM file in
+the key directory (``~/.loraledger/keys`` by default, ``LORALEDGER_KEYS_DIR`` or
+``--keys-dir`` to move it), written with mode 0600 and optionally encrypted with a
+passphrase (``LORALEDGER_PASSPHRASE`` supplies it non-interactively).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from loraledger.errors import SigningKeyError, VerificationError
+
+KEYS_DIR_ENV = "LORALEDGER_KEYS_DIR"
+PASSPHRASE_ENV = "LORALEDGER_PASSPHRASE"
+
+
+def default_keys_dir() -> Path:
+    return Path(os.environ.get(KEYS_DIR_ENV) or Path.home() / ".loraledger" / "keys")
+
+
+def public_pem(key: ec.EllipticCurvePublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def fingerprint(public_key_pem: str) -> str:
+    """sha256 over the DER SubjectPublicKeyInfo, hex."""
+    key = load_public_key(public_key_pem)
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def load_public_key(pem: str) -> ec.EllipticCurvePublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem.encode("ascii"))
+    except ValueError as error:
+        raise VerificationError(f"a registered public key is unreadable ({error})") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise VerificationError("a registered public key is not an elliptic-curve key")
+    return key
+
+
+def verify_signature(public_key_pem: str, signature_b64: str, message: bytes) -> bool:
+    try:
+        load_public_key(public_key_pem).verify(
+            base64.b64decode(signature_b64), message, ec.ECDSA(hashes.SHA256())
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A loaded private key and the file it came from (model-signing reads the file)."""
+
+    name: str
+    path: Path
+    private_key: ec.EllipticCurvePrivateKey
+    passphrase: bytes | None
+
+    @property
+    def public_key_pem(self) -> str:
+        return public_pem(self.private_key.public_key())
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_key_pem)
+
+    def sign(self, message: bytes) -> str:
+        """Base64 ECDSA-SHA256 signature over ``message``."""
+        return base64.b64encode(self.private_key.sign(message, ec.ECDSA(hashes.SHA256()))).decode(
+            "ascii"
+        )
+
+
+class KeyStore:
+    """The directory of private key files, one ``NAME.pem`` per identity."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or default_keys_dir()
+
+    def path_for(self, name: str) -> Path:
+        return self.directory / f"{name}.pem"
+
+    def create(self, name: str, passphrase: bytes | None = None) -> SigningKey:
+        """Generate a P-256 key and write it with mode 0600; refuses to overwrite."""
+        path = self.path_for(name)
+        if path.exists():
+            raise SigningKeyError(
+                f"a private key for {name!r} already exists at {path}; pass --reuse-key to "
+                "register it, or choose another --keys-dir"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = ec.generate_private_key(ec.SECP256R1())
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(passphrase)
+            if passphrase
+            else serialization.NoEncryption()
+        )
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+        tmp = path.with_suffix(f".pem.tmp-{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return SigningKey(name, path, key, passphrase)
+
+    def load(self, name: str, passphrase: bytes | None = None) -> SigningKey:
+        path = self.path_for(name)
+        if passphrase is None and os.environ.get(PASSPHRASE_ENV):
+            passphrase = os.environ[PASSPHRASE_ENV].encode("utf-8")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise SigningKeyError(
+                f"no private key for {name!r} at {path}; act as an identity whose key is on "
+                f"this machine, or point --keys-dir / {KEYS_DIR_ENV} at its key directory"
+            ) from None
+        try:
+            key = serialization.load_pem_private_key(data, password=passphrase)
+        except TypeError:
+            raise SigningKeyError(
+                f"the private key at {path} is encrypted; set {PASSPHRASE_ENV} to its passphrase"
+            ) from None
+        except ValueError as error:
+            raise SigningKeyError(
+                f"cannot read the private key at {path} ({error}); check the passphrase "
+                f"({PASSPHRASE_ENV}) and the file"
+            ) from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise SigningKeyError(
+                f"the key at {path} is not an elliptic-curve key; model-signing needs EC "
+                "(P-256/384/521)"
+            )
+        return SigningKey(name, path, key, passphrase)

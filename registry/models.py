@@ -1,0 +1,126 @@
+"""The registry's domain objects: what it stores and what it answers with.
+
+Each is a frozen pydantic model, defined once here and used by the library API, the CLI
+(``--json`` prints ``model_dump(mode="json")``) and, later, the dashboard and exports.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Role(enum.StrEnum):
+    """What an identity may do. Engineers register, reviewers approve, auditors read,
+    admins manage identities (and may do what engineers do)."""
+
+    ENGINEER = "engineer"
+    REVIEWER = "reviewer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class IdentityStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class Identity(_Frozen):
+    """An actor of the registry with a role and an EC public key."""
+
+    name: str
+    role: Role
+    public_key_pem: str
+    key_fingerprint: str = Field(description="sha256 of the DER SubjectPublicKeyInfo, hex")
+    status: IdentityStatus
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+
+
+class FileEntry(_Frozen):
+    """One file of an adapter version, stored by its sha256."""
+
+    path: str = Field(description="relative, '/'-separated")
+    sha256: str
+    size_bytes: int
+
+
+class AdapterVersion(_Frozen):
+    """An immutable, signed adapter version NAME@vN."""
+
+    name: str
+    version: int
+    digest: str = Field(description="model-signing subject digest over all files")
+    peft_type: str
+    base_model_name: str | None
+    file_count: int
+    total_bytes: int
+    source_path: str
+    created_at: datetime
+    created_by: str
+    signature_id: str
+    signer: str
+    signer_key_fingerprint: str
+    bundle_sha256: str
+    files: tuple[FileEntry, ...] = ()
+    adapter_config: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+class VerificationReport(_Frozen):
+    """What a successful verification established (a failure raises instead)."""
+
+    ref: str
+    digest: str
+    signer: str
+    signer_key_fingerprint: str
+    files_verified: int
+    bytes_verified: int
+    seconds: float
+
+
+class AuditEvent(_Frozen):
+    """One link of the audit chain."""
+
+    seq: int
+    created_at: datetime
+    actor: str
+    action: str
+    subject: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class Checkpoint(_Frozen):
+    """A signed statement that the chain's head was event ``seq`` with ``head_hash``."""
+
+    registry_id: str
+    seq: int
+    head_hash: str
+    signer: str
+    signature: str = Field(description="base64 ECDSA-SHA256 over Checkpoint.message()")
+    created_at: datetime
+
+
+class AuditReport(_Frozen):
+    """The result of a successful ``audit verify``."""
+
+    events: int
+    head_seq: int
+    head_hash: str
+    checkpoints_verified: int
+    seconds: float

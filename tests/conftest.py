@@ -1,0 +1,72 @@
+"""Fixtures that build real things: a registry directory, real EC keys, real adapter
+directories in the PEFT layout. Nothing of LoRA Ledger's own is mocked."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loraledger.registry import AdapterVersion, Registry, Role
+from loraledger.registry.keys import KeyStore
+from loraledger.registry.synthetic import write_lora_adapter
+
+ADMIN, ENGINEER, REVIEWER, AUDITOR = "alice", "eve", "rita", "otto"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's own keys, registry or actor."""
+    for var in ("LORALEDGER_REGISTRY", "LORALEDGER_ACTOR", "LORALEDGER_PASSPHRASE",
+                "LORALEDGER_LOCK_TIMEOUT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LORALEDGER_KEYS_DIR", str(tmp_path / "keys"))
+
+
+@pytest.fixture
+def keystore(tmp_path: Path) -> KeyStore:
+    return KeyStore(tmp_path / "keys")
+
+
+@pytest.fixture
+def empty_registry(tmp_path: Path, keystore: KeyStore) -> Registry:
+    return Registry.init(tmp_path / "reg", keys=keystore)
+
+
+@pytest.fixture
+def registry(empty_registry: Registry) -> Registry:
+    """A registry with an admin, an engineer, a reviewer and an auditor."""
+    reg = empty_registry
+    reg.identities.create(ADMIN, Role.ADMIN, actor=None)
+    reg.identities.create(ENGINEER, Role.ENGINEER, actor=ADMIN)
+    reg.identities.create(REVIEWER, Role.REVIEWER, actor=ADMIN)
+    reg.identities.create(AUDITOR, Role.AUDITOR, actor=ADMIN)
+    return reg
+
+
+def small_adapter(directory: Path, seed: int = 0) -> Path:
+    return write_lora_adapter(directory, hidden=32, layers=2, r=4, seed=seed)
+
+
+@pytest.fixture
+def adapter_dir(tmp_path: Path) -> Path:
+    return small_adapter(tmp_path / "adapter")
+
+
+@pytest.fixture
+def registered(registry: Registry, adapter_dir: Path) -> AdapterVersion:
+    return registry.adapters.register(adapter_dir, "bank-support", actor=ENGINEER)
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
+
+
+@pytest.fixture
+def no_scratch_left(registry: Registry) -> Iterator[None]:
+    yield
+    leftovers = list(registry.store.tmp.iterdir()) if registry.store.tmp.exists() else []
+    assert leftovers == [], f"staging files left behind: {leftovers}"

@@ -1,0 +1,35 @@
+"""Test helpers: raw SQL for tampering, and a snapshot to prove nothing was written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loraledger.registry import Registry
+
+TABLES = ("identities", "artifacts", "signatures", "adapters", "adapter_versions",
+          "adapter_files", "audit_events", "audit_checkpoints")
+
+
+def sql(registry: Registry, statement: str, params: list[Any] | None = None) -> list[Any]:
+    """Run raw SQL as an attacker (or a careless admin) with file access would."""
+    with registry.db.write() as conn:
+        result = conn.execute(statement, params or [])
+        try:
+            return result.fetchall()
+        except Exception:
+            return []
+
+
+def snapshot(registry: Registry) -> dict[str, Any]:
+    """Everything a failed operation must leave untouched."""
+    with registry.db.read() as conn:
+        state: dict[str, Any] = {
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES
+        }
+    state["objects"] = sorted(p.name for p in registry.store.iter_objects())
+    state["tmp"] = sorted(p.name for p in registry.store.tmp.iterdir())
+    state["checkpoints"] = (
+        registry.audit.checkpoint_file.read_text() if registry.audit.checkpoint_file.exists()
+        else ""
+    )
+    return state

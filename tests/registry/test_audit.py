@@ -1,0 +1,235 @@
+"""The audit chain: every edit, deletion, insertion, reordering, rewrite and truncation
+of events made through raw SQL is found and named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loraledger.errors import InputError, VerificationError
+from loraledger.registry import AdapterVersion, Registry
+from loraledger.registry import schema
+from loraledger.registry.audit import (
+    GENESIS_HASH,
+    AuditLog,
+    NewEvent,
+    event_hash,
+    parse_head,
+    utcnow,
+)
+from loraledger.registry.keys import KeyStore
+from tests.conftest import ADMIN, ENGINEER, small_adapter
+from tests.registry.helpers import sql
+
+
+@pytest.fixture
+def busy(registry: Registry, tmp_path: Path) -> Registry:
+    """A registry with a few more events: 5 identity/registry events + 3 registrations."""
+    for i in range(3):
+        registry.adapters.register(small_adapter(tmp_path / f"a{i}", i), f"a{i}", actor=ENGINEER)
+    return registry
+
+
+def test_a_fresh_chain_verifies(busy: Registry) -> None:
+    report = busy.verify_audit()
+    assert report.events == 8 and report.head_seq == 8
+    assert report.head_hash == busy.audit_events()[-1].hash
+    # every change after init is checkpointed, in the database and in the file
+    assert report.checkpoints_verified == 2 * 7
+
+
+def test_events_link_and_hash(busy: Registry) -> None:
+    events = busy.audit_events()
+    assert [e.seq for e in events] == list(range(1, 9))
+    assert events[0].prev_hash == GENESIS_HASH
+    for before, after in zip(events, events[1:], strict=False):
+        assert after.prev_hash == before.hash
+
+
+def test_filters(busy: Registry) -> None:
+    assert [e.subject for e in busy.audit_events(action="adapter.register")] == [
+        "adapter:a0@v1", "adapter:a1@v1", "adapter:a2@v1"]
+    assert {e.actor for e in busy.audit_events(actor=ADMIN)} == {ADMIN}
+    assert [e.seq for e in busy.audit_events(limit=2, newest_first=True)] == [8, 7]
+
+
+EDITS = {
+    "edit payload": ("UPDATE audit_events SET payload = '{\"digest\":\"0\"}' WHERE seq = 6",
+                     "event #6: its content does not match its hash"),
+    "edit actor": ("UPDATE audit_events SET actor = 'rita' WHERE seq = 6",
+                   "event #6: its content does not match its hash"),
+    "edit time": ("UPDATE audit_events SET created_at = created_at + INTERVAL 1 SECOND "
+                  "WHERE seq = 3", "event #3: its content does not match its hash"),
+    "delete middle": ("DELETE FROM audit_events WHERE seq = 4",
+                      "broken at event #4: the next stored event is #5"),
+    "delete first": ("DELETE FROM audit_events WHERE seq = 1",
+                     "broken at event #1: the next stored event is #2"),
+    "insert": ("INSERT INTO audit_events SELECT 100, created_at, actor, action, subject, "
+               "payload, prev_hash, hash FROM audit_events WHERE seq = 8",
+               "broken at event #9: the next stored event is #100"),
+    "reorder": ("UPDATE audit_events SET seq = CASE seq WHEN 6 THEN 7 WHEN 7 THEN 6 END "
+                "WHERE seq IN (6, 7)",
+                "broken at event #6: it does not link to event #5"),
+    "relink": ("UPDATE audit_events SET prev_hash = (SELECT prev_hash FROM audit_events "
+               "WHERE seq = 5) WHERE seq = 6", "broken at event #6: it does not link"),
+}
+
+
+@pytest.mark.parametrize("case", list(EDITS))
+def test_raw_sql_edits_are_found(busy: Registry, case: str) -> None:
+    statement, message = EDITS[case]
+    sql(busy, statement)
+    with pytest.raises(VerificationError, match=message):
+        busy.verify_audit()
+
+
+def _rechain(registry: Registry) -> None:
+    """What a careful attacker does after an edit: recompute every hash and link."""
+    with registry.db.write() as conn:
+        rows = conn.execute(
+            "SELECT seq, created_at, actor, action, subject, payload FROM audit_events "
+            "ORDER BY seq").fetchall()
+        prev = GENESIS_HASH
+        for number, (seq, at, actor, action, subject, payload) in enumerate(rows, start=1):
+            digest = event_hash(number, prev, at, actor, action, subject, payload)
+            conn.execute("UPDATE audit_events SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                         [number, prev, digest, seq])
+            prev = digest
+
+
+def test_a_consistently_rewritten_chain_is_caught_by_checkpoints(busy: Registry) -> None:
+    sql(busy, "UPDATE audit_events SET actor = 'rita' WHERE seq = 6")
+    _rechain(busy)
+    with pytest.raises(VerificationError, match="audit log rewritten: checkpoint at event #6"):
+        busy.verify_audit()
+
+
+def test_deleting_an_event_and_rechaining_is_caught(busy: Registry) -> None:
+    sql(busy, "DELETE FROM audit_events WHERE seq = 5")
+    _rechain(busy)
+    with pytest.raises(VerificationError, match="audit log (rewritten|truncated)"):
+        busy.verify_audit()
+
+
+def test_truncating_newest_events_and_their_checkpoints_is_caught(busy: Registry) -> None:
+    sql(busy, "DELETE FROM audit_events WHERE seq > 6")
+    sql(busy, "DELETE FROM audit_checkpoints WHERE seq > 6")
+    with pytest.raises(VerificationError,
+                       match="audit log truncated: checkpoint at event #7 .*the log ends at #6"):
+        busy.verify_audit()
+
+
+def test_deleting_checkpoints_from_the_database_is_caught(busy: Registry) -> None:
+    sql(busy, "DELETE FROM audit_checkpoints WHERE seq = 3")
+    with pytest.raises(VerificationError, match="was deleted from the database"):
+        busy.verify_audit()
+
+
+def test_editing_the_checkpoint_file_is_caught(busy: Registry) -> None:
+    path = busy.audit.checkpoint_file
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[-1])
+    record["head_hash"] = "f" * 64
+    lines[-1] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(VerificationError, match="signature does not verify"):
+        busy.verify_audit()
+    path.write_text("not json\n")
+    with pytest.raises(VerificationError, match="audit-checkpoints.jsonl:1 is not a checkpoint"):
+        busy.verify_audit()
+
+
+def test_a_forged_checkpoint_is_caught(busy: Registry) -> None:
+    sql(busy, "UPDATE audit_checkpoints SET signer = 'rita' WHERE seq = 8")
+    with pytest.raises(VerificationError, match="signed by rita.*does not verify"):
+        busy.verify_audit()
+
+
+def test_a_checkpoint_by_an_unknown_signer(busy: Registry) -> None:
+    sql(busy, "UPDATE audit_checkpoints SET signer = 'ghost' WHERE seq = 8")
+    with pytest.raises(VerificationError, match="signer is not a registered identity"):
+        busy.verify_audit()
+
+
+def test_expected_head(busy: Registry) -> None:
+    seq, digest = busy.audit_head()
+    assert busy.verify_audit(expect_head=(seq, digest)).head_seq == seq
+    sql(busy, f"DELETE FROM audit_events WHERE seq = {seq}")
+    sql(busy, f"DELETE FROM audit_checkpoints WHERE seq = {seq}")
+    busy.audit.checkpoint_file.write_text("")  # the attacker cleaned the file too
+    busy.verify_audit()  # nothing inside the registry can tell...
+    with pytest.raises(VerificationError, match="does not contain the expected head"):
+        busy.verify_audit(expect_head=(seq, digest))  # ...but a head kept elsewhere can
+
+
+def test_parse_head() -> None:
+    assert parse_head("12:" + "A" * 64) == (12, "a" * 64)
+    for bad in ["12", "x:" + "a" * 64, "0:" + "a" * 64, "3:abc"]:
+        with pytest.raises(InputError, match="--expect-head"):
+            parse_head(bad)
+
+
+def test_revoked_signers_checkpoints_still_verify(registry: Registry,
+                                                  registered: AdapterVersion) -> None:
+    registry.identities.revoke(ENGINEER, actor=ADMIN, reason="moved on")
+    registry.verify_audit()
+
+
+# --- property tests on an in-memory chain ------------------------------------------
+
+
+def _memory_chain(actions: list[str]) -> tuple[duckdb.DuckDBPyConnection, AuditLog]:
+    conn = duckdb.connect()
+    schema.apply_pending(conn, utcnow())
+    log = AuditLog("test-registry", Path("/nonexistent"))
+    log.append_many(conn, [NewEvent("a", act, f"s:{i}", {"i": i, "text": act})
+                           for i, act in enumerate(actions)])
+    return conn, log
+
+
+_actions = st.lists(st.text(min_size=1, max_size=12), min_size=2, max_size=25)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions=_actions, data=st.data())
+def test_any_single_field_edit_is_found(actions: list[str], data: st.DataObject) -> None:
+    conn, log = _memory_chain(actions)
+    log.verify(conn, {})
+    seq = data.draw(st.integers(1, len(actions)))
+    column = data.draw(st.sampled_from(["actor", "action", "subject", "payload", "prev_hash",
+                                        "hash"]))
+    old = conn.execute(f"SELECT {column} FROM audit_events WHERE seq = ?", [seq]).fetchone()
+    new = data.draw(st.text(max_size=70).filter(lambda v: v != old[0]))
+    conn.execute(f"UPDATE audit_events SET {column} = ? WHERE seq = ?", [new, seq])
+    with pytest.raises(VerificationError, match=f"event #{seq}"):
+        log.verify(conn, {})
+
+
+@settings(max_examples=60, deadline=None)
+@given(actions=_actions, data=st.data())
+def test_any_deletion_or_swap_is_found(actions: list[str], data: st.DataObject) -> None:
+    conn, log = _memory_chain(actions)
+    n = len(actions)
+    if data.draw(st.booleans()):
+        seq = data.draw(st.integers(1, n - 1))  # the newest needs a checkpoint: tested above
+        conn.execute("DELETE FROM audit_events WHERE seq = ?", [seq])
+    else:
+        a = data.draw(st.integers(1, n - 1))
+        b = data.draw(st.integers(a + 1, n))
+        conn.execute("UPDATE audit_events SET seq = -1 WHERE seq = ?", [a])
+        conn.execute("UPDATE audit_events SET seq = ? WHERE seq = ?", [a, b])
+        conn.execute("UPDATE audit_events SET seq = ? WHERE seq = -1", [b])
+    with pytest.raises(VerificationError, match="audit chain broken"):
+        log.verify(conn, {})
+
+
+def test_checkpoint_needs_a_non_empty_chain(keystore: KeyStore) -> None:
+    conn = duckdb.connect()
+    schema.apply_pending(conn, utcnow())
+    with pytest.raises(VerificationError, match="the audit log is empty"):
+        AuditLog("r", Path("/nonexistent")).checkpoint(conn, keystore.create("k"))

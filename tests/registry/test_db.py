@@ -1,0 +1,66 @@
+"""The one-writer lock: waits with backoff, then a clear timeout naming the holder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loraledger.errors import LockTimeout, UsageError
+from loraledger.registry import Registry
+from loraledger.registry.db import Database, lock_timeout_from_env
+
+HOLD = """
+import sys, time, duckdb
+conn = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.close()
+"""
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_waits_for_a_short_lock(empty_registry: Registry) -> None:
+    holder = _hold_lock(empty_registry.db.path, 1.0)
+    started = time.monotonic()
+    with empty_registry.db.read() as conn:
+        assert conn.execute("SELECT count(*) FROM audit_events").fetchone() == (1,)
+    assert time.monotonic() - started > 0.3
+    holder.wait()
+
+
+def test_times_out_naming_the_holder(empty_registry: Registry) -> None:
+    holder = _hold_lock(empty_registry.db.path, 5.0)
+    try:
+        db = Database(empty_registry.db.path, lock_timeout=0.5)
+        with pytest.raises(LockTimeout, match=f"held by PID {holder.pid}.*LORALEDGER_LOCK_TIMEOUT"):
+            with db.write():
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_write_rolls_back_on_error(empty_registry: Registry) -> None:
+    with pytest.raises(RuntimeError), empty_registry.db.write() as conn:
+        conn.execute("INSERT INTO registry_meta VALUES ('x', 'y')")
+        raise RuntimeError
+    with empty_registry.db.read() as conn:
+        assert conn.execute("SELECT count(*) FROM registry_meta WHERE key = 'x'").fetchone() == (0,)
+
+
+def test_lock_timeout_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORALEDGER_LOCK_TIMEOUT", "2.5")
+    assert lock_timeout_from_env() == 2.5
+    monkeypatch.setenv("LORALEDGER_LOCK_TIMEOUT", "soon")
+    with pytest.raises(UsageError, match="not a positive number"):
+        lock_timeout_from_env()

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loraledger.errors import VerificationError
+from loraledger.registry.store import ArtifactStore, sha256_file
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "objects", tmp_path / "tmp")
+
+
+def test_put_and_read_back(store: ArtifactStore) -> None:
+    digest = store.put_bytes(b"hello")
+    assert digest == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    assert store.read_verified(digest) == b"hello"
+    assert store.path_of(digest).parent.name == digest[:2]
+    assert store.path_of(digest).stat().st_mode & 0o222 == 0  # stored read-only
+
+
+def test_same_bytes_stored_once(store: ArtifactStore) -> None:
+    assert store.put_bytes(b"x") == store.put_bytes(b"x")
+    assert len(list(store.iter_objects())) == 1
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_modified_object_is_refused(store: ArtifactStore) -> None:
+    digest = store.put_bytes(b"original")
+    path = store.path_of(digest)
+    path.chmod(0o644)
+    path.write_bytes(b"0riginal")
+    with pytest.raises(VerificationError, match="was modified"):
+        store.read_verified(digest)
+
+
+def test_missing_object_is_refused(store: ArtifactStore) -> None:
+    digest = store.put_bytes(b"gone")
+    store.path_of(digest).unlink()
+    with pytest.raises(VerificationError, match="missing from the store"):
+        store.read_verified(digest)
+
+
+def test_materialize_refuses_missing_object(store: ArtifactStore, tmp_path: Path) -> None:
+    with pytest.raises(VerificationError, match="'a.json'.*missing"):
+        store.materialize({"a.json": "0" * 64}, tmp_path / "out", link=True)
+
+
+def test_scratch_is_removed_even_on_error(store: ArtifactStore) -> None:
+    with pytest.raises(RuntimeError), store.scratch("t") as path:
+        (path / "f").write_text("x")
+        raise RuntimeError
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_stale_scratch_of_dead_processes_is_removed(store: ArtifactStore) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    store.tmp.mkdir(parents=True)
+    (store.tmp / f"reg-{pid}-abc").mkdir()
+    (store.tmp / f"obj-{pid}-def").write_bytes(b"x")
+    alive = store.tmp / f"reg-{os.getpid()}-live"
+    alive.mkdir()
+    assert store.remove_stale_scratch() == 2
+    assert list(store.tmp.iterdir()) == [alive]
+
+
+def test_sha256_file(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"hello")
+    assert sha256_file(path).startswith("2cf24dba")

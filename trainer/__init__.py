@@ -1,0 +1,1 @@
+"""QLoRA training with provenance (loraledger.trainer). Built in the trainer issue (#3)."""
