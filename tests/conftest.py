@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from loraledger.registry import AdapterVersion, Registry, Role
 from loraledger.registry.keys import KeyStore
 from loraledger.registry.synthetic import write_lora_adapter
@@ -19,8 +18,12 @@ ADMIN, ENGINEER, REVIEWER, AUDITOR = "alice", "eve", "rita", "otto"
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own keys, registry or actor."""
-    for var in ("LORALEDGER_REGISTRY", "LORALEDGER_ACTOR", "LORALEDGER_PASSPHRASE",
-                "LORALEDGER_LOCK_TIMEOUT"):
+    for var in (
+        "LORALEDGER_REGISTRY",
+        "LORALEDGER_ACTOR",
+        "LORALEDGER_PASSPHRASE",
+        "LORALEDGER_LOCK_TIMEOUT",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LORALEDGER_KEYS_DIR", str(tmp_path / "keys"))
 

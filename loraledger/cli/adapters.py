@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ._app import JSON_OPTION, console, emit_json, human_bytes, new_app, settings
+
+if TYPE_CHECKING:
+    from loraledger.registry import AdapterVersion, Registry
 
 app = new_app("Signed, immutable adapter versions.")
 
@@ -19,31 +24,12 @@ def register(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Validate, hash, sign (OpenSSF model-signing) and store a new adapter version."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
     opts = settings(ctx)
     registry = opts.open()
-    total = (
-        sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
-        if directory.is_dir()
-        else 0
-    )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        console=_stderr(),
-        transient=True,
-        disable=json_,
-    ) as progress:
-        task = progress.add_task("copying", total=total or None)
-
-        def advance(count: int) -> None:
-            progress.advance(task, count)
-            if progress.tasks[task].completed >= total:
-                progress.update(task, description="hashing and signing")
-
-        version = registry.adapters.register(directory, name, actor=opts.actor, on_bytes=advance)
+    if json_ or not sys.stderr.isatty():
+        version = registry.adapters.register(directory, name, actor=opts.actor)
+    else:
+        version = _register_with_progress(registry, directory, name, opts.actor)
     if json_:
         emit_json(version)
         return
@@ -149,7 +135,26 @@ def signature(
     typer.echo(settings(ctx).open().adapters.signature(ref).decode("utf-8"), nl=False)
 
 
-def _stderr() -> object:
+def _register_with_progress(
+    registry: Registry, directory: Path, name: str, actor: str | None
+) -> AdapterVersion:
+    """Register with a progress bar on stderr: copying, then hashing and signing."""
     from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    return Console(stderr=True)
+    total = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("copying", total=total or None)
+
+        def advance(count: int) -> None:
+            progress.advance(task, count)
+            if progress.tasks[task].completed >= total:
+                progress.update(task, description="hashing and signing")
+
+        return registry.adapters.register(directory, name, actor=actor, on_bytes=advance)

@@ -6,8 +6,16 @@ from typing import Any
 
 from loraledger.registry import Registry
 
-TABLES = ("identities", "artifacts", "signatures", "adapters", "adapter_versions",
-          "adapter_files", "audit_events", "audit_checkpoints")
+TABLES = (
+    "identities",
+    "artifacts",
+    "signatures",
+    "adapters",
+    "adapter_versions",
+    "adapter_files",
+    "audit_events",
+    "audit_checkpoints",
+)
 
 
 def sql(registry: Registry, statement: str, params: list[Any] | None = None) -> list[Any]:
@@ -29,7 +37,8 @@ def snapshot(registry: Registry) -> dict[str, Any]:
     state["objects"] = sorted(p.name for p in registry.store.iter_objects())
     state["tmp"] = sorted(p.name for p in registry.store.tmp.iterdir())
     state["checkpoints"] = (
-        registry.audit.checkpoint_file.read_text() if registry.audit.checkpoint_file.exists()
+        registry.audit.checkpoint_file.read_text()
+        if registry.audit.checkpoint_file.exists()
         else ""
     )
     return state

@@ -8,13 +8,13 @@ import pickle
 from pathlib import Path
 
 import pytest
-
-from loraledger.errors import InputError
 from loraledger.registry.adapter_dir import (
     AdapterDirectory,
     check_safetensors,
     read_adapter_config,
 )
+
+from loraledger.errors import InputError
 from tests.conftest import small_adapter
 
 
@@ -26,7 +26,9 @@ def adapter(tmp_path: Path) -> Path:
 def test_a_peft_directory_scans(adapter: Path) -> None:
     scanned = AdapterDirectory.scan(adapter)
     assert [f.relpath for f in scanned.files] == [
-        "README.md", "adapter_config.json", "adapter_model.safetensors"
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
     ]
     assert scanned.total_bytes == sum(p.stat().st_size for p in adapter.iterdir())
 
@@ -54,8 +56,18 @@ def test_required_files(adapter: Path, missing: str) -> None:
         AdapterDirectory.scan(adapter)
 
 
-@pytest.mark.parametrize("name", ["adapter_model.bin", "training_args.bin", "model.pt",
-                                  "weights.pth", "state.pkl", "x.ckpt", "sub/opt.PICKLE"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "adapter_model.bin",
+        "training_args.bin",
+        "model.pt",
+        "weights.pth",
+        "state.pkl",
+        "x.ckpt",
+        "sub/opt.PICKLE",
+    ],
+)
 def test_pickles_are_refused_and_never_unpickled(adapter: Path, tmp_path: Path, name: str) -> None:
     marker = tmp_path / "unpickled"
 

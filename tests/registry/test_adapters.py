@@ -7,6 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from loraledger.registry import AdapterVersion, Registry
+from loraledger.registry.manifest import Manifest
+from loraledger.registry.store import sha256_file
 
 from loraledger.errors import (
     InputError,
@@ -16,9 +19,6 @@ from loraledger.errors import (
     UsageError,
     VerificationError,
 )
-from loraledger.registry import AdapterVersion, Registry
-from loraledger.registry.manifest import Manifest
-from loraledger.registry.store import sha256_file
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, small_adapter
 from tests.registry.helpers import snapshot, sql
 
@@ -36,12 +36,16 @@ def test_register_records_a_signed_version(registry: Registry, adapter_dir: Path
     assert manifest.digest == version.digest
     assert manifest.files == {f.path: f.sha256 for f in version.files}
     for entry in version.files:
-        assert registry.store.path_of(entry.sha256).read_bytes() == (
-            adapter_dir / entry.path
-        ).read_bytes()
+        assert (
+            registry.store.path_of(entry.sha256).read_bytes()
+            == (adapter_dir / entry.path).read_bytes()
+        )
     event = registry.audit_events()[-1]
     assert (event.actor, event.action, event.subject) == (
-        ENGINEER, "adapter.register", "adapter:bank-support@v1")
+        ENGINEER,
+        "adapter.register",
+        "adapter:bank-support@v1",
+    )
     assert event.payload["digest"] == version.digest
     registry.verify_audit()
 
@@ -64,8 +68,9 @@ def test_identical_files_are_stored_once(registry: Registry, adapter_dir: Path) 
     assert len(list(registry.store.iter_objects())) == before + 1  # only the new bundle
 
 
-def test_verify_and_fetch(registry: Registry, registered: AdapterVersion, tmp_path: Path,
-                          adapter_dir: Path) -> None:
+def test_verify_and_fetch(
+    registry: Registry, registered: AdapterVersion, tmp_path: Path, adapter_dir: Path
+) -> None:
     report = registry.adapters.verify(registered.ref)
     assert report.files_verified == 3 and report.digest == registered.digest
     dest = tmp_path / "fetched"
@@ -75,15 +80,17 @@ def test_verify_and_fetch(registry: Registry, registered: AdapterVersion, tmp_pa
     }
 
 
-def test_fetch_into_an_empty_directory(registry: Registry, registered: AdapterVersion,
-                                       tmp_path: Path) -> None:
+def test_fetch_into_an_empty_directory(
+    registry: Registry, registered: AdapterVersion, tmp_path: Path
+) -> None:
     (tmp_path / "empty").mkdir()
     registry.adapters.fetch(registered.ref, tmp_path / "empty")
     assert (tmp_path / "empty" / "adapter_config.json").is_file()
 
 
-def test_fetch_refuses_a_non_empty_destination(registry: Registry, registered: AdapterVersion,
-                                               tmp_path: Path) -> None:
+def test_fetch_refuses_a_non_empty_destination(
+    registry: Registry, registered: AdapterVersion, tmp_path: Path
+) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(InputError, match="not an empty directory"):
@@ -91,8 +98,7 @@ def test_fetch_refuses_a_non_empty_destination(registry: Registry, registered: A
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
 
 
-def test_open_verified_gives_a_private_copy(registry: Registry,
-                                            registered: AdapterVersion) -> None:
+def test_open_verified_gives_a_private_copy(registry: Registry, registered: AdapterVersion) -> None:
     with registry.adapters.open_verified(registered.ref) as (version, path):
         assert version == registered
         assert json.loads((path / "adapter_config.json").read_text())["r"] == 4
@@ -112,8 +118,9 @@ def test_unknown_refs(registry: Registry, registered: AdapterVersion) -> None:
 
 
 @pytest.mark.parametrize("actor", [REVIEWER, AUDITOR])
-def test_only_engineers_and_admins_register(registry: Registry, adapter_dir: Path,
-                                            actor: str) -> None:
+def test_only_engineers_and_admins_register(
+    registry: Registry, adapter_dir: Path, actor: str
+) -> None:
     before = snapshot(registry)
     with pytest.raises(PermissionDenied, match="this needs admin or engineer"):
         registry.adapters.register(adapter_dir, "x", actor=actor)
@@ -151,14 +158,17 @@ def test_a_key_that_is_not_the_registered_one(registry: Registry, adapter_dir: P
     [
         (lambda d: (d / "adapter_config.json").write_text("{oops"), "invalid JSON"),
         (lambda d: (d / "adapter_config.json").unlink(), "adapter_config.json is missing"),
-        (lambda d: (d / "adapter_model.safetensors").write_bytes(b"\x00" * 20),
-         "not a valid safetensors file"),
+        (
+            lambda d: (d / "adapter_model.safetensors").write_bytes(b"\x00" * 20),
+            "not a valid safetensors file",
+        ),
         (lambda d: (d / "adapter_model.bin").write_bytes(b"\x80\x04K\x01."), "pickle-based"),
         (lambda d: (d / "link").symlink_to("/etc/passwd"), "symlink 'link' is refused"),
     ],
 )
-def test_bad_directories_write_nothing(registry: Registry, adapter_dir: Path, spoil: object,
-                                       message: str) -> None:
+def test_bad_directories_write_nothing(
+    registry: Registry, adapter_dir: Path, spoil: object, message: str
+) -> None:
     spoil(adapter_dir)  # type: ignore[operator]
     before = snapshot(registry)
     with pytest.raises(InputError, match=message):
@@ -166,8 +176,9 @@ def test_bad_directories_write_nothing(registry: Registry, adapter_dir: Path, sp
     assert snapshot(registry) == before
 
 
-def test_errors_name_the_users_file_not_the_staged_copy(registry: Registry,
-                                                        adapter_dir: Path) -> None:
+def test_errors_name_the_users_file_not_the_staged_copy(
+    registry: Registry, adapter_dir: Path
+) -> None:
     (adapter_dir / "adapter_config.json").write_text("{}")
     with pytest.raises(InputError) as caught:
         registry.adapters.register(adapter_dir, "x", actor=ENGINEER)
@@ -175,8 +186,7 @@ def test_errors_name_the_users_file_not_the_staged_copy(registry: Registry,
 
 
 @pytest.mark.parametrize("name", ["a/b", "x'; DROP TABLE adapters; --", "tab\there", "../up"])
-def test_bad_adapter_names_write_nothing(registry: Registry, adapter_dir: Path,
-                                         name: str) -> None:
+def test_bad_adapter_names_write_nothing(registry: Registry, adapter_dir: Path, name: str) -> None:
     before = snapshot(registry)
     with pytest.raises(InputError, match="adapter name .* is invalid"):
         registry.adapters.register(adapter_dir, name, actor=ENGINEER)
@@ -206,8 +216,11 @@ def delete_object(registry: Registry, version: AdapterVersion) -> None:
 
 def add_file_row(registry: Registry, version: AdapterVersion) -> None:
     entry = version.files[0]
-    sql(registry, "INSERT INTO adapter_files VALUES (?, ?, 'extra.json', ?, ?)",
-        [version.name, version.version, entry.sha256, entry.size_bytes])
+    sql(
+        registry,
+        "INSERT INTO adapter_files VALUES (?, ?, 'extra.json', ?, ?)",
+        [version.name, version.version, entry.sha256, entry.size_bytes],
+    )
 
 
 def delete_file_row(registry: Registry, version: AdapterVersion) -> None:
@@ -220,8 +233,11 @@ def rename_file_row(registry: Registry, version: AdapterVersion) -> None:
 
 def repoint_file_row(registry: Registry, version: AdapterVersion) -> None:
     other = next(f for f in version.files if f.path == "README.md")
-    sql(registry, "UPDATE adapter_files SET sha256 = ? WHERE path = 'adapter_config.json'",
-        [other.sha256])
+    sql(
+        registry,
+        "UPDATE adapter_files SET sha256 = ? WHERE path = 'adapter_config.json'",
+        [other.sha256],
+    )
 
 
 def change_recorded_digest(registry: Registry, version: AdapterVersion) -> None:
@@ -238,8 +254,11 @@ def point_at_another_bundle(registry: Registry, version: AdapterVersion) -> None
     other = registry.adapters.register(
         small_adapter(registry.root.parent / "other", 5), "other", actor=ENGINEER
     )
-    sql(registry, "UPDATE signatures SET bundle_sha256 = ? WHERE id = ?",
-        [other.bundle_sha256, version.signature_id])
+    sql(
+        registry,
+        "UPDATE signatures SET bundle_sha256 = ? WHERE id = ?",
+        [other.bundle_sha256, version.signature_id],
+    )
 
 
 def revoke_signer(registry: Registry, version: AdapterVersion) -> None:
@@ -248,20 +267,29 @@ def revoke_signer(registry: Registry, version: AdapterVersion) -> None:
 
 def swap_signer_public_key(registry: Registry, version: AdapterVersion) -> None:
     other = registry.identities.get(REVIEWER)
-    sql(registry, "UPDATE identities SET public_key_pem = ?, key_fingerprint = ? WHERE name = ?",
-        [other.public_key_pem, other.key_fingerprint, version.signer])
+    sql(
+        registry,
+        "UPDATE identities SET public_key_pem = ?, key_fingerprint = ? WHERE name = ?",
+        [other.public_key_pem, other.key_fingerprint, version.signer],
+    )
 
 
 def swap_public_key_keep_fingerprint(registry: Registry, version: AdapterVersion) -> None:
     other = registry.identities.get(REVIEWER)
-    sql(registry, "UPDATE identities SET public_key_pem = ? WHERE name = ?",
-        [other.public_key_pem, version.signer])
+    sql(
+        registry,
+        "UPDATE identities SET public_key_pem = ? WHERE name = ?",
+        [other.public_key_pem, version.signer],
+    )
 
 
 def claim_another_signer(registry: Registry, version: AdapterVersion) -> None:
     other = registry.identities.get(REVIEWER)
-    sql(registry, "UPDATE signatures SET signer = ?, key_fingerprint = ?",
-        [REVIEWER, other.key_fingerprint])
+    sql(
+        registry,
+        "UPDATE signatures SET signer = ?, key_fingerprint = ?",
+        [REVIEWER, other.key_fingerprint],
+    )
 
 
 def delete_signer(registry: Registry, version: AdapterVersion) -> None:

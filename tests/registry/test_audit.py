@@ -3,6 +3,7 @@ of events made through raw SQL is found and named."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -10,10 +11,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from loraledger.errors import InputError, VerificationError
-from loraledger.registry import AdapterVersion, Registry
-from loraledger.registry import schema
+from loraledger.registry import AdapterVersion, Registry, schema
 from loraledger.registry.audit import (
     GENESIS_HASH,
     AuditLog,
@@ -23,6 +21,8 @@ from loraledger.registry.audit import (
     utcnow,
 )
 from loraledger.registry.keys import KeyStore
+
+from loraledger.errors import InputError, VerificationError
 from tests.conftest import ADMIN, ENGINEER, small_adapter
 from tests.registry.helpers import sql
 
@@ -47,36 +47,56 @@ def test_events_link_and_hash(busy: Registry) -> None:
     events = busy.audit_events()
     assert [e.seq for e in events] == list(range(1, 9))
     assert events[0].prev_hash == GENESIS_HASH
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.prev_hash == before.hash
 
 
 def test_filters(busy: Registry) -> None:
     assert [e.subject for e in busy.audit_events(action="adapter.register")] == [
-        "adapter:a0@v1", "adapter:a1@v1", "adapter:a2@v1"]
+        "adapter:a0@v1",
+        "adapter:a1@v1",
+        "adapter:a2@v1",
+    ]
     assert {e.actor for e in busy.audit_events(actor=ADMIN)} == {ADMIN}
     assert [e.seq for e in busy.audit_events(limit=2, newest_first=True)] == [8, 7]
 
 
 EDITS = {
-    "edit payload": ("UPDATE audit_events SET payload = '{\"digest\":\"0\"}' WHERE seq = 6",
-                     "event #6: its content does not match its hash"),
-    "edit actor": ("UPDATE audit_events SET actor = 'rita' WHERE seq = 6",
-                   "event #6: its content does not match its hash"),
-    "edit time": ("UPDATE audit_events SET created_at = created_at + INTERVAL 1 SECOND "
-                  "WHERE seq = 3", "event #3: its content does not match its hash"),
-    "delete middle": ("DELETE FROM audit_events WHERE seq = 4",
-                      "broken at event #4: the next stored event is #5"),
-    "delete first": ("DELETE FROM audit_events WHERE seq = 1",
-                     "broken at event #1: the next stored event is #2"),
-    "insert": ("INSERT INTO audit_events SELECT 100, created_at, actor, action, subject, "
-               "payload, prev_hash, hash FROM audit_events WHERE seq = 8",
-               "broken at event #9: the next stored event is #100"),
-    "reorder": ("UPDATE audit_events SET seq = CASE seq WHEN 6 THEN 7 WHEN 7 THEN 6 END "
-                "WHERE seq IN (6, 7)",
-                "broken at event #6: it does not link to event #5"),
-    "relink": ("UPDATE audit_events SET prev_hash = (SELECT prev_hash FROM audit_events "
-               "WHERE seq = 5) WHERE seq = 6", "broken at event #6: it does not link"),
+    "edit payload": (
+        'UPDATE audit_events SET payload = \'{"digest":"0"}\' WHERE seq = 6',
+        "event #6: its content does not match its hash",
+    ),
+    "edit actor": (
+        "UPDATE audit_events SET actor = 'rita' WHERE seq = 6",
+        "event #6: its content does not match its hash",
+    ),
+    "edit time": (
+        "UPDATE audit_events SET created_at = created_at + INTERVAL 1 SECOND WHERE seq = 3",
+        "event #3: its content does not match its hash",
+    ),
+    "delete middle": (
+        "DELETE FROM audit_events WHERE seq = 4",
+        "broken at event #4: the next stored event is #5",
+    ),
+    "delete first": (
+        "DELETE FROM audit_events WHERE seq = 1",
+        "broken at event #1: the next stored event is #2",
+    ),
+    "insert": (
+        "INSERT INTO audit_events SELECT 100, created_at, actor, action, subject, "
+        "payload, prev_hash, hash FROM audit_events WHERE seq = 8",
+        "broken at event #9: the next stored event is #100",
+    ),
+    "reorder": (
+        "UPDATE audit_events SET seq = CASE seq WHEN 6 THEN 7 WHEN 7 THEN 6 END "
+        "WHERE seq IN (6, 7)",
+        "broken at event #6: it does not link to event #5",
+    ),
+    "relink": (
+        "UPDATE audit_events SET prev_hash = (SELECT prev_hash FROM audit_events "
+        "WHERE seq = 5) WHERE seq = 6",
+        "broken at event #6: it does not link",
+    ),
 }
 
 
@@ -92,13 +112,15 @@ def _rechain(registry: Registry) -> None:
     """What a careful attacker does after an edit: recompute every hash and link."""
     with registry.db.write() as conn:
         rows = conn.execute(
-            "SELECT seq, created_at, actor, action, subject, payload FROM audit_events "
-            "ORDER BY seq").fetchall()
+            "SELECT seq, created_at, actor, action, subject, payload FROM audit_events ORDER BY seq"
+        ).fetchall()
         prev = GENESIS_HASH
         for number, (seq, at, actor, action, subject, payload) in enumerate(rows, start=1):
             digest = event_hash(number, prev, at, actor, action, subject, payload)
-            conn.execute("UPDATE audit_events SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                         [number, prev, digest, seq])
+            conn.execute(
+                "UPDATE audit_events SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                [number, prev, digest, seq],
+            )
             prev = digest
 
 
@@ -119,8 +141,9 @@ def test_deleting_an_event_and_rechaining_is_caught(busy: Registry) -> None:
 def test_truncating_newest_events_and_their_checkpoints_is_caught(busy: Registry) -> None:
     sql(busy, "DELETE FROM audit_events WHERE seq > 6")
     sql(busy, "DELETE FROM audit_checkpoints WHERE seq > 6")
-    with pytest.raises(VerificationError,
-                       match="audit log truncated: checkpoint at event #7 .*the log ends at #6"):
+    with pytest.raises(
+        VerificationError, match="audit log truncated: checkpoint at event #7 .*the log ends at #6"
+    ):
         busy.verify_audit()
 
 
@@ -174,8 +197,9 @@ def test_parse_head() -> None:
             parse_head(bad)
 
 
-def test_revoked_signers_checkpoints_still_verify(registry: Registry,
-                                                  registered: AdapterVersion) -> None:
+def test_revoked_signers_checkpoints_still_verify(
+    registry: Registry, registered: AdapterVersion
+) -> None:
     registry.identities.revoke(ENGINEER, actor=ADMIN, reason="moved on")
     registry.verify_audit()
 
@@ -187,8 +211,9 @@ def _memory_chain(actions: list[str]) -> tuple[duckdb.DuckDBPyConnection, AuditL
     conn = duckdb.connect()
     schema.apply_pending(conn, utcnow())
     log = AuditLog("test-registry", Path("/nonexistent"))
-    log.append_many(conn, [NewEvent("a", act, f"s:{i}", {"i": i, "text": act})
-                           for i, act in enumerate(actions)])
+    log.append_many(
+        conn, [NewEvent("a", act, f"s:{i}", {"i": i, "text": act}) for i, act in enumerate(actions)]
+    )
     return conn, log
 
 
@@ -201,8 +226,9 @@ def test_any_single_field_edit_is_found(actions: list[str], data: st.DataObject)
     conn, log = _memory_chain(actions)
     log.verify(conn, {})
     seq = data.draw(st.integers(1, len(actions)))
-    column = data.draw(st.sampled_from(["actor", "action", "subject", "payload", "prev_hash",
-                                        "hash"]))
+    column = data.draw(
+        st.sampled_from(["actor", "action", "subject", "payload", "prev_hash", "hash"])
+    )
     old = conn.execute(f"SELECT {column} FROM audit_events WHERE seq = ?", [seq]).fetchone()
     new = data.draw(st.text(max_size=70).filter(lambda v: v != old[0]))
     conn.execute(f"UPDATE audit_events SET {column} = ? WHERE seq = ?", [new, seq])

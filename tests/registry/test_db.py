@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from loraledger.errors import LockTimeout, UsageError
 from loraledger.registry import Registry
 from loraledger.registry.db import Database, lock_timeout_from_env
+
+from loraledger.errors import LockTimeout, UsageError
 
 HOLD = """
 import sys, time, duckdb
@@ -23,8 +23,9 @@ conn.close()
 
 
 def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     return holder
 
@@ -42,9 +43,9 @@ def test_times_out_naming_the_holder(empty_registry: Registry) -> None:
     holder = _hold_lock(empty_registry.db.path, 5.0)
     try:
         db = Database(empty_registry.db.path, lock_timeout=0.5)
-        with pytest.raises(LockTimeout, match=f"held by PID {holder.pid}.*LORALEDGER_LOCK_TIMEOUT"):
-            with db.write():
-                pass
+        pattern = f"held by PID {holder.pid}.*LORALEDGER_LOCK_TIMEOUT"
+        with pytest.raises(LockTimeout, match=pattern), db.write():
+            pass
     finally:
         holder.kill()
         holder.wait()

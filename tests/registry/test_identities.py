@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from loraledger.registry import IdentityStatus, Registry, Role
 
 from loraledger.errors import (
     Conflict,
@@ -10,7 +11,6 @@ from loraledger.errors import (
     SigningKeyError,
     UsageError,
 )
-from loraledger.registry import IdentityStatus, Registry, Role
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.registry.helpers import snapshot
 
@@ -19,8 +19,11 @@ def test_bootstrap_admin_acts_as_itself(empty_registry: Registry) -> None:
     identity = empty_registry.identities.create("root", Role.ADMIN, actor=None)
     assert identity.created_by == "root" and identity.status is IdentityStatus.ACTIVE
     event = empty_registry.audit_events()[-1]
-    assert (event.actor, event.action, event.subject) == ("root", "identity.create",
-                                                          "identity:root")
+    assert (event.actor, event.action, event.subject) == (
+        "root",
+        "identity.create",
+        "identity:root",
+    )
     assert event.payload["key_fingerprint"] == identity.key_fingerprint
     empty_registry.verify_audit()
 
@@ -65,7 +68,10 @@ def test_revoke(registry: Registry) -> None:
     assert (revoked.revoked_by, revoked.revoke_reason) == (ADMIN, "left")
     event = registry.audit_events()[-1]
     assert (event.action, event.subject, event.payload["reason"]) == (
-        "identity.revoke", "identity:rita", "left")
+        "identity.revoke",
+        "identity:rita",
+        "left",
+    )
     with pytest.raises(Conflict, match="already revoked"):
         registry.identities.revoke(REVIEWER, actor=ADMIN, reason="again")
     with pytest.raises(PermissionDenied, match="was revoked"):

@@ -4,9 +4,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from loraledger.registry.keys import KeyStore, fingerprint, verify_signature
 
 from loraledger.errors import SigningKeyError
-from loraledger.registry.keys import KeyStore, fingerprint, verify_signature
 
 
 def test_keys_are_private_files(keystore: KeyStore) -> None:
@@ -58,8 +58,8 @@ def test_rsa_keys_are_refused(keystore: KeyStore) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     keystore.directory.mkdir(parents=True, exist_ok=True)
     keystore.path_for("rsa").write_bytes(pem)
     with pytest.raises(SigningKeyError, match="not an elliptic-curve key"):

@@ -3,13 +3,27 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from loraledger.errors import InputError
 from loraledger.registry.refs import AdapterRef, validate_name
 
+from loraledger.errors import InputError
+
 BAD_NAMES = [
-    "", "a/b", "a\\b", "../x", "x;DROP TABLE adapters", "a'b", 'a"b', "a b", "a\nb",
-    "a\x00b", "a\x1bb", "-lead", ".hidden", "x" * 65, "é", "a..b",
+    "",
+    "a/b",
+    "a\\b",
+    "../x",
+    "x;DROP TABLE adapters",
+    "a'b",
+    'a"b',
+    "a b",
+    "a\nb",
+    "a\x00b",
+    "a\x1bb",
+    "-lead",
+    ".hidden",
+    "x" * 65,
+    "é",
+    "a..b",
 ]
 
 
@@ -26,8 +40,11 @@ def test_good_names_pass(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "ref"),
-    [("bank", AdapterRef("bank")), ("bank@v3", AdapterRef("bank", 3)),
-     ("bank@latest", AdapterRef("bank"))],
+    [
+        ("bank", AdapterRef("bank")),
+        ("bank@v3", AdapterRef("bank", 3)),
+        ("bank@latest", AdapterRef("bank")),
+    ],
 )
 def test_refs_parse(text: str, ref: AdapterRef) -> None:
     assert AdapterRef.parse(text) == ref

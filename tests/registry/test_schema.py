@@ -4,12 +4,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from loraledger.errors import Conflict, NotARegistry, SchemaTooNew
-from loraledger.registry import Registry
-from loraledger.registry import schema
+from loraledger.registry import Registry, schema
 from loraledger.registry.audit import utcnow
 from loraledger.registry.registry import DB_FILE
+
+from loraledger.errors import Conflict, NotARegistry, SchemaTooNew
 from tests.registry.helpers import sql
 
 
@@ -18,10 +17,19 @@ def test_init_lays_out_the_directory(empty_registry: Registry) -> None:
     assert sorted(p.name for p in root.iterdir()) == ["objects", "registry.duckdb", "tmp"]
     with empty_registry.db.read() as conn:
         assert schema.current_version(conn) == schema.LATEST_VERSION
-        views = {r[0] for r in conn.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    assert {"v_adapter_versions", "v_latest_adapter_versions", "v_adapter_files",
-            "v_audit_log", "v_identities"} <= views
+        views = {
+            r[0]
+            for r in conn.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        }
+    assert {
+        "v_adapter_versions",
+        "v_latest_adapter_versions",
+        "v_adapter_files",
+        "v_audit_log",
+        "v_identities",
+    } <= views
     (event,) = empty_registry.audit_events()
     assert event.action == "registry.init"
     assert event.payload["schema_version"] == schema.LATEST_VERSION
@@ -85,10 +93,12 @@ def test_migrations_are_numbered_and_apply_in_order() -> None:
     assert schema.current_version(conn) == schema.LATEST_VERSION
 
 
-def test_older_registry_is_migrated_forward(empty_registry: Registry,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    extra = schema.Migration(schema.LATEST_VERSION + 1, "add_notes",
-                             "CREATE TABLE notes (text VARCHAR)")
+def test_older_registry_is_migrated_forward(
+    empty_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = schema.Migration(
+        schema.LATEST_VERSION + 1, "add_notes", "CREATE TABLE notes (text VARCHAR)"
+    )
     shipped = schema.migrations()
     monkeypatch.setattr(schema, "migrations", lambda: [*shipped, extra])
     monkeypatch.setattr(schema, "LATEST_VERSION", extra.version)
@@ -96,6 +106,8 @@ def test_older_registry_is_migrated_forward(empty_registry: Registry,
     with reopened.db.read() as conn:
         assert schema.current_version(conn) == extra.version
     event = reopened.audit_events()[-1]
-    assert (event.action, event.payload) == ("registry.migrate",
-                                             {"from": extra.version - 1, "to": extra.version})
+    assert (event.action, event.payload) == (
+        "registry.migrate",
+        {"from": extra.version - 1, "to": extra.version},
+    )
     reopened.verify_audit()

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from loraledger.errors import VerificationError
 from loraledger.registry.keys import KeyStore, SigningKey
 from loraledger.registry.manifest import Manifest
 from loraledger.registry.signing import sign_directory, verify_directory
 from loraledger.registry.store import sha256_file
+
+from loraledger.errors import VerificationError
 from tests.conftest import small_adapter
 
 
@@ -42,8 +42,11 @@ def test_wrong_key(signed: tuple[Path, bytes, SigningKey], tmp_path: Path) -> No
         verify_directory(adapter, bundle, other.public_key_pem, scratch=tmp_path)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_any_single_byte_change_breaks_verification(
     signed: tuple[Path, bytes, SigningKey], data: st.DataObject

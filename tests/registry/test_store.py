@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from loraledger.registry.store import ArtifactStore, sha256_file
 
 from loraledger.errors import VerificationError
-from loraledger.registry.store import ArtifactStore, sha256_file
 
 
 @pytest.fixture
@@ -59,8 +59,12 @@ def test_scratch_is_removed_even_on_error(store: ArtifactStore) -> None:
 
 
 def test_stale_scratch_of_dead_processes_is_removed(store: ArtifactStore) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = int(dead.stdout)
     store.tmp.mkdir(parents=True)
     (store.tmp / f"reg-{pid}-abc").mkdir()

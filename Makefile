@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the tests).
+# Each installs what it needs into .venv on first use: pinned versions from
+# constraints.txt, then the project in editable mode. (The trainer issue adds the pinned
+# CPU torch, installed first so that nothing pulls a CUDA build.)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint typecheck bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+# Everything CI runs: lint, types, and every test including the slow ones.
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+# The quick loop while developing: no slow tests, no lint.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	PYTHON=$(BIN)/python bash scripts/typecheck.sh
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_registry.py
+
+clean:
+	rm -rf $(VENV) demo-out .typecheck .pytest_cache .hypothesis

@@ -1,0 +1,5 @@
+"""``python -m loraledger`` is the ``loraledger`` command."""
+
+from loraledger.cli import main
+
+main()

@@ -1,0 +1,265 @@
+"""The `loraledger` command as a user sees it: exact lines, exit codes, --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from loraledger.cli import app
+from tests.conftest import small_adapter
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Cli:
+    def __init__(self, tmp_path: Path) -> None:
+        self.runner = CliRunner()
+        self.env = {
+            "LORALEDGER_REGISTRY": str(tmp_path / "reg"),
+            "LORALEDGER_KEYS_DIR": str(tmp_path / "keys"),
+            "LORALEDGER_ACTOR": None,
+        }
+
+    def __call__(self, *args: str, code: int = 0, actor: str | None = None):  # type: ignore[no-untyped-def]
+        argv = (["--as", actor] if actor else []) + list(args)
+        result = self.runner.invoke(app, argv, env=self.env)
+        assert result.exit_code == code, (argv, result.stdout, result.stderr, result.exception)
+        return result
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+@pytest.fixture
+def ready(cli: Cli, tmp_path: Path) -> Cli:
+    cli("init")
+    cli("keys", "create", "alice", "--role", "admin")
+    cli("keys", "create", "eve", "--role", "engineer", actor="alice")
+    return cli
+
+
+def test_init_and_keys(cli: Cli, tmp_path: Path) -> None:
+    out = cli("init").stdout.splitlines()
+    assert out[0].startswith(f"Initialised registry {tmp_path / 'reg'} (id ")
+    assert out[1] == "Next: loraledger keys create NAME --role admin"
+    out = cli("keys", "create", "alice", "--role", "admin").stdout.splitlines()
+    assert out[0] == "Created identity alice (admin)"
+    assert out[1] == f"  private key: {tmp_path / 'keys' / 'alice.pem'}"
+    pem = cli("keys", "export-public", "alice").stdout
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----") and pem.endswith(
+        "-----END PUBLIC KEY-----\n"
+    )
+    listed = json.loads(cli("keys", "list", "--json").stdout)
+    assert [(i["name"], i["role"], i["status"]) for i in listed] == [("alice", "admin", "active")]
+    assert "alice" in cli("keys", "list").stdout
+
+
+def test_register_list_show_verify_fetch(ready: Cli, tmp_path: Path) -> None:
+    adapter = small_adapter(tmp_path / "adapter")
+    out = ready("adapters", "register", str(adapter), "--name", "bank", actor="eve").stdout
+    lines = out.splitlines()
+    assert lines[0] == "Registered bank@v1"
+    assert lines[1].startswith("  digest sha256:") and lines[1].endswith(
+        "3 files, 10.6 kB, signed by eve"
+    )
+    versions = json.loads(ready("adapters", "list", "--json").stdout)
+    assert [v["name"] + "@v" + str(v["version"]) for v in versions] == ["bank@v1"]
+    digest = versions[0]["digest"]
+    table = ready("adapters", "list").stdout
+    assert "bank@v1" in table and digest[:16] in table
+    shown = json.loads(ready("adapters", "show", "bank@v1", "--json").stdout)
+    assert [f["path"] for f in shown["files"]] == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
+    assert "adapter_model.safetensors" in ready("adapters", "show", "bank").stdout
+    assert ready("adapters", "verify", "bank").stdout == (
+        f"Verified bank@v1: 3 files, 10.6 kB, digest sha256:{digest}, signed by eve\n"
+    )
+    report = json.loads(ready("adapters", "verify", "bank@v1", "--json").stdout)
+    assert report["files_verified"] == 3
+    dest = tmp_path / "out"
+    assert ready("adapters", "fetch", "bank", str(dest)).stdout == (
+        f"Fetched bank@v1 to {dest} (verified, digest sha256:{digest})\n"
+    )
+    bundle = json.loads(ready("adapters", "signature", "bank@v1").stdout)
+    assert bundle["mediaType"].startswith("application/vnd.dev.sigstore.bundle")
+
+
+def test_audit_commands(ready: Cli) -> None:
+    out = ready("audit", "verify").stdout
+    assert out.startswith("Audit log verified: 3 events, 4 signed checkpoints, head #3 ")
+    head = ready("audit", "head").stdout.strip()
+    seq, digest = head.split(":")
+    assert seq == "3" and len(digest) == 64
+    assert ready("audit", "verify", "--expect-head", head).exit_code == 0
+    events = json.loads(ready("audit", "log", "--json").stdout)
+    assert [e["action"] for e in events] == ["registry.init", "identity.create", "identity.create"]
+    assert json.loads(ready("audit", "log", "--json", "--limit", "1").stdout)[0]["seq"] == 3
+    assert len(json.loads(ready("audit", "log", "--json", "--actor", "alice").stdout)) == 2
+    assert "identity.create" in ready("audit", "log").stdout
+    assert json.loads(ready("audit", "head", "--json").stdout)["seq"] == 3
+
+
+def test_tampering_exits_1_with_one_line(ready: Cli, tmp_path: Path) -> None:
+    adapter = small_adapter(tmp_path / "adapter")
+    ready("adapters", "register", str(adapter), "--name", "bank", actor="eve")
+    objects = tmp_path / "reg" / "objects" / "sha256"
+    weights = next(p for p in objects.glob("*/*") if p.stat().st_size > 5000)
+    weights.chmod(0o644)
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
+    result = ready("adapters", "verify", "bank", code=1)
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: files do not match the signature (changed: adapter_model.safetensors)\n"
+    )
+    result = ready("adapters", "fetch", "bank", str(tmp_path / "out"), code=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_audit_tampering_exits_1(ready: Cli, tmp_path: Path) -> None:
+    import duckdb
+
+    conn = duckdb.connect(str(tmp_path / "reg" / "registry.duckdb"))
+    conn.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+    conn.close()
+    assert ready("audit", "verify", code=1).stderr == (
+        "error: audit chain broken at event #2: its content does not match its hash "
+        "(the event was edited)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "actor", "message"),
+    [
+        (
+            ["adapters", "register", "{adapter}", "--name", "a/b"],
+            "eve",
+            "error: adapter name 'a/b' is invalid: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no path separators, quotes, spaces or control "
+            "characters)\n",
+        ),
+        (
+            ["adapters", "register", "{adapter}", "--name", "x"],
+            None,
+            "error: no acting identity: pass --as NAME or set LORALEDGER_ACTOR\n",
+        ),
+        (
+            ["adapters", "register", "{adapter}", "--name", "x"],
+            "ghost",
+            "error: unknown identity 'ghost'; see `loraledger keys list` for the registered ones\n",
+        ),
+        (
+            ["adapters", "register", "{tmp}/none", "--name", "x"],
+            "eve",
+            "error: {tmp}/none: adapter directory does not exist\n",
+        ),
+        (
+            ["adapters", "verify", "nope"],
+            None,
+            "error: no adapter named 'nope'; see `loraledger adapters list`\n",
+        ),
+        (
+            ["audit", "verify", "--expect-head", "7"],
+            None,
+            "error: --expect-head '7' is invalid: write SEQ:HASH as printed by `loraledger audit "
+            "head`\n",
+        ),
+    ],
+)
+def test_bad_input_exits_2(
+    ready: Cli, tmp_path: Path, args: list[str], actor: str | None, message: str
+) -> None:
+    small_adapter(tmp_path / "adapter")
+    argv = [a.format(adapter=tmp_path / "adapter", tmp=tmp_path) for a in args]
+    result = ready(*argv, actor=actor, code=2)
+    assert result.stderr == message.format(tmp=tmp_path)
+
+
+def test_refusals_exit_1(ready: Cli, tmp_path: Path) -> None:
+    ready("keys", "create", "otto", "--role", "auditor", actor="alice")
+    adapter = small_adapter(tmp_path / "adapter")
+    result = ready("adapters", "register", str(adapter), "--name", "x", actor="otto", code=1)
+    assert (
+        result.stderr == "error: identity 'otto' has role auditor; this needs admin or engineer\n"
+    )
+    ready("keys", "revoke", "eve", "--reason", "left the team", actor="alice")
+    result = ready("adapters", "register", str(adapter), "--name", "x", actor="eve", code=1)
+    assert result.stderr == (
+        "error: identity 'eve' was revoked (left the team); act as an active identity\n"
+    )
+
+
+def test_not_a_registry_exits_2(cli: Cli, tmp_path: Path) -> None:
+    result = cli("adapters", "list", code=2)
+    assert result.stderr == (
+        f"error: no registry at {tmp_path / 'reg'}; run `loraledger init` there, or pass "
+        "--registry / set LORALEDGER_REGISTRY\n"
+    )
+
+
+def test_usage_errors_exit_2(ready: Cli) -> None:
+    assert "Missing option '--name'" in ready("adapters", "register", ".", code=2).stderr
+    assert ready("keys", "create", "x", "--role", "wizard", code=2).exit_code == 2
+
+
+def test_verbose_shows_the_traceback(ready: Cli) -> None:
+    result = ready("--verbose", "adapters", "verify", "nope", code=2)
+    assert "Traceback" in result.stderr and result.stderr.endswith(
+        "error: no adapter named 'nope'; see `loraledger adapters list`\n"
+    )
+
+
+def _commands(group: object, prefix: str = "loraledger") -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = []
+    for name, command in getattr(group, "commands", {}).items():
+        path = f"{prefix} {name}"
+        found.append((path, command))
+        found.extend(_commands(command, path))
+    return found
+
+
+ALL_COMMANDS = _commands(typer.main.get_command(app))
+
+
+def test_every_command_has_help_and_a_place_in_the_docs() -> None:
+    docs = (REPO / "docs" / "cli.md").read_text()
+    assert len(ALL_COMMANDS) >= 15
+    for path, command in ALL_COMMANDS:
+        assert getattr(command, "help", None), f"{path} has no help text"
+        assert f"`{path}" in docs, f"{path} is not documented in docs/cli.md"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL_COMMANDS])
+def test_help_runs(cli: Cli, path: str) -> None:
+    assert "Usage:" in cli(*path.split()[1:], "--help").stdout
+
+
+def test_read_commands_do_not_import_the_ml_stack(ready: Cli, tmp_path: Path) -> None:
+    probe = (
+        "import sys\n"
+        "from loraledger.cli import app\n"
+        "try:\n"
+        "    app(['adapters', 'list', '--json'], prog_name='loraledger')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'lm_eval', 'model_signing')\n"
+        "         if m in sys.modules]\n"
+        "print('heavy:', heavy)\n"
+    )
+    env = {**os.environ, **{k: v for k, v in ready.env.items() if v is not None}}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=REPO, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("heavy: []")

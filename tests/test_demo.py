@@ -1,0 +1,22 @@
+"""The README's main job runs start to finish and shows each refusal it promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_end_to_end() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/demo.py"], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "Registered bank-support@v2" in out
+    assert "Verification succeeded" in out  # the official model_signing CLI
+    assert "error: files do not match the signature (changed: adapter_model.safetensors)" in out
+    assert "error: audit chain broken at event #5" in out
+    assert "error: audit log truncated" in out
