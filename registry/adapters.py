@@ -300,6 +300,10 @@ class Adapters:
             subject_digest = conn.execute(
                 "SELECT subject_digest FROM signatures WHERE id = ?", [version.signature_id]
             ).fetchone()
+            enrolled = conn.execute(
+                "SELECT payload FROM audit_events WHERE action = 'identity.create' AND subject = ?",
+                [f"identity:{version.signer}"],
+            ).fetchall()
         ref_text = version.ref
         if signer is None:
             raise VerificationError(f"{ref_text} was signed by unknown identity {version.signer!r}")
@@ -314,6 +318,11 @@ class Adapters:
             raise VerificationError(
                 f"{ref_text}: the registered key of {version.signer!r} is not the key that "
                 "signed it (the identity's public key was replaced)"
+            )
+        if [json.loads(p)["key_fingerprint"] for (p,) in enrolled] != [fingerprint]:
+            raise VerificationError(
+                f"{ref_text}: the key of {version.signer!r} is not the one recorded in the "
+                "audit log when the identity was created (the identity was altered)"
             )
         bundle = registry.store.read_verified(version.bundle_sha256)
         manifest = Manifest.from_bundle(bundle)

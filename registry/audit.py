@@ -128,7 +128,15 @@ class AuditLog:
             rows.append([seq, now, item.actor, item.action, item.subject, text, prev, digest])
             prev = digest
         if rows:
-            conn.executemany("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            # Column-wise lists through unnest: one statement however many events
+            # (executemany costs ~1 ms a row in DuckDB).
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            conn.execute(
+                "INSERT INTO audit_events SELECT unnest(?::BIGINT[]), unnest(?::TIMESTAMP[]), "
+                "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                columns,
+            )
         return events
 
     def checkpoint(self, conn: Connection, key: SigningKey) -> Checkpoint:

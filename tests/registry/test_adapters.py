@@ -283,6 +283,28 @@ def swap_public_key_keep_fingerprint(registry: Registry, version: AdapterVersion
     )
 
 
+def swap_key_everywhere_and_resign(registry: Registry, version: AdapterVersion) -> None:
+    """The thorough forger: new key in identities and signatures, bundle re-signed."""
+    from loraledger.registry.signing import sign_directory
+
+    forged = registry.keys.create("forger")
+    with registry.adapters.open_verified(version.ref) as (_, directory):
+        bundle_dir = directory.parent / "forged"
+        bundle_dir.mkdir()
+        sign_directory(directory, forged, bundle_dir / "b.sig")
+        bundle_sha = registry.store.put_bytes((bundle_dir / "b.sig").read_bytes())
+    sql(
+        registry,
+        "UPDATE identities SET public_key_pem = ?, key_fingerprint = ? WHERE name = ?",
+        [forged.public_key_pem, forged.fingerprint, version.signer],
+    )
+    sql(
+        registry,
+        "UPDATE signatures SET key_fingerprint = ?, bundle_sha256 = ?",
+        [forged.fingerprint, bundle_sha],
+    )
+
+
 def claim_another_signer(registry: Registry, version: AdapterVersion) -> None:
     other = registry.identities.get(REVIEWER)
     sql(
@@ -310,6 +332,7 @@ TAMPERS = {
     swap_signer_public_key: "is not the key that signed it",
     swap_public_key_keep_fingerprint: "signature verification failed",
     claim_another_signer: "signature verification failed",
+    swap_key_everywhere_and_resign: "not the one recorded in the audit log",
     delete_signer: "signed by unknown identity 'eve'",
 }
 

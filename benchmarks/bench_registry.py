@@ -1,0 +1,163 @@
+"""Registry speed, as ratios against peers measured in the same run on the same files.
+
+1. `loraledger adapters register` (copy + sha256 of every file + model-signing signature +
+   store + commit) against `sha256sum` over the same ~1 GB adapter directory.
+   Target: throughput ratio >= 0.9 (register at least 90% as fast as sha256sum alone).
+2. `loraledger adapters verify` against the official `model_signing verify key` CLI on a
+   fetched copy of the same version. Reported as a ratio (peer time / our time).
+3. `loraledger audit verify` on a registry with 100,000 audit events. Target: < 5 s.
+
+Each timing is the median of --repeat runs of the whole command (process start
+included), after one untimed run to warm the page cache. Usage:
+
+    .venv/bin/python benchmarks/bench_registry.py [--gigabytes 1.0] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from loraledger.registry import Registry, Role
+from loraledger.registry.audit import NewEvent
+from loraledger.registry.keys import KeyStore
+from loraledger.registry.synthetic import write_lora_adapter
+
+HERE = Path(__file__).resolve().parent
+LEDGER = [sys.executable, "-m", "loraledger"]
+MODEL_SIGNING = [sys.executable, "-m", "model_signing"]
+
+
+def timed(command: list[str], env: dict[str, str], repeat: int) -> float:
+    """Median wall time of ``command`` over ``repeat`` runs, after one warm-up run."""
+    times = []
+    for attempt in range(repeat + 1):
+        started = time.perf_counter()
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            sys.exit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+        if attempt:
+            times.append(elapsed)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gigabytes", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="loraledger-bench-", dir=os.environ.get("TMPDIR")))
+    env = {
+        **os.environ,
+        "LORALEDGER_REGISTRY": str(work / "reg"),
+        "LORALEDGER_KEYS_DIR": str(work / "keys"),
+        "LORALEDGER_ACTOR": "eve",
+    }
+    try:
+        registry = Registry.init(work / "reg", keys=KeyStore(work / "keys"))
+        registry.identities.create("admin", Role.ADMIN, actor=None)
+        registry.identities.create("eve", Role.ENGINEER, actor="admin")
+
+        adapter = write_lora_adapter(
+            work / "adapter", r=64, hidden=2048, target_bytes=int(args.gigabytes * 1e9)
+        )
+        files = sorted(str(p) for p in adapter.iterdir())
+        size = sum(Path(f).stat().st_size for f in files)
+        print(
+            f"adapter: {len(files)} files, {size / 1e9:.2f} GB; {os.cpu_count()} CPUs; "
+            f"median of {args.repeat} runs after a warm-up"
+        )
+
+        sha256sum = timed(["sha256sum", *files], env, args.repeat)
+        register = timed(
+            [*LEDGER, "adapters", "register", str(adapter), "--name", "big"], env, args.repeat
+        )
+        ref = registry.adapters.list("big")[-1].ref
+
+        verify = timed([*LEDGER, "adapters", "verify", ref], env, args.repeat)
+        fetched = work / "fetched"
+        registry.adapters.fetch(ref, fetched)
+        (work / "big.sig").write_bytes(registry.adapters.signature(ref))
+        (work / "eve.pub").write_text(registry.identities.get("eve").public_key_pem)
+        official = timed(
+            [
+                *MODEL_SIGNING,
+                "verify",
+                "key",
+                "--signature",
+                str(work / "big.sig"),
+                "--public_key",
+                str(work / "eve.pub"),
+                str(fetched),
+            ],
+            env,
+            args.repeat,
+        )
+
+        key = registry.act_as("eve")
+        started = time.perf_counter()
+        with registry.change(key) as change:
+            batch = [
+                NewEvent("eve", "bench.event", f"bench:{i}", {"i": i, "digest": "ab" * 32})
+                for i in range(args.events)
+            ]
+            change.events.extend(batch)
+        fill = time.perf_counter() - started
+        audit_cli = timed([*LEDGER, "audit", "verify"], env, args.repeat)
+        audit_api = registry.verify_audit().seconds
+        events = registry.verify_audit().events
+
+        results = {
+            "bytes": size,
+            "sha256sum_s": sha256sum,
+            "register_s": register,
+            "register_throughput_ratio_vs_sha256sum": sha256sum / register,
+            "verify_s": verify,
+            "model_signing_verify_s": official,
+            "verify_speed_ratio_vs_model_signing": official / verify,
+            "audit_events": events,
+            "audit_fill_s": fill,
+            "audit_verify_cli_s": audit_cli,
+            "audit_verify_library_s": audit_api,
+        }
+        register_ratio = results["register_throughput_ratio_vs_sha256sum"]
+        verify_ratio = results["verify_speed_ratio_vs_model_signing"]
+        rows = [
+            ("sha256sum (peer)", sha256sum, f"{size / sha256sum / 1e9:.2f} GB/s"),
+            (
+                "adapters register",
+                register,
+                f"{size / register / 1e9:.2f} GB/s  ratio {register_ratio:.2f}x  (target >= 0.9x)",
+            ),
+            ("model_signing verify key (peer)", official, f"{size / official / 1e9:.2f} GB/s"),
+            (
+                "adapters verify",
+                verify,
+                f"{size / verify / 1e9:.2f} GB/s  ratio {verify_ratio:.2f}x",
+            ),
+            (f"audit verify, {events} events (CLI)", audit_cli, "target < 5 s"),
+            ("audit verify (library call only)", audit_api, ""),
+        ]
+        for label, seconds, note in rows:
+            print(f"{label:<40} {seconds:8.3f} s   {note}")
+        out = HERE / "out"
+        out.mkdir(exist_ok=True)
+        (out / "bench_registry.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(f"results: {out / 'bench_registry.json'}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
