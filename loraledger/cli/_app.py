@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,16 @@ def emit_json(value: Any) -> None:
         return item
 
     typer.echo(json.dumps(encode(value), indent=2, sort_keys=True))
+
+
+def emit_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Print a table on stdout (wide when piped, so scripts and logs get whole cells)."""
+    from rich.table import Table
+
+    table = Table(*headers)
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
 
 
 def console() -> Any:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ._app import JSON_OPTION, console, emit_json, human_bytes, new_app, settings
+from ._app import JSON_OPTION, console, emit_json, emit_table, human_bytes, new_app, settings
 
 if TYPE_CHECKING:
     from loraledger.registry import AdapterVersion, Registry
@@ -51,20 +51,21 @@ def list_(
     if json_:
         emit_json(versions)
         return
-    from rich.table import Table
-
-    table = Table("ref", "digest", "files", "size", "signer", "base", "registered (UTC)")
-    for v in versions:
-        table.add_row(
-            v.ref,
-            v.digest[:16],
-            str(v.file_count),
-            human_bytes(v.total_bytes),
-            v.signer,
-            v.base_model_name or "",
-            f"{v.created_at:%Y-%m-%d %H:%M}",
-        )
-    console().print(table)
+    emit_table(
+        ("ref", "digest", "files", "size", "signer", "base", "registered (UTC)"),
+        (
+            (
+                v.ref,
+                v.digest[:16],
+                str(v.file_count),
+                human_bytes(v.total_bytes),
+                v.signer,
+                v.base_model_name or "",
+                f"{v.created_at:%Y-%m-%d %H:%M}",
+            )
+            for v in versions
+        ),
+    )
 
 
 @app.command()
@@ -90,12 +91,10 @@ def show(
         ("signature", f"{version.signature_id} (bundle sha256:{version.bundle_sha256[:16]})"),
     ):
         out.print(f"  {label + ':':<12}{value}")
-    from rich.table import Table
-
-    table = Table("file", "sha256", "size")
-    for f in version.files:
-        table.add_row(f.path, f.sha256, human_bytes(f.size_bytes))
-    out.print(table)
+    emit_table(
+        ("file", "sha256", "size"),
+        ((f.path, f.sha256, human_bytes(f.size_bytes)) for f in version.files),
+    )
 
 
 @app.command()

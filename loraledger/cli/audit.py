@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ._app import JSON_OPTION, console, emit_json, new_app, settings
+from ._app import JSON_OPTION, emit_json, emit_table, new_app, settings
 
 app = new_app("The tamper-evident audit log.")
 
@@ -30,19 +30,20 @@ def log(
     if json_:
         emit_json(events)
         return
-    from rich.table import Table
-
-    table = Table("seq", "time (UTC)", "actor", "action", "subject", "hash")
-    for e in events:
-        table.add_row(
-            str(e.seq),
-            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-            e.actor,
-            e.action,
-            e.subject,
-            e.hash[:12],
-        )
-    console().print(table)
+    emit_table(
+        ("seq", "time (UTC)", "actor", "action", "subject", "hash"),
+        (
+            (
+                str(e.seq),
+                f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+                e.actor,
+                e.action,
+                e.subject,
+                e.hash[:12],
+            )
+            for e in events
+        ),
+    )
 
 
 @app.command()

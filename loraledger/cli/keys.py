@@ -8,7 +8,7 @@ import typer
 
 from loraledger.registry.models import Role
 
-from ._app import JSON_OPTION, console, emit_json, new_app, settings
+from ._app import JSON_OPTION, emit_json, emit_table, new_app, settings
 
 app = new_app("Identities and their signing keys.")
 
@@ -51,19 +51,20 @@ def list_(ctx: typer.Context, json_: bool = JSON_OPTION) -> None:
     if json_:
         emit_json(identities)
         return
-    from rich.table import Table
-
-    table = Table("name", "role", "status", "fingerprint", "created", "revoked because")
-    for i in identities:
-        table.add_row(
-            i.name,
-            i.role.value,
-            i.status.value,
-            i.key_fingerprint[:16],
-            f"{i.created_at:%Y-%m-%d %H:%M}",
-            i.revoke_reason or "",
-        )
-    console().print(table)
+    emit_table(
+        ("name", "role", "status", "fingerprint", "created", "revoked because"),
+        (
+            (
+                i.name,
+                i.role.value,
+                i.status.value,
+                i.key_fingerprint[:16],
+                f"{i.created_at:%Y-%m-%d %H:%M}",
+                i.revoke_reason or "",
+            )
+            for i in identities
+        ),
+    )
 
 
 @app.command()
@@ -80,7 +81,19 @@ def revoke(
 
 @app.command("export-public")
 def export_public(
-    ctx: typer.Context, name: str = typer.Argument(..., help="Identity name.")
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Identity name."),
+    json_: bool = JSON_OPTION,
 ) -> None:
     """Print an identity's public key (PEM), e.g. for `model_signing verify key`."""
-    typer.echo(settings(ctx).open().identities.get(name).public_key_pem, nl=False)
+    identity = settings(ctx).open().identities.get(name)
+    if json_:
+        emit_json(
+            {
+                "name": identity.name,
+                "key_fingerprint": identity.key_fingerprint,
+                "public_key_pem": identity.public_key_pem,
+            }
+        )
+        return
+    typer.echo(identity.public_key_pem, nl=False)

@@ -58,6 +58,8 @@ def test_init_and_keys(cli: Cli, tmp_path: Path) -> None:
     assert pem.startswith("-----BEGIN PUBLIC KEY-----") and pem.endswith(
         "-----END PUBLIC KEY-----\n"
     )
+    exported = json.loads(cli("keys", "export-public", "alice", "--json").stdout)
+    assert exported["public_key_pem"] == pem and len(exported["key_fingerprint"]) == 64
     listed = json.loads(cli("keys", "list", "--json").stdout)
     assert [(i["name"], i["role"], i["status"]) for i in listed] == [("alice", "admin", "active")]
     assert "alice" in cli("keys", "list").stdout
