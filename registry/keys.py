@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,10 +89,17 @@ class SigningKey:
 
 
 class KeyStore:
-    """The directory of private key files, one ``NAME.pem`` per identity."""
+    """The directory of private key files, one ``NAME.pem`` per identity.
 
-    def __init__(self, directory: Path | None = None) -> None:
+    ``prompt`` is asked for the passphrase of an encrypted key when neither the caller
+    nor ``LORALEDGER_PASSPHRASE`` supplied one (the CLI prompts on a terminal).
+    """
+
+    def __init__(
+        self, directory: Path | None = None, prompt: Callable[[str], str] | None = None
+    ) -> None:
         self.directory = directory or default_keys_dir()
+        self.prompt = prompt
 
     def path_for(self, name: str) -> Path:
         return self.directory / f"{name}.pem"
@@ -134,6 +142,8 @@ class KeyStore:
                 f"no private key for {name!r} at {path}; act as an identity whose key is on "
                 f"this machine, or point --keys-dir / {KEYS_DIR_ENV} at its key directory"
             ) from None
+        if passphrase is None and self.prompt is not None and b"ENCRYPTED" in data:
+            passphrase = self.prompt(f"Passphrase for {name}'s key ({path})").encode("utf-8")
         try:
             key = serialization.load_pem_private_key(data, password=passphrase)
         except TypeError:

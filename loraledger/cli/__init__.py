@@ -58,10 +58,9 @@ def _root(
 def init(ctx: typer.Context) -> None:
     """Create a new registry directory (database, artifact store, audit log)."""
     from loraledger.registry import Registry
-    from loraledger.registry.keys import KeyStore
 
     opts = settings(ctx)
-    registry = Registry.init(opts.registry, keys=KeyStore(opts.keys_dir))
+    registry = Registry.init(opts.registry)
     typer.echo(f"Initialised registry {registry.root} (id {registry.registry_id})")
     typer.echo("Next: loraledger keys create NAME --role admin")
 

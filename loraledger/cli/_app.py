@@ -35,7 +35,12 @@ class Settings:
         from loraledger.registry import Registry
         from loraledger.registry.keys import KeyStore
 
-        return Registry.open(self.registry, keys=KeyStore(self.keys_dir))
+        prompt = _prompt_passphrase if sys.stdin.isatty() else None
+        return Registry.open(self.registry, keys=KeyStore(self.keys_dir, prompt=prompt))
+
+
+def _prompt_passphrase(text: str) -> str:
+    return str(typer.prompt(text, hide_input=True))
 
 
 class LedgerGroup(TyperGroup):

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from loraledger.registry import AdapterVersion, Registry
+from loraledger.registry import AdapterVersion, Registry, Role
 from loraledger.registry.manifest import Manifest
 from loraledger.registry.store import sha256_file
 
@@ -362,3 +362,14 @@ def test_other_versions_still_verify_after_tampering(
     other = registry.adapters.register(small_adapter(tmp_path / "o", 9), "other", actor=ENGINEER)
     flip_byte_in_weights(registry, registered)
     registry.adapters.verify(other.ref)
+
+
+def test_an_encrypted_key_signs_with_its_passphrase(
+    registry: Registry, adapter_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.identities.create("sec", Role.ENGINEER, actor=ADMIN, passphrase=b"pw")
+    with pytest.raises(SigningKeyError, match="is encrypted; set LORALEDGER_PASSPHRASE"):
+        registry.adapters.register(adapter_dir, "x", actor="sec")
+    monkeypatch.setenv("LORALEDGER_PASSPHRASE", "pw")
+    version = registry.adapters.register(adapter_dir, "x", actor="sec")
+    assert registry.adapters.verify(version.ref).signer == "sec"

@@ -64,3 +64,16 @@ def test_rsa_keys_are_refused(keystore: KeyStore) -> None:
     keystore.path_for("rsa").write_bytes(pem)
     with pytest.raises(SigningKeyError, match="not an elliptic-curve key"):
         keystore.load("rsa")
+
+
+def test_prompt_for_an_encrypted_key(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def prompt(text: str) -> str:
+        asked.append(text)
+        return "s3cret"
+
+    KeyStore(tmp_path / "k").create("alice", passphrase=b"s3cret")
+    key = KeyStore(tmp_path / "k", prompt=prompt).load("alice")
+    assert key.passphrase == b"s3cret"
+    assert asked == [f"Passphrase for alice's key ({tmp_path / 'k' / 'alice.pem'})"]
