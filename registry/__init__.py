@@ -25,11 +25,10 @@ from .models import (
     Role,
     VerificationReport,
 )
-from .refs import AdapterRef
+from .refs import Ref
 from .registry import Registry, default_registry_path
 
 __all__ = [
-    "AdapterRef",
     "AdapterVersion",
     "AuditEvent",
     "AuditReport",
@@ -37,6 +36,7 @@ __all__ = [
     "FileEntry",
     "Identity",
     "IdentityStatus",
+    "Ref",
     "Registry",
     "Role",
     "VerificationReport",

@@ -22,14 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loraledger.errors import InputError, NotFound, VerificationError
+from loraledger.errors import InputError, VerificationError
 
 from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_adapter_config
 from .audit import utcnow
 from .db import Connection
 from .manifest import PREDICATE_TYPE, Manifest
 from .models import AdapterVersion, FileEntry, IdentityStatus, Role, VerificationReport
-from .refs import AdapterRef, validate_name
+from .refs import Ref, resolve_version, validate_name
 from .signing import sign_directory, verify_directory
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ class Adapters:
                         "source_path": str(directory.resolve()),
                     },
                 )
-        return self.get(AdapterRef(name, version))
+        return self.get(Ref(name, version))
 
     def _insert_version(
         self,
@@ -207,57 +207,46 @@ class Adapters:
         with self._registry.db.read() as conn:
             return [_version(r) for r in conn.execute(sql, params).fetchall()]
 
-    def get(self, ref: AdapterRef | str) -> AdapterVersion:
+    def get(self, ref: Ref | str) -> AdapterVersion:
         with self._registry.db.read() as conn:
             return self._get_in(conn, ref)
 
-    def _get_in(self, conn: Connection, ref: AdapterRef | str) -> AdapterVersion:
-        parsed = AdapterRef.parse(ref) if isinstance(ref, str) else ref
-        versions = [
-            r[0]
-            for r in conn.execute(
-                "SELECT version FROM adapter_versions WHERE name = ? ORDER BY version",
-                [parsed.name],
-            ).fetchall()
-        ]
-        if not versions:
-            raise NotFound(f"no adapter named {parsed.name!r}; see `loraledger adapters list`")
-        version = versions[-1] if parsed.version is None else parsed.version
-        if version not in versions:
-            raise NotFound(
-                f"{parsed.name} has no version v{version} (it has v{versions[0]}..v{versions[-1]})"
-            )
+    def _get_in(self, conn: Connection, ref: Ref | str) -> AdapterVersion:
+        pinned = resolve_version(
+            conn, "adapter_versions", ref, what="adapter", list_command="loraledger adapters list"
+        )
+        name, version = pinned.name, pinned.version
         row = conn.execute(
-            _VERSION_SQL + " WHERE v.name = ? AND v.version = ?", [parsed.name, version]
+            _VERSION_SQL + " WHERE v.name = ? AND v.version = ?", [name, version]
         ).fetchone()
         if row is None:
             raise VerificationError(
-                f"{parsed.name}@v{version} has no signature record; the registry was tampered with"
+                f"{name}@v{version} has no signature record; the registry was tampered with"
             )
         files = tuple(
             FileEntry(path=r[0], sha256=r[1], size_bytes=r[2])
             for r in conn.execute(
                 "SELECT path, sha256, size_bytes FROM adapter_files "
                 "WHERE adapter_name = ? AND version = ? ORDER BY path",
-                [parsed.name, version],
+                [name, version],
             ).fetchall()
         )
         return _version(row, files)
 
-    def signature(self, ref: AdapterRef | str) -> bytes:
+    def signature(self, ref: Ref | str) -> bytes:
         """The version's model-signing bundle (JSON bytes), checked against its digest."""
         return self._registry.store.read_verified(self.get(ref).bundle_sha256)
 
     # --- verifying --------------------------------------------------------------------
 
-    def verify(self, ref: AdapterRef | str) -> VerificationReport:
+    def verify(self, ref: Ref | str) -> VerificationReport:
         """Re-hash the stored files and check the signature; raise on any mismatch."""
         started = time.perf_counter()
         with self._registry.store.scratch("verify") as scratch:
             version = self._verify_into(ref, scratch / "adapter", scratch, link=True)
         return self._report(version, started)
 
-    def fetch(self, ref: AdapterRef | str, dest: Path) -> VerificationReport:
+    def fetch(self, ref: Ref | str, dest: Path) -> VerificationReport:
         """Write the version's files to ``dest`` (new or empty), verifying the very copy
         that is handed out; on any failure nothing is left at ``dest``."""
         started = time.perf_counter()
@@ -276,7 +265,7 @@ class Adapters:
         return self._report(version, started)
 
     @contextmanager
-    def open_verified(self, ref: AdapterRef | str) -> Iterator[tuple[AdapterVersion, Path]]:
+    def open_verified(self, ref: Ref | str) -> Iterator[tuple[AdapterVersion, Path]]:
         """A verified private copy of the version's directory, removed afterwards.
 
         The one way the trainer and the harness load an adapter for use.
@@ -286,7 +275,7 @@ class Adapters:
             yield version, scratch / "adapter"
 
     def _verify_into(
-        self, ref: AdapterRef | str, directory: Path, scratch: Path, *, link: bool
+        self, ref: Ref | str, directory: Path, scratch: Path, *, link: bool
     ) -> AdapterVersion:
         """Check the records, lay the files out in ``directory`` and verify them there."""
         registry = self._registry

@@ -124,3 +124,71 @@ class AuditReport(_Frozen):
     head_hash: str
     checkpoints_verified: int
     seconds: float
+
+
+class PiiFinding(_Frozen):
+    """How often one kind of PII was found, and on which lines; never the values."""
+
+    count: int
+    lines: tuple[int, ...]
+
+
+class GitProvenance(_Frozen):
+    """Where a file sits in git: repository, commit, path and whether it differs."""
+
+    repository: str = Field(description="the work tree's top-level directory")
+    remote: str | None = Field(default=None, description="URL of the 'origin' remote, if any")
+    commit: str | None = Field(description="HEAD commit; None in a repository without commits")
+    path: str = Field(description="the file's path relative to the work tree")
+    modified: bool = Field(description="the file differs from its content at HEAD")
+    untracked: bool = Field(description="the file is not tracked by git")
+
+
+class DatasetAnalysis(_Frozen):
+    """What validating a dataset file found; the input to ``Datasets.register``."""
+
+    file_sha256: str
+    size_bytes: int
+    format: str = Field(description="chat | prompt-completion")
+    record_lines: tuple[int, ...] = Field(description="line number of each record")
+    record_hashes: tuple[str, ...] = Field(description="sha256 of each record's canonical JSON")
+    duplicate_lines: tuple[int, ...] = Field(description="lines repeating an earlier record")
+    pii: dict[str, PiiFinding]
+    git: GitProvenance | None
+
+
+class DatasetVersion(_Frozen):
+    """An immutable dataset version NAME@vN."""
+
+    name: str
+    version: int
+    file_sha256: str
+    file_name: str
+    size_bytes: int
+    format: str
+    record_count: int
+    duplicate_count: int
+    merkle_root: str
+    license: str
+    source: str
+    pii: dict[str, PiiFinding]
+    git: GitProvenance | None
+    source_path: str
+    created_at: datetime
+    created_by: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+class RecordProof(_Frozen):
+    """A record's membership in a dataset version, with its RFC 9162 inclusion proof."""
+
+    dataset: str
+    record_sha256: str
+    line: int
+    index: int = Field(description="1-based leaf position in the Merkle tree")
+    size: int
+    merkle_root: str
+    proof: dict[str, Any]

@@ -1,4 +1,4 @@
-"""Names and references: ``NAME``, ``NAME@vN`` and ``NAME@latest``.
+"""Names and references to versions: ``NAME``, ``NAME@vN`` and ``NAME@latest``.
 
 Names are safe to use as file names, SQL values and in log lines alike: 1-64 characters
 of letters, digits, '.', '_' and '-', starting with a letter or a digit. Anything else
@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from loraledger.errors import InputError
+from loraledger.errors import InputError, NotFound
+
+from .db import Connection
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _REF_RE = re.compile(r"(?P<name>[^@]*)(?:@(?:v(?P<version>[0-9]+)|(?P<latest>latest)))?")
@@ -28,8 +30,9 @@ def validate_name(name: str, *, what: str = "name") -> str:
 
 
 @dataclass(frozen=True, order=True)
-class AdapterRef:
-    """An adapter version reference; ``version=None`` means the latest one."""
+class Ref:
+    """A reference to a version of an adapter or a dataset; ``version=None`` means the
+    latest one."""
 
     name: str
     version: int | None = None
@@ -38,12 +41,35 @@ class AdapterRef:
         return self.name if self.version is None else f"{self.name}@v{self.version}"
 
     @classmethod
-    def parse(cls, text: str) -> AdapterRef:
+    def parse(cls, text: str, *, what: str = "adapter") -> Ref:
         match = _REF_RE.fullmatch(text)
         if match is None or (match["version"] is not None and int(match["version"]) < 1):
             raise InputError(
-                f"adapter reference {text!r} is invalid: write NAME, NAME@vN (N >= 1) "
-                "or NAME@latest"
+                f"{what} reference {text!r} is invalid: write NAME, NAME@vN (N >= 1) or NAME@latest"
             )
-        name = validate_name(match["name"], what="adapter name")
+        name = validate_name(match["name"], what=f"{what} name")
         return cls(name, int(match["version"]) if match["version"] else None)
+
+
+def resolve_version(
+    conn: Connection, table: str, ref: Ref | str, *, what: str, list_command: str
+) -> Ref:
+    """Pin ``ref`` to an existing version in ``table`` (columns ``name``, ``version``).
+
+    Raises :class:`NotFound` naming the versions that do exist.
+    """
+    parsed = Ref.parse(ref, what=what) if isinstance(ref, str) else ref
+    versions = [
+        int(r[0])
+        for r in conn.execute(
+            f"SELECT version FROM {table} WHERE name = ? ORDER BY version", [parsed.name]
+        ).fetchall()
+    ]
+    if not versions:
+        raise NotFound(f"no {what} named {parsed.name!r}; see `{list_command}`")
+    version = versions[-1] if parsed.version is None else parsed.version
+    if version not in versions:
+        raise NotFound(
+            f"{parsed.name} has no version v{version} (it has v{versions[0]}..v{versions[-1]})"
+        )
+    return Ref(parsed.name, version)

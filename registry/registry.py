@@ -44,6 +44,7 @@ from .store import ArtifactStore
 
 if TYPE_CHECKING:
     from .adapters import Adapters
+    from .datasets import Datasets
     from .identities import Identities
 
 REGISTRY_ENV = "LORALEDGER_REGISTRY"
@@ -182,6 +183,12 @@ class Registry:
         from .identities import Identities
 
         return Identities(self)
+
+    @cached_property
+    def datasets(self) -> Datasets:
+        from .datasets import Datasets
+
+        return Datasets(self)
 
     @cached_property
     def adapters(self) -> Adapters:

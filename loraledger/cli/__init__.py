@@ -8,7 +8,7 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, keys
+from . import adapters, audit, data, keys
 from ._app import Settings, new_app, settings
 
 app = new_app(
@@ -18,6 +18,7 @@ app = new_app(
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(adapters.app, name="adapters")
+app.add_typer(data.app, name="data")
 app.add_typer(audit.app, name="audit")
 
 

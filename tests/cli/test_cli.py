@@ -265,3 +265,65 @@ def test_read_commands_do_not_import_the_ml_stack(ready: Cli, tmp_path: Path) ->
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("heavy: []")
+
+
+def test_data_commands(ready: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "bank.jsonl"
+    records = [
+        {"prompt": "Fees?", "completion": "None for students."},
+        {"prompt": "Call?", "completion": "Dial (415) 555-2671."},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = ready(
+        "data",
+        "add",
+        str(path),
+        "--name",
+        "bank",
+        "--source",
+        "team",
+        "--license",
+        "cc-by-4.0",
+        actor="eve",
+    ).stdout.splitlines()
+    assert out[0] == "Registered bank@v1"
+    assert out[1].startswith("  2 prompt-completion records, 0 duplicates, merkle root ")
+    assert out[2] == "  PII phone: 1 on lines 2"
+    assert out[3] == "  git: the file is not in a git work tree"
+    listed = json.loads(ready("data", "list", "--json").stdout)
+    assert [(d["name"], d["license"], d["pii"]) for d in listed] == [
+        ("bank", "CC-BY-4.0", {"phone": {"count": 1, "lines": [2]}})
+    ]
+    assert "phone 1" in ready("data", "list").stdout
+    assert "PII phone: 1 on lines 2" in ready("data", "show", "bank").stdout
+    assert ready("data", "verify", "bank").stdout.startswith("Verified bank@v1: file sha256:")
+    proved = ready("data", "prove", "bank", "--record", json.dumps(records[1])).stdout
+    assert proved.startswith("The record (sha256 ")
+    assert "is in bank@v1: line 2, leaf 2 of 2; the inclusion proof verifies" in proved
+    proof = json.loads(
+        ready("data", "prove", "bank", "--record", json.dumps(records[0]), "--json").stdout
+    )
+    assert proof["line"] == 1 and proof["proof"]["metadata"]["size"] == 2
+    missing = ready(
+        "data", "prove", "bank", "--record", '{"prompt": "x", "completion": "y"}', code=2
+    )
+    assert "is not in bank@v1" in missing.stderr
+    assert ready("data", "prove", "bank", code=2).stderr == (
+        "error: give the record with exactly one of --record or --record-file\n"
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(records[0]) + "\n" + '{"prompt": 1, "completion": "x"}\n')
+    result = ready(
+        "data",
+        "add",
+        str(bad),
+        "--name",
+        "bad",
+        "--source",
+        "s",
+        "--license",
+        "MIT",
+        actor="eve",
+        code=2,
+    )
+    assert result.stderr == (f"error: {bad}:2: field 'prompt': Input should be a valid string\n")

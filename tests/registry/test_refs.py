@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from loraledger.registry.refs import AdapterRef, validate_name
+from loraledger.registry.refs import Ref, validate_name
 
 from loraledger.errors import InputError
 
@@ -41,22 +41,22 @@ def test_good_names_pass(name: str) -> None:
 @pytest.mark.parametrize(
     ("text", "ref"),
     [
-        ("bank", AdapterRef("bank")),
-        ("bank@v3", AdapterRef("bank", 3)),
-        ("bank@latest", AdapterRef("bank")),
+        ("bank", Ref("bank")),
+        ("bank@v3", Ref("bank", 3)),
+        ("bank@latest", Ref("bank")),
     ],
 )
-def test_refs_parse(text: str, ref: AdapterRef) -> None:
-    assert AdapterRef.parse(text) == ref
+def test_refs_parse(text: str, ref: Ref) -> None:
+    assert Ref.parse(text) == ref
 
 
 @pytest.mark.parametrize("text", ["bank@v0", "bank@3", "bank@vx", "bank@", "@v1", "a/b@v1"])
 def test_bad_refs_are_refused(text: str) -> None:
     with pytest.raises(InputError):
-        AdapterRef.parse(text)
+        Ref.parse(text)
 
 
 @given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}", fullmatch=True), st.integers(1, 10**6))
 def test_ref_text_round_trips(name: str, version: int) -> None:
-    ref = AdapterRef(name, version)
-    assert AdapterRef.parse(str(ref)) == ref
+    ref = Ref(name, version)
+    assert Ref.parse(str(ref)) == ref

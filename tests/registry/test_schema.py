@@ -79,7 +79,9 @@ def test_foreign_duckdb_file(tmp_path: Path) -> None:
 
 def test_newer_schema_is_refused(empty_registry: Registry) -> None:
     sql(empty_registry, "INSERT INTO schema_migrations VALUES (99, 'future', now())")
-    with pytest.raises(SchemaTooNew, match="schema version 99, newer than the 1 this"):
+    with pytest.raises(
+        SchemaTooNew, match=f"schema version 99, newer than the {schema.LATEST_VERSION} this"
+    ):
         Registry.open(empty_registry.root)
 
 
@@ -110,4 +112,21 @@ def test_older_registry_is_migrated_forward(
         "registry.migrate",
         {"from": extra.version - 1, "to": extra.version},
     )
+    reopened.verify_audit()
+
+
+def test_a_version_1_registry_is_migrated_to_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = schema.migrations()
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "migrations", lambda: shipped[:1])
+        old = Registry.init(tmp_path / "old")
+    with old.db.read() as conn:
+        assert schema.current_version(conn) == 1
+    reopened = Registry.open(tmp_path / "old")
+    with reopened.db.read() as conn:
+        assert schema.current_version(conn) == schema.LATEST_VERSION
+        assert conn.execute("SELECT count(*) FROM dataset_records").fetchone() == (0,)
+    assert reopened.audit_events()[-1].payload == {"from": 1, "to": schema.LATEST_VERSION}
     reopened.verify_audit()
