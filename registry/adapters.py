@@ -22,13 +22,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loraledger.errors import InputError, VerificationError
+from loraledger.errors import Conflict, InputError, VerificationError
 
 from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_adapter_config
 from .audit import utcnow
 from .db import Connection
 from .manifest import PREDICATE_TYPE, Manifest
-from .models import AdapterVersion, FileEntry, IdentityStatus, Role, VerificationReport
+from .models import (
+    AdapterVersion,
+    BaseModelVersion,
+    FileEntry,
+    IdentityStatus,
+    Role,
+    TrainingRun,
+    VerificationReport,
+)
 from .refs import Ref, resolve_version, validate_name
 from .signing import sign_directory, verify_directory
 
@@ -79,10 +87,13 @@ class Adapters:
         *,
         actor: str | None,
         on_bytes: Callable[[int], None] | None = None,
+        training_run: TrainingRun | None = None,
     ) -> AdapterVersion:
         """Validate, sign and store ``directory`` as the next version of ``name``.
 
         ``on_bytes`` reports copy progress (bytes per chunk) for a progress bar.
+        ``training_run`` is the provenance record the trainer made; it is stored in the
+        same transaction, linked to the new version.
         """
         validate_name(name, what="adapter name")
         registry = self._registry
@@ -233,6 +244,36 @@ class Adapters:
         )
         return _version(row, files)
 
+    def training_run(self, ref: Ref | str) -> TrainingRun | None:
+        """The provenance record of the run that produced the version, if it was trained
+        by LoRA Ledger (None for an adapter registered from elsewhere)."""
+        with self._registry.db.read() as conn:
+            version = self._get_in(conn, ref)
+            row = conn.execute(
+                "SELECT record FROM training_runs WHERE adapter_name = ? AND adapter_version = ?",
+                [version.name, version.version],
+            ).fetchone()
+        return TrainingRun.model_validate_json(row[0]) if row else None
+
+    def require_base(self, ref: Ref | str, base: BaseModelVersion) -> None:
+        """Refuse to use an adapter on a base other than the one it was trained on."""
+        version = self.get(ref)
+        run = self.training_run(version.ref)
+        if run is not None:
+            if run.base_digest != base.digest:
+                raise Conflict(
+                    f"{version.ref} was trained on {run.base_ref} (digest "
+                    f"{run.base_digest[:16]}…), not on {base.ref} (digest {base.digest[:16]}…); "
+                    f"load it on {run.base_ref}"
+                )
+            return
+        named = version.base_model_name
+        if named not in (base.ref, base.name, base.location):
+            raise Conflict(
+                f"{version.ref} names base {named!r} in its adapter_config.json, not "
+                f"{base.ref}; load it on the base it was made for"
+            )
+
     def signature(self, ref: Ref | str) -> bytes:
         """The version's model-signing bundle (JSON bytes), checked against its digest."""
         return self._registry.store.read_verified(self.get(ref).bundle_sha256)
@@ -352,4 +393,33 @@ def _compare_files(ref: str, recorded: dict[str, str], signed: dict[str, str]) -
     if problems:
         raise VerificationError(
             f"{ref}: file records do not match the signature ({'; '.join(problems)})"
+        )
+
+
+def _insert_training_run(conn: Connection, name: str, version: int, run: TrainingRun) -> None:
+    base = Ref.parse(run.base_ref, what="base model")
+    conn.execute(
+        "INSERT INTO training_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run.id,
+            name,
+            version,
+            run.model_dump_json(),
+            run.config_sha256,
+            base.name,
+            base.version,
+            run.base_digest,
+            run.code.get("commit"),
+            bool(run.code.get("dirty")),
+            run.seed,
+            run.started_at,
+            run.finished_at,
+            run.actor,
+        ],
+    )
+    for use in run.datasets:
+        dataset = Ref.parse(use.ref, what="dataset")
+        conn.execute(
+            "INSERT INTO training_run_datasets VALUES (?, ?, ?, ?, ?)",
+            [run.id, dataset.name, dataset.version, use.file_sha256, use.merkle_root],
         )

@@ -192,3 +192,71 @@ class RecordProof(_Frozen):
     size: int
     merkle_root: str
     proof: dict[str, Any]
+
+
+class BaseModelVersion(_Frozen):
+    """A base model recorded by identity: its files' manifest and where it came from."""
+
+    name: str
+    version: int
+    digest: str = Field(description="sha256 over the sorted per-file sha256 digests")
+    kind: str = Field(description="embedded | local")
+    location: str = Field(description="directory holding the files")
+    architecture: str
+    origin: dict[str, Any]
+    file_count: int
+    total_bytes: int
+    created_at: datetime
+    created_by: str
+    files: tuple[FileEntry, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+
+class DatasetUse(_Frozen):
+    """A dataset version a training run read, pinned by content."""
+
+    ref: str
+    file_sha256: str
+    merkle_root: str
+    records: int
+
+
+class LossPoint(_Frozen):
+    step: int
+    loss: float
+    learning_rate: float
+    tokens: int = Field(description="training tokens seen up to and including this step")
+
+
+class TrainingRun(_Frozen):
+    """Everything a training run used and produced, stored with the adapter version.
+
+    Versioned (``format_version``) so that old records stay readable.
+    """
+
+    format_version: int = 1
+    id: str
+    config: dict[str, Any] = Field(description="the training config as validated")
+    config_sha256: str = Field(description="sha256 of the config file's bytes")
+    base_ref: str
+    base_digest: str
+    datasets: tuple[DatasetUse, ...]
+    quantization: dict[str, Any] = Field(description="method, double quant, storage")
+    compute_dtype: str = Field(description="float32 | bfloat16 | float16, and why")
+    compute_dtype_reason: str
+    device: str
+    code: dict[str, Any] = Field(description="repository, commit, dirty, allow_dirty")
+    libraries: dict[str, str]
+    hardware: dict[str, Any]
+    seed: int
+    loss_curve: tuple[LossPoint, ...]
+    steps: int
+    tokens_seen: int
+    wall_seconds: float
+    resumed_from_step: int | None = None
+    started_at: datetime
+    finished_at: datetime
+    actor: str

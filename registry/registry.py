@@ -44,6 +44,7 @@ from .store import ArtifactStore
 
 if TYPE_CHECKING:
     from .adapters import Adapters
+    from .base_models import BaseModels
     from .datasets import Datasets
     from .identities import Identities
 
@@ -183,6 +184,12 @@ class Registry:
         from .identities import Identities
 
         return Identities(self)
+
+    @cached_property
+    def base_models(self) -> BaseModels:
+        from .base_models import BaseModels
+
+        return BaseModels(self)
 
     @cached_property
     def datasets(self) -> Datasets:

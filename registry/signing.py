@@ -12,6 +12,7 @@ a second to import and read-only commands never need it.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,21 @@ def _hashing_config() -> Any:
     # Sign every file: model-signing would otherwise leave git metadata out, and a
     # stored-but-unsigned file is a hole. (adapter_dir refuses git metadata anyway.)
     return hashing.Config().set_ignored_paths(paths=[], ignore_git_paths=False)
+
+
+def hash_directory(directory: Path) -> Manifest:
+    """sha256 of every file under ``directory`` (model-signing's hashing, in parallel) and
+    the digest over them, computed as model-signing's subject digest: sha256 over the raw
+    per-file digests in path order."""
+    manifest = _hashing_config().hash(directory)
+    files = {str(rd.identifier): rd.digest.digest_hex for rd in manifest.resource_descriptors()}
+    root = hashlib.sha256(b"".join(bytes.fromhex(files[p]) for p in sorted(files)))
+    return Manifest(
+        subject_name=directory.name,
+        digest=root.hexdigest(),
+        files=files,
+        serialization=dict(manifest.serialization_type),
+    )
 
 
 def sign_directory(directory: Path, key: SigningKey, bundle_path: Path) -> Manifest:

@@ -1,0 +1,163 @@
+"""Base models, recorded by identity rather than stored.
+
+A base model version is the per-file sha256 manifest of its directory (hashed with
+OpenSSF model-signing's hashing, the same digests as adapter signatures) plus its origin.
+Weights are large and stay where they are; :meth:`BaseModels.verify` re-hashes them
+against the manifest, and every load for training or evaluation goes through it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loraledger.errors import VerificationError
+
+from .audit import canonical_json, utcnow
+from .db import Connection
+from .models import BaseModelVersion, FileEntry, Role
+from .refs import Ref, resolve_version, validate_name
+from .signing import hash_directory
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+REGISTER_ROLES = {Role.ENGINEER, Role.ADMIN}
+_COLUMNS = (
+    "name, version, digest, kind, location, architecture, origin, file_count, "
+    "total_bytes, created_at, created_by"
+)
+
+
+def _base(row: tuple[Any, ...], files: tuple[FileEntry, ...] = ()) -> BaseModelVersion:
+    return BaseModelVersion(
+        name=row[0],
+        version=row[1],
+        digest=row[2],
+        kind=row[3],
+        location=row[4],
+        architecture=row[5],
+        origin=json.loads(row[6]),
+        file_count=row[7],
+        total_bytes=row[8],
+        created_at=row[9],
+        created_by=row[10],
+        files=files,
+    )
+
+
+class BaseModels:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def register(
+        self,
+        directory: Path,
+        name: str,
+        *,
+        kind: str,
+        architecture: str,
+        origin: dict[str, Any],
+        actor: str | None,
+    ) -> BaseModelVersion:
+        """Record ``directory``'s files (hashed now) as the next version of ``name``."""
+        validate_name(name, what="base model name")
+        registry = self._registry
+        key = registry.act_as(actor, REGISTER_ROLES)
+        manifest = hash_directory(directory)
+        sizes = {p: (directory / p).stat().st_size for p in manifest.files}
+        with registry.change(key, REGISTER_ROLES) as change:
+            conn = change.conn
+            row = conn.execute(
+                "SELECT coalesce(max(version), 0) + 1 FROM base_models WHERE name = ?", [name]
+            ).fetchone()
+            version = int(row[0]) if row else 1
+            conn.execute(
+                f"INSERT INTO base_models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    name,
+                    version,
+                    manifest.digest,
+                    kind,
+                    str(directory.resolve()),
+                    architecture,
+                    canonical_json(origin),
+                    len(manifest.files),
+                    sum(sizes.values()),
+                    utcnow(),
+                    key.name,
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO base_model_files VALUES (?, ?, ?, ?, ?)",
+                [[name, version, p, d, sizes[p]] for p, d in sorted(manifest.files.items())],
+            )
+            change.record(
+                "base.register",
+                f"base:{name}@v{version}",
+                {
+                    "digest": manifest.digest,
+                    "kind": kind,
+                    "origin": origin,
+                    "location": str(directory.resolve()),
+                    "files": manifest.files,
+                },
+            )
+        return self.get(Ref(name, version))
+
+    def list(self) -> list[BaseModelVersion]:
+        with self._registry.db.read() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM base_models ORDER BY name, version")
+            return [_base(r) for r in rows.fetchall()]
+
+    def get(self, ref: Ref | str) -> BaseModelVersion:
+        with self._registry.db.read() as conn:
+            return self._get_in(conn, ref)
+
+    def _get_in(self, conn: Connection, ref: Ref | str) -> BaseModelVersion:
+        pinned = resolve_version(
+            conn, "base_models", ref, what="base model", list_command="loraledger base list"
+        )
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM base_models WHERE name = ? AND version = ?",
+            [pinned.name, pinned.version],
+        ).fetchone()
+        assert row is not None  # resolve_version found it in the same connection
+        files = tuple(
+            FileEntry(path=r[0], sha256=r[1], size_bytes=r[2])
+            for r in conn.execute(
+                "SELECT path, sha256, size_bytes FROM base_model_files "
+                "WHERE base_name = ? AND version = ? ORDER BY path",
+                [pinned.name, pinned.version],
+            ).fetchall()
+        )
+        return _base(row, files)
+
+    def verify(self, ref: Ref | str) -> BaseModelVersion:
+        """Re-hash the base's files where they live; raise naming what changed."""
+        base = self.get(ref)
+        location = Path(base.location)
+        if not location.is_dir():
+            raise VerificationError(
+                f"{base.ref}: its files are no longer at {location}; restore them or register "
+                "the base again"
+            )
+        actual = hash_directory(location).files
+        recorded = {f.path: f.sha256 for f in base.files}
+        changed = sorted(p for p in set(actual) & set(recorded) if actual[p] != recorded[p])
+        problems = [
+            f"{label}: {', '.join(names)}"
+            for label, names in (
+                ("changed", changed),
+                ("missing", sorted(set(recorded) - set(actual))),
+                ("extra", sorted(set(actual) - set(recorded))),
+            )
+            if names
+        ]
+        if problems:
+            raise VerificationError(
+                f"{base.ref}: the files at {location} are not the registered base "
+                f"({'; '.join(problems)})"
+            )
+        return base
