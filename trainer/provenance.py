@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from loraledger.registry.models import GitProvenance
 
@@ -34,3 +35,36 @@ def git_provenance(path: Path) -> GitProvenance | None:
         modified=bool(status) and not untracked,
         untracked=untracked,
     )
+
+
+def code_provenance(directory: Path) -> dict[str, Any]:
+    """The commit of the source tree at ``directory`` and whether it has local changes.
+
+    ``changes`` lists modified and untracked (not ignored) files, as git status shows them.
+    Outside a git work tree (an installed package) the commit is unknown and recorded so.
+    """
+    import git
+
+    try:
+        repo = git.Repo(directory, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return {
+            "repository": None,
+            "commit": None,
+            "dirty": False,
+            "changes": [],
+            "note": f"{directory} is not in a git work tree",
+        }
+    try:
+        commit: str | None = repo.head.commit.hexsha
+    except ValueError:
+        commit = None
+    changes = [line[3:] for line in repo.git.status("--porcelain").splitlines() if line]
+    remote = next((r.url for r in repo.remotes if r.name == "origin"), None)
+    return {
+        "repository": repo.working_tree_dir,
+        "remote": remote,
+        "commit": commit,
+        "dirty": bool(changes) or commit is None,
+        "changes": changes,
+    }

@@ -8,7 +8,8 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, data, keys
+from . import adapters, audit, base, data, keys
+from . import train as train_command
 from ._app import Settings, new_app, settings
 
 app = new_app(
@@ -19,6 +20,8 @@ app = new_app(
 app.add_typer(keys.app, name="keys")
 app.add_typer(adapters.app, name="adapters")
 app.add_typer(data.app, name="data")
+app.add_typer(base.app, name="base")
+app.command("train")(train_command.train)
 app.add_typer(audit.app, name="audit")
 
 

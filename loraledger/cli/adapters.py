@@ -98,6 +98,59 @@ def show(
 
 
 @app.command()
+def lineage(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@latest."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Where a version came from: its training run (base, data, code, config, hardware)."""
+    registry = settings(ctx).open()
+    version = registry.adapters.get(ref)
+    run = registry.adapters.training_run(version.ref)
+    if json_:
+        emit_json({"adapter": version.ref, "digest": version.digest, "training_run": run})
+        return
+    if run is None:
+        typer.echo(
+            f"{version.ref} was registered from {version.source_path}, not trained by "
+            "LoRA Ledger: no training run is recorded"
+        )
+        return
+    out = console()
+    out.print(f"{version.ref}  sha256:{version.digest}", markup=False)
+    code = run.code
+    for label, value in (
+        (
+            "training run",
+            f"{run.id} by {run.actor}, {run.started_at:%Y-%m-%d %H:%M} → "
+            f"{run.finished_at:%H:%M} UTC",
+        ),
+        ("base", f"{run.base_ref} sha256:{run.base_digest}"),
+        *(
+            ("dataset", f"{d.ref}: {d.records} records, merkle root {d.merkle_root}")
+            for d in run.datasets
+        ),
+        (
+            "code",
+            f"{code.get('repository')} at {code.get('commit')}"
+            f"{' (dirty, allowed)' if code.get('dirty') else ''}",
+        ),
+        ("config", f"sha256:{run.config_sha256}"),
+        ("quantization", ", ".join(f"{k}={v}" for k, v in run.quantization.items())),
+        ("compute", f"{run.compute_dtype} on {run.device}: {run.compute_dtype_reason}"),
+        ("seed", str(run.seed)),
+        (
+            "training",
+            f"{run.steps} steps, {run.tokens_seen} tokens, {run.wall_seconds:.1f} s, "
+            f"loss {run.loss_curve[0].loss:.4f} -> {run.loss_curve[-1].loss:.4f}",
+        ),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in sorted(run.libraries.items()))),
+        ("hardware", ", ".join(f"{k}={v}" for k, v in run.hardware.items())),
+    ):
+        out.print(f"  {label + ':':<14}{value}", markup=False)
+
+
+@app.command()
 def verify(
     ctx: typer.Context,
     ref: str = typer.Argument(..., help="NAME, NAME@vN or NAME@latest."),

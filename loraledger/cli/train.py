@@ -1,0 +1,98 @@
+"""``loraledger train``: QLoRA training with provenance, registered and signed at the end."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ._app import emit_json, settings
+
+
+def train(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="Training config (YAML); see docs/training.md."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run."),
+    allow_dirty: bool = typer.Option(
+        False,
+        "--allow-dirty",
+        help="Train from a source tree with uncommitted changes (recorded in the training run).",
+    ),
+    json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Train a LoRA/QLoRA adapter and register it with its full provenance."""
+    from loraledger.trainer.train import train as run_training
+
+    opts = settings(ctx)
+    registry = opts.open()
+    with _progress(quiet=json_) as on_step:
+        result = run_training(
+            registry,
+            config,
+            actor=opts.actor,
+            resume=resume,
+            allow_dirty=allow_dirty,
+            on_step=on_step,
+        )
+    if json_:
+        emit_json({"adapter": result.version, "training_run": result.run})
+        return
+    run = result.run
+    first, last = run.loss_curve[0].loss, run.loss_curve[-1].loss
+    typer.echo(f"Registered {result.version.ref}")
+    typer.echo(f"  digest sha256:{result.version.digest}, signed by {result.version.signer}")
+    typer.echo(
+        f"  {run.steps} steps, {run.tokens_seen} tokens, {run.wall_seconds:.1f} s "
+        f"({run.tokens_seen / max(run.wall_seconds, 1e-9):.0f} tok/s), loss {first:.3f} "
+        f"-> {last:.3f}"
+    )
+    typer.echo(
+        f"  base {run.base_ref}, {run.quantization['method']} quantization, "
+        f"{run.compute_dtype} compute, training run {run.id}"
+    )
+
+
+class _progress:
+    """A rich progress bar on a terminal, a line every 10 steps otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Any:
+        if self.quiet:
+            return None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(
+                TextColumn("training"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.3f}  {task.fields[tps]:.0f} tok/s"),
+                console=Console(stderr=True),
+            )
+            self.bar.start()
+        return self.report
+
+    def report(self, step: Any) -> None:
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task("train", total=step.total, loss=0.0, tps=0.0)
+            self.bar.update(
+                self.task, completed=step.step, loss=step.loss, tps=step.tokens_per_second
+            )
+        elif step.step % 10 == 0 or step.step == step.total:
+            typer.echo(
+                f"step {step.step}/{step.total}  loss {step.loss:.4f}  "
+                f"{step.tokens_per_second:.0f} tok/s",
+                err=True,
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

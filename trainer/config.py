@@ -1,0 +1,181 @@
+"""The training configuration: one YAML file, validated with pydantic, errors with lines.
+
+Example (every field but ``base``, ``datasets`` and ``adapter_name`` has a default)::
+
+    base: smollm2-135m-instruct          # a registered base: NAME or NAME@vN
+    datasets: [bank-support]             # registered datasets: NAME (latest) or NAME@vN
+    adapter_name: bank-support
+    lora: {r: 8, alpha: 16, dropout: 0.05, target_modules: all-linear}
+    quantization: nf4                    # nf4 | fp4 | none (plain LoRA)
+    double_quant: true
+    learning_rate: 2.0e-4
+    max_steps: 60                        # or epochs: 2
+    batch_size: 8
+    gradient_accumulation: 1
+    max_seq_length: 256
+    seed: 1234
+
+Unknown keys (a config written for a newer LoRA Ledger) are reported as warnings and
+recorded, not fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from loraledger.registry.refs import Ref, validate_name
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from loraledger.errors import InputError
+
+
+class LoraSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(default=8, gt=0, description="rank of the update matrices")
+    alpha: int = Field(
+        default=16, gt=0, description="scaling numerator: the update is scaled by alpha/r"
+    )
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: Literal["all-linear"] | list[str] = Field(
+        default="all-linear", description="'all-linear' or module names such as [q_proj, v_proj]"
+    )
+
+
+class TrainingConfig(BaseModel):
+    """One training run's settings. Defaults live here and nowhere else."""
+
+    model_config = ConfigDict(extra="allow")
+
+    base: str = Field(description="registered base model: NAME or NAME@vN")
+    datasets: list[str] = Field(min_length=1, description="registered datasets")
+    adapter_name: str = Field(description="name the adapter is registered under")
+    lora: LoraSettings = LoraSettings()
+    quantization: Literal["nf4", "fp4", "none"] = Field(
+        default="nf4", description="4-bit base (QLoRA) or none (plain LoRA on a float base)"
+    )
+    double_quant: bool = Field(default=True, description="also quantize the quantization constants")
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="auto: bfloat16 where the hardware has it natively, else float32",
+    )
+    learning_rate: float = Field(default=2e-4, gt=0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_steps: int = Field(default=0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, gt=0, description="optimizer steps; or use epochs")
+    epochs: float | None = Field(
+        default=None, gt=0, description="passes over the data; or max_steps"
+    )
+    batch_size: int = Field(default=8, gt=0)
+    gradient_accumulation: int = Field(default=1, gt=0)
+    max_seq_length: int = Field(default=256, ge=16)
+    seed: int = Field(default=1234, ge=0)
+    checkpoint_every: int = Field(
+        default=20, ge=0, description="steps between checkpoints; 0: never"
+    )
+
+    @field_validator("base")
+    @classmethod
+    def _base_ref(cls, value: str) -> str:
+        _as_value_error(lambda: Ref.parse(value, what="base model"))
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_refs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            _as_value_error(lambda item=item: Ref.parse(item, what="dataset"))  # type: ignore[misc]
+        if len(set(value)) != len(value):
+            raise ValueError("a dataset is listed twice")
+        return value
+
+    @field_validator("adapter_name")
+    @classmethod
+    def _adapter_name(cls, value: str) -> str:
+        _as_value_error(lambda: validate_name(value, what="adapter name"))
+        return value
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainingConfig:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of max_steps or epochs")
+        return self
+
+    @property
+    def unknown_keys(self) -> list[str]:
+        return sorted(self.model_extra or {})
+
+
+def _as_value_error(check: Callable[[], object]) -> None:
+    """Run a check that raises InputError, so pydantic reports it with its field."""
+    try:
+        check()
+    except InputError as error:
+        raise ValueError(str(error)) from None
+
+
+def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """The YAML line (1-based) of the node at ``loc``, or of its nearest parent."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line = (key or match).start_mark.line + 1
+            node = match
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def load_config(path: Path) -> tuple[TrainingConfig, str]:
+    """Parse and validate a training config; returns it and the sha256 of its bytes."""
+    import yaml
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("training config does not exist", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("is not UTF-8", path=path) from None
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error)
+        raise InputError(
+            f"invalid YAML: {problem}", path=path, line=mark.line + 1 if mark else None
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError("must be a YAML mapping of settings (base:, datasets:, ...)", path=path)
+    try:
+        config = TrainingConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = tuple(first["loc"])
+        field = ".".join(str(p) for p in loc) or None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "missing":
+            message = "is required"
+        raise InputError(message, path=path, line=_line_of(text, loc), field=field) from None
+    return config, hashlib.sha256(raw).hexdigest()
