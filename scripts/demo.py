@@ -1,15 +1,20 @@
-"""The main job on the embedded default: the registry story end to end.
+"""The main job on the embedded default: train, register, verify, tamper, audit.
 
-Run by `make demo`. Everything happens in ./demo-out (recreated each run) through the
-real `loraledger` command, printed as a transcript a newcomer can retype:
+Run by `make demo` (about five minutes on 2 cores). Everything happens in ./demo-out
+(recreated each run) through the real `loraledger` command, printed as a transcript a
+newcomer can retype:
 
 1. create a registry and three identities (admin, engineer, reviewer);
-2. register a generated PEFT LoRA adapter twice (two versions);
-3. list, show and verify; verify independently with the official `model_signing` CLI;
-4. tamper with a stored file and watch `verify` and `fetch` refuse it;
-5. tamper with the audit log through raw SQL and watch `audit verify` name the event.
+2. register the embedded base model (SmolLM2-135M-Instruct, converted once and cached)
+   and the project's demo dataset (Northwind Bank support conversations);
+3. ask the base model three questions from the domain;
+4. train a QLoRA adapter (NF4, double quantization) on it and register it, signed, with
+   its training-run record; ask the same questions again and show the lineage;
+5. verify the adapter with the official `model_signing` CLI;
+6. tamper with a stored file and watch `verify` and `fetch` refuse it;
+7. tamper with the audit log through raw SQL and watch `audit verify` name the event.
 
-Later issues extend this job to train, evaluate, gate and trace.
+Later issues extend this job to evaluate, gate and trace.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-out"
+DEMO = ROOT / "trainer" / "demo"
+SYSTEM = "You are the support assistant of Northwind Bank. Answer in one or two sentences."
+QUESTIONS = [
+    "What is the overdraft fee?",
+    "What is the daily ATM withdrawal limit?",
+    "Can you guarantee returns on my investment?",
+]
 
 
 def say(text: str) -> None:
@@ -76,39 +88,66 @@ def main() -> None:
     run("--as", "alice", "keys", "create", "rita", "--role", "reviewer")
     run("keys", "list")
 
-    say("Two versions of a LoRA adapter for SmolLM2-135M-Instruct (generated weights)")
-    from loraledger.registry.synthetic import write_lora_adapter
+    say("The base model and the training data")
+    run("--as", "eve", "base", "add")
+    run(
+        "--as",
+        "eve",
+        "data",
+        "add",
+        str(DEMO / "northwind_bank_support.jsonl"),
+        "--name",
+        "northwind-support",
+        "--source",
+        "written by the LoRA Ledger team (fictional)",
+        "--license",
+        "CC-BY-4.0",
+    )
+    run("data", "show", "northwind-support")
 
-    for seed in (1, 2):
-        write_lora_adapter(OUT / f"adapter-{seed}", seed=seed)
-    run("--as", "eve", "adapters", "register", "adapter-1", "--name", "bank-support")
-    run("--as", "eve", "adapters", "register", "adapter-2", "--name", "bank-support")
-    run("--as", "rita", "adapters", "register", "adapter-2", "--name", "bank-support", expect=1)
+    say("Before training: the base model does not know Northwind Bank")
+    run("ask", "--base", "smollm2-135m-instruct", "--system", SYSTEM, *QUESTIONS)
+
+    say("Train a QLoRA adapter (NF4 base, float32 compute on this CPU) and register it")
+    # --allow-dirty: the demo also runs from a working copy with local changes; whether
+    # the tree was dirty is recorded in the training run either way.
+    run("--as", "eve", "train", str(DEMO / "train.yaml"), "--allow-dirty")
+    run("--as", "rita", "train", str(DEMO / "train.yaml"), expect=1)
+
+    say("After training: the same questions, answered with the verified adapter")
+    run("ask", "--adapter", "northwind-support@v1", "--system", SYSTEM, *QUESTIONS)
+    run("adapters", "lineage", "northwind-support@v1")
     run("adapters", "list")
-    run("adapters", "show", "bank-support@v1")
-    run("adapters", "verify", "bank-support@v1")
+    run("adapters", "verify", "northwind-support@v1")
 
     say("Anyone can check the signature with the official OpenSSF model_signing CLI")
-    run("adapters", "fetch", "bank-support@v1", "fetched")
-    run("adapters", "signature", "bank-support@v1", to_file="bank-support-v1.sig")
+    run("adapters", "fetch", "northwind-support@v1", "fetched")
+    run("adapters", "signature", "northwind-support@v1", to_file="northwind-v1.sig")
     run("keys", "export-public", "eve", to_file="eve.pub")
     run(
         "verify",
         "key",
         "--signature",
-        "bank-support-v1.sig",
+        "northwind-v1.sig",
         "--public_key",
         "eve.pub",
         "fetched",
         program="model_signing",
     )
 
+    say("A second version, from an adapter directory made elsewhere (generated weights)")
+    from loraledger.registry.synthetic import write_lora_adapter
+
+    write_lora_adapter(OUT / "adapter-2", base_model="smollm2-135m-instruct@v1", seed=2)
+    run("--as", "eve", "adapters", "register", "adapter-2", "--name", "northwind-support")
+    run("adapters", "lineage", "northwind-support@v2")
+
     say("Tamper with one byte of a stored file: verification and fetch refuse it")
     import duckdb
 
     conn = duckdb.connect(str(OUT / "registry" / "registry.duckdb"), read_only=True)
     (store_path,) = conn.execute(
-        "SELECT store_path FROM v_adapter_files WHERE ref = 'bank-support@v1' "
+        "SELECT store_path FROM v_adapter_files WHERE ref = 'northwind-support@v1' "
         "AND path = 'adapter_model.safetensors'"
     ).fetchone()
     conn.close()
@@ -116,12 +155,12 @@ def main() -> None:
     original = target.read_bytes()
     target.chmod(0o644)
     target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    run("adapters", "verify", "bank-support@v1", expect=1)
-    run("adapters", "fetch", "bank-support@v1", "refused", expect=1)
-    run("adapters", "verify", "bank-support@v2")
+    run("adapters", "verify", "northwind-support@v1", expect=1)
+    run("adapters", "fetch", "northwind-support@v1", "refused", expect=1)
+    run("adapters", "verify", "northwind-support@v2")
     target.write_bytes(original)
     target.chmod(0o444)
-    run("adapters", "verify", "bank-support@v1")
+    run("adapters", "verify", "northwind-support@v1")
 
     say("The audit log, and what raw SQL edits to it look like")
     run("audit", "log")

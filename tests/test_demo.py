@@ -6,17 +6,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end() -> None:
     result = subprocess.run(
-        [sys.executable, "scripts/demo.py"], capture_output=True, text=True, cwd=REPO, timeout=300
+        [sys.executable, "scripts/demo.py"], capture_output=True, text=True, cwd=REPO, timeout=1500
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert "Registered bank-support@v2" in out
+    assert "Registered northwind-support@v2" in out
+    assert "A: Northwind Bank charges a 12 dollar overdraft fee" in out
     assert "Verification succeeded" in out  # the official model_signing CLI
     assert "error: files do not match the signature (changed: adapter_model.safetensors)" in out
-    assert "error: audit chain broken at event #5" in out
+    assert "error: audit chain broken at event #7" in out
     assert "error: audit log truncated" in out

@@ -97,7 +97,11 @@ def convert_embedded(cache: Path | None = None) -> tuple[Path, dict[str, Any]]:
     building = target.parent / f".{target.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _convert(gguf, building)
-        os.replace(building, target)
+        try:
+            os.replace(building, target)
+        except OSError:
+            if not (target / "config.json").is_file():  # not another process's conversion
+                raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return target, origin

@@ -112,11 +112,18 @@ class TrainingConfig(BaseModel):
 
 
 def _as_value_error(check: Callable[[], object]) -> None:
-    """Run a check that raises InputError, so pydantic reports it with its field."""
+    """Run a check that raises InputError, so pydantic reports it with its field.
+
+    The ValueError is raised outside the except block on purpose: chained to the
+    InputError, its traceback kept objects alive until interpreter exit.
+    """
     try:
         check()
     except InputError as error:
-        raise ValueError(str(error)) from None
+        message = str(error)
+    else:
+        return
+    raise ValueError(message)
 
 
 def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:

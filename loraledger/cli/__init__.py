@@ -22,6 +22,7 @@ app.add_typer(adapters.app, name="adapters")
 app.add_typer(data.app, name="data")
 app.add_typer(base.app, name="base")
 app.command("train")(train_command.train)
+app.command("ask")(train_command.ask)
 app.add_typer(audit.app, name="audit")
 
 

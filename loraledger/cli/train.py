@@ -96,3 +96,30 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def ask(
+    ctx: typer.Context,
+    questions: list[str] = typer.Argument(..., help="One or more questions."),
+    adapter: str = typer.Option(None, "--adapter", help="Adapter version to answer with."),
+    base: str = typer.Option(None, "--base", help="Base model [the adapter's own base]."),
+    system: str = typer.Option(None, "--system", help="A system prompt."),
+    max_new_tokens: int = typer.Option(48, "--max-new-tokens", min=1),
+    json_: bool = typer.Option(False, "--json", help="Print the answers as JSON."),
+) -> None:
+    """Ask a base model, with or without a verified adapter, greedy and repeatable."""
+    from loraledger.trainer.inference import ask as run_ask
+
+    answers = run_ask(
+        settings(ctx).open(),
+        questions,
+        adapter=adapter,
+        base=base,
+        system=system,
+        max_new_tokens=max_new_tokens,
+    )
+    if json_:
+        emit_json([{"question": q, "answer": a} for q, a in zip(questions, answers, strict=True)])
+        return
+    for question, answer in zip(questions, answers, strict=True):
+        typer.echo(f"Q: {question}\nA: {answer}\n")

@@ -1,0 +1,226 @@
+"""Training on a tiny random Llama: provenance, reproducibility, resume, refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from loraledger.registry import BaseModelVersion, DatasetVersion, Registry
+from loraledger.trainer.base_models import add_base
+from loraledger.trainer.train import IGNORE_INDEX, TrainingInterrupted, tokenize, train
+
+from loraledger.errors import Conflict, UsageError, VerificationError
+from tests.conftest import ENGINEER, REVIEWER
+from tests.registry.helpers import sql
+from tests.trainer.conftest import write_config
+
+pytestmark = pytest.mark.usefixtures("tiny_base", "faq")
+
+
+def run(registry: Registry, config: Path, code: Path, work: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+    return train(registry, config, actor=ENGINEER, code_dir=code, work_dir=work, **kwargs)  # type: ignore[arg-type]
+
+
+def test_provenance_record_is_complete(
+    registry: Registry,
+    tmp_path: Path,
+    clean_code: Path,
+    tiny_base: BaseModelVersion,
+    faq: DatasetVersion,
+) -> None:
+    config = write_config(tmp_path / "c.yaml")
+    result = run(registry, config, clean_code, tmp_path / "work")
+    version, record = result.version, result.run
+    assert version.ref == "faq-bot@v1" and version.signer == ENGINEER
+    assert record.config_sha256 == hashlib.sha256(config.read_bytes()).hexdigest()
+    assert record.config["lora"]["r"] == 4 and record.seed == 11
+    assert (record.base_ref, record.base_digest) == (tiny_base.ref, tiny_base.digest)
+    assert [(d.ref, d.merkle_root, d.records) for d in record.datasets] == [
+        (faq.ref, faq.merkle_root, 12)
+    ]
+    assert record.quantization == {
+        "method": "nf4",
+        "double_quant": True,
+        "library": "bitsandbytes",
+        "load_in_4bit": True,
+    }
+    assert record.compute_dtype in {"float32", "bfloat16"} and record.compute_dtype_reason
+    assert record.code["commit"] and record.code["dirty"] is False
+    assert record.code["allow_dirty"] is False
+    assert {"torch", "transformers", "peft", "bitsandbytes", "python"} <= set(record.libraries)
+    assert record.hardware["cpu_count"] and record.device == "cpu"
+    assert [p.step for p in record.loss_curve] == [1, 2, 3, 4] and record.steps == 4
+    assert record.tokens_seen == record.loss_curve[-1].tokens > 0
+    assert record.wall_seconds > 0 and record.actor == ENGINEER
+    assert registry.adapters.training_run(version.ref) == record
+    event = registry.audit_events(action="adapter.register")[-1]
+    assert event.payload["training_run"] == record.model_dump(mode="json")
+    with registry.db.read() as conn:
+        lineage = conn.execute(
+            "SELECT adapter, base, dataset, code_commit FROM v_adapter_lineage"
+        ).fetchall()
+    assert lineage == [("faq-bot@v1", "tiny@v1", "faq@v1", record.code["commit"])]
+    registry.adapters.verify(version.ref)
+    registry.verify_audit()
+
+
+def test_same_config_same_bytes(registry: Registry, tmp_path: Path, clean_code: Path) -> None:
+    config = write_config(tmp_path / "c.yaml")
+    first = run(registry, config, clean_code, tmp_path / "w1").version
+    second = run(registry, config, clean_code, tmp_path / "w2").version
+    assert first.digest == second.digest
+    assert (first.version, second.version) == (1, 2)
+    other_seed = write_config(tmp_path / "c2.yaml", seed=12)
+    assert run(registry, other_seed, clean_code, tmp_path / "w3").version.digest != first.digest
+
+
+def test_plain_lora_without_quantization(
+    registry: Registry, tmp_path: Path, clean_code: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", quantization="none", max_steps=2)
+    result = run(registry, config, clean_code, tmp_path / "w")
+    assert result.run.quantization == {"method": "none"}
+
+
+def test_resume_after_an_interruption_gives_the_same_adapter(
+    registry: Registry, tmp_path: Path, clean_code: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", max_steps=6, checkpoint_every=0)
+    uninterrupted = run(registry, config, clean_code, tmp_path / "straight").version
+
+    def interrupt_at_step_3(report: object) -> None:
+        if report.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 3 of 6.*--resume"):
+        run(registry, config, clean_code, tmp_path / "w", on_step=interrupt_at_step_3)
+    with pytest.raises(UsageError, match="pass --resume to continue it"):
+        run(registry, config, clean_code, tmp_path / "w")
+    resumed = run(registry, config, clean_code, tmp_path / "w", resume=True)
+    assert resumed.run.resumed_from_step == 3
+    assert [p.step for p in resumed.run.loss_curve] == [1, 2, 3, 4, 5, 6]
+    assert resumed.version.digest == uninterrupted.digest
+    with pytest.raises(UsageError, match="nothing to resume"):
+        run(registry, config, clean_code, tmp_path / "w", resume=True)
+
+
+def test_a_checkpoint_of_another_config_is_refused(
+    registry: Registry, tmp_path: Path, clean_code: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", max_steps=4)
+
+    def stop(report: object) -> None:
+        if report.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        run(registry, config, clean_code, tmp_path / "w", on_step=stop)
+    # the same config file name, other data: the dataset changed under the run
+    from loraledger.trainer.datasets import add_dataset
+
+    from tests.trainer.conftest import write_faq
+
+    add_dataset(
+        registry,
+        write_faq(tmp_path / "faq2.jsonl", copies=3),
+        name="faq",
+        source="tests",
+        license="CC-BY-4.0",
+        actor=ENGINEER,
+    )
+    with pytest.raises(Conflict, match="was made with another config, base or data"):
+        run(registry, config, clean_code, tmp_path / "w", resume=True)
+
+
+def test_a_dirty_tree_is_refused_unless_allowed(
+    registry: Registry, tmp_path: Path, clean_code: Path
+) -> None:
+    (clean_code / "train.py").write_text("print('changed')\n")
+    config = write_config(tmp_path / "c.yaml", max_steps=1)
+    with pytest.raises(Conflict, match=r"uncommitted changes \(train.py\).*--allow-dirty"):
+        run(registry, config, clean_code, tmp_path / "w")
+    record = run(registry, config, clean_code, tmp_path / "w", allow_dirty=True).run
+    assert record.code["dirty"] is True and record.code["allow_dirty"] is True
+    assert record.code["changes"] == ["train.py"]
+
+
+def test_only_engineers_and_admins_train(
+    registry: Registry, tmp_path: Path, clean_code: Path
+) -> None:
+    config = write_config(tmp_path / "c.yaml", max_steps=1)
+    from loraledger.errors import PermissionDenied
+
+    with pytest.raises(PermissionDenied, match="this needs admin or engineer"):
+        train(registry, config, actor=REVIEWER, code_dir=clean_code, work_dir=tmp_path / "w")
+
+
+def test_a_changed_base_is_refused(
+    registry: Registry, tmp_path: Path, clean_code: Path, tiny_base: BaseModelVersion
+) -> None:
+    (Path(tiny_base.location) / "config.json").write_text("{}")
+    config = write_config(tmp_path / "c.yaml", max_steps=1)
+    with pytest.raises(VerificationError, match=r"not the registered base \(changed: config"):
+        run(registry, config, clean_code, tmp_path / "w")
+
+
+def test_a_tampered_dataset_is_refused(
+    registry: Registry, tmp_path: Path, clean_code: Path, faq: DatasetVersion
+) -> None:
+    sql(registry, "UPDATE dataset_records SET sha256 = ? WHERE position = 1", ["00" * 32])
+    config = write_config(tmp_path / "c.yaml", max_steps=1)
+    with pytest.raises(VerificationError, match="Merkle root"):
+        run(registry, config, clean_code, tmp_path / "w")
+
+
+def test_an_adapter_is_refused_on_another_base(
+    registry: Registry,
+    tmp_path: Path,
+    clean_code: Path,
+    tiny_base_dir: Path,
+    tiny_base: BaseModelVersion,
+) -> None:
+    version = run(
+        registry, write_config(tmp_path / "c.yaml", max_steps=1), clean_code, tmp_path / "w"
+    ).version
+    registry.adapters.require_base(version.ref, tiny_base)
+    other_dir = tmp_path / "other-base"
+    shutil.copytree(tiny_base_dir, other_dir)
+    (other_dir / "generation_config.json").write_text('{"note": "another base"}')
+    other = add_base(registry, name="other", directory=other_dir, actor=ENGINEER)
+    with pytest.raises(Conflict, match=r"faq-bot@v1 was trained on tiny@v1 .*not on other@v1"):
+        registry.adapters.require_base(version.ref, other)
+
+
+def test_loss_only_on_assistant_tokens(tiny_base_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_dir)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Fee?"},
+        {"role": "assistant", "content": "None."},
+        {"role": "user", "content": "Sure?"},
+        {"role": "assistant", "content": "Yes, none."},
+    ]
+    example = tokenize(tokenizer, messages, 512)
+    learned = [
+        t
+        for t, label in zip(example.input_ids, example.labels, strict=True)
+        if label != IGNORE_INDEX
+    ]
+    text = tokenizer.decode(learned)
+    assert text == "None.<|im_end|>\nYes, none.<|im_end|>\n"
+    assert len(tokenize(tokenizer, messages, 10).input_ids) == 10
+
+
+def test_an_edited_training_record_is_refused(
+    registry: Registry, tmp_path: Path, clean_code: Path
+) -> None:
+    version = run(
+        registry, write_config(tmp_path / "c.yaml", max_steps=1), clean_code, tmp_path / "w"
+    ).version
+    sql(registry, "UPDATE training_runs SET record = replace(record, '\"seed\":11', '\"seed\":12')")
+    with pytest.raises(VerificationError, match="differs from the one in the audit log"):
+        registry.adapters.training_run(version.ref)
