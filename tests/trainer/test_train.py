@@ -224,3 +224,18 @@ def test_an_edited_training_record_is_refused(
     sql(registry, "UPDATE training_runs SET record = replace(record, '\"seed\":11', '\"seed\":12')")
     with pytest.raises(VerificationError, match="differs from the one in the audit log"):
         registry.adapters.training_run(version.ref)
+
+
+def test_the_cpu_compute_dtype_is_measured_once_and_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loraledger.trainer.train import choose_compute_dtype
+
+    monkeypatch.setenv("LORALEDGER_CACHE", str(tmp_path))
+    dtype, reason = choose_compute_dtype("auto", "cpu")
+    assert dtype in {"float32", "bfloat16"} and "matmul, best of 7" in reason
+    cached = (tmp_path / "cpu-compute-dtype.json").read_text()
+    assert dtype in cached
+    again, why = choose_compute_dtype("auto", "cpu")
+    assert again == dtype and "decided once for this CPU and cached" in why
+    assert choose_compute_dtype("float16", "cpu") == ("float16", "set in the config")
