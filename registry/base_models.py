@@ -16,6 +16,7 @@ from loraledger.errors import VerificationError
 
 from .audit import canonical_json, utcnow
 from .db import Connection
+from .manifest import describe_differences
 from .models import BaseModelVersion, FileEntry, Role
 from .refs import Ref, resolve_version, validate_name
 from .signing import hash_directory
@@ -145,19 +146,9 @@ class BaseModels:
             )
         actual = hash_directory(location).files
         recorded = {f.path: f.sha256 for f in base.files}
-        changed = sorted(p for p in set(actual) & set(recorded) if actual[p] != recorded[p])
-        problems = [
-            f"{label}: {', '.join(names)}"
-            for label, names in (
-                ("changed", changed),
-                ("missing", sorted(set(recorded) - set(actual))),
-                ("extra", sorted(set(actual) - set(recorded))),
-            )
-            if names
-        ]
+        problems = describe_differences(recorded, actual)
         if problems:
             raise VerificationError(
-                f"{base.ref}: the files at {location} are not the registered base "
-                f"({'; '.join(problems)})"
+                f"{base.ref}: the files at {location} are not the registered base ({problems})"
             )
         return base

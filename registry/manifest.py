@@ -53,3 +53,16 @@ class Manifest:
                 f"the signature bundle is not a model-signing v1.0 bundle ({error}); "
                 "the stored signature is damaged or was replaced"
             ) from None
+
+
+def describe_differences(expected: dict[str, str], actual: dict[str, str]) -> str:
+    """``changed: a; missing: b; extra: c`` between two ``{path: sha256}`` maps, or ""."""
+    parts = []
+    for label, names in (
+        ("changed", sorted(p for p in set(expected) & set(actual) if expected[p] != actual[p])),
+        ("missing", sorted(set(expected) - set(actual))),
+        ("extra", sorted(set(actual) - set(expected))),
+    ):
+        if names:
+            parts.append(f"{label}: {', '.join(names)}")
+    return "; ".join(parts)

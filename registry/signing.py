@@ -19,7 +19,7 @@ from typing import Any
 from loraledger.errors import VerificationError
 
 from .keys import SigningKey
-from .manifest import Manifest
+from .manifest import Manifest, describe_differences
 from .store import sha256_file
 
 
@@ -97,19 +97,9 @@ def verify_directory(
 def _describe_mismatch(directory: Path, bundle: bytes) -> str:
     """A readable list of changed, missing and extra files (model-signing's own message
     prints raw digest bytes)."""
-    signed = Manifest.from_bundle(bundle).files
     actual = {
         p.relative_to(directory).as_posix(): sha256_file(p)
         for p in sorted(directory.rglob("*"))
         if p.is_file()
     }
-    parts = []
-    changed = sorted(p for p in set(signed) & set(actual) if signed[p] != actual[p])
-    for label, names in (
-        ("changed", changed),
-        ("missing", sorted(set(signed) - set(actual))),
-        ("extra", sorted(set(actual) - set(signed))),
-    ):
-        if names:
-            parts.append(f"{label}: {', '.join(names)}")
-    return "; ".join(parts) or "contents differ"
+    return describe_differences(Manifest.from_bundle(bundle).files, actual) or "contents differ"
