@@ -75,6 +75,10 @@ class TrainingConfig(BaseModel):
     gradient_accumulation: int = Field(default=1, gt=0)
     max_seq_length: int = Field(default=256, ge=16)
     seed: int = Field(default=1234, ge=0)
+    gradient_checkpointing: bool = Field(
+        default=False,
+        description="recompute activations in the backward pass: less memory, ~1/3 slower",
+    )
     checkpoint_every: int = Field(
         default=20, ge=0, description="steps between checkpoints; 0: never"
     )

@@ -431,7 +431,7 @@ def _one_step(
     loss_sum = 0.0
     for _ in range(config.gradient_accumulation):
         batch = {k: v.to(device) for k, v in next(stream).items()}
-        loss = model(**batch).loss / config.gradient_accumulation
+        loss = assistant_loss(model, batch) / config.gradient_accumulation
         loss.backward()
         loss_sum += float(loss.detach())
         tokens += int(batch["attention_mask"].sum())
@@ -455,6 +455,26 @@ def _one_step(
             tokens=state.tokens,
         )
     )
+
+
+def assistant_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled (assistant) tokens.
+
+    The same value as the model's own ``labels=`` loss, but the vocabulary projection runs
+    only on positions whose next token is labelled: with a 49k vocabulary the full
+    logits tensor of a batch (and its gradient) is most of the activation memory, and
+    prompts and system messages make up most of the positions.
+    """
+    import torch
+
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = causal_lm.model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+    ).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE_INDEX
+    logits = causal_lm.lm_head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
 
 
 def _seed_everything(seed: int) -> None:
@@ -520,7 +540,12 @@ def _load_model(
         task_type="CAUSAL_LM",
         bias="none",
     )
-    return get_peft_model(model, lora), tokenizer
+    model = get_peft_model(model, lora)
+    if config.gradient_checkpointing:
+        # the embeddings are frozen, so their output must ask for gradients itself
+        model.enable_input_require_grads()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model, tokenizer
 
 
 def _total_steps(config: TrainingConfig, examples: int) -> int:
