@@ -517,6 +517,8 @@ def load_base_model(
             bnb_4bit_use_double_quant=double_quant,
             bnb_4bit_compute_dtype=dtype,
         )
+        # bitsandbytes quantizes while loading, on the device the weights are placed on
+        kwargs["device_map"] = {"": device}
     tokenizer = AutoTokenizer.from_pretrained(base.location)
     model = AutoModelForCausalLM.from_pretrained(base.location, **kwargs)
     if quantization == "none":
