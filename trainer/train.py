@@ -40,7 +40,7 @@ from loraledger.registry.models import (
 
 from loraledger.errors import Conflict, InputError, LedgerError, UsageError
 
-from .base_models import _versions, cache_dir
+from .base_models import cache_dir, library_versions
 from .config import TrainingConfig, load_config
 from .provenance import code_provenance
 
@@ -386,7 +386,7 @@ def train(
         compute_dtype_reason=dtype_reason,
         device=device,
         code=code,
-        libraries=_versions(
+        libraries=library_versions(
             "torch",
             "transformers",
             "peft",

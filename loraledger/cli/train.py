@@ -27,7 +27,7 @@ def train(
 
     opts = settings(ctx)
     registry = opts.open()
-    with _progress(quiet=json_) as on_step:
+    with _Progress(quiet=json_) as on_step:
         result = run_training(
             registry,
             config,
@@ -54,7 +54,7 @@ def train(
     )
 
 
-class _progress:
+class _Progress:
     """A rich progress bar on a terminal, a line every 10 steps otherwise."""
 
     def __init__(self, quiet: bool) -> None:
