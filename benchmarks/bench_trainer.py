@@ -10,6 +10,7 @@ number of steps. Each contender runs in its own process so its peak RSS is its o
                         bitsandbytes NF4 with bfloat16 compute, prepare_model_for_kbit_training
                         (gradient checkpointing), bf16 mixed precision;
 * ``recipe-fp32``    -- the same recipe with float32 compute (its best configuration here);
+* ``loraledger-micro2`` -- this trainer with ``micro_batch_size: 2`` (same gradient);
 * ``loraledger-ckpt`` -- this trainer with ``gradient_checkpointing: true``.
 
 Printed: tokens/s (timed steps only, after one warm-up step), peak RSS, the ratio of this
@@ -34,7 +35,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEMO = HERE.parent / "trainer" / "demo" / "northwind_bank_support.jsonl"
-CONTENDERS = ("loraledger", "loraledger-ckpt", "recipe-bf16", "recipe-fp32")
+CONTENDERS = ("loraledger", "loraledger-micro2", "loraledger-ckpt", "recipe-bf16", "recipe-fp32")
 
 
 def gemm_flops() -> float:
@@ -66,7 +67,12 @@ def worker(name: str, base_dir: Path, steps: int, batch_size: int) -> dict[str, 
     data = examples(base_dir, 160)
     if name.startswith("loraledger"):
         return run_loraledger(
-            base_dir, data, steps, batch_size, checkpointing=name.endswith("-ckpt")
+            base_dir,
+            data,
+            steps,
+            batch_size,
+            checkpointing=name.endswith("-ckpt"),
+            micro_batch_size=2 if name.endswith("-micro2") else None,
         )
     return run_recipe(
         base_dir,
@@ -86,7 +92,12 @@ def _lora() -> Any:
 
 
 def run_loraledger(
-    base_dir: Path, data: list[Any], steps: int, batch_size: int, checkpointing: bool
+    base_dir: Path,
+    data: list[Any],
+    steps: int,
+    batch_size: int,
+    checkpointing: bool,
+    micro_batch_size: int | None,
 ) -> dict[str, Any]:
     """This trainer's own loading path and loop (trainer/train.py)."""
     from loraledger.registry.models import BaseModelVersion
@@ -101,6 +112,7 @@ def run_loraledger(
         batch_size=batch_size,
         learning_rate=2e-4,
         gradient_checkpointing=checkpointing,
+        micro_batch_size=micro_batch_size,
         lora=LoraSettings(r=16, alpha=32, dropout=0.05),
     )
     dtype, _ = t.choose_compute_dtype("auto", "cpu")
@@ -280,7 +292,7 @@ def main() -> None:
         (results[n] for n in CONTENDERS if n.startswith("recipe")),
         key=lambda r: r["tokens_per_second"],
     )
-    for name in ("loraledger", "loraledger-ckpt"):
+    for name in ("loraledger", "loraledger-micro2", "loraledger-ckpt"):
         mine = results[name]
         mine["ratio_vs_best_recipe"] = mine["tokens_per_second"] / best["tokens_per_second"]
         mine["memory_vs_best_recipe"] = mine["peak_rss_mib"] / best["peak_rss_mib"]

@@ -73,6 +73,12 @@ class TrainingConfig(BaseModel):
     )
     batch_size: int = Field(default=8, gt=0)
     gradient_accumulation: int = Field(default=1, gt=0)
+    micro_batch_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="rows per forward/backward pass; smaller saves activation memory, "
+        "same gradient (default: batch_size)",
+    )
     max_seq_length: int = Field(default=256, ge=16)
     seed: int = Field(default=1234, ge=0)
     gradient_checkpointing: bool = Field(

@@ -423,17 +423,27 @@ def _one_step(
     device: str,
     state: _State,
 ) -> None:
-    """One optimizer step over ``gradient_accumulation`` batches."""
+    """One optimizer step over ``gradient_accumulation`` batches.
+
+    The loss is the mean over every labelled token of the step, however the step is cut:
+    each batch (and each micro-batch of ``micro_batch_size`` rows, which bounds activation
+    memory) contributes its summed token losses divided by the step's labelled-token
+    count, so the gradient is the same as one big batch's.
+    """
     import torch
 
     started = time.perf_counter()
+    batches = [next(stream) for _ in range(config.gradient_accumulation)]
+    labelled = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches)
+    rows = config.micro_batch_size or config.batch_size
     tokens = 0
     loss_sum = 0.0
-    for _ in range(config.gradient_accumulation):
-        batch = {k: v.to(device) for k, v in next(stream).items()}
-        loss = assistant_loss(model, batch) / config.gradient_accumulation
-        loss.backward()
-        loss_sum += float(loss.detach())
+    for batch in batches:
+        for start in range(0, batch["input_ids"].shape[0], rows):
+            part = {k: v[start : start + rows].to(device) for k, v in batch.items()}
+            loss = assistant_loss(model, part, reduction="sum") / max(labelled, 1)
+            loss.backward()
+            loss_sum += float(loss.detach())
         tokens += int(batch["attention_mask"].sum())
     torch.nn.utils.clip_grad_norm_(
         [p for p in model.parameters() if p.requires_grad], config.max_grad_norm
@@ -457,7 +467,9 @@ def _one_step(
     )
 
 
-def assistant_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def assistant_loss(
+    model: Any, batch: dict[str, torch.Tensor], reduction: str = "mean"
+) -> torch.Tensor:
     """Mean next-token cross-entropy over the labelled (assistant) tokens.
 
     The same value as the model's own ``labels=`` loss, but the vocabulary projection runs
@@ -474,7 +486,7 @@ def assistant_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
     logits = causal_lm.lm_head(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction=reduction)
 
 
 def _seed_everything(seed: int) -> None:

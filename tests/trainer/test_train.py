@@ -239,3 +239,28 @@ def test_the_cpu_compute_dtype_is_measured_once_and_cached(
     again, why = choose_compute_dtype("auto", "cpu")
     assert again == dtype and "decided once for this CPU and cached" in why
     assert choose_compute_dtype("float16", "cpu") == ("float16", "set in the config")
+
+
+def test_micro_batches_give_the_same_training(
+    registry: Registry, tmp_path: Path, clean_code: Path
+) -> None:
+    whole = run(
+        registry,
+        write_config(tmp_path / "a.yaml", max_steps=3, lora={"r": 4, "alpha": 8, "dropout": 0.0}),
+        clean_code,
+        tmp_path / "w1",
+    ).run
+    split = run(
+        registry,
+        write_config(
+            tmp_path / "b.yaml",
+            max_steps=3,
+            micro_batch_size=1,
+            lora={"r": 4, "alpha": 8, "dropout": 0.0},
+        ),
+        clean_code,
+        tmp_path / "w2",
+    ).run
+    assert [p.tokens for p in split.loss_curve] == [p.tokens for p in whole.loss_curve]
+    for a, b in zip(whole.loss_curve, split.loss_curve, strict=True):
+        assert b.loss == pytest.approx(a.loss, rel=1e-4)
