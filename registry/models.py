@@ -257,6 +257,9 @@ class TrainingRun(_Frozen):
     tokens_seen: int
     wall_seconds: float
     resumed_from_step: int | None = None
+    records_without_assistant_tokens: int = Field(
+        default=0, description="records left out: no assistant token within max_seq_length"
+    )
     started_at: datetime
     finished_at: datetime
     actor: str

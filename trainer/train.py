@@ -319,6 +319,9 @@ def train(
         for ds in datasets
         for conv in conversations(registry, ds)
     ]
+    records = len(examples)
+    # a record whose assistant turn lies wholly beyond max_seq_length teaches nothing;
+    # it is left out and counted in the training-run record
     examples = [e for e in examples if any(label != IGNORE_INDEX for label in e.labels)]
     if not examples:
         raise InputError(
@@ -403,6 +406,7 @@ def train(
         tokens_seen=state.tokens,
         wall_seconds=round(state.elapsed, 3),
         resumed_from_step=resumed_from,
+        records_without_assistant_tokens=records - len(examples),
         started_at=started_at,
         finished_at=utcnow(),
         actor=str(actor),

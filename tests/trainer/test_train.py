@@ -11,7 +11,7 @@ from loraledger.registry import BaseModelVersion, DatasetVersion, Registry
 from loraledger.trainer.base_models import add_base
 from loraledger.trainer.train import IGNORE_INDEX, TrainingInterrupted, tokenize, train
 
-from loraledger.errors import Conflict, UsageError, VerificationError
+from loraledger.errors import Conflict, InputError, UsageError, VerificationError
 from tests.conftest import ENGINEER, REVIEWER
 from tests.registry.helpers import sql
 from tests.trainer.conftest import write_config
@@ -54,6 +54,7 @@ def test_provenance_record_is_complete(
     assert [p.step for p in record.loss_curve] == [1, 2, 3, 4] and record.steps == 4
     assert record.tokens_seen == record.loss_curve[-1].tokens > 0
     assert record.wall_seconds > 0 and record.actor == ENGINEER
+    assert record.records_without_assistant_tokens == 0
     assert registry.adapters.training_run(version.ref) == record
     event = registry.audit_events(action="adapter.register")[-1]
     assert event.payload["training_run"] == record.model_dump(mode="json")
@@ -264,3 +265,33 @@ def test_micro_batches_give_the_same_training(
     assert [p.tokens for p in split.loss_curve] == [p.tokens for p in whole.loss_curve]
     for a, b in zip(whole.loss_curve, split.loss_curve, strict=True):
         assert b.loss == pytest.approx(a.loss, rel=1e-4)
+
+
+def test_records_cut_before_their_answer_are_counted(
+    registry: Registry, tmp_path: Path, clean_code: Path
+) -> None:
+    import json
+
+    from loraledger.trainer.datasets import add_dataset
+
+    long_question = "Please explain, in detail, " + "and then some more " * 60 + "the fees?"
+    rows = [
+        {"prompt": long_question, "completion": "See the fee sheet."},
+        {"prompt": "Fee?", "completion": "None."},
+        {"prompt": "Hours?", "completion": "9-5."},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    add_dataset(registry, path, name="mixed", source="t", license="MIT", actor=ENGINEER)
+    config = write_config(
+        tmp_path / "c.yaml", datasets=["mixed"], max_steps=1, max_seq_length=96, batch_size=2
+    )
+    record = run(registry, config, clean_code, tmp_path / "w").run
+    assert record.records_without_assistant_tokens == 1
+    with pytest.raises(InputError, match="no record has assistant tokens within max_seq_length"):
+        run(
+            registry,
+            write_config(tmp_path / "d.yaml", max_steps=1, max_seq_length=16),
+            clean_code,
+            tmp_path / "w2",
+        )
