@@ -37,7 +37,7 @@ from .models import (
     TrainingRun,
     VerificationReport,
 )
-from .refs import Ref, resolve_version, validate_name
+from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import sign_directory, verify_directory
 
 if TYPE_CHECKING:
@@ -169,10 +169,7 @@ class Adapters:
         conn.execute(
             "INSERT INTO adapters VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [name, now, signer]
         )
-        row = conn.execute(
-            "SELECT coalesce(max(version), 0) + 1 FROM adapter_versions WHERE name = ?", [name]
-        ).fetchone()
-        version = int(row[0]) if row else 1
+        version = next_version(conn, "adapter_versions", name)
         artifacts = [[d, sizes[p], now] for p, d in manifest.files.items()]
         artifacts.append([bundle_sha, self._registry.store.path_of(bundle_sha).stat().st_size, now])
         conn.executemany("INSERT INTO artifacts VALUES (?, ?, ?) ON CONFLICT DO NOTHING", artifacts)

@@ -18,7 +18,7 @@ from .audit import canonical_json, utcnow
 from .db import Connection
 from .manifest import describe_differences
 from .models import BaseModelVersion, FileEntry, Role
-from .refs import Ref, resolve_version, validate_name
+from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import hash_directory
 
 if TYPE_CHECKING:
@@ -70,10 +70,7 @@ class BaseModels:
         sizes = {p: (directory / p).stat().st_size for p in manifest.files}
         with registry.change(key, REGISTER_ROLES) as change:
             conn = change.conn
-            row = conn.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM base_models WHERE name = ?", [name]
-            ).fetchone()
-            version = int(row[0]) if row else 1
+            version = next_version(conn, "base_models", name)
             conn.execute(
                 f"INSERT INTO base_models ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [

@@ -23,7 +23,7 @@ from .audit import canonical_json, utcnow
 from .db import Connection
 from .merkle import merkle_root, prove_membership
 from .models import DatasetAnalysis, DatasetVersion, GitProvenance, PiiFinding, RecordProof, Role
-from .refs import Ref, resolve_version, validate_name
+from .refs import Ref, next_version, resolve_version, validate_name
 from .store import sha256_file
 
 if TYPE_CHECKING:
@@ -126,10 +126,7 @@ class Datasets:
         actor: str,
     ) -> int:
         now = utcnow()
-        row = conn.execute(
-            "SELECT coalesce(max(version), 0) + 1 FROM datasets WHERE name = ?", [name]
-        ).fetchone()
-        version = int(row[0]) if row else 1
+        version = next_version(conn, "datasets", name)
         conn.execute(
             "INSERT INTO artifacts VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [analysis.file_sha256, analysis.size_bytes, now],

@@ -73,3 +73,12 @@ def resolve_version(
             f"{parsed.name} has no version v{version} (it has v{versions[0]}..v{versions[-1]})"
         )
     return Ref(parsed.name, version)
+
+
+def next_version(conn: Connection, table: str, name: str) -> int:
+    """The version number the next row for ``name`` in ``table`` gets (1, 2, 3, ...);
+    read inside the write transaction that inserts it, so concurrent writers serialise."""
+    row = conn.execute(
+        f"SELECT coalesce(max(version), 0) + 1 FROM {table} WHERE name = ?", [name]
+    ).fetchone()
+    return int(row[0]) if row else 1
