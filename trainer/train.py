@@ -220,8 +220,9 @@ def tokenize(tokenizer: Any, messages: list[dict[str, str]], max_length: int) ->
         if message["role"] != "assistant":
             continue
         start = len(render(messages[:index], True))
-        end = len(render(messages[: index + 1], False))
-        if full[:end] != render(messages[: index + 1], False):
+        through = render(messages[: index + 1], False)
+        end = len(through)
+        if full[:end] != through:
             raise InputError(
                 "the base model's chat template does not render conversations "
                 "prefix by prefix; assistant-only loss cannot be computed"
