@@ -10,7 +10,8 @@ number of steps. Each contender runs in its own process so its peak RSS is its o
                         bitsandbytes NF4 with bfloat16 compute, prepare_model_for_kbit_training
                         (gradient checkpointing), bf16 mixed precision;
 * ``recipe-fp32``    -- the same recipe with float32 compute (its best configuration here);
-* ``loraledger-micro2`` -- this trainer with ``micro_batch_size: 2`` (same gradient);
+* ``loraledger-micro2``, ``loraledger-micro4`` -- this trainer with ``micro_batch_size``
+                        2 or 4 (same gradient, less activation memory);
 * ``loraledger-ckpt`` -- this trainer with ``gradient_checkpointing: true``.
 
 Printed: tokens/s (timed steps only, after one warm-up step), peak RSS, the ratio of this
@@ -35,7 +36,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEMO = HERE.parent / "trainer" / "demo" / "northwind_bank_support.jsonl"
-CONTENDERS = ("loraledger", "loraledger-micro2", "loraledger-ckpt", "recipe-bf16", "recipe-fp32")
+OURS = ("loraledger", "loraledger-micro2", "loraledger-micro4", "loraledger-ckpt")
+CONTENDERS = (*OURS, "recipe-bf16", "recipe-fp32")
 
 
 def gemm_flops() -> float:
@@ -72,7 +74,7 @@ def worker(name: str, base_dir: Path, steps: int, batch_size: int) -> dict[str, 
             steps,
             batch_size,
             checkpointing=name.endswith("-ckpt"),
-            micro_batch_size=2 if name.endswith("-micro2") else None,
+            micro_batch_size=int(name[-1]) if "-micro" in name else None,
         )
     return run_recipe(
         base_dir,
@@ -279,12 +281,12 @@ def main() -> None:
         f"float32 GEMM peak (2048^3, same run): {peak / 1e9:.1f} GFLOP/s; "
         f"{args.steps} timed steps of batch {args.batch_size} after one warm-up step"
     )
-    print(f"{'contender':<14}{'compute':>10}{'tok/s':>10}{'peak RSS':>12}{'MFU':>8}")
+    print(f"{'contender':<18}{'compute':>10}{'tok/s':>10}{'peak RSS':>12}{'MFU':>8}")
     for name, r in results.items():
         r["tokens_per_second"] = r["tokens"] / r["seconds"]
         r["mfu"] = 6 * r["parameters"] * r["tokens_per_second"] / peak
         print(
-            f"{name:<14}{r['compute_dtype']:>10}{r['tokens_per_second']:>10.1f}"
+            f"{name:<18}{r['compute_dtype']:>10}{r['tokens_per_second']:>10.1f}"
             f"{r['peak_rss_mib']:>9.0f} MiB{r['mfu']:>8.0%}"
         )
     ours = results["loraledger"]
@@ -292,7 +294,7 @@ def main() -> None:
         (results[n] for n in CONTENDERS if n.startswith("recipe")),
         key=lambda r: r["tokens_per_second"],
     )
-    for name in ("loraledger", "loraledger-micro2", "loraledger-ckpt"):
+    for name in OURS:
         mine = results[name]
         mine["ratio_vs_best_recipe"] = mine["tokens_per_second"] / best["tokens_per_second"]
         mine["memory_vs_best_recipe"] = mine["peak_rss_mib"] / best["peak_rss_mib"]
