@@ -263,3 +263,108 @@ class TrainingRun(_Frozen):
     started_at: datetime
     finished_at: datetime
     actor: str
+
+
+class EvalSubject(_Frozen):
+    """What an evaluation ran: an adapter version on its base, or a bare base."""
+
+    kind: str = Field(description="adapter | base")
+    name: str
+    version: int
+    artifact_digest: str = Field(description="the signed adapter digest, or the base's digest")
+    base_name: str
+    base_version: int
+    base_digest: str
+
+    @property
+    def ref(self) -> str:
+        """The reference that names it on the command line."""
+        prefix = "" if self.kind == "adapter" else "base:"
+        return f"{prefix}{self.name}@v{self.version}"
+
+
+class TaskMetric(_Frozen):
+    task: str
+    metric: str
+    filter: str
+    value: float
+    stderr: float | None
+    higher_is_better: bool
+    sample_count: int
+
+
+class EvalSample(_Frozen):
+    """One scored sample: what the model saw, what it answered, its score and why."""
+
+    task: str
+    doc_id: int
+    filter: str = Field(description="the lm-eval filter the answer went through")
+    sample_key: str
+    doc_hash: str
+    prompt_hash: str
+    input: str
+    output: str
+    target: str
+    metrics: dict[str, float]
+    passed: bool | None
+    reason: str
+
+
+class EvalRun(_Frozen):
+    """One suite run on one subject, bound to the artifact's digest and the suite's."""
+
+    id: str
+    subject: EvalSubject
+    quantization: dict[str, Any]
+    compute_dtype: str
+    suite_name: str
+    suite_kind: str
+    suite_digest: str
+    suite_files: dict[str, str]
+    task_config_hashes: dict[str, str]
+    settings: dict[str, Any]
+    seed: int
+    lm_eval_version: str
+    libraries: dict[str, str]
+    status: str = Field(description="complete | failed | interrupted")
+    error: str | None
+    sample_count: int
+    results_sha256: str | None
+    started_at: datetime
+    finished_at: datetime
+    created_by: str
+    metrics: tuple[TaskMetric, ...] = ()
+    samples: tuple[EvalSample, ...] = ()
+
+
+class TaskComparison(_Frozen):
+    """The paired verdict for one metric of one task."""
+
+    task: str
+    metric: str
+    test: str = Field(description="mcnemar-exact | paired-permutation")
+    n: int
+    old_mean: float
+    new_mean: float
+    effect: float = Field(description="new mean - old mean")
+    ci_low: float
+    ci_high: float
+    p_value: float
+    verdict: str = Field(description="improvement | regression | no significant change")
+    flipped: dict[str, list[str]] = Field(description="sample keys by direction of change")
+
+
+class Comparison(_Frozen):
+    id: str
+    new_run: str
+    old_run: str
+    new_subject: str
+    old_subject: str
+    suite_name: str
+    suite_digest: str
+    alpha: float
+    settings: dict[str, Any]
+    verdict: str
+    results: tuple[TaskComparison, ...]
+    created_at: datetime
+    created_by: str

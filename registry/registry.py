@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .adapters import Adapters
     from .base_models import BaseModels
     from .datasets import Datasets
+    from .evaluations import Evaluations
     from .identities import Identities
 
 REGISTRY_ENV = "LORALEDGER_REGISTRY"
@@ -202,6 +203,12 @@ class Registry:
         from .adapters import Adapters
 
         return Adapters(self)
+
+    @cached_property
+    def evaluations(self) -> Evaluations:
+        from .evaluations import Evaluations
+
+        return Evaluations(self)
 
     # --- acting -----------------------------------------------------------------------
 

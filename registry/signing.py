@@ -23,19 +23,19 @@ from .manifest import Manifest, describe_differences
 from .store import sha256_file
 
 
-def _hashing_config() -> Any:
+def _hashing_config(ignore: list[Path] | None = None) -> Any:
     from model_signing import hashing
 
     # Sign every file: model-signing would otherwise leave git metadata out, and a
     # stored-but-unsigned file is a hole. (adapter_dir refuses git metadata anyway.)
-    return hashing.Config().set_ignored_paths(paths=[], ignore_git_paths=False)
+    return hashing.Config().set_ignored_paths(paths=ignore or [], ignore_git_paths=False)
 
 
-def hash_directory(directory: Path) -> Manifest:
+def hash_directory(directory: Path, *, ignore: list[Path] | None = None) -> Manifest:
     """sha256 of every file under ``directory`` (model-signing's hashing, in parallel) and
     the digest over them, computed as model-signing's subject digest: sha256 over the raw
-    per-file digests in path order."""
-    manifest = _hashing_config().hash(directory)
+    per-file digests in path order. ``ignore``: paths left out (e.g. ``__pycache__``)."""
+    manifest = _hashing_config(ignore).hash(directory)
     files = {str(rd.identifier): rd.digest.digest_hex for rd in manifest.resource_descriptors()}
     root = hashlib.sha256(b"".join(bytes.fromhex(files[p]) for p in sorted(files)))
     return Manifest(

@@ -8,7 +8,7 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, base, data, keys
+from . import adapters, audit, base, data, evals, keys
 from . import train as train_command
 from ._app import Settings, new_app, settings
 
@@ -23,6 +23,10 @@ app.add_typer(data.app, name="data")
 app.add_typer(base.app, name="base")
 app.command("train")(train_command.train)
 app.command("ask")(train_command.ask)
+app.command("eval")(evals.eval_command)
+app.command("compare")(evals.compare_command)
+app.add_typer(evals.suites_app, name="suites")
+app.add_typer(evals.evals_app, name="evals")
 app.add_typer(audit.app, name="audit")
 
 

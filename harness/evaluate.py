@@ -1,0 +1,439 @@
+"""Running a suite on adapter versions (and bare bases) with lm-evaluation-harness.
+
+One process, one base load: the base is re-hashed against the registry, loaded quantized
+as the adapters' training runs recorded, and every adapter -- each verified through
+:meth:`Adapters.open_verified` and checked against its base -- is loaded into one peft
+model under its own name. Each subject then runs the suite through lm-eval's
+``simple_evaluate`` on the same ``HFLM`` with its adapter switched on
+(``set_adapter``), or all adapters switched off for the bare base. lm-eval's request
+cache is never used: it is keyed on the request alone, not the model (upstream
+EleutherAI/lm-evaluation-harness#2715, #4063), so it would hand one adapter's answers to
+another.
+
+Each subject's run is recorded when it ends (:meth:`Evaluations.record`): complete with
+every metric and sample, or failed/interrupted with none. The suite is re-hashed after
+each run; a suite edited while it ran is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from loraledger.registry import Registry
+from loraledger.registry.audit import canonical_json, utcnow
+from loraledger.registry.evaluations import EVAL_ROLES
+from loraledger.registry.models import EvalRun, EvalSample, EvalSubject, TaskMetric
+
+from loraledger.errors import InputError, LedgerError, UsageError, VerificationError
+
+from .scoring import judge
+from .suites import Suite, find_suite
+
+LIBRARIES = ("lm_eval", "torch", "transformers", "peft", "bitsandbytes", "datasets")
+QUANTIZATIONS = ("nf4", "fp4", "none")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How a suite is run; recorded with every run."""
+
+    batch_size: int = 8
+    limit: int | None = None
+    seed: int = 1234
+    quantization: str = "none"  # for bare bases evaluated without adapters
+    double_quant: bool = True
+    bootstrap_iters: int = 1000  # lm-eval's stderr of non-mean aggregations
+
+
+@dataclass(frozen=True)
+class _Plan:
+    subjects: list[EvalSubject]
+    base_ref: str
+    quantization: dict[str, Any]
+    compute_dtype: str
+
+
+def evaluate(
+    registry: Registry,
+    refs: Sequence[str],
+    suite: Suite | str,
+    *,
+    actor: str | None,
+    options: EvalOptions | None = None,
+    on_subject: Callable[[int, int, EvalSubject], None] | None = None,
+) -> list[EvalRun]:
+    """Run ``suite`` on every subject in ``refs`` (adapter refs or ``base:NAME``)."""
+    options = options or EvalOptions()
+    if not refs:
+        raise UsageError("name at least one adapter version or base:NAME to evaluate")
+    if options.batch_size < 1 or (options.limit is not None and options.limit < 1):
+        raise UsageError("--batch-size and --limit must be at least 1")
+    registry.act_as(actor, EVAL_ROLES)  # refuse early, before minutes of work
+    suite = find_suite(suite) if isinstance(suite, str) else suite
+    suite.task_configs()  # every task YAML must load before a model is
+    plan = _plan(registry, refs, options)
+    _quiet_libraries()
+
+    import torch
+    from loraledger.trainer.train import load_base_model
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    base = registry.base_models.verify(plan.base_ref)
+    for subject in plan.subjects:
+        if subject.kind == "adapter":
+            registry.adapters.require_base(subject.ref, base)
+    model, tokenizer = load_base_model(
+        base,
+        plan.quantization["method"],
+        bool(plan.quantization.get("double_quant")),
+        plan.compute_dtype,
+        device,
+    )
+    model = _load_adapters(registry, model, plan.subjects)
+    model.eval()
+
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=options.batch_size, device=device)
+    runs = []
+    for index, subject in enumerate(plan.subjects):
+        if on_subject is not None:
+            on_subject(index, len(plan.subjects), subject)
+        runs.append(_run_one(registry, lm, model, subject, suite, plan, options, actor))
+    return runs
+
+
+def adapter_key(subject: EvalSubject) -> str:
+    """The peft adapter name an adapter version is loaded under."""
+    return "v_" + hashlib.sha256(subject.ref.encode()).hexdigest()[:16]
+
+
+def _plan(registry: Registry, refs: Sequence[str], options: EvalOptions) -> _Plan:
+    subjects: list[EvalSubject] = []
+    for ref in refs:
+        subject = registry.evaluations.subject(ref)
+        if subject not in subjects:
+            subjects.append(subject)
+    bases = sorted({f"{s.base_name}@v{s.base_version}" for s in subjects})
+    if len(bases) > 1:
+        listing = "; ".join(f"{s.ref} on {s.base_name}@v{s.base_version}" for s in subjects)
+        raise UsageError(
+            f"one evaluation loads one base, and these need {len(bases)} ({listing}); "
+            "evaluate each base's adapters in a run of its own"
+        )
+    recorded: dict[str, tuple[dict[str, Any], str]] = {}
+    for subject in subjects:
+        if subject.kind != "adapter":
+            continue
+        run = registry.adapters.training_run(subject.ref)
+        if run is not None:
+            quantization = {
+                "method": run.quantization["method"],
+                "double_quant": bool(run.quantization.get("double_quant")),
+            }
+            recorded[subject.ref] = (quantization, run.compute_dtype)
+    distinct = {canonical_json(q) for q, _ in recorded.values()}
+    if len(distinct) > 1:
+        listing = "; ".join(f"{r}: {q['method']}" for r, (q, _) in recorded.items())
+        raise UsageError(
+            f"these adapters were trained on differently quantized bases ({listing}); "
+            "evaluate them in separate runs so each sees the base it was trained on"
+        )
+    if recorded:
+        quantization, dtype = next(iter(recorded.values()))
+    else:
+        if options.quantization not in QUANTIZATIONS:
+            raise UsageError(
+                f"--quantization is {options.quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
+            )
+        import torch
+        from loraledger.trainer.train import choose_compute_dtype
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype, _ = choose_compute_dtype("auto", device)
+        quantization = {
+            "method": options.quantization,
+            "double_quant": options.double_quant and options.quantization != "none",
+        }
+    return _Plan(subjects, bases[0], quantization, dtype)
+
+
+def _load_adapters(registry: Registry, model: Any, subjects: list[EvalSubject]) -> Any:
+    """Wrap the base once and load each adapter, verified, under its own name."""
+    from peft import PeftModel
+
+    peft_model: Any = None
+    for subject in subjects:
+        if subject.kind != "adapter":
+            continue
+        with registry.adapters.open_verified(subject.ref) as (version, path):
+            if version.digest != subject.artifact_digest:
+                raise VerificationError(
+                    f"{subject.ref} changed while the evaluation started; run it again"
+                )
+            if peft_model is None:
+                peft_model = PeftModel.from_pretrained(
+                    model, str(path), adapter_name=adapter_key(subject)
+                )
+            else:
+                peft_model.load_adapter(str(path), adapter_name=adapter_key(subject))
+    return peft_model if peft_model is not None else model
+
+
+@contextmanager
+def _active(model: Any, subject: EvalSubject) -> Iterator[None]:
+    """Switch the subject's adapter on, or every adapter off for a bare base."""
+    if not hasattr(model, "set_adapter"):
+        yield
+    elif subject.kind == "adapter":
+        model.set_adapter(adapter_key(subject))
+        yield
+    else:
+        with model.disable_adapter():
+            yield
+
+
+def _run_one(
+    registry: Registry,
+    lm: Any,
+    model: Any,
+    subject: EvalSubject,
+    suite: Suite,
+    plan: _Plan,
+    options: EvalOptions,
+    actor: str | None,
+) -> EvalRun:
+    import lm_eval
+
+    started = utcnow()
+    settings = {
+        "apply_chat_template": suite.apply_chat_template,
+        "system_instruction": suite.system_instruction,
+        "limit": options.limit,
+        "batch_size": options.batch_size,
+        "num_fewshot": None,
+        "bootstrap_iters": options.bootstrap_iters,
+    }
+    shell = {
+        "id": str(uuid.uuid4()),
+        "subject": subject,
+        "quantization": plan.quantization,
+        "compute_dtype": plan.compute_dtype,
+        "suite_name": suite.name,
+        "suite_kind": suite.kind,
+        "suite_digest": suite.digest,
+        "suite_files": suite.files,
+        "settings": settings,
+        "seed": options.seed,
+        "lm_eval_version": lm_eval.__version__,
+        "libraries": _libraries(),
+        "started_at": started,
+        "created_by": actor or "",
+    }
+    try:
+        with _active(model, subject):
+            results = lm_eval.simple_evaluate(
+                model=lm,
+                tasks=suite.task_configs(),
+                log_samples=True,
+                apply_chat_template=suite.apply_chat_template,
+                system_instruction=suite.system_instruction,
+                limit=options.limit,
+                random_seed=options.seed,
+                numpy_random_seed=options.seed,
+                torch_random_seed=options.seed,
+                fewshot_random_seed=options.seed,
+                bootstrap_iters=options.bootstrap_iters,
+                use_cache=None,
+            )
+        if results is None:
+            raise RuntimeError("lm-eval returned no results")
+        if suite.rehash() != suite.digest:
+            raise VerificationError(
+                f"suite {suite.name!r} changed on disk while it ran ({suite.directory}); "
+                "nothing was stored as complete -- run the evaluation again"
+            )
+        metrics, samples, hashes = _convert(results, suite)
+    except KeyboardInterrupt:
+        _record_unfinished(registry, shell, "interrupted", "interrupted by the user", actor)
+        raise
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, LedgerError) else f"{type(exc).__name__}: {exc}"
+        _record_unfinished(registry, shell, "failed", message, actor)
+        if isinstance(exc, LedgerError):
+            raise
+        raise InputError(
+            f"the evaluation of {subject.ref} on suite {suite.name!r} failed in lm-eval: "
+            f"{message}; nothing was stored as complete"
+        ) from exc
+    run = EvalRun(
+        **shell,
+        task_config_hashes=hashes,
+        status="complete",
+        error=None,
+        sample_count=len(samples),
+        results_sha256=None,
+        finished_at=utcnow(),
+        metrics=metrics,
+        samples=samples,
+    )
+    return registry.evaluations.record(run, actor=actor)
+
+
+def _record_unfinished(
+    registry: Registry, shell: dict[str, Any], status: str, error: str, actor: str | None
+) -> None:
+    """Record a run that did not finish; never mask the original error."""
+    run = EvalRun(
+        **shell,
+        task_config_hashes={},
+        status=status,
+        error=error[:2000],
+        sample_count=0,
+        results_sha256=None,
+        finished_at=utcnow(),
+    )
+    try:
+        registry.evaluations.record(run, actor=actor)
+    except (LedgerError, OSError):
+        logging.getLogger(__name__).warning("could not record the %s run %s", status, run.id)
+
+
+def _convert(
+    results: dict[str, Any], suite: Suite
+) -> tuple[tuple[TaskMetric, ...], tuple[EvalSample, ...], dict[str, str]]:
+    """lm-eval's results dict -> metrics, samples and task config hashes."""
+    higher = results.get("higher_is_better", {})
+    counts = results.get("n-samples", {})
+    metrics: list[TaskMetric] = []
+    for task in suite.task_names:
+        values = results["results"].get(task, {})
+        for key, value in values.items():
+            if "," not in key or "_stderr," in key or not isinstance(value, int | float):
+                continue
+            metric, filter_name = key.split(",", 1)
+            stderr = values.get(f"{metric}_stderr,{filter_name}")
+            metrics.append(
+                TaskMetric(
+                    task=task,
+                    metric=metric,
+                    filter=filter_name,
+                    value=float(value),
+                    stderr=float(stderr) if isinstance(stderr, int | float) else None,
+                    higher_is_better=bool(higher.get(task, {}).get(metric, True)),
+                    sample_count=int(counts.get(task, {}).get("effective", 0)),
+                )
+            )
+    samples = tuple(
+        _sample(task, raw) for task in suite.task_names for raw in results["samples"].get(task, [])
+    )
+    hashes = {}
+    for task in suite.task_names:
+        config = dict(results.get("configs", {}).get(task, {}))
+        spec = next(t for t in suite.tasks if t.name == task)
+        config["dataset_kwargs"] = {
+            **(config.get("dataset_kwargs") or {}),
+            "data_files": spec.data_files,
+        }
+        hashes[task] = hashlib.sha256(
+            json.dumps(config, sort_keys=True, default=str).encode()
+        ).hexdigest()
+    return tuple(metrics), samples, hashes
+
+
+def _sample(task: str, raw: dict[str, Any]) -> EvalSample:
+    doc = raw.get("doc") or {}
+    names = raw.get("metrics") or []
+    values = {n: float(raw[n]) for n in names if isinstance(raw.get(n), int | float)}
+    arguments = raw.get("arguments") or [[""]]
+    prompt = str(arguments[0][0]) if arguments and arguments[0] else ""
+    filtered = raw.get("filtered_resps")
+    if isinstance(filtered, list) and len(filtered) == 1 and isinstance(filtered[0], str):
+        filtered = filtered[0]
+    choices = _choices(doc, arguments)
+    if isinstance(filtered, str):
+        output = filtered
+        reason = _reason(doc, filtered, values)
+    elif choices and isinstance(filtered, list):
+        output, reason = _choice_reason(choices, filtered, raw.get("target"))
+    else:
+        output = json.dumps(filtered, default=str)
+        reason = _metrics_text(values)
+    passed = next(
+        (values[m] == 1.0 for m in ("pass", "acc", "all_facts", "exact_match") if m in values),
+        None,
+    )
+    key = doc.get("id") if isinstance(doc, dict) else None
+    return EvalSample(
+        task=task,
+        doc_id=int(raw["doc_id"]),
+        filter=str(raw.get("filter", "none")),
+        sample_key=str(key) if key is not None else str(raw.get("doc_hash", raw["doc_id"])),
+        doc_hash=str(raw.get("doc_hash", "")),
+        prompt_hash=str(raw.get("prompt_hash", "")),
+        input=prompt,
+        output=output,
+        target=str(raw.get("target", "")),
+        metrics=values,
+        passed=passed,
+        reason=reason,
+    )
+
+
+def _choices(doc: Any, arguments: list[Any]) -> list[str]:
+    if len(arguments) > 1 and all(len(a) == 2 for a in arguments):
+        return [str(a[1]) for a in arguments]
+    return []
+
+
+def _choice_reason(choices: list[str], filtered: list[Any], target: Any) -> tuple[str, str]:
+    scores = [float(r[0]) if isinstance(r, list | tuple) else float(r) for r in filtered]
+    best = max(range(len(scores)), key=scores.__getitem__)
+    chosen = choices[best]
+    answer = int(target) if isinstance(target, int) or str(target).isdigit() else None
+    if answer is None or not 0 <= answer < len(choices):
+        return chosen, f"chose {chosen.strip()!r} (log-likelihood {scores[best]:.2f})"
+    if answer == best:
+        return chosen, f"chose the answer {chosen.strip()!r} (log-likelihood {scores[best]:.2f})"
+    return chosen, (
+        f"chose {chosen.strip()!r} ({scores[best]:.2f}) over the answer "
+        f"{choices[answer].strip()!r} ({scores[answer]:.2f})"
+    )
+
+
+def _reason(doc: Any, answer: str, values: dict[str, float]) -> str:
+    if isinstance(doc, dict) and ("rule" in doc or "facts" in doc):
+        try:
+            return judge(doc, answer).reason
+        except ValueError as exc:
+            return f"unscored: {exc}"
+    return _metrics_text(values)
+
+
+def _metrics_text(values: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(values.items())) or "no per-sample metric"
+
+
+def _libraries() -> dict[str, str]:
+    from loraledger.trainer.base_models import library_versions
+
+    return library_versions(*LIBRARIES)
+
+
+def _quiet_libraries() -> None:
+    """lm-eval and datasets talk a lot at INFO; suites are local, so stay offline."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for name in ("lm_eval", "lm-eval", "datasets", "evaluate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+__all__ = ["EvalOptions", "adapter_key", "evaluate"]

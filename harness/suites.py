@@ -1,0 +1,272 @@
+"""Suites: folders of ordinary lm-eval task YAMLs reading local JSONL.
+
+A suite folder holds one lm-eval *group* YAML (``group: NAME`` listing its tasks), one YAML
+per task, the JSONL files the tasks read (``dataset_path: json`` with ``data_files``
+relative to the folder) and, where a task scores answers with
+``!function scoring.process_results``, the one-line ``scoring.py`` shim. The same folder
+runs with plain lm-eval from inside it::
+
+    cd harness/suites/northwind-domain
+    lm_eval --model hf --model_args pretrained=BASE --include_path . --tasks northwind-domain
+
+LoRA Ledger's run settings (chat template, system instruction, kind) sit under the group's
+``metadata.loraledger``; lm-eval ignores them.
+
+A suite's identity is the digest over all its files (model-signing's hashing, the same as
+for adapters; ``__pycache__`` left out): results are comparable only within one digest.
+Built-in suites live in ``harness/suites/`` (benchmarks) and ``policies/suites/``
+(policies); any other folder is named by its path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loraledger.registry.signing import hash_directory
+
+from loraledger.errors import InputError, NotFound
+
+KINDS = ("benchmark", "policy")
+
+
+def builtin_roots() -> dict[str, Path]:
+    """Folders holding the built-in suites, by the kind of suite they hold."""
+    import loraledger.harness
+    import loraledger.policies
+
+    return {
+        "benchmark": Path(loraledger.harness.__file__).parent / "suites",
+        "policy": Path(loraledger.policies.__file__).parent / "suites",
+    }
+
+
+@dataclass(frozen=True)
+class SuiteTask:
+    name: str
+    yaml_path: Path
+    output_type: str
+    data_files: dict[str, str]  # split -> path relative to the suite folder
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A suite folder, checked and hashed."""
+
+    name: str
+    kind: str
+    description: str
+    directory: Path
+    group_file: Path
+    tasks: tuple[SuiteTask, ...]
+    digest: str
+    files: dict[str, str]
+    apply_chat_template: bool = False
+    system_instruction: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def rehash(self) -> str:
+        """The digest of the folder as it is now."""
+        return _digest(self.directory)[0]
+
+    def task_configs(self) -> list[dict[str, Any]]:
+        """The tasks' lm-eval configs with data files made absolute, ready for
+        ``simple_evaluate(tasks=...)`` from any working directory."""
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        configs = []
+        for task in self.tasks:
+            try:
+                config = load_yaml(task.yaml_path, resolve_func=True)
+            except Exception as exc:  # lm-eval raises whatever its loader meets
+                raise InputError(
+                    f"lm-eval cannot load it: {_one_line(exc)}", path=task.yaml_path
+                ) from None
+            kwargs = dict(config.get("dataset_kwargs") or {})
+            kwargs["data_files"] = {
+                split: str(self.directory / rel) for split, rel in task.data_files.items()
+            }
+            config["dataset_kwargs"] = kwargs
+            configs.append(config)
+        return configs
+
+
+def list_suites() -> list[Suite]:
+    """The built-in suites, benchmarks first."""
+    suites: list[Suite] = []
+    for root in builtin_roots().values():
+        if root.is_dir():
+            suites.extend(load_suite(d) for d in sorted(root.iterdir()) if _is_suite_dir(d))
+    return suites
+
+
+def find_suite(name_or_path: str | Path) -> Suite:
+    """A built-in suite by name, or any suite folder by path."""
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    if ("/" in text or candidate.is_dir()) and candidate.is_dir():
+        return load_suite(candidate)
+    for root in builtin_roots().values():
+        if _is_suite_dir(root / text):
+            return load_suite(root / text)
+    known = ", ".join(s.name for s in list_suites())
+    raise NotFound(
+        f"no suite named {text!r}; built-in suites: {known}; or pass the path of a suite folder"
+    )
+
+
+def load_suite(directory: Path) -> Suite:
+    """Read and check a suite folder; errors name the file and field at fault."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    directory = directory.resolve()
+    if not directory.is_dir():
+        raise InputError("is not a suite folder", path=directory)
+    groups: list[tuple[Path, dict[str, Any]]] = []
+    tasks: dict[str, SuiteTask] = {}
+    for path in sorted([*directory.rglob("*.yaml"), *directory.rglob("*.yml")]):
+        try:
+            config = load_yaml(path, resolve_func=False)
+        except Exception as exc:
+            raise InputError(f"lm-eval cannot read it: {_one_line(exc)}", path=path) from None
+        if "group" in config:
+            groups.append((path, config))
+        elif "task" in config:
+            task = _check_task(directory, path, config)
+            if task.name in tasks:
+                raise InputError(
+                    f"task {task.name!r} is also defined in {tasks[task.name].yaml_path.name}; "
+                    "give each task its own name",
+                    path=path,
+                    field="task",
+                )
+            tasks[task.name] = task
+    if len(groups) != 1:
+        found = ", ".join(p.name for p, _ in groups) or "none"
+        raise InputError(
+            f"a suite folder needs exactly one group YAML (`group: NAME` with its `task` "
+            f"list); found {found}",
+            path=directory,
+        )
+    group_file, group = groups[0]
+    listed = group.get("task")
+    if not isinstance(listed, list) or not listed or not all(isinstance(t, str) for t in listed):
+        raise InputError("must list the suite's task names", path=group_file, field="task")
+    for name in listed:
+        if name not in tasks:
+            raise InputError(
+                f"names task {name!r}, which no YAML in {directory} defines",
+                path=group_file,
+                field="task",
+            )
+    unlisted = sorted(set(tasks) - set(listed))
+    if unlisted:
+        raise InputError(
+            f"does not list {', '.join(unlisted)}; list every task of the folder in the group",
+            path=group_file,
+            field="task",
+        )
+    metadata = group.get("metadata") or {}
+    settings = metadata.get("loraledger") or {} if isinstance(metadata, dict) else {}
+    if not isinstance(settings, dict):
+        raise InputError("must be a mapping", path=group_file, field="metadata.loraledger")
+    default_kind = next(
+        (k for k, root in builtin_roots().items() if root in directory.parents), "benchmark"
+    )
+    kind = settings.get("kind", default_kind)
+    if kind not in KINDS:
+        raise InputError(
+            f"is {kind!r}; use one of {', '.join(KINDS)}",
+            path=group_file,
+            field="metadata.loraledger.kind",
+        )
+    system = settings.get("system_instruction")
+    if system is not None and not isinstance(system, str):
+        raise InputError(
+            "must be text", path=group_file, field="metadata.loraledger.system_instruction"
+        )
+    digest, files = _digest(directory)
+    return Suite(
+        name=str(group["group"]),
+        kind=kind,
+        description=str(settings.get("description", "")),
+        directory=directory,
+        group_file=group_file,
+        tasks=tuple(tasks[name] for name in listed),
+        digest=digest,
+        files=files,
+        apply_chat_template=bool(settings.get("apply_chat_template", False)),
+        system_instruction=system,
+        settings=dict(settings),
+    )
+
+
+def _check_task(directory: Path, path: Path, config: dict[str, Any]) -> SuiteTask:
+    if config.get("dataset_path") != "json":
+        raise InputError(
+            f"is {config.get('dataset_path')!r}; suites read local JSONL: set "
+            "`dataset_path: json` and `dataset_kwargs.data_files`",
+            path=path,
+            field="dataset_path",
+        )
+    files = (config.get("dataset_kwargs") or {}).get("data_files")
+    if isinstance(files, str):
+        files = {"test": files}
+    if not isinstance(files, dict) or not files:
+        raise InputError(
+            "must map splits to JSONL files in the suite folder",
+            path=path,
+            field="dataset_kwargs.data_files",
+        )
+    for split, rel in files.items():
+        target = (directory / str(rel)).resolve()
+        if Path(str(rel)).is_absolute() or directory not in target.parents:
+            raise InputError(
+                f"{rel!r} is outside the suite folder; keep data files inside it so the "
+                "suite's digest covers them",
+                path=path,
+                field=f"dataset_kwargs.data_files.{split}",
+            )
+        if not target.is_file():
+            raise InputError(
+                f"data file {rel!r} does not exist in {directory}",
+                path=path,
+                field=f"dataset_kwargs.data_files.{split}",
+            )
+    return SuiteTask(
+        name=str(config["task"]),
+        yaml_path=path,
+        output_type=str(config.get("output_type", "generate_until")),
+        data_files={str(k): str(v) for k, v in files.items()},
+    )
+
+
+def _is_suite_dir(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("*.yaml"))
+
+
+def _digest(directory: Path) -> tuple[str, dict[str, str]]:
+    ignore = [p for p in directory.rglob("__pycache__") if p.is_dir()]
+    manifest = hash_directory(directory, ignore=ignore)
+    return manifest.digest, manifest.files
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+__all__ = [
+    "KINDS",
+    "Suite",
+    "SuiteTask",
+    "builtin_roots",
+    "find_suite",
+    "list_suites",
+    "load_suite",
+]

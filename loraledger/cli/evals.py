@@ -1,0 +1,254 @@
+"""``loraledger eval``, ``compare``, ``suites`` and ``evals``: suites run on signed
+adapters, results bound to their digests, and the paired verdict between versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from ._app import JSON_OPTION, emit_json, emit_table, new_app, settings
+
+suites_app = new_app("Evaluation suites: folders of lm-eval task YAMLs over local JSONL.")
+evals_app = new_app("Stored evaluation runs: metrics, every scored sample, and why.")
+
+SUITE_OPTION = typer.Option(
+    ..., "--suite", help="A built-in suite name (see `loraledger suites list`) or a suite folder."
+)
+
+
+def eval_command(
+    ctx: typer.Context,
+    refs: list[str] = typer.Argument(
+        ..., help="Adapter versions (NAME@vN or NAME for the latest) and/or base:NAME."
+    ),
+    suite: str = SUITE_OPTION,
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N samples per task."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Rows per forward pass."),
+    seed: int = typer.Option(1234, "--seed", help="lm-eval's random, numpy and torch seeds."),
+    quantization: str = typer.Option(
+        "none",
+        "--quantization",
+        help="For bare bases evaluated without adapters: nf4, fp4 or none. With adapters, "
+        "the base is quantized as their training runs recorded.",
+    ),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Run a suite on adapter versions (and bare bases), loading the base only once."""
+    from loraledger.harness.evaluate import EvalOptions, evaluate
+
+    opts = settings(ctx)
+
+    def announce(index: int, total: int, subject: Any) -> None:
+        if not json_:
+            typer.echo(f"[{index + 1}/{total}] {subject.ref} ...", err=True)
+
+    runs = evaluate(
+        opts.open(),
+        refs,
+        suite,
+        actor=opts.actor,
+        options=EvalOptions(
+            batch_size=batch_size, limit=limit, seed=seed, quantization=quantization
+        ),
+        on_subject=announce,
+    )
+    if json_:
+        emit_json([r.model_copy(update={"samples": ()}) for r in runs])
+        return
+    first = runs[0]
+    typer.echo(f"Suite {first.suite_name} ({first.suite_kind}), digest {first.suite_digest[:16]}…")
+    emit_table(
+        ["subject", "task", "metric", "value", "± stderr", "samples", "run"],
+        [
+            [
+                run.subject.ref,
+                m.task,
+                m.metric if m.filter == "none" else f"{m.metric},{m.filter}",
+                f"{m.value:.3f}",
+                "" if m.stderr is None else f"{m.stderr:.3f}",
+                str(m.sample_count),
+                run.id[:8],
+            ]
+            for run in runs
+            for m in run.metrics
+        ],
+    )
+
+
+def compare_command(
+    ctx: typer.Context,
+    new: str = typer.Argument(..., help="The candidate: NAME@vN or base:NAME."),
+    old: str = typer.Argument(..., help="What it is compared with: NAME@vN or base:NAME."),
+    suite: str = SUITE_OPTION,
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the tests."),
+    fail_on_regression: bool = typer.Option(
+        False, "--fail-on-regression", help="Exit 1 when any task regressed (for CI)."
+    ),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Paired verdict per task between two subjects' newest runs on a suite."""
+    from loraledger.harness.compare import compare
+
+    opts = settings(ctx)
+    result = compare(opts.open(), new, old, suite, actor=opts.actor, alpha=alpha)
+    if json_:
+        emit_json(result)
+    else:
+        typer.echo(
+            f"{result.new_subject} vs {result.old_subject} on {result.suite_name} "
+            f"(digest {result.suite_digest[:16]}…, alpha {result.alpha:g}): {result.verdict}"
+        )
+        emit_table(
+            ["task", "metric", "old", "new", "effect [95% CI]", "p", "test", "verdict", "flipped"],
+            [
+                [
+                    r.task,
+                    r.metric,
+                    f"{r.old_mean:.3f}",
+                    f"{r.new_mean:.3f}",
+                    f"{r.effect:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
+                    f"{r.p_value:.3g}",
+                    r.test,
+                    r.verdict,
+                    f"+{len(r.flipped['improved'])} -{len(r.flipped['regressed'])}",
+                ]
+                for r in result.results
+            ],
+        )
+        for r in result.results:
+            if r.flipped["regressed"]:
+                typer.echo(f"  {r.task}: worse on {', '.join(r.flipped['regressed'][:10])}")
+        typer.echo(f"Comparison {result.id} stored.")
+    if fail_on_regression and result.verdict == "regression":
+        raise typer.Exit(1)
+
+
+@suites_app.command("list")
+def list_suites(json_: bool = JSON_OPTION) -> None:
+    """The built-in suites (benchmarks, then policies)."""
+    from loraledger.harness.suites import list_suites as all_suites
+
+    found = all_suites()
+    if json_:
+        emit_json([_suite_dict(s) for s in found])
+        return
+    emit_table(
+        ["suite", "kind", "tasks", "digest", "description"],
+        [
+            [s.name, s.kind, ", ".join(s.task_names), s.digest[:16] + "…", s.description]
+            for s in found
+        ],
+    )
+
+
+@suites_app.command("show")
+def show_suite(
+    suite: str = typer.Argument(..., help="A built-in suite name or a suite folder."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """A suite's tasks, files and run settings, and how to run it with plain lm_eval."""
+    from loraledger.harness.suites import find_suite
+
+    found = find_suite(suite)
+    if json_:
+        emit_json(_suite_dict(found))
+        return
+    typer.echo(f"{found.name} ({found.kind}): {found.description}")
+    typer.echo(f"  folder  {found.directory}")
+    typer.echo(f"  digest  {found.digest}")
+    typer.echo(f"  chat template {found.apply_chat_template}, system {found.system_instruction!r}")
+    for task in found.tasks:
+        typer.echo(
+            f"  task {task.name} ({task.output_type}): {', '.join(task.data_files.values())}"
+        )
+    flags = " --apply_chat_template" if found.apply_chat_template else ""
+    if found.system_instruction:
+        flags += f' --system_instruction "{found.system_instruction}"'
+    typer.echo(
+        f"Plain lm-eval: cd {found.directory} && lm_eval --model hf --model_args "
+        f"pretrained=BASE_DIR[,peft=ADAPTER_DIR] --include_path . --tasks {found.name}{flags}"
+    )
+
+
+@evals_app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    subject: str = typer.Argument(None, help="Only runs of NAME@vN or base:NAME."),
+    suite: str = typer.Option(None, "--suite", help="Only runs of this suite."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Evaluation runs, oldest first."""
+    runs = settings(ctx).open().evaluations.list(subject, suite)
+    if json_:
+        emit_json(runs)
+        return
+    emit_table(
+        ["run", "subject", "suite", "status", "samples", "headline", "finished", "by"],
+        [
+            [
+                r.id[:8],
+                r.subject.ref,
+                r.suite_name,
+                r.status,
+                str(r.sample_count),
+                "; ".join(f"{m.task} {m.metric} {m.value:.2f}" for m in r.metrics[:3]),
+                r.finished_at.strftime("%Y-%m-%d %H:%M"),
+                r.created_by,
+            ]
+            for r in runs
+        ],
+    )
+
+
+@evals_app.command("show")
+def show_run(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="A run id or its first characters."),
+    samples: bool = typer.Option(False, "--samples", help="List every scored sample."),
+    failed: bool = typer.Option(False, "--failed", help="List the samples that failed."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """One run, checked against its audit event: what ran, on what, and every result."""
+    run = settings(ctx).open().evaluations.get(run_id)
+    if json_:
+        emit_json(run)
+        return
+    out = typer.echo
+    out(f"Run {run.id}: {run.subject.ref} on {run.suite_name} -- {run.status}")
+    out(f"  artifact digest {run.subject.artifact_digest}")
+    out(
+        f"  base {run.subject.base_name}@v{run.subject.base_version} "
+        f"({run.subject.base_digest[:16]}…), "
+        f"{run.quantization.get('method')} quantization, {run.compute_dtype} compute"
+    )
+    out(f"  suite digest {run.suite_digest}")
+    out(f"  lm-eval {run.lm_eval_version}, seed {run.seed}, settings {run.settings}")
+    out(f"  by {run.created_by}, {run.started_at:%Y-%m-%d %H:%M:%S} - {run.finished_at:%H:%M:%S}")
+    if run.error:
+        out(f"  error: {run.error}")
+    for m in run.metrics:
+        stderr = "" if m.stderr is None else f" ± {m.stderr:.3f}"
+        out(f"  {m.task} {m.metric}: {m.value:.3f}{stderr} (n={m.sample_count})")
+    shown = [s for s in run.samples if samples or (failed and s.passed is False)]
+    for s in shown:
+        mark = {True: "pass", False: "FAIL", None: "    "}[s.passed]
+        out(f"  [{mark}] {s.task} {s.sample_key}: {s.reason}")
+        out(f"         answer: {s.output[:160]!r}")
+
+
+def _suite_dict(suite: Any) -> dict[str, Any]:
+    return {
+        "name": suite.name,
+        "kind": suite.kind,
+        "description": suite.description,
+        "directory": str(suite.directory),
+        "digest": suite.digest,
+        "tasks": suite.task_names,
+        "files": suite.files,
+        "apply_chat_template": suite.apply_chat_template,
+        "system_instruction": suite.system_instruction,
+    }
+
+
+__all__ = ["compare_command", "eval_command", "evals_app", "suites_app"]

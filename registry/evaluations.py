@@ -1,0 +1,519 @@
+"""Evaluation runs and comparisons: stored bound to the artifact and the suite they used.
+
+A run is written in one change when it ends -- its row, its metrics, every scored sample
+and an ``eval.run`` audit event carrying the digest of those results -- so a run marked
+``complete`` always has all of its results, and a failed or interrupted run is recorded
+as such with none. Reading a run back recomputes the results digest and compares it
+with the audited one: a metric or an answer edited in the database is refused.
+
+Subjects are adapter versions (``NAME@vN``) or bare bases (``base:NAME@vN``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from loraledger.errors import NotFound, VerificationError
+
+from .audit import canonical_json
+from .db import Connection
+from .models import (
+    Comparison,
+    EvalRun,
+    EvalSample,
+    EvalSubject,
+    Role,
+    TaskComparison,
+    TaskMetric,
+)
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+EVAL_ROLES = {Role.ENGINEER, Role.REVIEWER, Role.ADMIN}
+BASE_PREFIX = "base:"
+COMPLETE = "complete"
+
+_RUN_COLUMNS = """
+id, subject_kind, subject_name, subject_version, artifact_digest, base_name, base_version,
+base_digest, quantization, compute_dtype, suite_name, suite_kind, suite_digest, suite_files,
+task_config_hashes, settings, seed, lm_eval_version, libraries, status, error, sample_count,
+results_sha256, started_at, finished_at, created_by
+"""
+
+
+_SAMPLE_TYPES = ("VARCHAR", "VARCHAR", "INTEGER", *["VARCHAR"] * 8, "BOOLEAN", "VARCHAR")
+
+
+def results_digest(metrics: tuple[TaskMetric, ...], samples: tuple[EvalSample, ...]) -> str:
+    """sha256 over the canonical JSON of a run's metrics and samples (order-independent)."""
+    payload = {
+        "metrics": sorted(
+            (m.model_dump(mode="json") for m in metrics),
+            key=lambda m: (m["task"], m["metric"], m["filter"]),
+        ),
+        "samples": sorted(
+            (s.model_dump(mode="json") for s in samples),
+            key=lambda s: (s["task"], s["filter"], s["doc_id"]),
+        ),
+    }
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def subject_label(subject: EvalSubject) -> str:
+    """``adapter:NAME@vN`` or ``base:NAME@vN``: the audit subject of a run."""
+    return _label(subject.kind, subject.name, subject.version)
+
+
+def _label(kind: str, name: str, version: int) -> str:
+    return f"{'adapter' if kind == 'adapter' else 'base'}:{name}@v{version}"
+
+
+class Evaluations:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    # --- subjects ---------------------------------------------------------------------
+
+    def subject(self, ref: str) -> EvalSubject:
+        """An adapter version (``NAME[@vN]``) or a bare base (``base:NAME[@vN]``)."""
+        registry = self._registry
+        if ref.startswith(BASE_PREFIX):
+            base = registry.base_models.get(ref.removeprefix(BASE_PREFIX))
+            return EvalSubject(
+                kind="base",
+                name=base.name,
+                version=base.version,
+                artifact_digest=base.digest,
+                base_name=base.name,
+                base_version=base.version,
+                base_digest=base.digest,
+            )
+        version = registry.adapters.get(ref)
+        run = registry.adapters.training_run(version.ref)
+        if run is None:
+            named = version.base_model_name or "none"
+            base = registry.base_models.get(named)
+        else:
+            base = registry.base_models.get(run.base_ref)
+        return EvalSubject(
+            kind="adapter",
+            name=version.name,
+            version=version.version,
+            artifact_digest=version.digest,
+            base_name=base.name,
+            base_version=base.version,
+            base_digest=base.digest,
+        )
+
+    # --- writing ----------------------------------------------------------------------
+
+    def record(self, run: EvalRun, *, actor: str | None) -> EvalRun:
+        """Store a finished run (complete, failed or interrupted) with its audit event."""
+        registry = self._registry
+        key = registry.act_as(actor, EVAL_ROLES)
+        if run.status == COMPLETE:
+            digest = results_digest(run.metrics, run.samples)
+            run = run.model_copy(update={"results_sha256": digest, "created_by": key.name})
+        else:
+            run = run.model_copy(
+                update={
+                    "results_sha256": None,
+                    "metrics": (),
+                    "samples": (),
+                    "created_by": key.name,
+                }
+            )
+        with registry.change(key, EVAL_ROLES) as change:
+            _insert_run(change.conn, run)
+            change.record(
+                "eval.run",
+                subject_label(run.subject),
+                {
+                    "run_id": run.id,
+                    "status": run.status,
+                    "error": run.error,
+                    "artifact_digest": run.subject.artifact_digest,
+                    "base_digest": run.subject.base_digest,
+                    "suite": run.suite_name,
+                    "suite_digest": run.suite_digest,
+                    "lm_eval_version": run.lm_eval_version,
+                    "seed": run.seed,
+                    "sample_count": run.sample_count,
+                    "results_sha256": run.results_sha256,
+                    "metrics": {f"{m.task}/{m.metric},{m.filter}": m.value for m in run.metrics},
+                },
+            )
+        return run
+
+    def record_comparison(self, comparison: Comparison, *, actor: str | None) -> Comparison:
+        registry = self._registry
+        key = registry.act_as(actor, EVAL_ROLES)
+        comparison = comparison.model_copy(update={"created_by": key.name})
+        with registry.change(key, EVAL_ROLES) as change:
+            conn = change.conn
+            conn.execute(
+                "INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    comparison.id,
+                    comparison.new_run,
+                    comparison.old_run,
+                    comparison.suite_name,
+                    comparison.suite_digest,
+                    comparison.alpha,
+                    json.dumps(comparison.settings, sort_keys=True),
+                    comparison.verdict,
+                    comparison.created_at,
+                    comparison.created_by,
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO comparison_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [
+                        comparison.id,
+                        r.task,
+                        r.metric,
+                        r.test,
+                        r.n,
+                        r.old_mean,
+                        r.new_mean,
+                        r.effect,
+                        r.ci_low,
+                        r.ci_high,
+                        r.p_value,
+                        r.verdict,
+                        json.dumps(r.flipped, sort_keys=True),
+                    ]
+                    for r in comparison.results
+                ],
+            )
+            change.record(
+                "eval.compare",
+                comparison.new_subject,
+                {
+                    "comparison_id": comparison.id,
+                    "against": comparison.old_subject,
+                    "new_run": comparison.new_run,
+                    "old_run": comparison.old_run,
+                    "suite": comparison.suite_name,
+                    "suite_digest": comparison.suite_digest,
+                    "verdict": comparison.verdict,
+                    "tasks": {f"{r.task}/{r.metric}": r.verdict for r in comparison.results},
+                },
+            )
+        return comparison
+
+    # --- reading ----------------------------------------------------------------------
+
+    def list(
+        self, subject: str | None = None, suite: str | None = None, *, status: str | None = None
+    ) -> list[EvalRun]:
+        """Runs, oldest first, without their samples."""
+        sql = f"SELECT {_RUN_COLUMNS} FROM eval_runs WHERE true"
+        params: list[Any] = []
+        if subject is not None:
+            resolved = self.subject(subject)
+            sql += " AND subject_kind = ? AND subject_name = ? AND subject_version = ?"
+            params += [resolved.kind, resolved.name, resolved.version]
+        if suite is not None:
+            sql += " AND suite_name = ?"
+            params.append(suite)
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        sql += " ORDER BY finished_at, id"
+        with self._registry.db.read() as conn:
+            runs = [_run(r) for r in conn.execute(sql, params).fetchall()]
+            return [r.model_copy(update={"metrics": _metrics(conn, r.id)}) for r in runs]
+
+    def get(self, run_id: str) -> EvalRun:
+        """A run with its metrics and samples, checked against its audit event."""
+        with self._registry.db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM eval_runs WHERE id = ? OR id LIKE ? || '%'",
+                [run_id, run_id],
+            ).fetchall()
+            if len(row) != 1:
+                raise NotFound(
+                    f"no evaluation run {run_id!r}"
+                    if not row
+                    else f"{run_id!r} is ambiguous; see `loraledger evals list`"
+                )
+            run = _run(row[0])
+            run = run.model_copy(
+                update={"metrics": _metrics(conn, run.id), "samples": _samples(conn, run.id)}
+            )
+            audited = conn.execute(
+                "SELECT payload FROM audit_events WHERE action = 'eval.run' "
+                "AND json_extract_string(payload, '$.run_id') = ?",
+                [run.id],
+            ).fetchone()
+        logged = json.loads(audited[0]) if audited else None
+        if logged is None:
+            raise VerificationError(
+                f"evaluation run {run.id} has no audit event; the registry was tampered with"
+            )
+        if run.status == COMPLETE:
+            digest = results_digest(run.metrics, run.samples)
+            if digest != logged.get("results_sha256") or digest != run.results_sha256:
+                raise VerificationError(
+                    f"evaluation run {run.id}: its metrics or samples differ from the ones "
+                    "audited when it was recorded; the registry was tampered with"
+                )
+        for field, value in (
+            ("artifact_digest", run.subject.artifact_digest),
+            ("suite_digest", run.suite_digest),
+            ("status", run.status),
+        ):
+            if logged.get(field) != value:
+                raise VerificationError(
+                    f"evaluation run {run.id}: its {field} differs from the audited one; the "
+                    "registry was tampered with"
+                )
+        return run
+
+    def latest(self, subject: str, suite: str) -> EvalRun:
+        """The newest complete run of ``subject`` on ``suite``, verified."""
+        runs = self.list(subject, suite, status=COMPLETE)
+        if not runs:
+            raise NotFound(
+                f"{subject} has no complete evaluation on suite {suite!r}; run `loraledger eval "
+                f"{subject} --suite {suite}` first"
+            )
+        return self.get(runs[-1].id)
+
+    def comparisons(self, subject: str | None = None) -> builtins.list[Comparison]:
+        with self._registry.db.read() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM comparisons ORDER BY created_at, id"
+                ).fetchall()
+            ]
+            found = [_comparison(conn, i) for i in ids]
+        if subject is not None:
+            label = subject_label(self.subject(subject))
+            found = [c for c in found if label in (c.new_subject, c.old_subject)]
+        return found
+
+    def comparison(self, comparison_id: str) -> Comparison:
+        with self._registry.db.read() as conn:
+            return _comparison(conn, comparison_id)
+
+
+def _insert_run(conn: Connection, run: EvalRun) -> None:
+    s = run.subject
+    conn.execute(
+        f"INSERT INTO eval_runs ({_RUN_COLUMNS}) VALUES ({', '.join(['?'] * 26)})",
+        [
+            run.id,
+            s.kind,
+            s.name,
+            s.version,
+            s.artifact_digest,
+            s.base_name,
+            s.base_version,
+            s.base_digest,
+            json.dumps(run.quantization, sort_keys=True),
+            run.compute_dtype,
+            run.suite_name,
+            run.suite_kind,
+            run.suite_digest,
+            json.dumps(run.suite_files, sort_keys=True),
+            json.dumps(run.task_config_hashes, sort_keys=True),
+            json.dumps(run.settings, sort_keys=True),
+            run.seed,
+            run.lm_eval_version,
+            json.dumps(run.libraries, sort_keys=True),
+            run.status,
+            run.error,
+            run.sample_count,
+            run.results_sha256,
+            run.started_at,
+            run.finished_at,
+            run.created_by,
+        ],
+    )
+    if run.metrics:
+        conn.executemany(
+            "INSERT INTO eval_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [
+                    run.id,
+                    m.task,
+                    m.metric,
+                    m.filter,
+                    m.value,
+                    m.stderr,
+                    m.higher_is_better,
+                    m.sample_count,
+                ]
+                for m in run.metrics
+            ],
+        )
+    if run.samples:
+        columns = [
+            list(c) for c in zip(*[_sample_row(run.id, x) for x in run.samples], strict=True)
+        ]
+        # Column-wise lists through unnest: one statement however many samples
+        # (executemany costs ~1 ms a row in DuckDB).
+        conn.execute(
+            "INSERT INTO eval_samples SELECT "
+            + ", ".join(f"unnest(?::{t}[])" for t in _SAMPLE_TYPES),
+            columns,
+        )
+
+
+def _sample_row(run_id: str, x: EvalSample) -> tuple[Any, ...]:
+    return (
+        run_id,
+        x.task,
+        x.doc_id,
+        x.filter,
+        x.sample_key,
+        x.doc_hash,
+        x.prompt_hash,
+        x.input,
+        x.output,
+        x.target,
+        json.dumps(x.metrics, sort_keys=True),
+        x.passed,
+        x.reason,
+    )
+
+
+def _run(row: tuple[Any, ...]) -> EvalRun:
+    return EvalRun(
+        id=row[0],
+        subject=EvalSubject(
+            kind=row[1],
+            name=row[2],
+            version=row[3],
+            artifact_digest=row[4],
+            base_name=row[5],
+            base_version=row[6],
+            base_digest=row[7],
+        ),
+        quantization=json.loads(row[8]),
+        compute_dtype=row[9],
+        suite_name=row[10],
+        suite_kind=row[11],
+        suite_digest=row[12],
+        suite_files=json.loads(row[13]),
+        task_config_hashes=json.loads(row[14]),
+        settings=json.loads(row[15]),
+        seed=row[16],
+        lm_eval_version=row[17],
+        libraries=json.loads(row[18]),
+        status=row[19],
+        error=row[20],
+        sample_count=row[21],
+        results_sha256=row[22],
+        started_at=row[23],
+        finished_at=row[24],
+        created_by=row[25],
+    )
+
+
+def _metrics(conn: Connection, run_id: str) -> tuple[TaskMetric, ...]:
+    return tuple(
+        TaskMetric(
+            task=r[0],
+            metric=r[1],
+            filter=r[2],
+            value=r[3],
+            stderr=r[4],
+            higher_is_better=r[5],
+            sample_count=r[6],
+        )
+        for r in conn.execute(
+            "SELECT task, metric, filter, value, stderr, higher_is_better, sample_count "
+            "FROM eval_metrics WHERE run_id = ? ORDER BY task, metric, filter",
+            [run_id],
+        ).fetchall()
+    )
+
+
+def _samples(conn: Connection, run_id: str) -> tuple[EvalSample, ...]:
+    return tuple(
+        EvalSample(
+            task=r[0],
+            doc_id=r[1],
+            filter=r[2],
+            sample_key=r[3],
+            doc_hash=r[4],
+            prompt_hash=r[5],
+            input=r[6],
+            output=r[7],
+            target=r[8],
+            metrics=json.loads(r[9]),
+            passed=r[10],
+            reason=r[11],
+        )
+        for r in conn.execute(
+            "SELECT task, doc_id, filter, sample_key, doc_hash, prompt_hash, input, output, "
+            "target, metrics, passed, reason FROM eval_samples WHERE run_id = ? "
+            "ORDER BY task, filter, doc_id",
+            [run_id],
+        ).fetchall()
+    )
+
+
+def _comparison(conn: Connection, comparison_id: str) -> Comparison:
+    row = conn.execute(
+        "SELECT c.id, c.new_run_id, c.old_run_id, c.suite_name, c.suite_digest, c.alpha, "
+        "c.settings, c.verdict, c.created_at, c.created_by, "
+        "n.subject_kind, n.subject_name, n.subject_version, "
+        "o.subject_kind, o.subject_name, o.subject_version "
+        "FROM comparisons c JOIN eval_runs n ON n.id = c.new_run_id "
+        "JOIN eval_runs o ON o.id = c.old_run_id WHERE c.id = ? OR c.id LIKE ? || '%'",
+        [comparison_id, comparison_id],
+    ).fetchall()
+    if len(row) != 1:
+        raise NotFound(f"no single comparison {comparison_id!r}; see `loraledger compare --help`")
+    r = row[0]
+    results = tuple(
+        TaskComparison(
+            task=x[0],
+            metric=x[1],
+            test=x[2],
+            n=x[3],
+            old_mean=x[4],
+            new_mean=x[5],
+            effect=x[6],
+            ci_low=x[7],
+            ci_high=x[8],
+            p_value=x[9],
+            verdict=x[10],
+            flipped=json.loads(x[11]),
+        )
+        for x in conn.execute(
+            "SELECT task, metric, test, n, old_mean, new_mean, effect, ci_low, ci_high, "
+            "p_value, verdict, flipped FROM comparison_results WHERE comparison_id = ? "
+            "ORDER BY task, metric",
+            [r[0]],
+        ).fetchall()
+    )
+
+    return Comparison(
+        id=r[0],
+        new_run=r[1],
+        old_run=r[2],
+        new_subject=_label(r[10], r[11], r[12]),
+        old_subject=_label(r[13], r[14], r[15]),
+        suite_name=r[3],
+        suite_digest=r[4],
+        alpha=r[5],
+        settings=json.loads(r[6]),
+        verdict=r[7],
+        results=results,
+        created_at=r[8],
+        created_by=r[9],
+    )
+
+
+__all__ = ["BASE_PREFIX", "EVAL_ROLES", "Evaluations", "results_digest", "subject_label"]
