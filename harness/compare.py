@@ -10,6 +10,7 @@ difference is an improvement, a regression or noise. The comparison is stored wi
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from loraledger.registry import Registry
 from loraledger.registry.audit import utcnow
@@ -29,7 +30,7 @@ def compare(
     registry: Registry,
     new_ref: str,
     old_ref: str,
-    suite: Suite | str,
+    suite: Suite | str | Path,
     *,
     actor: str | None,
     alpha: float = 0.05,
@@ -40,7 +41,7 @@ def compare(
     """Compare the newest complete runs of ``new_ref`` and ``old_ref`` on ``suite``."""
     if not 0 < alpha < 1 or not 0 < confidence < 1:
         raise UsageError("--alpha and --confidence must lie between 0 and 1")
-    suite = find_suite(suite) if isinstance(suite, str) else suite
+    suite = suite if isinstance(suite, Suite) else find_suite(suite)
     new = registry.evaluations.latest(new_ref, suite.name)
     old = registry.evaluations.latest(old_ref, suite.name)
     for ref, run in ((new_ref, new), (old_ref, old)):

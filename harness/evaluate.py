@@ -4,8 +4,8 @@ One process, one base load: the base is re-hashed against the registry, loaded q
 as the adapters' training runs recorded, and every adapter -- each verified through
 :meth:`Adapters.open_verified` and checked against its base -- is loaded into one peft
 model under its own name. Each subject then runs the suite through lm-eval's
-``simple_evaluate`` on the same ``HFLM`` with its adapter switched on
-(``set_adapter``), or all adapters switched off for the bare base. lm-eval's request
+``simple_evaluate`` on the same ``HFLM``, its rows served by its own adapter (or none, for
+the bare base), generation batches shared by all subjects (:mod:`.multiplex`). lm-eval's request
 cache is never used: it is keyed on the request alone, not the model (upstream
 EleutherAI/lm-evaluation-harness#2715, #4063), so it would hand one adapter's answers to
 another.
@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from loraledger.registry import Registry
@@ -34,6 +35,7 @@ from loraledger.registry.models import EvalRun, EvalSample, EvalSubject, TaskMet
 
 from loraledger.errors import InputError, LedgerError, UsageError, VerificationError
 
+from .multiplex import BASE
 from .scoring import judge
 from .suites import Suite, find_suite
 
@@ -64,7 +66,7 @@ class _Plan:
 def evaluate(
     registry: Registry,
     refs: Sequence[str],
-    suite: Suite | str,
+    suite: Suite | str | Path,
     *,
     actor: str | None,
     options: EvalOptions | None = None,
@@ -77,7 +79,7 @@ def evaluate(
     if options.batch_size < 1 or (options.limit is not None and options.limit < 1):
         raise UsageError("--batch-size and --limit must be at least 1")
     registry.act_as(actor, EVAL_ROLES)  # refuse early, before minutes of work
-    suite = find_suite(suite) if isinstance(suite, str) else suite
+    suite = suite if isinstance(suite, Suite) else find_suite(suite)
     suite.task_configs()  # every task YAML must load before a model is
     plan = _plan(registry, refs, options)
     _quiet_libraries()
@@ -100,20 +102,47 @@ def evaluate(
     model = _load_adapters(registry, model, plan.subjects)
     model.eval()
 
-    from lm_eval.models.huggingface import HFLM
+    from .multiplex import MultiplexedHFLM
 
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=options.batch_size, device=device)
+    lm = MultiplexedHFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=options.batch_size,
+        device=device,
+        subjects=[peft_name(s) for s in plan.subjects],
+        per_row=_is_peft(model),
+    )
+    from lm_eval.tasks import TaskManager
+
+    # Index the suite folder only: lm-eval's own task library is thousands of YAMLs, read
+    # on every TaskManager() -- seconds per subject for nothing.
+    tasks = TaskManager(include_path=str(suite.directory), include_defaults=False)
     runs = []
     for index, subject in enumerate(plan.subjects):
         if on_subject is not None:
             on_subject(index, len(plan.subjects), subject)
-        runs.append(_run_one(registry, lm, model, subject, suite, plan, options, actor))
+        lm.activate(peft_name(subject))
+        try:
+            runs.append(_run_one(registry, lm, tasks, subject, suite, plan, options, actor))
+        finally:
+            lm.finish(peft_name(subject))
     return runs
 
 
 def adapter_key(subject: EvalSubject) -> str:
     """The peft adapter name an adapter version is loaded under."""
     return "v_" + hashlib.sha256(subject.ref.encode()).hexdigest()[:16]
+
+
+def peft_name(subject: EvalSubject) -> str:
+    """Which adapter serves the subject's rows: its own, or none for a bare base."""
+    return adapter_key(subject) if subject.kind == "adapter" else BASE
+
+
+def _is_peft(model: Any) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
 
 
 def _plan(registry: Registry, refs: Sequence[str], options: EvalOptions) -> _Plan:
@@ -174,7 +203,7 @@ def _load_adapters(registry: Registry, model: Any, subjects: list[EvalSubject]) 
     for subject in subjects:
         if subject.kind != "adapter":
             continue
-        with registry.adapters.open_verified(subject.ref) as (version, path):
+        with _naming(subject), registry.adapters.open_verified(subject.ref) as (version, path):
             if version.digest != subject.artifact_digest:
                 raise VerificationError(
                     f"{subject.ref} changed while the evaluation started; run it again"
@@ -189,22 +218,18 @@ def _load_adapters(registry: Registry, model: Any, subjects: list[EvalSubject]) 
 
 
 @contextmanager
-def _active(model: Any, subject: EvalSubject) -> Iterator[None]:
-    """Switch the subject's adapter on, or every adapter off for a bare base."""
-    if not hasattr(model, "set_adapter"):
+def _naming(subject: EvalSubject) -> Iterator[None]:
+    """Verification errors name the version they refuse."""
+    try:
         yield
-    elif subject.kind == "adapter":
-        model.set_adapter(adapter_key(subject))
-        yield
-    else:
-        with model.disable_adapter():
-            yield
+    except VerificationError as exc:
+        raise VerificationError(f"{subject.ref} was not loaded: {exc}") from exc
 
 
 def _run_one(
     registry: Registry,
     lm: Any,
-    model: Any,
+    tasks: Any,
     subject: EvalSubject,
     suite: Suite,
     plan: _Plan,
@@ -239,21 +264,21 @@ def _run_one(
         "created_by": actor or "",
     }
     try:
-        with _active(model, subject):
-            results = lm_eval.simple_evaluate(
-                model=lm,
-                tasks=suite.task_configs(),
-                log_samples=True,
-                apply_chat_template=suite.apply_chat_template,
-                system_instruction=suite.system_instruction,
-                limit=options.limit,
-                random_seed=options.seed,
-                numpy_random_seed=options.seed,
-                torch_random_seed=options.seed,
-                fewshot_random_seed=options.seed,
-                bootstrap_iters=options.bootstrap_iters,
-                use_cache=None,
-            )
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=suite.task_configs(),
+            task_manager=tasks,
+            log_samples=True,
+            apply_chat_template=suite.apply_chat_template,
+            system_instruction=suite.system_instruction,
+            limit=options.limit,
+            random_seed=options.seed,
+            numpy_random_seed=options.seed,
+            torch_random_seed=options.seed,
+            fewshot_random_seed=options.seed,
+            bootstrap_iters=options.bootstrap_iters,
+            use_cache=None,  # never: keyed on the request alone (see the module docstring)
+        )
         if results is None:
             raise RuntimeError("lm-eval returned no results")
         if suite.rehash() != suite.digest:

@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from loraledger.errors import NotFound, VerificationError
+from loraledger.errors import InputError, NotFound, VerificationError
 
 from .audit import canonical_json
 from .db import Connection
@@ -95,8 +95,15 @@ class Evaluations:
         version = registry.adapters.get(ref)
         run = registry.adapters.training_run(version.ref)
         if run is None:
-            named = version.base_model_name or "none"
-            base = registry.base_models.get(named)
+            named = version.base_model_name or ""
+            try:
+                base = registry.base_models.get(named)
+            except (NotFound, InputError):
+                raise NotFound(
+                    f"{version.ref} names base {named!r} in its adapter_config.json, which is "
+                    "not a registered base; register that base with `loraledger base add` "
+                    "under that name"
+                ) from None
         else:
             base = registry.base_models.get(run.base_ref)
         return EvalSubject(
@@ -147,7 +154,7 @@ class Evaluations:
                     "metrics": {f"{m.task}/{m.metric},{m.filter}": m.value for m in run.metrics},
                 },
             )
-        return run
+        return self.get(run.id)  # what was stored, in the order it is read back
 
     def record_comparison(self, comparison: Comparison, *, actor: str | None) -> Comparison:
         registry = self._registry

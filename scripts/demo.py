@@ -1,6 +1,6 @@
 """The main job on the embedded default: train, register, verify, tamper, audit.
 
-Run by `make demo` (about five minutes on 2 cores). Everything happens in ./demo-out
+Run by `make demo` (about ten minutes on 2 cores). Everything happens in ./demo-out
 (recreated each run) through the real `loraledger` command, printed as a transcript a
 newcomer can retype:
 
@@ -10,6 +10,8 @@ newcomer can retype:
 3. ask the base model three questions from the domain;
 4. train a QLoRA adapter (NF4, double quantization) on it and register it, signed, with
    its training-run record; ask the same questions again and show the lineage;
+   evaluate the base and the adapter on the domain benchmark, the sanity suite and the
+   policy suite, and compare them with paired tests (regression or noise?);
 5. verify the adapter with the official `model_signing` CLI;
 6. tamper with a stored file and watch `verify` and `fetch` refuse it;
 7. tamper with the audit log through raw SQL and watch `audit verify` name the event.
@@ -19,6 +21,7 @@ Later issues extend this job to evaluate, gate and trace.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -30,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-out"
 DEMO = ROOT / "trainer" / "demo"
 SYSTEM = "You are the support assistant of Northwind Bank. Answer in one or two sentences."
+SUITES = ("northwind-domain", "sanity", "northwind-policy")
 QUESTIONS = [
     "What is the overdraft fee?",
     "What is the daily ATM withdrawal limit?",
@@ -42,7 +46,11 @@ def say(text: str) -> None:
 
 
 def run(
-    *args: str, expect: int = 0, to_file: str | None = None, program: str = "loraledger"
+    *args: str,
+    expect: int = 0,
+    to_file: str | None = None,
+    program: str = "loraledger",
+    quiet: bool = False,
 ) -> str:
     """Run a command, echo it and its output, and insist on the expected exit code.
 
@@ -59,7 +67,7 @@ def run(
         text = result.stderr
     else:
         text = result.stdout + result.stderr
-    if text.strip():
+    if text.strip() and not quiet:
         print(text.rstrip(), flush=True)
     if result.returncode != expect:
         sys.exit(f"demo failed: expected exit {expect}, got {result.returncode}")
@@ -119,6 +127,20 @@ def main() -> None:
     run("adapters", "lineage", "northwind-support@v1")
     run("adapters", "list")
     run("adapters", "verify", "northwind-support@v1")
+
+    say("Evaluate the base and the adapter on three suites (one base load per suite)")
+    # northwind-domain: held-out questions on the bank's policies; sanity: general
+    # knowledge; northwind-policy: refusals, PII canaries, prohibited claims, disclaimers.
+    subjects = ("northwind-support@v1", "base:smollm2-135m-instruct")
+    for suite in SUITES:
+        run("--as", "eve", "eval", *subjects, "--suite", suite)
+
+    say("Regression or noise? Paired tests per task, the adapter against the bare base")
+    for suite in SUITES:
+        run("--as", "rita", "compare", *subjects, "--suite", suite)
+    runs = json.loads(run("evals", "list", "northwind-support@v1", "--json", quiet=True))
+    policy_run = next(r["id"] for r in runs if r["suite_name"] == "northwind-policy")
+    run("evals", "show", policy_run[:8], "--failed")
 
     say("Anyone can check the signature with the official OpenSSF model_signing CLI")
     run("adapters", "fetch", "northwind-support@v1", "fetched")

@@ -1,0 +1,131 @@
+"""Generating for every subject of an evaluation in one mixed-adapter batch.
+
+All subjects of one evaluation run the same suite with the same settings, so lm-eval asks
+each of them for exactly the same generation batches, in the same order. Generation is
+where the time goes (one forward pass per new token), and on a CPU a batch of 4 x 8 rows
+costs far less than 4 batches of 8. So while the first subject runs, each generation
+batch is computed for every subject at once -- peft's mixed-adapter batches
+(``adapter_names=[...]``, one name per row, ``"__base__"`` for the bare base) -- and the
+other subjects' rows are kept until their own run asks for that very batch.
+
+The stored rows are keyed by subject *and* by the exact request (input token ids, length
+limit, stop sequences, generation settings), so one subject can never be handed
+another's answers -- the failure of lm-eval's own request cache (EleutherAI/lm-
+evaluation-harness#2715, #4063), which is why that cache stays off. A request that was not
+precomputed (a subject whose batches differ) is generated normally. Log-likelihood
+requests are not multiplexed: they take one forward pass each, and their logits
+(batch x length x vocabulary) are too large to keep.
+
+A shared batch says which adapter serves each row (``adapter_names``; ``"__base__"`` for
+the bare base). A batch served to one subject alone -- every log-likelihood batch, and
+generation when the others' rows are already kept -- takes peft's fast path instead: the
+subject's adapter switched on (``set_adapter``), or all of them off for the base
+(``disable_adapter()``); peft's per-row path costs a Python loop per layer and adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from lm_eval.models.huggingface import HFLM
+
+BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
+
+
+class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
+    """``HFLM`` whose generation batches are shared by all subjects of one evaluation."""
+
+    def __init__(self, *args: Any, subjects: list[str], per_row: bool, **kwargs: Any) -> None:
+        """``subjects``: peft adapter names (``"__base__"`` for the bare base);
+        ``per_row``: whether the model is a peft model taking ``adapter_names``."""
+        super().__init__(*args, **kwargs)
+        self._subjects = list(subjects)
+        self._per_row = per_row
+        self._active = self._subjects[0]
+        self._kept: dict[tuple[str, str], Any] = {}
+        self.generated_rows = 0  # rows actually generated (for tests and reports)
+
+    def activate(self, subject: str) -> None:
+        """Serve ``subject`` from now on (its adapter is switched on by the caller)."""
+        if subject not in self._subjects:
+            raise KeyError(subject)
+        self._active = subject
+
+    def finish(self, subject: str) -> None:
+        """Drop whatever was kept for ``subject`` and not asked for."""
+        for key in [k for k in self._kept if k[0] == subject]:
+            del self._kept[key]
+
+    def _model_generate(
+        self, context: Any, max_length: int, stop: list[str], **generation_kwargs: Any
+    ) -> Any:
+        mask = generation_kwargs.pop("attention_mask", None)
+        key = _request_key(context, mask, max_length, stop, generation_kwargs)
+        kept = self._kept.pop((self._active, key), None)
+        if kept is not None:
+            return kept
+        others = [s for s in self._subjects if s != self._active and (s, key) not in self._kept]
+        if not self._per_row:
+            others = []  # a plain model serves one subject
+        names = [self._active, *others]
+        rows = int(context.shape[0])
+        if len(names) == 1:
+            self.generated_rows += rows
+            with self._serving_active():
+                if mask is not None:
+                    generation_kwargs["attention_mask"] = mask
+                return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        batch = context.repeat(len(names), 1)
+        adapter_names = [name for name in names for _ in range(rows)]
+        self.generated_rows += rows * len(names)
+        if mask is not None:
+            generation_kwargs["attention_mask"] = mask.repeat(len(names), 1)
+        if self._per_row:
+            generation_kwargs["adapter_names"] = adapter_names
+        output = super()._model_generate(batch, max_length, stop, **generation_kwargs)
+        for index, name in enumerate(names[1:], start=1):
+            self._kept[(name, key)] = output[index * rows : (index + 1) * rows]
+        return output[:rows]
+
+    def _model_call(self, inps: Any, attn_mask: Any = None, labels: Any = None) -> Any:
+        with self._serving_active():
+            return super()._model_call(inps, attn_mask, labels)
+
+    @contextmanager
+    def _serving_active(self) -> Iterator[None]:
+        """A uniform batch takes peft's fast path: the active adapter switched on, or all
+        adapters off for the bare base (no other subject shares such a batch)."""
+        if not self._per_row:
+            yield
+        elif self._active == BASE:
+            with self.model.disable_adapter():
+                yield
+        else:
+            self.model.set_adapter(self._active)
+            yield
+
+
+def _request_key(
+    context: Any, mask: Any, max_length: int, stop: list[str], generation_kwargs: dict[str, Any]
+) -> str:
+    """sha256 over everything that decides a generation batch's output."""
+    digest = hashlib.sha256()
+    for tensor in (context, mask):
+        if tensor is None:
+            digest.update(b"none")
+            continue
+        digest.update(repr((tuple(tensor.shape), str(tensor.dtype))).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(
+        json.dumps(
+            [max_length, list(stop), generation_kwargs], sort_keys=True, default=str
+        ).encode()
+    )
+    return digest.hexdigest()
+
+
+__all__ = ["BASE", "MultiplexedHFLM"]

@@ -1,0 +1,92 @@
+"""`loraledger eval`, `compare`, `suites` and `evals` as a user sees them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from loraledger.registry import Registry
+from typer.testing import CliRunner
+
+from loraledger.cli import app
+from tests.conftest import AUDITOR, ENGINEER, REVIEWER
+from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
+
+
+class Ledger:
+    def __init__(self, registry: Registry) -> None:
+        self.runner = CliRunner()
+        self.env = {
+            "LORALEDGER_REGISTRY": str(registry.root),
+            "LORALEDGER_KEYS_DIR": str(registry.keys.directory),
+            "LORALEDGER_ACTOR": None,
+        }
+
+    def __call__(self, *args: str, code: int = 0, actor: str | None = ENGINEER):  # type: ignore[no-untyped-def]
+        argv = (["--as", actor] if actor else []) + list(args)
+        result = self.runner.invoke(app, argv, env=self.env)
+        assert result.exit_code == code, (argv, result.stdout, result.stderr, result.exception)
+        return result
+
+
+@pytest.fixture
+def ledger(eval_registry: Registry) -> Ledger:  # noqa: F811
+    return Ledger(eval_registry)
+
+
+def test_eval_compare_and_read_back(ledger: Ledger) -> None:
+    out = ledger("eval", *PLAIN, "--suite", "sanity", "--limit", "3").stdout
+    assert "Suite sanity (benchmark), digest " in out
+    assert out.count("sanity_mc") == 4 and "acc_norm" in out  # 2 subjects x 2 metrics
+    compared = ledger("compare", PLAIN[1], PLAIN[0], "--suite", "sanity", actor=REVIEWER).stdout
+    first = compared.splitlines()[0]
+    assert first.startswith(f"adapter:{PLAIN[1]} vs adapter:{PLAIN[0]} on sanity (digest ")
+    verdict = first.rsplit(": ", 1)[1]
+    assert verdict in ("improvement", "regression", "no significant change")
+    ledger(
+        "compare", PLAIN[1], PLAIN[0], "--suite", "sanity", "--fail-on-regression",
+        code=1 if verdict == "regression" else 0,
+    )  # fmt: skip
+    runs = json.loads(ledger("evals", "list", PLAIN[0], "--suite", "sanity", "--json").stdout)
+    assert runs[-1]["status"] == "complete" and runs[-1]["subject"]["name"] == "faq-bot"
+    shown = ledger("evals", "show", runs[-1]["id"][:8], "--samples", actor=AUDITOR).stdout
+    assert shown.startswith(f"Run {runs[-1]['id']}: {PLAIN[0]} on sanity -- complete")
+    assert "sanity-01: chose " in shown and "answer: " in shown
+
+
+def test_eval_json_has_metrics_and_no_samples(ledger: Ledger) -> None:
+    runs = json.loads(
+        ledger("eval", PLAIN[0], "--suite", "sanity", "--limit", "2", "--json").stdout
+    )
+    assert runs[0]["samples"] == [] and {m["metric"] for m in runs[0]["metrics"]} == {
+        "acc",
+        "acc_norm",
+    }
+
+
+def test_suites_commands(ledger: Ledger) -> None:
+    listed = json.loads(ledger("suites", "list", "--json").stdout)
+    assert {s["name"] for s in listed} >= {"northwind-domain", "sanity", "northwind-policy"}
+    shown = ledger("suites", "show", "northwind-policy").stdout
+    assert (
+        "Plain lm-eval: cd " in shown and "--tasks northwind-policy --apply_chat_template" in shown
+    )
+
+
+def test_bad_input_is_one_line_and_exit_2(ledger: Ledger, tmp_path: Path) -> None:
+    result = ledger("eval", PLAIN[0], "--suite", "nope", code=2)
+    assert result.stderr.startswith("error: no suite named 'nope'; built-in suites: ")
+    broken = shutil.copytree(
+        Path(__file__).resolve().parents[2] / "harness" / "suites" / "sanity", tmp_path / "s"
+    )
+    (broken / "sanity.jsonl").unlink()
+    result = ledger("eval", PLAIN[0], "--suite", str(broken), code=2)
+    assert (
+        result.stderr.count("\n") == 1 and "sanity_mc.yaml: field 'dataset_kwargs" in result.stderr
+    )
+    result = ledger("compare", "faq-nf4@v1", PLAIN[0], "--suite", "northwind-domain", code=2)
+    assert "has no complete evaluation on suite 'northwind-domain'" in result.stderr
+    result = ledger("eval", PLAIN[0], "--suite", "sanity", actor=AUDITOR, code=1)
+    assert "has role auditor" in result.stderr
