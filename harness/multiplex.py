@@ -47,10 +47,11 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
         self._per_row = per_row
         self._active = self._subjects[0]
         self._kept: dict[tuple[str, str], Any] = {}
+        self._grouped: dict[tuple[str, ...], _GroupedLora | None] = {}
         self.generated_rows = 0  # rows actually generated (for tests and reports)
 
     def activate(self, subject: str) -> None:
-        """Serve ``subject`` from now on (its adapter is switched on by the caller)."""
+        """Serve ``subject`` from now on."""
         if subject not in self._subjects:
             raise KeyError(subject)
         self._active = subject
@@ -84,9 +85,15 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
         self.generated_rows += rows * len(names)
         if mask is not None:
             generation_kwargs["attention_mask"] = mask.repeat(len(names), 1)
-        if self._per_row:
+        if tuple(names) not in self._grouped:
+            self._grouped[tuple(names)] = _GroupedLora.build(self.model, names)
+        grouped = self._grouped[tuple(names)]
+        if grouped is not None:
+            with self.model.disable_adapter(), grouped:
+                output = super()._model_generate(batch, max_length, stop, **generation_kwargs)
+        else:
             generation_kwargs["adapter_names"] = adapter_names
-        output = super()._model_generate(batch, max_length, stop, **generation_kwargs)
+            output = super()._model_generate(batch, max_length, stop, **generation_kwargs)
         for index, name in enumerate(names[1:], start=1):
             self._kept[(name, key)] = output[index * rows : (index + 1) * rows]
         return output[:rows]
@@ -107,6 +114,83 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
         else:
             self.model.set_adapter(self._active)
             yield
+
+
+class _GroupedLora:
+    """LoRA deltas for a batch of equal row groups, one group per subject, in two batched
+    matrix products per layer instead of peft's per-row path (a Python loop over the
+    adapters, with index copies, in every layer at every token).
+
+    Used inside ``disable_adapter()``, so each LoRA layer returns its base output and a
+    forward hook adds ``(x_k @ A_k) @ B_k * scaling_k`` for every group k at once (zeros
+    for the bare base, and for an adapter that does not adapt that layer; ranks padded with
+    zeros). Only plain LoRA on linear layers qualifies; anything else (DoRA, variants,
+    embeddings) takes peft's own per-row path.
+    """
+
+    def __init__(self, layers: list[tuple[Any, Any, Any, Any]]) -> None:
+        self._layers = layers
+        self._hooks: list[Any] = []
+
+    @classmethod
+    def build(cls, model: Any, names: list[str]) -> _GroupedLora | None:
+        import torch
+        from peft.tuners.lora import LoraLayer
+
+        layers = []
+        for found in model.modules():
+            if not isinstance(found, LoraLayer):
+                continue
+            module: Any = found  # peft's layers are loosely typed
+            present = [n for n in names if n in module.lora_A]
+            if any(
+                module.use_dora.get(n, False)
+                or n in getattr(module, "lora_variant", {})
+                or not isinstance(module.lora_A[n], torch.nn.Linear)
+                for n in present
+            ):
+                return None
+            if not present:
+                continue
+            first = module.lora_A[present[0]].weight
+            rank = max(module.lora_A[n].weight.shape[0] for n in present)
+            width = first.shape[1]
+            height = module.lora_B[present[0]].weight.shape[0]
+            a = torch.zeros(len(names), width, rank, dtype=first.dtype, device=first.device)
+            b = torch.zeros(len(names), rank, height, dtype=first.dtype, device=first.device)
+            scale = torch.zeros(len(names), 1, 1, dtype=first.dtype, device=first.device)
+            for k, name in enumerate(names):
+                if name in present:
+                    r = module.lora_A[name].weight.shape[0]
+                    a[k, :, :r] = module.lora_A[name].weight.T
+                    b[k, :r, :] = module.lora_B[name].weight.T
+                    scale[k] = module.scaling[name]
+            layers.append((module, a, b, scale))
+        return cls(layers)
+
+    def __enter__(self) -> _GroupedLora:
+        for module, a, b, scale in self._layers:
+            self._hooks.append(module.register_forward_hook(_delta_hook(a, b, scale)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+
+
+def _delta_hook(a: Any, b: Any, scale: Any) -> Any:
+    import torch
+
+    groups = a.shape[0]
+
+    def hook(module: Any, args: tuple[Any, ...], output: Any) -> Any:
+        x = args[0]
+        grouped = x.reshape(groups, -1, x.shape[-1]).to(a.dtype)
+        delta = torch.bmm(torch.bmm(grouped, a), b) * scale
+        return output + delta.reshape(output.shape).to(output.dtype)
+
+    return hook
 
 
 def _request_key(

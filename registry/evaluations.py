@@ -37,14 +37,29 @@ EVAL_ROLES = {Role.ENGINEER, Role.REVIEWER, Role.ADMIN}
 BASE_PREFIX = "base:"
 COMPLETE = "complete"
 
-_RUN_COLUMNS = """
-id, subject_kind, subject_name, subject_version, artifact_digest, base_name, base_version,
-base_digest, quantization, compute_dtype, suite_name, suite_kind, suite_digest, suite_files,
-task_config_hashes, settings, seed, lm_eval_version, libraries, status, error, sample_count,
-results_sha256, started_at, finished_at, created_by
-"""
+_SUBJECT_FIELDS = {  # eval_runs column -> EvalSubject field
+    "subject_kind": "kind",
+    "subject_name": "name",
+    "subject_version": "version",
+    "artifact_digest": "artifact_digest",
+    "base_name": "base_name",
+    "base_version": "base_version",
+    "base_digest": "base_digest",
+}
+_RUN_FIELDS = (
+    "id", *_SUBJECT_FIELDS, "quantization", "compute_dtype", "suite_name", "suite_kind",
+    "suite_digest", "suite_files", "task_config_hashes", "settings", "seed", "lm_eval_version",
+    "libraries", "status", "error", "sample_count", "results_sha256", "started_at",
+    "finished_at", "created_by",
+)  # fmt: skip
+_RUN_JSON = ("quantization", "suite_files", "task_config_hashes", "settings", "libraries")
+_RUN_COLUMNS = ", ".join(_RUN_FIELDS)
+_METRIC_FIELDS = tuple(TaskMetric.model_fields)
+_SAMPLE_FIELDS = tuple(EvalSample.model_fields)
+_RESULT_FIELDS = tuple(TaskComparison.model_fields)
 
 
+# run_id, then EvalSample's fields in order: task, doc_id, filter .. metrics, passed, reason
 _SAMPLE_TYPES = ("VARCHAR", "VARCHAR", "INTEGER", *["VARCHAR"] * 8, "BOOLEAN", "VARCHAR")
 
 
@@ -178,23 +193,10 @@ class Evaluations:
                 ],
             )
             conn.executemany(
-                "INSERT INTO comparison_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO comparison_results (comparison_id, {', '.join(_RESULT_FIELDS)}) "
+                f"VALUES ({', '.join(['?'] * (len(_RESULT_FIELDS) + 1))})",
                 [
-                    [
-                        comparison.id,
-                        r.task,
-                        r.metric,
-                        r.test,
-                        r.n,
-                        r.old_mean,
-                        r.new_mean,
-                        r.effect,
-                        r.ci_low,
-                        r.ci_high,
-                        r.p_value,
-                        r.verdict,
-                        json.dumps(r.flipped, sort_keys=True),
-                    ]
+                    [comparison.id, *(_result_value(r, f) for f in _RESULT_FIELDS)]
                     for r in comparison.results
                 ],
             )
@@ -313,161 +315,75 @@ class Evaluations:
 
 
 def _insert_run(conn: Connection, run: EvalRun) -> None:
-    s = run.subject
+    values = run.model_dump(include=set(_RUN_FIELDS))
+    subject = run.subject.model_dump()
+    values.update({column: subject[name] for column, name in _SUBJECT_FIELDS.items()})
+    for name in _RUN_JSON:
+        values[name] = json.dumps(values[name], sort_keys=True)
     conn.execute(
-        f"INSERT INTO eval_runs ({_RUN_COLUMNS}) VALUES ({', '.join(['?'] * 26)})",
-        [
-            run.id,
-            s.kind,
-            s.name,
-            s.version,
-            s.artifact_digest,
-            s.base_name,
-            s.base_version,
-            s.base_digest,
-            json.dumps(run.quantization, sort_keys=True),
-            run.compute_dtype,
-            run.suite_name,
-            run.suite_kind,
-            run.suite_digest,
-            json.dumps(run.suite_files, sort_keys=True),
-            json.dumps(run.task_config_hashes, sort_keys=True),
-            json.dumps(run.settings, sort_keys=True),
-            run.seed,
-            run.lm_eval_version,
-            json.dumps(run.libraries, sort_keys=True),
-            run.status,
-            run.error,
-            run.sample_count,
-            run.results_sha256,
-            run.started_at,
-            run.finished_at,
-            run.created_by,
-        ],
+        f"INSERT INTO eval_runs ({_RUN_COLUMNS}) VALUES ({', '.join(['?'] * len(_RUN_FIELDS))})",
+        [values[name] for name in _RUN_FIELDS],
     )
     if run.metrics:
         conn.executemany(
-            "INSERT INTO eval_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                [
-                    run.id,
-                    m.task,
-                    m.metric,
-                    m.filter,
-                    m.value,
-                    m.stderr,
-                    m.higher_is_better,
-                    m.sample_count,
-                ]
-                for m in run.metrics
-            ],
+            f"INSERT INTO eval_metrics (run_id, {', '.join(_METRIC_FIELDS)}) "
+            f"VALUES ({', '.join(['?'] * (len(_METRIC_FIELDS) + 1))})",
+            [[run.id, *(getattr(m, f) for f in _METRIC_FIELDS)] for m in run.metrics],
         )
     if run.samples:
-        columns = [
-            list(c) for c in zip(*[_sample_row(run.id, x) for x in run.samples], strict=True)
-        ]
+        rows = [_sample_row(run.id, x) for x in run.samples]
+        columns = [list(c) for c in zip(*rows, strict=True)]
         # Column-wise lists through unnest: one statement however many samples
         # (executemany costs ~1 ms a row in DuckDB).
         conn.execute(
-            "INSERT INTO eval_samples SELECT "
+            f"INSERT INTO eval_samples (run_id, {', '.join(_SAMPLE_FIELDS)}) SELECT "
             + ", ".join(f"unnest(?::{t}[])" for t in _SAMPLE_TYPES),
             columns,
         )
 
 
-def _sample_row(run_id: str, x: EvalSample) -> tuple[Any, ...]:
-    return (
-        run_id,
-        x.task,
-        x.doc_id,
-        x.filter,
-        x.sample_key,
-        x.doc_hash,
-        x.prompt_hash,
-        x.input,
-        x.output,
-        x.target,
-        json.dumps(x.metrics, sort_keys=True),
-        x.passed,
-        x.reason,
-    )
+def _result_value(result: TaskComparison, field: str) -> Any:
+    value = getattr(result, field)
+    return json.dumps(value, sort_keys=True) if field == "flipped" else value
+
+
+def _sample_row(run_id: str, sample: EvalSample) -> list[Any]:
+    values = sample.model_dump()
+    values["metrics"] = json.dumps(values["metrics"], sort_keys=True)
+    return [run_id, *(values[f] for f in _SAMPLE_FIELDS)]
 
 
 def _run(row: tuple[Any, ...]) -> EvalRun:
-    return EvalRun(
-        id=row[0],
-        subject=EvalSubject(
-            kind=row[1],
-            name=row[2],
-            version=row[3],
-            artifact_digest=row[4],
-            base_name=row[5],
-            base_version=row[6],
-            base_digest=row[7],
-        ),
-        quantization=json.loads(row[8]),
-        compute_dtype=row[9],
-        suite_name=row[10],
-        suite_kind=row[11],
-        suite_digest=row[12],
-        suite_files=json.loads(row[13]),
-        task_config_hashes=json.loads(row[14]),
-        settings=json.loads(row[15]),
-        seed=row[16],
-        lm_eval_version=row[17],
-        libraries=json.loads(row[18]),
-        status=row[19],
-        error=row[20],
-        sample_count=row[21],
-        results_sha256=row[22],
-        started_at=row[23],
-        finished_at=row[24],
-        created_by=row[25],
+    values = dict(zip(_RUN_FIELDS, row, strict=True))
+    for name in _RUN_JSON:
+        values[name] = json.loads(values[name])
+    values["subject"] = EvalSubject(
+        **{name: values.pop(column) for column, name in _SUBJECT_FIELDS.items()}
     )
+    return EvalRun(**values)
 
 
 def _metrics(conn: Connection, run_id: str) -> tuple[TaskMetric, ...]:
-    return tuple(
-        TaskMetric(
-            task=r[0],
-            metric=r[1],
-            filter=r[2],
-            value=r[3],
-            stderr=r[4],
-            higher_is_better=r[5],
-            sample_count=r[6],
-        )
-        for r in conn.execute(
-            "SELECT task, metric, filter, value, stderr, higher_is_better, sample_count "
-            "FROM eval_metrics WHERE run_id = ? ORDER BY task, metric, filter",
-            [run_id],
-        ).fetchall()
-    )
+    rows = conn.execute(
+        f"SELECT {', '.join(_METRIC_FIELDS)} FROM eval_metrics WHERE run_id = ? "
+        "ORDER BY task, metric, filter",
+        [run_id],
+    ).fetchall()
+    return tuple(TaskMetric(**dict(zip(_METRIC_FIELDS, r, strict=True))) for r in rows)
 
 
 def _samples(conn: Connection, run_id: str) -> tuple[EvalSample, ...]:
-    return tuple(
-        EvalSample(
-            task=r[0],
-            doc_id=r[1],
-            filter=r[2],
-            sample_key=r[3],
-            doc_hash=r[4],
-            prompt_hash=r[5],
-            input=r[6],
-            output=r[7],
-            target=r[8],
-            metrics=json.loads(r[9]),
-            passed=r[10],
-            reason=r[11],
-        )
-        for r in conn.execute(
-            "SELECT task, doc_id, filter, sample_key, doc_hash, prompt_hash, input, output, "
-            "target, metrics, passed, reason FROM eval_samples WHERE run_id = ? "
-            "ORDER BY task, filter, doc_id",
-            [run_id],
-        ).fetchall()
-    )
+    rows = conn.execute(
+        f"SELECT {', '.join(_SAMPLE_FIELDS)} FROM eval_samples WHERE run_id = ? "
+        "ORDER BY task, filter, doc_id",
+        [run_id],
+    ).fetchall()
+    samples = []
+    for row in rows:
+        values = dict(zip(_SAMPLE_FIELDS, row, strict=True))
+        values["metrics"] = json.loads(values["metrics"])
+        samples.append(EvalSample(**values))
+    return tuple(samples)
 
 
 def _comparison(conn: Connection, comparison_id: str) -> Comparison:
@@ -483,29 +399,15 @@ def _comparison(conn: Connection, comparison_id: str) -> Comparison:
     if len(row) != 1:
         raise NotFound(f"no single comparison {comparison_id!r}; see `loraledger compare --help`")
     r = row[0]
-    results = tuple(
-        TaskComparison(
-            task=x[0],
-            metric=x[1],
-            test=x[2],
-            n=x[3],
-            old_mean=x[4],
-            new_mean=x[5],
-            effect=x[6],
-            ci_low=x[7],
-            ci_high=x[8],
-            p_value=x[9],
-            verdict=x[10],
-            flipped=json.loads(x[11]),
-        )
-        for x in conn.execute(
-            "SELECT task, metric, test, n, old_mean, new_mean, effect, ci_low, ci_high, "
-            "p_value, verdict, flipped FROM comparison_results WHERE comparison_id = ? "
-            "ORDER BY task, metric",
-            [r[0]],
-        ).fetchall()
-    )
-
+    results = []
+    for x in conn.execute(
+        f"SELECT {', '.join(_RESULT_FIELDS)} FROM comparison_results WHERE comparison_id = ? "
+        "ORDER BY task, metric",
+        [r[0]],
+    ).fetchall():
+        values = dict(zip(_RESULT_FIELDS, x, strict=True))
+        values["flipped"] = json.loads(values["flipped"])
+        results.append(TaskComparison(**values))
     return Comparison(
         id=r[0],
         new_run=r[1],
@@ -517,7 +419,7 @@ def _comparison(conn: Connection, comparison_id: str) -> Comparison:
         alpha=r[5],
         settings=json.loads(r[6]),
         verdict=r[7],
-        results=results,
+        results=tuple(results),
         created_at=r[8],
         created_by=r[9],
     )

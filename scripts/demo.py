@@ -66,7 +66,7 @@ def run(
         (OUT / to_file).write_text(result.stdout)
         text = result.stderr
     else:
-        text = result.stdout + result.stderr
+        text = result.stderr + result.stdout  # progress and warnings come before results
     if text.strip() and not quiet:
         print(text.rstrip(), flush=True)
     if result.returncode != expect:
@@ -85,6 +85,7 @@ def main() -> None:
             "LORALEDGER_REGISTRY": str(OUT / "registry"),
             "LORALEDGER_KEYS_DIR": str(OUT / "keys"),
             "COLUMNS": "160",
+            "TQDM_DISABLE": "1",  # lm-eval's progress bars, which a transcript cannot show
         }
     )
     os.environ.pop("LORALEDGER_ACTOR", None)

@@ -118,7 +118,8 @@ def compare_command(
         )
         for r in result.results:
             if r.flipped["regressed"]:
-                typer.echo(f"  {r.task}: worse on {', '.join(r.flipped['regressed'][:10])}")
+                worse = ", ".join(r.flipped["regressed"][:10])
+                typer.echo(f"  {r.task} {r.metric}: worse on {worse}")
         typer.echo(f"Comparison {result.id} stored.")
     if fail_on_regression and result.verdict == "regression":
         raise typer.Exit(1)

@@ -12,11 +12,10 @@ from loraledger.registry import Registry, Role
 from loraledger.registry.keys import KeyStore
 from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.trainer.base_models import add_base
-from loraledger.trainer.datasets import add_dataset
 from loraledger.trainer.train import train
 
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
-from tests.trainer.conftest import build_tiny_base, write_config, write_faq
+from tests.trainer.conftest import add_faq, build_tiny_base, write_config
 
 PLAIN = ("faq-bot@v1", "faq-bot@v2")  # plain LoRA (quantization: none), seeds 1 and 2
 NF4 = "faq-nf4@v1"
@@ -42,14 +41,7 @@ def eval_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
     add_base(
         registry, name="tiny", directory=shutil.copytree(cached, root / "tiny"), actor=ENGINEER
     )
-    add_dataset(
-        registry,
-        write_faq(root / "faq.jsonl"),
-        name="faq",
-        source="tests",
-        license="CC-BY-4.0",
-        actor=ENGINEER,
-    )
+    add_faq(registry, root / "faq.jsonl")
     for seed in (1, 2):
         config = write_config(root / f"plain{seed}.yaml", seed=seed, quantization="none")
         train(registry, config, actor=ENGINEER, allow_dirty=True, work_dir=root / f"w{seed}")

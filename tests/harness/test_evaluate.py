@@ -179,9 +179,14 @@ def test_adapters_of_different_quantization_are_not_mixed(eval_registry: Registr
         evaluate(eval_registry, [PLAIN[0], NF4], "sanity", actor=ENGINEER, options=FEW)
 
 
-def test_nf4_adapter_runs_on_the_nf4_base(eval_registry: Registry) -> None:
-    (run,) = evaluate(eval_registry, [NF4], "sanity", actor=ENGINEER, options=FEW)
-    assert run.quantization == {"method": "nf4", "double_quant": True}
+def test_nf4_adapter_and_base_share_batches_on_the_nf4_base(eval_registry: Registry) -> None:
+    together = evaluate(eval_registry, [NF4, "base:tiny"], "sanity", actor=ENGINEER, options=FEW)
+    assert [r.quantization for r in together] == [{"method": "nf4", "double_quant": True}] * 2
+    (alone,) = evaluate(eval_registry, [NF4], "northwind-policy", actor=ENGINEER, options=FEW)
+    shared = evaluate(
+        eval_registry, [NF4, "base:tiny"], "northwind-policy", actor=ENGINEER, options=FEW
+    )
+    assert [s.output for s in shared[0].samples] == [s.output for s in alone.samples]
 
 
 def test_a_tampered_adapter_is_refused_and_nothing_is_stored(eval_registry: Registry) -> None:

@@ -87,16 +87,16 @@ def write_faq(path: Path, copies: int = 2) -> Path:
     return path
 
 
+def add_faq(registry: Registry, path: Path) -> DatasetVersion:
+    """Register the FAQ written to ``path`` as dataset ``faq``."""
+    return add_dataset(
+        registry, write_faq(path), name="faq", source="tests", license="CC-BY-4.0", actor=ENGINEER
+    )
+
+
 @pytest.fixture
 def faq(registry: Registry, tmp_path: Path) -> DatasetVersion:
-    return add_dataset(
-        registry,
-        write_faq(tmp_path / "faq.jsonl"),
-        name="faq",
-        source="tests",
-        license="CC-BY-4.0",
-        actor=ENGINEER,
-    )
+    return add_faq(registry, tmp_path / "faq.jsonl")
 
 
 @pytest.fixture
