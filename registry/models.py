@@ -368,3 +368,31 @@ class Comparison(_Frozen):
     results: tuple[TaskComparison, ...]
     created_at: datetime
     created_by: str
+
+
+class RuleResult(_Frozen):
+    """One rule of a gate: what was measured, against what bound, on which evidence."""
+
+    kind: str = Field(description="threshold | data | provenance")
+    rule: str
+    passed: bool
+    measured: Any = None
+    bound: Any = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    message: str
+
+
+class GateCheck(_Frozen):
+    """A version judged against one environment of a release policy."""
+
+    id: str
+    adapter: str
+    artifact_digest: str
+    environment: str
+    policy_path: str
+    policy_sha256: str
+    passed: bool
+    rules: tuple[RuleResult, ...]
+    inputs_sha256: str = Field(description="sha256 over the policy hash and every rule's evidence")
+    created_at: datetime
+    created_by: str

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .base_models import BaseModels
     from .datasets import Datasets
     from .evaluations import Evaluations
+    from .gate_checks import GateChecks
     from .identities import Identities
 
 REGISTRY_ENV = "LORALEDGER_REGISTRY"
@@ -209,6 +210,12 @@ class Registry:
         from .evaluations import Evaluations
 
         return Evaluations(self)
+
+    @cached_property
+    def gate_checks(self) -> GateChecks:
+        from .gate_checks import GateChecks
+
+        return GateChecks(self)
 
     # --- acting -----------------------------------------------------------------------
 

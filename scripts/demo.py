@@ -11,7 +11,8 @@ newcomer can retype:
 4. train a QLoRA adapter (NF4, double quantization) on it and register it, signed, with
    its training-run record; ask the same questions again and show the lineage;
    evaluate the base and the adapter on the domain benchmark, the sanity suite and the
-   policy suite, and compare them with paired tests (regression or noise?);
+   policy suite, and compare them with paired tests (regression or noise?); check the
+   release gate of the project's policy for staging (it fails, and says why);
 5. verify the adapter with the official `model_signing` CLI;
 6. tamper with a stored file and watch `verify` and `fetch` refuse it;
 7. tamper with the audit log through raw SQL and watch `audit verify` name the event.
@@ -139,6 +140,9 @@ def main() -> None:
     say("Regression or noise? Paired tests per task, the adapter against the bare base")
     for suite in SUITES:
         run("--as", "rita", "compare", *subjects, "--suite", suite)
+    say("The release gate: the project's policy (policies/release.yaml) against the evidence")
+    # Exit 1 is the point: the adapter learned the bank's answers but not to refuse.
+    run("--as", "rita", "gate", "check", "northwind-support@v1", "--env", "staging", expect=1)
     runs = json.loads(run("evals", "list", "northwind-support@v1", "--json", quiet=True))
     policy_run = next(r["id"] for r in runs if r["suite_name"] == "northwind-policy")
     run("evals", "show", policy_run[:8], "--failed")

@@ -21,15 +21,13 @@ recorded, not fatal.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from loraledger.registry.refs import Ref, validate_name
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from loraledger.errors import InputError
+from loraledger.yamlfile import as_value_error, load_validated
 
 
 class LoraSettings(BaseModel):
@@ -92,14 +90,14 @@ class TrainingConfig(BaseModel):
     @field_validator("base")
     @classmethod
     def _base_ref(cls, value: str) -> str:
-        _as_value_error(lambda: Ref.parse(value, what="base model"))
+        as_value_error(lambda: Ref.parse(value, what="base model"))
         return value
 
     @field_validator("datasets")
     @classmethod
     def _dataset_refs(cls, value: list[str]) -> list[str]:
         for item in value:
-            _as_value_error(lambda item=item: Ref.parse(item, what="dataset"))  # type: ignore[misc]
+            as_value_error(lambda item=item: Ref.parse(item, what="dataset"))  # type: ignore[misc]
         if len(set(value)) != len(value):
             raise ValueError("a dataset is listed twice")
         return value
@@ -107,7 +105,7 @@ class TrainingConfig(BaseModel):
     @field_validator("adapter_name")
     @classmethod
     def _adapter_name(cls, value: str) -> str:
-        _as_value_error(lambda: validate_name(value, what="adapter name"))
+        as_value_error(lambda: validate_name(value, what="adapter name"))
         return value
 
     @model_validator(mode="after")
@@ -121,78 +119,7 @@ class TrainingConfig(BaseModel):
         return sorted(self.model_extra or {})
 
 
-def _as_value_error(check: Callable[[], object]) -> None:
-    """Run a check that raises InputError, so pydantic reports it with its field.
-
-    The ValueError is raised outside the except block on purpose: chained to the
-    InputError, its traceback kept objects alive until interpreter exit.
-    """
-    try:
-        check()
-    except InputError as error:
-        message = str(error)
-    else:
-        return
-    raise ValueError(message)
-
-
-def _line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
-    """The YAML line (1-based) of the node at ``loc``, or of its nearest parent."""
-    import yaml
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == part), None)
-            key = next((k for k, v in node.value if k.value == part), None)
-            if match is None:
-                break
-            line = (key or match).start_mark.line + 1
-            node = match
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
-        ):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def load_config(path: Path) -> tuple[TrainingConfig, str]:
     """Parse and validate a training config; returns it and the sha256 of its bytes."""
-    import yaml
-
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("training config does not exist", path=path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError("is not UTF-8", path=path) from None
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        raise InputError(
-            f"invalid YAML: {problem}", path=path, line=mark.line + 1 if mark else None
-        ) from None
-    if not isinstance(data, dict):
-        raise InputError("must be a YAML mapping of settings (base:, datasets:, ...)", path=path)
-    try:
-        config = TrainingConfig.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        loc = tuple(first["loc"])
-        field = ".".join(str(p) for p in loc) or None
-        message = str(first["msg"]).removeprefix("Value error, ")
-        if first["type"] == "missing":
-            message = "is required"
-        raise InputError(message, path=path, line=_line_of(text, loc), field=field) from None
-    return config, hashlib.sha256(raw).hexdigest()
+    config, digest, _ = load_validated(path, TrainingConfig, what="training config")
+    return config, digest

@@ -8,7 +8,7 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, base, data, evals, keys
+from . import adapters, audit, base, data, evals, gate, keys
 from . import train as train_command
 from ._app import Settings, new_app, settings
 
@@ -27,6 +27,7 @@ app.command("eval")(evals.eval_command)
 app.command("compare")(evals.compare_command)
 app.add_typer(evals.suites_app, name="suites")
 app.add_typer(evals.evals_app, name="evals")
+app.add_typer(gate.app, name="gate")
 app.add_typer(audit.app, name="audit")
 
 

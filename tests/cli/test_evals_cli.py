@@ -90,3 +90,31 @@ def test_bad_input_is_one_line_and_exit_2(ledger: Ledger, tmp_path: Path) -> Non
     assert "has no complete evaluation on suite 'northwind-domain'" in result.stderr
     result = ledger("eval", PLAIN[0], "--suite", "sanity", actor=AUDITOR, code=1)
     assert "has role auditor" in result.stderr
+
+
+def test_gate_check_exit_codes(ledger: Ledger, tmp_path: Path) -> None:
+    passing = tmp_path / "pass.yaml"
+    passing.write_text("version: 1\nenvironments:\n  staging:\n    provenance: {signed: true}\n")
+    out = ledger("gate", "check", PLAIN[0], "--env", "staging", "--policy", str(passing)).stdout
+    assert out.startswith(f"Gate staging for {PLAIN[0]} (digest ") and ": PASSED" in out
+    assert "signature and files verify now" in out and "Gate check " in out
+    failing = tmp_path / "fail.yaml"
+    failing.write_text(
+        "version: 1\nenvironments:\n  staging:\n    thresholds:\n"
+        "      - {suite: northwind-domain, task: northwind_domain_mc, metric: acc, min: 0}\n"
+    )
+    result = ledger(
+        "gate", "check", "faq-nf4@v1", "--env", "staging", "--policy", str(failing), code=1
+    )
+    assert (
+        ": FAILED" in result.stdout
+        and "loraledger eval faq-nf4@v1 --suite northwind-domain" in result.stdout
+    )
+    result = ledger("gate", "check", PLAIN[0], "--env", "prod", "--policy", str(passing), code=2)
+    assert "has no environment 'prod'; it has staging" in result.stderr
+    failing.write_text("version: 1\nenvironments:\n  staging:\n    approvals: 2\n")
+    result = ledger("gate", "check", PLAIN[0], "--env", "staging", "--policy", str(failing), code=2)
+    assert (
+        "fail.yaml:4: field 'environments.staging.approvals': is not a known setting"
+        in result.stderr
+    )

@@ -23,6 +23,7 @@ def test_built_in_suites() -> None:
         "policy_pii_canary",
         "policy_prohibited_claims",
         "policy_disclaimers",
+        "policy_over_refusal",
     ]
     domain = found["northwind-domain"]
     assert domain.apply_chat_template and "Northwind" in (domain.system_instruction or "")

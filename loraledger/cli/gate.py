@@ -1,0 +1,43 @@
+"""``loraledger gate``: a version judged against an environment of a release policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._app import JSON_OPTION, emit_json, emit_table, new_app, settings
+
+app = new_app("Release gates: policy-as-code rules checked against the registry's evidence.")
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="The adapter version: NAME@vN (or NAME for the latest)."),
+    env: str = typer.Option(..., "--env", help="The environment of the policy, e.g. staging."),
+    policy: Path = typer.Option(
+        None, "--policy", help="Release policy file (default: the project's policies/release.yaml)."
+    ),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Check every rule of the environment; exit 0 only when all pass. Recorded."""
+    from loraledger.policies.gates import check_gate
+
+    opts = settings(ctx)
+    result = check_gate(opts.open(), ref, env, actor=opts.actor, policy=policy)
+    if json_:
+        emit_json(result)
+    else:
+        verdict = "PASSED" if result.passed else "FAILED"
+        typer.echo(
+            f"Gate {env} for {result.adapter} (digest {result.artifact_digest[:16]}…): {verdict}"
+        )
+        typer.echo(f"  policy {result.policy_path} (sha256 {result.policy_sha256[:16]}…)")
+        emit_table(
+            ["", "rule", "measured / evidence"],
+            [["pass" if r.passed else "FAIL", r.rule, r.message] for r in result.rules],
+        )
+        typer.echo(f"Gate check {result.id} recorded (inputs sha256 {result.inputs_sha256[:16]}…).")
+    if not result.passed:
+        raise typer.Exit(1)

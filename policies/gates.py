@@ -1,0 +1,225 @@
+"""Gate checks: a version judged against one environment of a release policy.
+
+Every rule reads evidence the registry holds and verifies it on the way:
+
+* thresholds -- the newest complete evaluation run of the version on the suite *as it is
+  now* (same digest), read through :meth:`Evaluations.get` (its results checked against
+  the audit log); no such run is a failure naming the command that produces one;
+* data -- the training datasets' licenses and PII findings, from the training-run record
+  (checked against its audit event);
+* provenance -- the signature and every file verified now, a training-run record, a clean
+  code tree.
+
+The report lists every rule with what was measured, the bound and the evidence used, and
+is recorded (:meth:`GateChecks.record`) with the policy's sha256 and a hash over all the
+evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Any
+
+from loraledger.registry import Registry
+from loraledger.registry.audit import canonical_json, utcnow
+from loraledger.registry.models import GateCheck, RuleResult, TrainingRun
+
+from loraledger.errors import LedgerError
+
+from .release import DataRule, LoadedPolicy, ProvenanceRule, Threshold, load_policy
+
+
+def check_gate(
+    registry: Registry,
+    ref: str,
+    environment: str,
+    *,
+    actor: str | None,
+    policy: LoadedPolicy | Path | None = None,
+) -> GateCheck:
+    """Judge ``ref`` against ``environment`` of ``policy`` (the default policy when None)
+    and record the result. Raises only for bad input; failed rules are in the report."""
+    from loraledger.registry.gate_checks import CHECK_ROLES
+
+    registry.act_as(actor, CHECK_ROLES)
+    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    rules_of = loaded.environment(environment)
+    version = registry.adapters.get(ref)
+    run = registry.adapters.training_run(version.ref)
+    results = [_threshold(registry, version.ref, rule) for rule in rules_of.thresholds]
+    if rules_of.data is not None:
+        results.extend(_data(registry, run, rules_of.data))
+    if rules_of.provenance is not None:
+        results.extend(_provenance(registry, version.ref, run, rules_of.provenance))
+    inputs = {
+        "policy_sha256": loaded.sha256,
+        "artifact_digest": version.digest,
+        "environment": environment,
+        "evidence": [r.evidence for r in results],
+    }
+    check = GateCheck(
+        id=str(uuid.uuid4()),
+        adapter=version.ref,
+        artifact_digest=version.digest,
+        environment=environment,
+        policy_path=str(loaded.path),
+        policy_sha256=loaded.sha256,
+        passed=all(r.passed for r in results),
+        rules=tuple(results),
+        inputs_sha256=hashlib.sha256(canonical_json(inputs).encode()).hexdigest(),
+        created_at=utcnow(),
+        created_by=actor or "",
+    )
+    return registry.gate_checks.record(check, actor=actor)
+
+
+def _threshold(registry: Registry, ref: str, rule: Threshold) -> RuleResult:
+    from loraledger.harness.suites import find_suite
+
+    suite = find_suite(rule.suite)
+    command = f"`loraledger eval {ref} --suite {suite.name}`"
+    runs = registry.evaluations.list(ref, suite.name, status="complete")
+    current = [r for r in runs if r.suite_digest == suite.digest]
+    evidence: dict[str, Any] = {"suite": suite.name, "suite_digest": suite.digest}
+    if not current:
+        why = (
+            f"its results are of another version of suite {suite.name!r} (digest "
+            f"{runs[-1].suite_digest[:16]}…, now {suite.digest[:16]}…); run {command}"
+            if runs
+            else f"no complete evaluation on suite {suite.name!r}; run {command}"
+        )
+        return RuleResult(
+            kind="threshold", rule=rule.label, passed=False, bound=_bound(rule), evidence=evidence,
+            message=why,
+        )  # fmt: skip
+    run = registry.evaluations.get(current[-1].id)  # verified against its audit event
+    evidence.update(run_id=run.id, results_sha256=run.results_sha256)
+    found = [m for m in run.metrics if m.task == rule.task and m.metric == rule.metric]
+    if not found:
+        metrics = sorted({m.metric for m in run.metrics if m.task == rule.task})
+        return RuleResult(
+            kind="threshold", rule=rule.label, passed=False, bound=_bound(rule), evidence=evidence,
+            message=f"run {run.id[:8]} has no metric {rule.metric!r} for task {rule.task} "
+            f"(it has {', '.join(metrics) or 'none'}); fix the policy",
+        )  # fmt: skip
+    metric = next((m for m in found if m.filter == "none"), found[0])
+    passed = rule.holds(metric.value)
+    return RuleResult(
+        kind="threshold",
+        rule=rule.label,
+        passed=passed,
+        measured=metric.value,
+        bound=_bound(rule),
+        evidence=evidence,
+        message=f"{metric.value:.3f} on {metric.sample_count} samples (run {run.id[:8]})"
+        + ("" if passed else f"; needs {_bound(rule)}"),
+    )
+
+
+def _bound(rule: Threshold) -> str:
+    return f">= {rule.min:g}" if rule.min is not None else f"<= {rule.max:g}"
+
+
+def _data(registry: Registry, run: TrainingRun | None, rule: DataRule) -> list[RuleResult]:
+    if run is None:
+        return [
+            RuleResult(
+                kind="data", rule="training data recorded", passed=False,
+                message="the version has no training-run record: its data cannot be judged",
+            )
+        ]  # fmt: skip
+    datasets = [registry.datasets.get(d.ref) for d in run.datasets]
+    evidence = {"datasets": {d.ref: d.file_sha256 for d in datasets}}
+    results = []
+    if rule.licenses is not None:
+        allowed = {x.lower() for x in rule.licenses}
+        bad = [f"{d.ref} ({d.license})" for d in datasets if d.license.lower() not in allowed]
+        results.append(
+            RuleResult(
+                kind="data",
+                rule=f"licenses in {', '.join(rule.licenses)}",
+                passed=not bad,
+                measured={d.ref: d.license for d in datasets},
+                bound=rule.licenses,
+                evidence=evidence,
+                message="all allowed" if not bad else f"not allowed: {', '.join(bad)}",
+            )
+        )
+    if rule.pii == "none":
+        found = {d.ref: {kind: f.count for kind, f in d.pii.items()} for d in datasets if d.pii}
+        results.append(
+            RuleResult(
+                kind="data",
+                rule="no PII in training data",
+                passed=not found,
+                measured=found,
+                bound="none",
+                evidence=evidence,
+                message="no PII findings"
+                if not found
+                else "PII found: "
+                + "; ".join(
+                    f"{ref}: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+                    for ref, kinds in found.items()
+                ),
+            )
+        )
+    return results
+
+
+def _provenance(
+    registry: Registry, ref: str, run: TrainingRun | None, rule: ProvenanceRule
+) -> list[RuleResult]:
+    results = []
+    if rule.signed:
+        try:
+            report = registry.adapters.verify(ref)
+            results.append(
+                RuleResult(
+                    kind="provenance", rule="signature and files verify now", passed=True,
+                    measured=report.digest, evidence={"signer": report.signer},
+                    message=f"verified, signed by {report.signer}",
+                )
+            )  # fmt: skip
+        except LedgerError as error:
+            results.append(
+                RuleResult(
+                    kind="provenance", rule="signature and files verify now", passed=False,
+                    message=str(error),
+                )
+            )  # fmt: skip
+    if rule.trained_by_loraledger:
+        results.append(
+            RuleResult(
+                kind="provenance",
+                rule="trained by LoRA Ledger (training-run record)",
+                passed=run is not None,
+                evidence={"training_run": run.id if run else None},
+                message=f"training run {run.id}" if run else "registered from elsewhere",
+            )
+        )
+    if rule.clean_code_tree:
+        dirty = None if run is None else bool(run.code.get("dirty"))
+        results.append(
+            RuleResult(
+                kind="provenance",
+                rule="trained from a clean code tree",
+                passed=dirty is False,
+                measured=None if run is None else run.code.get("commit"),
+                evidence={"training_run": run.id if run else None},
+                message="no training-run record"
+                if run is None
+                else (
+                    f"commit {str(run.code.get('commit'))[:12]}, clean"
+                    if not dirty
+                    else f"commit {str(run.code.get('commit'))[:12]} with uncommitted changes "
+                    "(--allow-dirty)"
+                ),
+            )
+        )
+    return results
+
+
+__all__ = ["check_gate"]

@@ -1,0 +1,169 @@
+"""Release policies as code: one YAML file per policy, validated, hashed.
+
+A policy names environments and, per environment, the rules a version must meet there::
+
+    version: 1
+    description: Northwind Bank support assistant
+    environments:
+      staging:
+        thresholds:                      # on recorded evaluation results (harness suites)
+          - {suite: northwind-domain, task: northwind_domain_mc, metric: acc_norm, min: 0.5}
+          - {suite: northwind-policy, task: policy_pii_canary, metric: pass, min: 1.0}
+        data: {licenses: [CC-BY-4.0, MIT], pii: allowed}
+        provenance: {signed: true, trained_by_loraledger: true, clean_code_tree: false}
+
+Unknown keys, wrong types, unknown suites and tasks are errors naming the file, line and
+field. The sha256 of the file's bytes is recorded with every decision taken under it, so a
+changed policy never silently re-judges an old decision.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from loraledger.errors import InputError, NotFound
+from loraledger.yamlfile import line_of, load_validated
+
+DEFAULT_POLICY = Path(__file__).resolve().parent / "release.yaml"
+_ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Threshold(_Strict):
+    """A bound on one metric of one task of a suite, read from the newest complete run."""
+
+    suite: str
+    task: str
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Threshold:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("give exactly one of min or max")
+        return self
+
+    @property
+    def label(self) -> str:
+        bound = f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
+        return f"{self.suite}/{self.task} {self.metric} {bound}"
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class DataRule(_Strict):
+    """What the training data of a version may be."""
+
+    licenses: list[str] | None = Field(
+        default=None, description="allowed SPDX license expressions (any when absent)"
+    )
+    pii: Literal["none", "allowed"] = Field(
+        default="allowed", description="none: no PII finding in any training dataset"
+    )
+
+
+class ProvenanceRule(_Strict):
+    signed: bool = Field(default=True, description="the signature and every file verify now")
+    trained_by_loraledger: bool = Field(
+        default=False, description="a training-run record exists (not an outside adapter)"
+    )
+    clean_code_tree: bool = Field(
+        default=False, description="trained from a committed code tree (not --allow-dirty)"
+    )
+
+
+class EnvironmentPolicy(_Strict):
+    thresholds: list[Threshold] = Field(default_factory=list)
+    data: DataRule | None = None
+    provenance: ProvenanceRule | None = None
+
+
+class ReleasePolicy(_Strict):
+    version: Literal[1]
+    description: str = ""
+    environments: dict[str, EnvironmentPolicy]
+
+    @field_validator("environments")
+    @classmethod
+    def _names(cls, value: dict[str, EnvironmentPolicy]) -> dict[str, EnvironmentPolicy]:
+        if not value:
+            raise ValueError("name at least one environment")
+        for name in value:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(
+                    f"environment name {name!r}: use lowercase letters, digits and '-'"
+                )
+        return value
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A policy file as validated, with the hash decisions record."""
+
+    policy: ReleasePolicy
+    path: Path
+    sha256: str
+
+    def environment(self, name: str) -> EnvironmentPolicy:
+        try:
+            return self.policy.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.policy.environments))
+            raise NotFound(
+                f"policy {self.path} has no environment {name!r}; it has {known}"
+            ) from None
+
+
+def load_policy(path: Path | None = None) -> LoadedPolicy:
+    """Read and check a release policy (the project's default when ``path`` is None)."""
+    from loraledger.harness.suites import find_suite
+
+    path = path or DEFAULT_POLICY
+    policy, digest, text = load_validated(path, ReleasePolicy, what="release policy")
+    for env_name, env in policy.environments.items():
+        for index, rule in enumerate(env.thresholds):
+            loc: tuple[int | str, ...] = ("environments", env_name, "thresholds", index)
+            try:
+                suite = find_suite(rule.suite)
+            except (NotFound, InputError) as error:
+                raise InputError(
+                    str(error),
+                    path=path,
+                    line=line_of(text, (*loc, "suite")),
+                    field=_f(loc, "suite"),
+                ) from None
+            if rule.task not in suite.task_names:
+                raise InputError(
+                    f"suite {suite.name!r} has no task {rule.task!r}; it has "
+                    f"{', '.join(suite.task_names)}",
+                    path=path,
+                    line=line_of(text, (*loc, "task")),
+                    field=_f(loc, "task"),
+                )
+    return LoadedPolicy(policy=policy, path=path.resolve(), sha256=digest)
+
+
+def _f(loc: tuple[int | str, ...], last: str) -> str:
+    return ".".join(str(p) for p in (*loc, last))
+
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "DataRule",
+    "EnvironmentPolicy",
+    "LoadedPolicy",
+    "ProvenanceRule",
+    "ReleasePolicy",
+    "Threshold",
+    "load_policy",
+]

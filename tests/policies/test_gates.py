@@ -1,0 +1,153 @@
+"""Gate checks against real evidence: evaluations of trained adapters, their data, their
+signatures; every check recorded and read back against the audit log."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from loraledger.harness.evaluate import EvalOptions, evaluate
+from loraledger.harness.suites import find_suite
+from loraledger.policies.gates import check_gate
+from loraledger.registry import Registry, Role
+
+from loraledger.errors import NotFound, PermissionDenied, VerificationError
+from tests.conftest import AUDITOR, ENGINEER, REVIEWER
+from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
+from tests.registry.helpers import sql
+
+
+def policy(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: 1\nenvironments:\n  staging:\n" + body)
+    return path
+
+
+def test_a_missing_evaluation_fails_naming_the_command(
+    eval_registry: Registry,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    path = policy(
+        tmp_path,
+        "    thresholds:\n      - {suite: northwind-domain, task: northwind_domain_mc, "
+        "metric: acc, min: 0}\n",
+    )
+    check = check_gate(eval_registry, "faq-nf4@v1", "staging", actor=AUDITOR, policy=path)
+    assert not check.passed
+    (rule,) = check.rules
+    assert rule.message == (
+        "no complete evaluation on suite 'northwind-domain'; run `loraledger eval faq-nf4@v1 "
+        "--suite northwind-domain`"
+    )
+    event = eval_registry.audit_events(action="gate.check", newest_first=True, limit=1)[0]
+    assert event.actor == AUDITOR and event.payload["passed"] is False
+    assert event.payload["policy_sha256"] == check.policy_sha256
+    assert eval_registry.gate_checks.get(check.id) == check
+
+
+def test_thresholds_read_the_newest_run_of_the_current_suite(
+    eval_registry: Registry,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    (run,) = evaluate(
+        eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER, options=EvalOptions(limit=4)
+    )
+    acc = next(m.value for m in run.metrics if m.metric == "acc")
+    path = policy(
+        tmp_path,
+        "    thresholds:\n"
+        f"      - {{suite: sanity, task: sanity_mc, metric: acc, min: {acc}}}\n"
+        f"      - {{suite: sanity, task: sanity_mc, metric: acc, max: {acc - 0.01}}}\n",
+    )
+    check = check_gate(eval_registry, PLAIN[0], "staging", actor=REVIEWER, policy=path)
+    passing, failing = check.rules
+    assert passing.passed and passing.measured == acc
+    assert passing.evidence == {
+        "suite": "sanity",
+        "suite_digest": find_suite("sanity").digest,
+        "run_id": run.id,
+        "results_sha256": run.results_sha256,
+    }
+    assert not failing.passed and failing.message.endswith(f"; needs <= {acc - 0.01:g}")
+    assert not check.passed
+
+
+def test_results_of_an_older_suite_version_do_not_count(
+    eval_registry: Registry,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    suite = shutil.copytree(find_suite("sanity").directory, tmp_path / "sanity")
+    evaluate(eval_registry, [PLAIN[1]], suite, actor=ENGINEER, options=EvalOptions(limit=2))
+    path = policy(
+        tmp_path,
+        f"    thresholds:\n      - {{suite: {suite}, task: sanity_mc, metric: acc, min: 0}}\n",
+    )
+    assert check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path).passed
+    data = suite / "sanity.jsonl"
+    data.write_text(data.read_text().replace("capital of France", "capital city of France"))
+    check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
+    assert not check.passed
+    assert "its results are of another version of suite 'sanity'" in check.rules[0].message
+
+
+def test_data_and_provenance_rules(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    path = policy(
+        tmp_path,
+        "    data: {licenses: [MIT], pii: none}\n"
+        "    provenance: {signed: true, trained_by_loraledger: true, clean_code_tree: true}\n",
+    )
+    trained = check_gate(eval_registry, PLAIN[0], "staging", actor=ENGINEER, policy=path)
+    rules = {r.rule: r for r in trained.rules}
+    assert rules["licenses in MIT"].message == "not allowed: faq@v1 (CC-BY-4.0)"
+    assert rules["no PII in training data"].passed
+    assert rules["signature and files verify now"].passed
+    assert rules["trained by LoRA Ledger (training-run record)"].passed
+    run = eval_registry.adapters.training_run(PLAIN[0])
+    assert run is not None
+    assert rules["trained from a clean code tree"].passed is (not run.code["dirty"])
+
+    outside = check_gate(eval_registry, WILD[0], "staging", actor=ENGINEER, policy=path)
+    rules = {r.rule: r for r in outside.rules}
+    assert not rules["training data recorded"].passed
+    assert not rules["trained by LoRA Ledger (training-run record)"].passed
+    assert rules["signature and files verify now"].passed
+
+
+def test_a_tampered_adapter_fails_the_signature_rule(
+    eval_registry: Registry,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    path = policy(tmp_path, "    provenance: {signed: true}\n")
+    version = eval_registry.adapters.get(WILD[1])
+    entry = next(f for f in version.files if f.path == "adapter_model.safetensors")
+    target = eval_registry.store.path_of(entry.sha256)
+    original = target.read_bytes()
+    target.chmod(0o644)
+    target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        check = check_gate(eval_registry, WILD[1], "staging", actor=ENGINEER, policy=path)
+    finally:
+        target.write_bytes(original)
+        target.chmod(0o444)
+    assert not check.passed
+    assert "files do not match the signature" in check.rules[0].message
+
+
+def test_a_recorded_check_cannot_be_edited(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    path = policy(tmp_path, "    provenance: {signed: true}\n")
+    check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
+    assert check.passed
+    forged = check.model_copy(update={"passed": False}).model_dump_json()
+    sql(eval_registry, "UPDATE gate_checks SET report = ? WHERE id = ?", [forged, check.id])
+    with pytest.raises(VerificationError, match="its passed differs from the audited one"):
+        eval_registry.gate_checks.get(check.id)
+
+
+def test_revoked_and_unknown_identities_cannot_check(eval_registry: Registry) -> None:  # noqa: F811
+    eval_registry.identities.create("ruth", Role.REVIEWER, actor="alice")
+    eval_registry.identities.revoke("ruth", reason="left the bank", actor="alice")
+    with pytest.raises(PermissionDenied, match="ruth.*revoked"):
+        check_gate(eval_registry, PLAIN[0], "staging", actor="ruth")
+    with pytest.raises(NotFound):
+        check_gate(eval_registry, PLAIN[0], "staging", actor="nobody")

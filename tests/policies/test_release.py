@@ -1,0 +1,90 @@
+"""Release policy files: the default loads; every mistake names the file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from loraledger.policies.release import DEFAULT_POLICY, load_policy
+
+from loraledger.errors import InputError, NotFound
+
+GOOD = """\
+version: 1
+environments:
+  staging:
+    thresholds:
+      - {suite: sanity, task: sanity_mc, metric: acc_norm, min: 0.5}
+    data: {licenses: [CC-BY-4.0], pii: none}
+    provenance: {signed: true, clean_code_tree: true}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_default_policy_loads_and_guards_both_sides_of_safety() -> None:
+    loaded = load_policy()
+    assert loaded.path == DEFAULT_POLICY and len(loaded.sha256) == 64
+    assert set(loaded.policy.environments) == {"staging", "production"}
+    tasks = {t.task for t in loaded.environment("staging").thresholds}
+    assert {"policy_refusal", "policy_over_refusal", "policy_pii_canary"} <= tasks
+
+
+def test_a_policy_is_identified_by_its_bytes(tmp_path: Path) -> None:
+    first = load_policy(write(tmp_path, GOOD))
+    second = load_policy(write(tmp_path, GOOD + "# a comment changes the hash\n"))
+    assert first.policy == second.policy and first.sha256 != second.sha256
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        (GOOD.replace("version: 1", "version: 2"), ":1: field 'version'", "Input should be 1"),
+        (GOOD + "approvers: 3\n", ":8: field 'approvers'", "is not a known setting"),
+        (
+            GOOD.replace("metric: acc_norm, min: 0.5", "metric: acc_norm, min: high"),
+            ":5: field 'environments.staging.thresholds.0.min'",
+            "valid number",
+        ),
+        (
+            GOOD.replace("min: 0.5", "min: 0.5, max: 0.9"),
+            ":5: field 'environments.staging.thresholds.0'",
+            "exactly one of min or max",
+        ),
+        (
+            GOOD.replace("suite: sanity", "suite: nope"),
+            ":5: field 'environments.staging.thresholds.0.suite'",
+            "no suite named 'nope'",
+        ),
+        (
+            GOOD.replace("task: sanity_mc", "task: nope"),
+            ":5: field 'environments.staging.thresholds.0.task'",
+            "suite 'sanity' has no task 'nope'; it has sanity_mc",
+        ),
+        (
+            GOOD.replace("pii: none", "pii: maybe"),
+            ":6: field 'environments.staging.data.pii'",
+            "'none' or 'allowed'",
+        ),
+        (GOOD.replace("staging:", "Staging:"), ":2: field 'environments'", "lowercase letters"),
+        ("version: 1\nenvironments: {}\n", ":2: field 'environments'", "at least one environment"),
+        ("version: [1\n", ":2:", "invalid YAML"),
+    ],
+)
+def test_bad_policies_name_file_line_and_field(
+    tmp_path: Path, text: str, where: str, message: str
+) -> None:
+    with pytest.raises(InputError) as raised:
+        load_policy(write(tmp_path, text))
+    error = str(raised.value)
+    assert error.startswith(str(tmp_path / "policy.yaml") + where), error
+    assert message in error and "\n" not in error
+
+
+def test_unknown_environment_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match="has no environment 'prod'; it has staging"):
+        load_policy(write(tmp_path, GOOD)).environment("prod")
