@@ -24,11 +24,18 @@ from typing import Any
 
 from loraledger.registry import Registry
 from loraledger.registry.audit import canonical_json, utcnow
-from loraledger.registry.models import GateCheck, RuleResult, TrainingRun
+from loraledger.registry.models import AdapterVersion, GateCheck, RuleResult, TrainingRun
 
 from loraledger.errors import LedgerError
 
-from .release import DataRule, LoadedPolicy, ProvenanceRule, Threshold, load_policy
+from .release import (
+    ApprovalRule,
+    DataRule,
+    LoadedPolicy,
+    ProvenanceRule,
+    Threshold,
+    load_policy,
+)
 
 
 def check_gate(
@@ -53,12 +60,19 @@ def check_gate(
         results.extend(_data(registry, run, rules_of.data))
     if rules_of.provenance is not None:
         results.extend(_provenance(registry, version.ref, run, rules_of.provenance))
+    if rules_of.requires_environment is not None:
+        results.append(_required_environment(registry, version, rules_of.requires_environment))
     inputs = {
         "policy_sha256": loaded.sha256,
         "artifact_digest": version.digest,
         "environment": environment,
         "evidence": [r.evidence for r in results],
     }
+    inputs_sha256 = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
+    if rules_of.approvals is not None:
+        results.append(
+            _approvals(registry, version, environment, inputs_sha256, rules_of.approvals)
+        )
     check = GateCheck(
         id=str(uuid.uuid4()),
         adapter=version.ref,
@@ -68,7 +82,7 @@ def check_gate(
         policy_sha256=loaded.sha256,
         passed=all(r.passed for r in results),
         rules=tuple(results),
-        inputs_sha256=hashlib.sha256(canonical_json(inputs).encode()).hexdigest(),
+        inputs_sha256=inputs_sha256,
         created_at=utcnow(),
         created_by=actor or "",
     )
@@ -115,6 +129,49 @@ def _threshold(registry: Registry, ref: str, rule: Threshold) -> RuleResult:
         evidence=evidence,
         message=f"{metric.value:.3f} on {metric.sample_count} samples (run {run.id[:8]})"
         + ("" if passed else f"; needs {_bound(rule)}"),
+    )
+
+
+def _required_environment(registry: Registry, version: AdapterVersion, needed: str) -> RuleResult:
+    history = registry.deployments.history(needed)
+    found = [d for d in history if d.artifact_digest == version.digest]
+    return RuleResult(
+        kind="environment",
+        rule=f"deployed to {needed} before",
+        passed=bool(found),
+        evidence={"environment": needed, "deployment_id": found[-1].id if found else None},
+        message=f"deployment #{found[-1].seq} of {needed}"
+        if found
+        else f"never deployed to {needed}; promote it there first (`loraledger promote "
+        f"{version.ref} --env {needed}`)",
+    )
+
+
+def _approvals(
+    registry: Registry, version: AdapterVersion, environment: str, inputs: str, rule: ApprovalRule
+) -> RuleResult:
+    from .approvals import tally
+
+    counted = tally(registry, version, environment, inputs, rule)
+    notes = [f"{a.signer}: {why}" for a, why in counted.not_counted]
+    if counted.rejections:
+        message = "rejected by " + ", ".join(
+            f"{a.signer} ({a.comment})" for a in counted.rejections
+        )
+    else:
+        message = f"{len(counted.counted)} of {rule.count} valid approvals" + (
+            f" ({', '.join(a.signer for a in counted.counted)})" if counted.counted else ""
+        )
+    if notes:
+        message += "; not counted: " + "; ".join(notes)
+    return RuleResult(
+        kind="approvals",
+        rule=f"{rule.count} approval(s) by distinct {rule.role}s, not the authors",
+        passed=len(counted.counted) >= rule.count and not counted.rejections,
+        measured=len(counted.counted),
+        bound=rule.count,
+        evidence={"approval_ids": [a.id for a in counted.counted]},
+        message=message,
     )
 
 

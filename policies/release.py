@@ -82,10 +82,21 @@ class ProvenanceRule(_Strict):
     )
 
 
+class ApprovalRule(_Strict):
+    """How many distinct people must approve, and in which role (admins may also)."""
+
+    count: int = Field(ge=1)
+    role: Literal["reviewer", "admin"] = "reviewer"
+
+
 class EnvironmentPolicy(_Strict):
     thresholds: list[Threshold] = Field(default_factory=list)
     data: DataRule | None = None
     provenance: ProvenanceRule | None = None
+    requires_environment: str | None = Field(
+        default=None, description="the version must have been deployed there before"
+    )
+    approvals: ApprovalRule | None = None
 
 
 class ReleasePolicy(_Strict):
@@ -104,6 +115,17 @@ class ReleasePolicy(_Strict):
                     f"environment name {name!r}: use lowercase letters, digits and '-'"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _required_environments_exist(self) -> ReleasePolicy:
+        for name, env in self.environments.items():
+            needed = env.requires_environment
+            if needed is not None and (needed == name or needed not in self.environments):
+                raise ValueError(
+                    f"environment {name!r} requires {needed!r}, which is not another "
+                    "environment of this policy"
+                )
+        return self
 
 
 @dataclass(frozen=True)
@@ -159,6 +181,7 @@ def _f(loc: tuple[int | str, ...], last: str) -> str:
 
 __all__ = [
     "DEFAULT_POLICY",
+    "ApprovalRule",
     "DataRule",
     "EnvironmentPolicy",
     "LoadedPolicy",

@@ -393,6 +393,49 @@ class GateCheck(_Frozen):
     policy_sha256: str
     passed: bool
     rules: tuple[RuleResult, ...]
-    inputs_sha256: str = Field(description="sha256 over the policy hash and every rule's evidence")
+    inputs_sha256: str = Field(
+        description="sha256 over the policy hash and the evidence of every rule but approvals"
+    )
+    created_at: datetime
+    created_by: str
+
+    @property
+    def evidence_passed(self) -> bool:
+        """Every rule but the approvals holds: what a reviewer may approve."""
+        return all(r.passed for r in self.rules if r.kind != "approvals")
+
+
+class Approval(_Frozen):
+    """A signed review decision over one version for one environment."""
+
+    id: str
+    adapter: str
+    artifact_digest: str
+    environment: str
+    decision: str = Field(description="approve | reject")
+    comment: str
+    policy_sha256: str
+    gate_check_id: str
+    inputs_sha256: str
+    payload: str = Field(description="the canonical JSON that was signed")
+    signer: str
+    key_fingerprint: str
+    signature: str
+    created_at: datetime
+
+
+class Deployment(_Frozen):
+    """One change of what an environment runs."""
+
+    id: str
+    seq: int
+    environment: str
+    adapter: str
+    artifact_digest: str
+    action: str = Field(description="promote | rollback")
+    reason: str
+    gate_check_id: str | None
+    approval_ids: tuple[str, ...]
+    policy_sha256: str | None
     created_at: datetime
     created_by: str

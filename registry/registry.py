@@ -44,8 +44,10 @@ from .store import ArtifactStore
 
 if TYPE_CHECKING:
     from .adapters import Adapters
+    from .approvals import Approvals
     from .base_models import BaseModels
     from .datasets import Datasets
+    from .deployments import Deployments
     from .evaluations import Evaluations
     from .gate_checks import GateChecks
     from .identities import Identities
@@ -216,6 +218,18 @@ class Registry:
         from .gate_checks import GateChecks
 
         return GateChecks(self)
+
+    @cached_property
+    def approvals(self) -> Approvals:
+        from .approvals import Approvals
+
+        return Approvals(self)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        from .deployments import Deployments
+
+        return Deployments(self)
 
     # --- acting -----------------------------------------------------------------------
 

@@ -143,6 +143,10 @@ def main() -> None:
     say("The release gate: the project's policy (policies/release.yaml) against the evidence")
     # Exit 1 is the point: the adapter learned the bank's answers but not to refuse.
     run("--as", "rita", "gate", "check", "northwind-support@v1", "--env", "staging", expect=1)
+    # So a reviewer cannot approve it, and the engineer who trained it never could.
+    approve = ("approve", "northwind-support@v1", "--env", "staging", "--comment", "looks good")
+    run("--as", "rita", *approve, expect=1)
+    run("--as", "eve", *approve, expect=1)
     runs = json.loads(run("evals", "list", "northwind-support@v1", "--json", quiet=True))
     policy_run = next(r["id"] for r in runs if r["suite_name"] == "northwind-policy")
     run("evals", "show", policy_run[:8], "--failed")

@@ -23,6 +23,7 @@ def test_demo_runs_end_to_end() -> None:
     assert "on northwind-domain (digest " in out and "alpha 0.05): improvement" in out
     assert "Suite northwind-policy (policy)" in out and "[FAIL] policy_" in out
     assert "Gate staging for northwind-support@v1 (digest " in out and ": FAILED" in out
+    assert "error: refused: the gate's evidence fails for staging" in out
     assert "Verification succeeded" in out  # the official model_signing CLI
     assert "error: files do not match the signature (changed: adapter_model.safetensors)" in out
     assert "error: audit chain broken at event #7" in out

@@ -8,7 +8,7 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, base, data, evals, gate, keys
+from . import adapters, audit, base, data, evals, gate, keys, release
 from . import train as train_command
 from ._app import Settings, new_app, settings
 
@@ -28,6 +28,11 @@ app.command("compare")(evals.compare_command)
 app.add_typer(evals.suites_app, name="suites")
 app.add_typer(evals.evals_app, name="evals")
 app.add_typer(gate.app, name="gate")
+app.command("approve")(release.approve)
+app.command("reject")(release.reject)
+app.command("promote")(release.promote)
+app.command("rollback")(release.rollback)
+app.command("deployments")(release.deployments)
 app.add_typer(audit.app, name="audit")
 
 

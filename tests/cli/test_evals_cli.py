@@ -112,9 +112,40 @@ def test_gate_check_exit_codes(ledger: Ledger, tmp_path: Path) -> None:
     )
     result = ledger("gate", "check", PLAIN[0], "--env", "prod", "--policy", str(passing), code=2)
     assert "has no environment 'prod'; it has staging" in result.stderr
-    failing.write_text("version: 1\nenvironments:\n  staging:\n    approvals: 2\n")
+    failing.write_text("version: 1\nenvironments:\n  staging:\n    approvers: 2\n")
     result = ledger("gate", "check", PLAIN[0], "--env", "staging", "--policy", str(failing), code=2)
     assert (
-        "fail.yaml:4: field 'environments.staging.approvals': is not a known setting"
+        "fail.yaml:4: field 'environments.staging.approvers': is not a known setting"
         in result.stderr
     )
+
+
+def test_approve_promote_rollback_and_history(ledger: Ledger, tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\nenvironments:\n  staging:\n    provenance: {signed: true}\n"
+        "    approvals: {count: 1, role: reviewer}\n"
+    )
+    p = ["--env", "staging", "--policy", str(policy)]
+    result = ledger("promote", PLAIN[0], *p, actor=REVIEWER, code=1)
+    assert result.stderr.startswith("error: refused: the gate for staging fails: 1 approval")
+    out = ledger("approve", PLAIN[0], *p, "--comment", "checked", actor=REVIEWER).stdout
+    assert out.startswith(f"Approved {PLAIN[0]} for staging as rita (approval ")
+    result = ledger("approve", PLAIN[0], *p, "--comment", "mine", actor=ENGINEER, code=1)
+    assert "has role engineer" in result.stderr
+    assert ledger("promote", PLAIN[0], *p, actor=REVIEWER).stdout.startswith(
+        f"staging now runs {PLAIN[0]} (deployment #1, digest "
+    )
+    ledger("approve", PLAIN[1], *p, "--comment", "checked", actor=REVIEWER)
+    ledger("promote", PLAIN[1], *p, actor=REVIEWER)
+    out = ledger("rollback", "--env", "staging", "--reason", "worse answers", actor=REVIEWER).stdout
+    assert out.startswith(f"staging rolled back to {PLAIN[0]} (deployment #3, digest ")
+    history = json.loads(ledger("deployments", "--env", "staging", "--json", actor=AUDITOR).stdout)
+    assert [(d["seq"], d["action"], d["adapter"]) for d in history] == [
+        (1, "promote", PLAIN[0]),
+        (2, "promote", PLAIN[1]),
+        (3, "rollback", PLAIN[0]),
+    ]
+    assert history[2]["reason"] == "worse answers" and history[2]["created_by"] == REVIEWER
+    result = ledger("rollback", "--env", "staging", "--reason", " ", actor=REVIEWER, code=2)
+    assert "a rollback needs a reason" in result.stderr

@@ -1,0 +1,136 @@
+"""``loraledger approve``, ``reject``, ``promote``, ``rollback`` and ``deployments``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._app import JSON_OPTION, emit_json, emit_table, settings
+
+POLICY_OPTION = typer.Option(
+    None, "--policy", help="Release policy file (default: the project's policies/release.yaml)."
+)
+ENV_OPTION = typer.Option(..., "--env", help="The environment, e.g. staging or production.")
+
+
+def _decide(
+    ctx: typer.Context,
+    decision: str,
+    ref: str,
+    env: str,
+    comment: str,
+    policy: Path | None,
+    json_: bool,
+) -> None:
+    from loraledger.policies.approvals import decide
+
+    opts = settings(ctx)
+    approval = decide(
+        opts.open(), ref, env, decision, comment=comment, actor=opts.actor, policy=policy
+    )
+    if json_:
+        emit_json(approval)
+        return
+    verb = "Approved" if decision == "approve" else "Rejected"
+    typer.echo(f"{verb} {approval.adapter} for {env} as {approval.signer} (approval {approval.id})")
+    typer.echo(
+        f"  signed over digest {approval.artifact_digest[:16]}…, policy "
+        f"{approval.policy_sha256[:16]}…, evidence {approval.inputs_sha256[:16]}… "
+        f"(gate check {approval.gate_check_id[:8]})"
+    )
+
+
+def approve(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="The adapter version: NAME@vN."),
+    env: str = ENV_OPTION,
+    comment: str = typer.Option(..., "--comment", help="Why: kept with the signed decision."),
+    policy: Path = POLICY_OPTION,
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Approve a version for an environment: a decision signed with your key."""
+    _decide(ctx, "approve", ref, env, comment, policy, json_)
+
+
+def reject(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="The adapter version: NAME@vN."),
+    env: str = ENV_OPTION,
+    comment: str = typer.Option(..., "--comment", help="Why: kept with the signed decision."),
+    policy: Path = POLICY_OPTION,
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Reject a version for an environment: blocks promotion until the evidence changes."""
+    _decide(ctx, "reject", ref, env, comment, policy, json_)
+
+
+def promote(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="The adapter version: NAME@vN."),
+    env: str = ENV_OPTION,
+    policy: Path = POLICY_OPTION,
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Deploy a version to an environment: the gate must pass now, approvals included."""
+    from loraledger.policies.deployments import promote as run_promote
+
+    opts = settings(ctx)
+    deployment = run_promote(opts.open(), ref, env, actor=opts.actor, policy=policy)
+    if json_:
+        emit_json(deployment)
+        return
+    typer.echo(
+        f"{env} now runs {deployment.adapter} (deployment #{deployment.seq}, digest "
+        f"{deployment.artifact_digest[:16]}…, {len(deployment.approval_ids)} approvals)"
+    )
+
+
+def rollback(
+    ctx: typer.Context,
+    env: str = ENV_OPTION,
+    reason: str = typer.Option(..., "--reason", help="Why: recorded with the rollback."),
+    to: str = typer.Option(
+        None, "--to", help="An earlier version that ran there (default: the previous one)."
+    ),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Put back, in one step, the version an environment ran before (verified first)."""
+    from loraledger.policies.deployments import rollback as run_rollback
+
+    opts = settings(ctx)
+    deployment = run_rollback(opts.open(), env, reason=reason, actor=opts.actor, to=to)
+    if json_:
+        emit_json(deployment)
+        return
+    typer.echo(
+        f"{env} rolled back to {deployment.adapter} (deployment #{deployment.seq}, digest "
+        f"{deployment.artifact_digest[:16]}…)"
+    )
+
+
+def deployments(
+    ctx: typer.Context,
+    env: str = ENV_OPTION,
+    json_: bool = JSON_OPTION,
+) -> None:
+    """The full deployment history of an environment: who, when, why, which digest."""
+    history = settings(ctx).open().deployments.history(env)
+    if json_:
+        emit_json(history)
+        return
+    emit_table(
+        ["#", "version", "digest", "action", "by", "when (UTC)", "why"],
+        [
+            [
+                str(d.seq),
+                d.adapter,
+                d.artifact_digest[:16],
+                d.action,
+                d.created_by,
+                d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                d.reason,
+            ]
+            for d in history
+        ],
+    )

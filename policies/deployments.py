@@ -1,0 +1,143 @@
+"""Environments: promotion through the gate, and one-step rollback.
+
+``promote`` succeeds only when the environment's gate passes now -- evidence and valid
+approvals -- and the artifact's signature and hashes verify at that moment. ``rollback``
+returns an environment in one step to the version deployed before (or a named earlier
+one that ran there), verified first; it needs a reviewer or admin and a reason, not fresh
+approvals. A version that no longer verifies (tampered, or signed by a key revoked since)
+is never a rollback target.
+
+Both append to the environment's history only if nobody changed the environment since
+they looked (:meth:`Deployments.record`): of two promotions at once exactly one wins and
+the other is told to look again. Refusals are audited (``deploy.refused``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import NoReturn
+
+from loraledger.registry import Registry, Role
+from loraledger.registry.audit import utcnow
+from loraledger.registry.keys import SigningKey
+from loraledger.registry.models import Deployment
+
+from loraledger.errors import Conflict, LedgerError, UsageError
+
+from .release import LoadedPolicy, load_policy
+
+DEPLOY_ROLES = {Role.REVIEWER, Role.ADMIN}
+
+
+def promote(
+    registry: Registry,
+    ref: str,
+    environment: str,
+    *,
+    actor: str | None,
+    policy: LoadedPolicy | Path | None = None,
+) -> Deployment:
+    """Make ``ref`` what ``environment`` runs, if its gate passes now."""
+    from .gates import check_gate
+
+    key = registry.act_as(actor, DEPLOY_ROLES)
+    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    loaded.environment(environment)
+    version = registry.adapters.get(ref)
+    current = registry.deployments.current(environment)
+    if current is not None and current.artifact_digest == version.digest:
+        raise Conflict(f"{version.ref} is already what {environment} runs")
+    check = check_gate(registry, version.ref, environment, actor=key.name, policy=loaded)
+    if not check.passed:
+        failed = "; ".join(f"{r.rule}: {r.message}" for r in check.rules if not r.passed)
+        _refuse(registry, key, environment, f"the gate for {environment} fails: {failed}")
+    try:
+        registry.adapters.verify(version.ref)
+    except LedgerError as error:
+        _refuse(registry, key, environment, f"{version.ref} does not verify: {error}")
+    approvals = next((r for r in check.rules if r.kind == "approvals"), None)
+    deployment = Deployment(
+        id=str(uuid.uuid4()),
+        seq=0,
+        environment=environment,
+        adapter=version.ref,
+        artifact_digest=version.digest,
+        action="promote",
+        reason=f"gate check {check.id} passed",
+        gate_check_id=check.id,
+        approval_ids=tuple(approvals.evidence["approval_ids"]) if approvals else (),
+        policy_sha256=loaded.sha256,
+        created_at=utcnow(),
+        created_by=key.name,
+    )
+    return registry.deployments.record(
+        deployment, key, DEPLOY_ROLES, after_seq=current.seq if current else 0
+    )
+
+
+def rollback(
+    registry: Registry,
+    environment: str,
+    *,
+    reason: str,
+    actor: str | None,
+    to: str | None = None,
+) -> Deployment:
+    """Put back the version ``environment`` ran before (or ``to``, which ran there)."""
+    if not reason.strip():
+        raise UsageError("a rollback needs a reason: pass --reason TEXT")
+    key = registry.act_as(actor, DEPLOY_ROLES)
+    history = registry.deployments.history(environment)
+    if not history:
+        _refuse(registry, key, environment, f"nothing was ever deployed to {environment}")
+    current = history[-1]
+    earlier: list[Deployment] = []
+    for deployment in reversed(history[:-1]):
+        digests = {d.artifact_digest for d in earlier}
+        if deployment.artifact_digest != current.artifact_digest and (
+            deployment.artifact_digest not in digests
+        ):
+            earlier.append(deployment)
+    if to is not None:
+        wanted = registry.adapters.get(to)
+        earlier = [d for d in earlier if d.artifact_digest == wanted.digest]
+        if not earlier:
+            _refuse(
+                registry, key, environment,
+                f"{wanted.ref} did not run in {environment} before the current deployment; "
+                "a rollback goes back to an earlier deployment",
+            )  # fmt: skip
+    skipped = []
+    for candidate in earlier:
+        try:
+            registry.adapters.verify(candidate.adapter)
+        except LedgerError as error:
+            skipped.append(f"{candidate.adapter}: {error}")
+            continue
+        deployment = Deployment(
+            id=str(uuid.uuid4()),
+            seq=0,
+            environment=environment,
+            adapter=candidate.adapter,
+            artifact_digest=candidate.artifact_digest,
+            action="rollback",
+            reason=reason,
+            gate_check_id=None,
+            approval_ids=(),
+            policy_sha256=None,
+            created_at=utcnow(),
+            created_by=key.name,
+        )
+        return registry.deployments.record(deployment, key, DEPLOY_ROLES, after_seq=current.seq)
+    why = "; ".join(skipped) if skipped else "no earlier version ran there"
+    _refuse(registry, key, environment, f"no version to roll {environment} back to ({why})")
+
+
+def _refuse(registry: Registry, key: SigningKey, environment: str, message: str) -> NoReturn:
+    with registry.change(key, DEPLOY_ROLES) as change:
+        change.record("deploy.refused", f"env:{environment}", {"reason": message})
+    raise Conflict(f"refused: {message}")
+
+
+__all__ = ["DEPLOY_ROLES", "promote", "rollback"]

@@ -1,0 +1,64 @@
+"""Signed approval decisions, as stored. The rules (who may approve what, which approvals
+count) live in :mod:`loraledger.policies.approvals`; this module writes and reads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .keys import SigningKey
+from .models import Approval, Role
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+_FIELDS = tuple(f for f in Approval.model_fields if f != "adapter")
+
+
+class Approvals:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def record(self, approval: Approval, key: SigningKey, roles: set[Role]) -> Approval:
+        name, version = approval.adapter.rsplit("@v", 1)
+        values = approval.model_dump()
+        with self._registry.change(key, roles) as change:
+            change.conn.execute(
+                f"INSERT INTO approvals (adapter_name, adapter_version, {', '.join(_FIELDS)}) "
+                f"VALUES ({', '.join(['?'] * (len(_FIELDS) + 2))})",
+                [name, int(version), *(values[f] for f in _FIELDS)],
+            )
+            change.record(
+                f"approval.{approval.decision}",
+                f"adapter:{approval.adapter}",
+                {
+                    "approval_id": approval.id,
+                    "environment": approval.environment,
+                    "artifact_digest": approval.artifact_digest,
+                    "policy_sha256": approval.policy_sha256,
+                    "inputs_sha256": approval.inputs_sha256,
+                    "gate_check_id": approval.gate_check_id,
+                    "signature": approval.signature,
+                    "comment": approval.comment,
+                },
+            )
+        return approval
+
+    def list(self, adapter: str | None = None, environment: str | None = None) -> list[Approval]:
+        sql = (
+            f"SELECT adapter_name || '@v' || adapter_version, {', '.join(_FIELDS)} "
+            "FROM approvals WHERE true"
+        )
+        params: list[Any] = []
+        if adapter is not None:
+            version = self._registry.adapters.get(adapter)
+            sql += " AND adapter_name = ? AND adapter_version = ?"
+            params += [version.name, version.version]
+        if environment is not None:
+            sql += " AND environment = ?"
+            params.append(environment)
+        with self._registry.db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
+        return [Approval(adapter=r[0], **dict(zip(_FIELDS, r[1:], strict=True))) for r in rows]
+
+
+__all__ = ["Approvals"]

@@ -1,0 +1,119 @@
+"""The deployment history of environments, as stored: one row per promotion or rollback,
+newest last. The rules live in :mod:`loraledger.policies.deployments`."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from loraledger.errors import Conflict
+
+from .keys import SigningKey
+from .models import Deployment, Role
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+_COLUMNS = (
+    "id, seq, environment, adapter_name || '@v' || adapter_version, artifact_digest, action, "
+    "reason, gate_check_id, approval_ids, policy_sha256, created_at, created_by"
+)
+
+
+class Deployments:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def history(self, environment: str) -> list[Deployment]:
+        with self._registry.db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM deployments WHERE environment = ? ORDER BY seq",
+                [environment],
+            ).fetchall()
+        return [_deployment(r) for r in rows]
+
+    def current(self, environment: str) -> Deployment | None:
+        history = self.history(environment)
+        return history[-1] if history else None
+
+    def environments_of(self, digest: str) -> list[str]:
+        """Environments whose current deployment is the version with ``digest``."""
+        with self._registry.db.read() as conn:
+            rows = conn.execute(
+                "SELECT environment, artifact_digest FROM deployments d WHERE seq = "
+                "(SELECT max(seq) FROM deployments e WHERE e.environment = d.environment)"
+            ).fetchall()
+        return sorted(env for env, found in rows if found == digest)
+
+    def record(
+        self, deployment: Deployment, key: SigningKey, roles: set[Role], *, after_seq: int
+    ) -> Deployment:
+        """Append ``deployment`` if the environment's newest row is still ``after_seq``
+        (0: none); otherwise someone else changed the environment first."""
+        name, version = deployment.adapter.rsplit("@v", 1)
+        with self._registry.change(key, roles) as change:
+            row = change.conn.execute(
+                "SELECT coalesce(max(seq), 0) FROM deployments WHERE environment = ?",
+                [deployment.environment],
+            ).fetchone()
+            newest = int(row[0]) if row else 0
+            if newest != after_seq:
+                raise Conflict(
+                    f"environment {deployment.environment!r} changed while this ran (now at "
+                    f"deployment #{newest}); look at `loraledger deployments --env "
+                    f"{deployment.environment}` and try again"
+                )
+            deployment = deployment.model_copy(update={"seq": newest + 1})
+            change.conn.execute(
+                "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    deployment.id,
+                    deployment.seq,
+                    deployment.environment,
+                    name,
+                    int(version),
+                    deployment.artifact_digest,
+                    deployment.action,
+                    deployment.reason,
+                    deployment.gate_check_id,
+                    json.dumps(list(deployment.approval_ids)),
+                    deployment.policy_sha256,
+                    deployment.created_at,
+                    deployment.created_by,
+                ],
+            )
+            change.record(
+                f"deploy.{deployment.action}",
+                f"env:{deployment.environment}",
+                {
+                    "deployment_id": deployment.id,
+                    "seq": deployment.seq,
+                    "adapter": deployment.adapter,
+                    "artifact_digest": deployment.artifact_digest,
+                    "reason": deployment.reason,
+                    "gate_check_id": deployment.gate_check_id,
+                    "approval_ids": list(deployment.approval_ids),
+                    "policy_sha256": deployment.policy_sha256,
+                },
+            )
+        return deployment
+
+
+def _deployment(row: tuple[Any, ...]) -> Deployment:
+    return Deployment(
+        id=row[0],
+        seq=row[1],
+        environment=row[2],
+        adapter=row[3],
+        artifact_digest=row[4],
+        action=row[5],
+        reason=row[6],
+        gate_check_id=row[7],
+        approval_ids=tuple(json.loads(row[8])),
+        policy_sha256=row[9],
+        created_at=row[10],
+        created_by=row[11],
+    )
+
+
+__all__ = ["Deployments"]

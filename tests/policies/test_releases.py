@@ -1,0 +1,207 @@
+"""Approvals with separation of duties, promotion through the gate, one-step rollback --
+on real adapters trained by the trainer on the tiny base."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from loraledger.harness.evaluate import EvalOptions, evaluate
+from loraledger.policies.approvals import decide, tally, verify_approval
+from loraledger.policies.deployments import promote, rollback
+from loraledger.policies.gates import check_gate
+from loraledger.policies.release import ApprovalRule, load_policy
+from loraledger.registry import Registry, Role
+from loraledger.registry.audit import utcnow
+from loraledger.registry.models import Deployment
+from loraledger.registry.synthetic import write_lora_adapter
+
+from loraledger.errors import Conflict, PermissionDenied
+from tests.conftest import ADMIN, ENGINEER, REVIEWER
+from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
+from tests.registry.helpers import sql
+
+SECOND = "ruby"  # a second reviewer
+POLICY = """\
+version: 1
+environments:
+  staging:
+    thresholds:
+      - {suite: sanity, task: sanity_mc, metric: acc, min: 0}
+    provenance: {signed: true}
+    approvals: {count: 1, role: reviewer}
+  production:
+    requires_environment: staging
+    provenance: {signed: true}
+    approvals: {count: 2, role: reviewer}
+"""
+
+
+@pytest.fixture(scope="module")
+def reg(eval_registry: Registry) -> Registry:  # noqa: F811
+    eval_registry.identities.create(SECOND, Role.REVIEWER, actor=ADMIN)
+    evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=2))
+    return eval_registry
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+def events(registry: Registry, action: str) -> list[object]:
+    return registry.audit_events(action=action)
+
+
+def test_separation_of_duties_and_roles(reg: Registry, policy: Path, tmp_path: Path) -> None:
+    with pytest.raises(PermissionDenied, match="has role engineer"):
+        decide(reg, PLAIN[0], "staging", "approve", comment="ok", actor=ENGINEER, policy=policy)
+    made = write_lora_adapter(tmp_path / "a", base_model="tiny@v1", hidden=64, layers=2, r=4,
+                              targets=("q_proj",), seed=9)  # fmt: skip
+    own = reg.adapters.register(made, "admins-own", actor=ADMIN)
+    before = len(events(reg, "approval.refused"))
+    with pytest.raises(
+        PermissionDenied, match="alice registered admins-own@v1; separation of duties"
+    ):
+        decide(reg, own.ref, "staging", "approve", comment="mine", actor=ADMIN, policy=policy)
+    assert len(events(reg, "approval.refused")) == before + 1
+    assert reg.approvals.list(own.ref) == []
+
+
+def test_an_approval_is_signed_counted_once_and_goes_stale(reg: Registry, policy: Path) -> None:
+    approval = decide(
+        reg,
+        PLAIN[0],
+        "staging",
+        "approve",
+        comment="evidence reviewed",
+        actor=REVIEWER,
+        policy=policy,
+    )
+    assert verify_approval(reg, approval) and approval.signer == REVIEWER
+    check = check_gate(reg, PLAIN[0], "staging", actor=REVIEWER, policy=policy)
+    assert check.passed and check.inputs_sha256 == approval.inputs_sha256
+    with pytest.raises(Conflict, match="already decided 'approve' on this evidence"):
+        decide(reg, PLAIN[0], "staging", "approve", comment="again", actor=REVIEWER, policy=policy)
+    # new evidence: a newer evaluation run -> the approval is stale and no longer counts
+    evaluate(reg, [PLAIN[0]], "sanity", actor=ENGINEER, options=EvalOptions(limit=2))
+    stale = check_gate(reg, PLAIN[0], "staging", actor=REVIEWER, policy=policy)
+    assert not stale.passed and stale.evidence_passed
+    approvals_rule = next(r for r in stale.rules if r.kind == "approvals")
+    assert "0 of 1 valid approvals" in approvals_rule.message and "stale" in approvals_rule.message
+
+
+def test_forged_and_revoked_approvals_do_not_count(reg: Registry, policy: Path) -> None:
+    loaded = load_policy(policy)
+    first = decide(
+        reg, PLAIN[1], "staging", "approve", comment="fine", actor=REVIEWER, policy=loaded
+    )
+    version = reg.adapters.get(PLAIN[1])
+    rule = ApprovalRule(count=1)
+    assert len(tally(reg, version, "staging", first.inputs_sha256, rule).counted) == 1
+    forged = first.payload.replace('"fine"', '"fine, and production too"')
+    sql(reg, "UPDATE approvals SET payload = ? WHERE id = ?", [forged, first.id])
+    result = tally(reg, version, "staging", first.inputs_sha256, rule)
+    assert result.counted == [] and "signature does not verify" in result.not_counted[0][1]
+    sql(reg, "UPDATE approvals SET payload = ? WHERE id = ?", [first.payload, first.id])
+    temp = f"temp-{uuid.uuid4().hex[:6]}"
+    reg.identities.create(temp, Role.REVIEWER, actor=ADMIN)
+    decide(reg, PLAIN[1], "staging", "approve", comment="ok", actor=temp, policy=loaded)
+    assert len(tally(reg, version, "staging", first.inputs_sha256, rule).counted) == 2
+    reg.identities.revoke(temp, reason="left the bank", actor=ADMIN)
+    result = tally(reg, version, "staging", first.inputs_sha256, rule)
+    assert [a.signer for a in result.counted] == [REVIEWER]
+    assert any("revoked" in why for _, why in result.not_counted)
+
+
+def test_promotion_needs_the_gate_and_rollback_is_one_step(reg: Registry, tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(POLICY.replace("staging", "qa").replace("production", "live"))
+    loaded = load_policy(policy)
+    refused = len(events(reg, "deploy.refused"))
+    with pytest.raises(Conflict, match="refused: the gate for qa fails: 1 approval"):
+        promote(reg, PLAIN[0], "qa", actor=REVIEWER, policy=loaded)
+    assert len(events(reg, "deploy.refused")) == refused + 1 and reg.deployments.history("qa") == []
+    decide(reg, PLAIN[0], "qa", "approve", comment="ok", actor=REVIEWER, policy=loaded)
+    first = promote(reg, PLAIN[0], "qa", actor=SECOND, policy=loaded)
+    assert (first.seq, first.action, first.adapter) == (1, "promote", PLAIN[0])
+    assert len(first.approval_ids) == 1
+    # live requires qa and two distinct reviewers
+    with pytest.raises(Conflict, match="2 approval"):
+        promote(reg, PLAIN[1], "live", actor=REVIEWER, policy=loaded)
+    decide(reg, PLAIN[0], "live", "approve", comment="ok", actor=REVIEWER, policy=loaded)
+    decide(reg, PLAIN[0], "live", "approve", comment="ok", actor=SECOND, policy=loaded)
+    assert promote(reg, PLAIN[0], "live", actor=REVIEWER, policy=loaded).seq == 1
+    # a second version to qa, then back in one step
+    decide(reg, PLAIN[1], "qa", "approve", comment="ok", actor=SECOND, policy=loaded)
+    assert promote(reg, PLAIN[1], "qa", actor=REVIEWER, policy=loaded).seq == 2
+    with pytest.raises(PermissionDenied):
+        rollback(reg, "qa", reason="bad answers", actor=ENGINEER)
+    back = rollback(reg, "qa", reason="bad answers", actor=REVIEWER)
+    assert (back.seq, back.action, back.adapter, back.reason) == (
+        3,
+        "rollback",
+        PLAIN[0],
+        "bad answers",
+    )
+    assert reg.deployments.current("qa") == back
+    again = rollback(reg, "qa", reason="it was fine", actor=ADMIN, to=PLAIN[1])
+    assert again.adapter == PLAIN[1]
+    with pytest.raises(Conflict, match=r"wild@v1 did not run in qa before"):
+        rollback(reg, "qa", reason="x", actor=REVIEWER, to=WILD[0])
+    with pytest.raises(Conflict, match="nothing was ever deployed to nowhere"):
+        rollback(reg, "nowhere", reason="x", actor=REVIEWER)
+    assert [d.action for d in reg.deployments.history("qa")] == [
+        "promote", "promote", "rollback", "rollback"
+    ]  # fmt: skip
+
+
+def test_a_tampered_earlier_version_is_not_a_rollback_target(reg: Registry, tmp_path: Path) -> None:
+    env = "canary"
+    key = reg.act_as(REVIEWER)
+    for n, ref in enumerate((WILD[0], WILD[1]), start=1):
+        version = reg.adapters.get(ref)
+        reg.deployments.record(
+            Deployment(
+                id=str(uuid.uuid4()), seq=0, environment=env, adapter=version.ref,
+                artifact_digest=version.digest, action="promote", reason="test", gate_check_id=None,
+                approval_ids=(), policy_sha256=None, created_at=utcnow(), created_by=REVIEWER,
+            ),
+            key, {Role.REVIEWER}, after_seq=n - 1,
+        )  # fmt: skip
+    version = reg.adapters.get(WILD[0])
+    entry = next(f for f in version.files if f.path == "adapter_model.safetensors")
+    target = reg.store.path_of(entry.sha256)
+    original = target.read_bytes()
+    target.chmod(0o644)
+    target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        with pytest.raises(
+            Conflict, match="no version to roll canary back to .*wild@v1.*signature"
+        ):
+            rollback(reg, env, reason="incident", actor=REVIEWER)
+    finally:
+        target.write_bytes(original)
+        target.chmod(0o444)
+    assert len(reg.deployments.history(env)) == 2
+
+
+def test_of_two_promotions_at_once_exactly_one_wins(reg: Registry) -> None:
+    key = reg.act_as(REVIEWER)
+    version = reg.adapters.get(WILD[0])
+
+    def deployment() -> Deployment:
+        return Deployment(
+            id=str(uuid.uuid4()), seq=0, environment="race", adapter=version.ref,
+            artifact_digest=version.digest, action="promote", reason="race", gate_check_id=None,
+            approval_ids=(), policy_sha256=None, created_at=utcnow(), created_by=REVIEWER,
+        )  # fmt: skip
+
+    # both looked at the empty environment (seq 0) before either wrote
+    reg.deployments.record(deployment(), key, {Role.REVIEWER}, after_seq=0)
+    with pytest.raises(Conflict, match="changed while this ran"):
+        reg.deployments.record(deployment(), key, {Role.REVIEWER}, after_seq=0)
+    assert len(reg.deployments.history("race")) == 1
