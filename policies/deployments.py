@@ -57,19 +57,16 @@ def promote(
     except LedgerError as error:
         _refuse(registry, key, environment, f"{version.ref} does not verify: {error}")
     approvals = next((r for r in check.rules if r.kind == "approvals"), None)
-    deployment = Deployment(
-        id=str(uuid.uuid4()),
-        seq=0,
-        environment=environment,
-        adapter=version.ref,
-        artifact_digest=version.digest,
-        action="promote",
-        reason=f"gate check {check.id} passed",
+    deployment = _entry(
+        environment,
+        version.ref,
+        version.digest,
+        "promote",
+        f"gate check {check.id} passed",
+        key,
         gate_check_id=check.id,
         approval_ids=tuple(approvals.evidence["approval_ids"]) if approvals else (),
         policy_sha256=loaded.sha256,
-        created_at=utcnow(),
-        created_by=key.name,
     )
     return registry.deployments.record(
         deployment, key, DEPLOY_ROLES, after_seq=current.seq if current else 0
@@ -115,23 +112,41 @@ def rollback(
         except LedgerError as error:
             skipped.append(f"{candidate.adapter}: {error}")
             continue
-        deployment = Deployment(
-            id=str(uuid.uuid4()),
-            seq=0,
-            environment=environment,
-            adapter=candidate.adapter,
-            artifact_digest=candidate.artifact_digest,
-            action="rollback",
-            reason=reason,
-            gate_check_id=None,
-            approval_ids=(),
-            policy_sha256=None,
-            created_at=utcnow(),
-            created_by=key.name,
+        deployment = _entry(
+            environment, candidate.adapter, candidate.artifact_digest, "rollback", reason, key
         )
         return registry.deployments.record(deployment, key, DEPLOY_ROLES, after_seq=current.seq)
     why = "; ".join(skipped) if skipped else "no earlier version ran there"
     _refuse(registry, key, environment, f"no version to roll {environment} back to ({why})")
+
+
+def _entry(
+    environment: str,
+    adapter: str,
+    digest: str,
+    action: str,
+    reason: str,
+    key: SigningKey,
+    *,
+    gate_check_id: str | None = None,
+    approval_ids: tuple[str, ...] = (),
+    policy_sha256: str | None = None,
+) -> Deployment:
+    """A new history entry (its number is assigned when it is appended)."""
+    return Deployment(
+        id=str(uuid.uuid4()),
+        seq=0,
+        environment=environment,
+        adapter=adapter,
+        artifact_digest=digest,
+        action=action,
+        reason=reason,
+        gate_check_id=gate_check_id,
+        approval_ids=approval_ids,
+        policy_sha256=policy_sha256,
+        created_at=utcnow(),
+        created_by=key.name,
+    )
 
 
 def _refuse(registry: Registry, key: SigningKey, environment: str, message: str) -> NoReturn:

@@ -3,10 +3,11 @@ count) live in :mod:`loraledger.policies.approvals`; this module writes and read
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .keys import SigningKey
 from .models import Approval, Role
+from .refs import version_and_environment
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -48,14 +49,11 @@ class Approvals:
             f"SELECT adapter_name || '@v' || adapter_version, {', '.join(_FIELDS)} "
             "FROM approvals WHERE true"
         )
-        params: list[Any] = []
-        if adapter is not None:
-            version = self._registry.adapters.get(adapter)
-            sql += " AND adapter_name = ? AND adapter_version = ?"
-            params += [version.name, version.version]
-        if environment is not None:
-            sql += " AND environment = ?"
-            params.append(environment)
+        version = self._registry.adapters.get(adapter) if adapter is not None else None
+        where, params = version_and_environment(
+            (version.name, version.version) if version else None, environment
+        )
+        sql += where
         with self._registry.db.read() as conn:
             rows = conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [Approval(adapter=r[0], **dict(zip(_FIELDS, r[1:], strict=True))) for r in rows]

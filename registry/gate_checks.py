@@ -15,6 +15,7 @@ from loraledger.errors import NotFound, VerificationError
 
 from .audit import canonical_json
 from .models import GateCheck, Role
+from .refs import version_and_environment
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -90,14 +91,11 @@ class GateChecks:
 
     def list(self, adapter: str | None = None, environment: str | None = None) -> list[GateCheck]:
         sql = "SELECT id FROM gate_checks WHERE true"
-        params: list[object] = []
-        if adapter is not None:
-            version = self._registry.adapters.get(adapter)
-            sql += " AND adapter_name = ? AND adapter_version = ?"
-            params += [version.name, version.version]
-        if environment is not None:
-            sql += " AND environment = ?"
-            params.append(environment)
+        version = self._registry.adapters.get(adapter) if adapter is not None else None
+        where, params = version_and_environment(
+            (version.name, version.version) if version else None, environment
+        )
+        sql += where
         with self._registry.db.read() as conn:
             ids = [r[0] for r in conn.execute(sql + " ORDER BY created_at, id", params).fetchall()]
         return [self.get(i) for i in ids]

@@ -82,3 +82,18 @@ def next_version(conn: Connection, table: str, name: str) -> int:
         f"SELECT coalesce(max(version), 0) + 1 FROM {table} WHERE name = ?", [name]
     ).fetchone()
     return int(row[0]) if row else 1
+
+
+def version_and_environment(
+    version: tuple[str, int] | None, environment: str | None
+) -> tuple[str, list[object]]:
+    """SQL conditions (to follow ``WHERE true``) and parameters selecting rows of one
+    adapter version (columns ``adapter_name``, ``adapter_version``) and/or environment."""
+    sql, params = "", []
+    if version is not None:
+        sql += " AND adapter_name = ? AND adapter_version = ?"
+        params += [version[0], version[1]]
+    if environment is not None:
+        sql += " AND environment = ?"
+        params.append(environment)
+    return sql, params
