@@ -17,16 +17,11 @@ from loraledger.errors import UsageError
 from .train import choose_compute_dtype, load_base_model
 
 
-def ask(
-    registry: Registry,
-    questions: list[str],
-    *,
-    adapter: str | None = None,
-    base: str | None = None,
-    system: str | None = None,
-    max_new_tokens: int = 48,
-) -> list[str]:
-    """Greedy answers to ``questions`` through the base's chat template."""
+def load_verified(
+    registry: Registry, *, adapter: str | None = None, base: str | None = None
+) -> tuple[Any, Any]:
+    """The base (re-hashed first), quantized as the adapter's training run recorded, with
+    the adapter loaded from its verified copy; ready for inference (eval mode)."""
     import torch
 
     run = registry.adapters.training_run(adapter) if adapter else None
@@ -48,6 +43,23 @@ def ask(
         with registry.adapters.open_verified(adapter) as (_, path):
             model = PeftModel.from_pretrained(model, path)
     model.eval()
+    return model, tokenizer
+
+
+def ask(
+    registry: Registry,
+    questions: list[str],
+    *,
+    adapter: str | None = None,
+    base: str | None = None,
+    system: str | None = None,
+    max_new_tokens: int = 48,
+) -> list[str]:
+    """Greedy answers to ``questions`` through the base's chat template."""
+    import torch
+
+    model, tokenizer = load_verified(registry, adapter=adapter, base=base)
+    device = model.device
     answers = []
     for question in questions:
         messages = ([{"role": "system", "content": system}] if system else []) + [

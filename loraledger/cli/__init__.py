@@ -33,6 +33,7 @@ app.command("reject")(release.reject)
 app.command("promote")(release.promote)
 app.command("rollback")(release.rollback)
 app.command("deployments")(release.deployments)
+app.command("sync")(release.sync)
 app.add_typer(audit.app, name="audit")
 
 

@@ -134,3 +134,34 @@ def deployments(
             for d in history
         ],
     )
+
+
+def sync(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(
+        ..., help="The serving directory (DIR/current is the bundle)."
+    ),
+    env: str = typer.Option(None, "--env", help="The environment whose current version to write."),
+    check: bool = typer.Option(
+        False, "--check", help="Only re-hash DIR's bundle against its signed manifest (offline)."
+    ),
+) -> None:
+    """Write an environment's current bundle into DIR atomically, or --check it for drift."""
+    from loraledger.errors import UsageError, VerificationError
+    from loraledger.policies import serving
+
+    if check:
+        problems = serving.check(directory)
+        if problems:
+            raise VerificationError("; ".join(problems))
+        target = (directory / serving.CURRENT).resolve()
+        typer.echo(f"{directory}/current ({target.name[:16]}…) matches its signed manifest")
+        return
+    if env is None:
+        raise UsageError("name the environment with --env ENV (or pass --check)")
+    result = serving.sync(settings(ctx).open(), env, directory)
+    d = result.deployment
+    typer.echo(
+        f"{directory}/current is {d.adapter} (deployment #{d.seq} of {env}, digest "
+        f"{d.artifact_digest[:16]}…{', reused' if result.reused else ''})"
+    )

@@ -149,3 +149,18 @@ def test_approve_promote_rollback_and_history(ledger: Ledger, tmp_path: Path) ->
     assert history[2]["reason"] == "worse answers" and history[2]["created_by"] == REVIEWER
     result = ledger("rollback", "--env", "staging", "--reason", " ", actor=REVIEWER, code=2)
     assert "a rollback needs a reason" in result.stderr
+
+
+def test_sync_and_check(ledger: Ledger, tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nenvironments:\n  edge:\n    provenance: {signed: true}\n")
+    ledger("promote", PLAIN[1], "--env", "edge", "--policy", str(policy), actor=REVIEWER)
+    serve = tmp_path / "serve"
+    out = ledger("sync", str(serve), "--env", "edge").stdout
+    assert out.startswith(f"{serve}/current is {PLAIN[1]} (deployment #1 of edge, digest ")
+    assert "matches its signed manifest" in ledger("sync", str(serve), "--check").stdout
+    (serve / "current" / "adapter" / "README.md").write_text("tampered")
+    result = ledger("sync", str(serve), "--check", code=1)
+    assert result.stderr.startswith("error: faq-bot@v2: files do not match the signature")
+    result = ledger("sync", str(serve), code=2)
+    assert "name the environment with --env ENV" in result.stderr

@@ -1,0 +1,163 @@
+"""What "deployed" means for a serving system: a bundle on disk, and a loaded model.
+
+``sync(registry, env, DIR)`` materialises the environment's current version into ``DIR``::
+
+    DIR/current -> releases/<digest>            (a symlink, swapped atomically)
+    DIR/releases/<digest>/adapter/...           the adapter files, verified as they were copied
+    DIR/releases/<digest>/signature.sig         the OpenSSF model-signing bundle
+    DIR/releases/<digest>/release.json          version, digest, signer and public key, base
+                                                identity, quantization, training run
+    DIR/deployment.json                         which deployment of which environment this is
+
+A release folder is written aside (``.staging-*``) and renamed into place complete; then
+the ``current`` link is replaced in one ``rename``, so a reader sees the old bundle or the
+new one, never half of either. A release's bytes depend on the version alone, so after a
+rollback ``sync`` puts back exactly the previous bytes (the folder is reused when it still
+checks out, rewritten otherwise).
+
+``check(DIR)`` re-hashes what is there against the signed manifest and verifies the
+signature with the public key recorded in ``release.json`` -- offline, without the
+registry -- and reports any drift.
+
+``load_deployed(registry, env)`` returns the current version of an environment as a ready
+peft model on its recorded base and quantization, verified first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loraledger.registry import Registry
+from loraledger.registry.models import Deployment
+
+from loraledger.errors import Conflict, InputError, VerificationError
+
+CURRENT = "current"
+RELEASES = "releases"
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    deployment: Deployment
+    release: Path
+    reused: bool
+
+
+def sync(registry: Registry, environment: str, directory: Path) -> SyncResult:
+    """Make ``directory`` hold the environment's current bundle (atomically)."""
+    current = registry.deployments.current(environment)
+    if current is None:
+        raise Conflict(f"nothing is deployed to {environment}; promote a version first")
+    directory.mkdir(parents=True, exist_ok=True)
+    releases = directory / RELEASES
+    releases.mkdir(exist_ok=True)
+    release = releases / current.artifact_digest
+    reused = release.is_dir() and not check_release(release)
+    if not reused:
+        staging = directory / f".staging-{uuid.uuid4().hex[:12]}"
+        try:
+            _write_release(registry, current, staging)
+            if release.exists():
+                retired = directory / f".retired-{uuid.uuid4().hex[:12]}"
+                os.replace(release, retired)
+                shutil.rmtree(retired, ignore_errors=True)
+            os.replace(staging, release)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    _swap_link(directory / CURRENT, Path(RELEASES) / current.artifact_digest)
+    _write_atomically(
+        directory / "deployment.json",
+        json.dumps(current.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
+    )
+    return SyncResult(deployment=current, release=release, reused=reused)
+
+
+def check(directory: Path) -> list[str]:
+    """Drift of ``directory``'s current bundle from its signed manifest ([] when none)."""
+    link = directory / CURRENT
+    if not link.is_symlink() and not link.is_dir():
+        raise InputError(f"has no {CURRENT!r} bundle; run `loraledger sync` first", path=directory)
+    return check_release(link.resolve())
+
+
+def check_release(release: Path) -> list[str]:
+    from loraledger.registry.signing import verify_directory
+
+    try:
+        info = json.loads((release / "release.json").read_text())
+        bundle = (release / "signature.sig").read_bytes()
+    except (OSError, ValueError) as error:
+        return [f"{release.name}: release.json or signature.sig unreadable ({error})"]
+    with tempfile.TemporaryDirectory(prefix="loraledger-check-") as scratch:
+        try:
+            verify_directory(
+                release / "adapter", bundle, info["signer_public_key"], scratch=Path(scratch)
+            )
+        except VerificationError as error:
+            return [f"{info.get('adapter', release.name)}: {error}"]
+    return []
+
+
+def load_deployed(registry: Registry, environment: str) -> tuple[Any, Any, Deployment]:
+    """The environment's current version as a ready peft model, and its tokenizer."""
+    from loraledger.trainer.inference import load_verified
+
+    current = registry.deployments.current(environment)
+    if current is None:
+        raise Conflict(f"nothing is deployed to {environment}; promote a version first")
+    model, tokenizer = load_verified(registry, adapter=current.adapter)
+    return model, tokenizer, current
+
+
+def _write_release(registry: Registry, deployment: Deployment, staging: Path) -> None:
+    version = registry.adapters.get(deployment.adapter)
+    if version.digest != deployment.artifact_digest:
+        raise VerificationError(
+            f"{deployment.adapter} has digest {version.digest[:16]}…, not the deployed "
+            f"{deployment.artifact_digest[:16]}…; the registry was tampered with"
+        )
+    staging.mkdir()
+    registry.adapters.fetch(version.ref, staging / "adapter")  # verifies the very copy
+    (staging / "signature.sig").write_bytes(registry.adapters.signature(version.ref))
+    run = registry.adapters.training_run(version.ref)
+    signer = registry.identities.get(version.signer)
+    base = registry.base_models.get(run.base_ref) if run else None
+    info = {
+        "adapter": version.ref,
+        "digest": version.digest,
+        "signer": version.signer,
+        "signer_key_fingerprint": version.signer_key_fingerprint,
+        "signer_public_key": signer.public_key_pem,
+        "base": None
+        if base is None
+        else {"ref": base.ref, "digest": base.digest, "origin": base.origin},
+        "base_model_name": version.base_model_name,
+        "quantization": run.quantization if run else None,
+        "compute_dtype": run.compute_dtype if run else None,
+        "training_run": run.id if run else None,
+        "code_commit": run.code.get("commit") if run else None,
+        "datasets": [d.model_dump(mode="json") for d in run.datasets] if run else [],
+    }
+    (staging / "release.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+def _swap_link(link: Path, target: Path) -> None:
+    temporary = link.parent / f".{link.name}-{uuid.uuid4().hex[:12]}"
+    os.symlink(target, temporary)
+    os.replace(temporary, link)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.parent / f".{path.name}-{uuid.uuid4().hex[:12]}"
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+__all__ = ["SyncResult", "check", "check_release", "load_deployed", "sync"]
