@@ -9,6 +9,7 @@ import typer
 from loraledger import __version__
 
 from . import adapters, audit, base, data, evals, gate, keys, release
+from . import trace as trace_command
 from . import train as train_command
 from ._app import Settings, new_app, settings
 
@@ -34,6 +35,7 @@ app.command("promote")(release.promote)
 app.command("rollback")(release.rollback)
 app.command("deployments")(release.deployments)
 app.command("sync")(release.sync)
+app.command("trace")(trace_command.trace)
 app.add_typer(audit.app, name="audit")
 
 

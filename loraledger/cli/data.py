@@ -157,15 +157,7 @@ def prove(
     """Prove whether a record was in a dataset version (RFC 9162 inclusion proof)."""
     from loraledger.registry.datasets import record_sha256
 
-    if (record is None) == (record_file is None):
-        raise InputError("give the record with exactly one of --record or --record-file")
-    text = record if record is not None else record_file.read_text(encoding="utf-8")
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"the record is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
+    parsed = _record(record, record_file)
     proof = settings(ctx).open().datasets.prove(ref, record_sha256(parsed))
     if json_:
         emit_json(proof)
@@ -175,3 +167,46 @@ def prove(
         f"leaf {proof.index} of {proof.size}; the inclusion proof verifies against merkle root "
         f"{proof.merkle_root}"
     )
+
+
+@app.command()
+def impact(
+    ctx: typer.Context,
+    record: str = typer.Option(None, "--record", help="The record as JSON text."),
+    record_file: Path = typer.Option(
+        None, "--record-file", help="A file holding the record as JSON."
+    ),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Where a record went: dataset versions holding it, adapters trained on them, and the
+    environments running one now (for a data-erasure request)."""
+    from loraledger.policies.trace import impact as find_impact
+
+    found = find_impact(settings(ctx).open(), _record(record, record_file))
+    if json_:
+        emit_json(found)
+        return
+    typer.echo(f"Record sha256 {found.record_sha256}")
+    typer.echo(f"  in datasets:    {', '.join(found.datasets) or 'none'}")
+    typer.echo(f"  trained into:   {', '.join(found.adapters) or 'none'}")
+    running = ", ".join(f"{env} runs {ref}" for env, ref in sorted(found.environments.items()))
+    typer.echo(f"  deployed now:   {running or 'none'}")
+
+
+def _record(record: str | None, record_file: Path | None) -> object:
+    """The record given on the command line or in a file, parsed as JSON."""
+    if (record is None) == (record_file is None):
+        raise InputError("give the record with exactly one of --record or --record-file")
+    text = record or ""
+    if record_file is not None:
+        try:
+            text = record_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"cannot read the record ({error})", path=record_file) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise InputError(
+            f"the record is not valid JSON: {error.msg} ({where})", path=record_file
+        ) from None

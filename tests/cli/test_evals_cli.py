@@ -164,3 +164,23 @@ def test_sync_and_check(ledger: Ledger, tmp_path: Path) -> None:
     assert result.stderr.startswith("error: faq-bot@v2: files do not match the signature")
     result = ledger("sync", str(serve), code=2)
     assert "name the environment with --env ENV" in result.stderr
+
+
+def test_trace_and_impact(ledger: Ledger, tmp_path: Path) -> None:
+    out = ledger("trace", PLAIN[0], actor=AUDITOR).stdout
+    assert out.startswith(f"Trace of {PLAIN[0]} (sha256:") and out.rstrip().endswith(
+        "Every link verified."
+    )
+    assert "[ok  ] training run " in out and "[ok  ] dataset faq@v1: " in out
+    result = ledger("trace", "wild@v1", actor=AUDITOR, code=1)
+    assert "[FAIL] training run none: registered from elsewhere" in result.stdout
+    result = ledger("trace", "--env", "staging", "--at", "yesterday", code=2)
+    assert "--at 'yesterday' is not a time" in result.stderr
+    ledger("trace", PLAIN[0], "--env", "staging", code=2)
+    record = tmp_path / "record.json"
+    record.write_text('{"messages": [{"role": "user", "content": "x"}')
+    result = ledger("data", "impact", "--record-file", str(record), code=2)
+    assert result.stderr.startswith(f"error: {record}: the record is not valid JSON")
+    record.write_text('{"messages": [{"role": "user", "content": "never"}]}')
+    out = ledger("data", "impact", "--record-file", str(record)).stdout
+    assert "in datasets:    none" in out and "deployed now:   none" in out

@@ -1,0 +1,251 @@
+"""The auditor's tools: trace a deployment or a version to everything it came from, and
+find everything a training record reached.
+
+``trace_version`` walks version -> training run -> datasets -> base -> evaluations -> gate
+checks -> approvals -> deployments -> audit log, and *verifies* every link as it goes
+(signature and files now, the training record against its audit event, each dataset's
+file and Merkle root against what the run recorded, the base's files against its digest,
+each evaluation's and gate check's stored results against their audit events, each
+approval's signature, the audit chain). A link that does not verify is reported with why;
+the trace is complete only when every link verifies.
+
+``trace_environment(env, at=...)`` starts from what an environment ran at a moment.
+
+``impact(record)`` lists every dataset version holding a record, every adapter version
+trained on one of them, and every environment running one now -- what a data-erasure
+request needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from loraledger.registry import Registry
+from loraledger.registry.datasets import record_sha256
+from loraledger.registry.models import Deployment
+from pydantic import BaseModel, ConfigDict
+
+from loraledger.errors import Conflict, LedgerError
+
+
+class Link(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    ref: str
+    verified: bool
+    detail: dict[str, Any]
+    problem: str | None = None
+
+
+class Trace(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    deployment: Deployment | None
+    links: tuple[Link, ...]
+
+    @property
+    def complete(self) -> bool:
+        return all(link.verified for link in self.links)
+
+
+class Impact(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    record_sha256: str
+    datasets: tuple[str, ...]
+    adapters: tuple[str, ...]
+    environments: dict[str, str]  # environment -> the affected version it runs now
+
+
+def trace_environment(registry: Registry, environment: str, at: datetime | None = None) -> Trace:
+    """Trace what ``environment`` ran at ``at`` (now when None)."""
+    history = registry.deployments.history(environment)
+    if not history:
+        raise Conflict(f"nothing was ever deployed to {environment}")
+    running = [d for d in history if at is None or d.created_at <= at]
+    if not running:
+        raise Conflict(
+            f"nothing was deployed to {environment} at {at:%Y-%m-%d %H:%M:%S} UTC; its first "
+            f"deployment is at {history[0].created_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    deployment = running[-1]
+    trace = trace_version(registry, deployment.adapter)
+    moment = "now" if at is None else f"at {at:%Y-%m-%d %H:%M:%S} UTC"
+    return trace.model_copy(
+        update={"subject": f"{environment} {moment}: {trace.subject}", "deployment": deployment}
+    )
+
+
+def trace_version(registry: Registry, ref: str) -> Trace:
+    """Every link of ``ref``'s history, each verified."""
+    version = registry.adapters.get(ref)
+    links: list[Link] = []
+
+    def link(kind: str, name: str, check: Callable[[], dict[str, Any]]) -> None:
+        try:
+            links.append(Link(kind=kind, ref=name, verified=True, detail=check()))
+        except LedgerError as error:
+            links.append(Link(kind=kind, ref=name, verified=False, detail={}, problem=str(error)))
+
+    def adapter() -> dict[str, Any]:
+        report = registry.adapters.verify(version.ref)
+        return {"digest": report.digest, "signer": report.signer, "files": report.files_verified}
+
+    link("adapter", version.ref, adapter)
+    run = None
+    try:
+        run = registry.adapters.training_run(version.ref)
+    except LedgerError as error:
+        links.append(
+            Link(kind="training run", ref="?", verified=False, detail={}, problem=str(error))
+        )
+    if run is None:
+        if not any(x.kind == "training run" for x in links):
+            links.append(
+                Link(
+                    kind="training run", ref="none", verified=False, detail={},
+                    problem="registered from elsewhere: no training-run record",
+                )
+            )  # fmt: skip
+    else:
+        links.append(
+            Link(
+                kind="training run",
+                ref=run.id,
+                verified=True,
+                detail={
+                    "config_sha256": run.config_sha256,
+                    "code": run.code,
+                    "seed": run.seed,
+                    "libraries": run.libraries,
+                    "hardware": run.hardware,
+                    "actor": run.actor,
+                    "finished_at": run.finished_at.isoformat(),
+                },
+            )
+        )
+        for use in run.datasets:
+
+            def dataset(use: Any = use) -> dict[str, Any]:
+                found = registry.datasets.verify(use.ref)
+                if found.merkle_root != use.merkle_root or found.file_sha256 != use.file_sha256:
+                    raise Conflict(f"{use.ref} is not the data the training run recorded")
+                return {
+                    "file_sha256": found.file_sha256,
+                    "merkle_root": found.merkle_root,
+                    "records": found.record_count,
+                    "source": found.source,
+                    "license": found.license,
+                    "pii": {k: f.count for k, f in found.pii.items()},
+                }
+
+            link("dataset", use.ref, dataset)
+
+        def base() -> dict[str, Any]:
+            found = registry.base_models.verify(run.base_ref)
+            if found.digest != run.base_digest:
+                raise Conflict(f"{run.base_ref} is not the base the training run recorded")
+            return {"digest": found.digest, "origin": found.origin}
+
+        link("base model", run.base_ref, base)
+    for summary in registry.evaluations.list(version.ref):
+
+        def evaluation(run_id: str = summary.id) -> dict[str, Any]:
+            found = registry.evaluations.get(run_id)
+            return {
+                "suite": found.suite_name,
+                "suite_digest": found.suite_digest,
+                "status": found.status,
+                "metrics": {f"{m.task}/{m.metric}": m.value for m in found.metrics},
+            }
+
+        link("evaluation", summary.id, evaluation)
+    for check in registry.gate_checks.list(version.ref):
+        links.append(
+            Link(
+                kind="gate check",
+                ref=check.id,
+                verified=True,
+                detail={
+                    "environment": check.environment,
+                    "policy_sha256": check.policy_sha256,
+                    "passed": check.passed,
+                },
+            )
+        )
+    from .approvals import verify_approval
+
+    for approval in registry.approvals.list(version.ref):
+        ok = verify_approval(registry, approval)
+        links.append(
+            Link(
+                kind="approval",
+                ref=approval.id,
+                verified=ok,
+                detail={
+                    "decision": approval.decision,
+                    "environment": approval.environment,
+                    "signer": approval.signer,
+                    "at": approval.created_at.isoformat(),
+                },
+                problem=None if ok else "its signature does not verify with the signer's key",
+            )
+        )
+
+    def audit() -> dict[str, Any]:
+        report = registry.verify_audit()
+        events = registry.audit_events(subject=f"adapter:{version.ref}")
+        return {
+            "chain_events": report.events,
+            "head": report.head_hash,
+            "events": [f"#{e.seq} {e.action} by {e.actor}" for e in events],
+        }
+
+    link("audit log", "chain", audit)
+    return Trace(
+        subject=f"{version.ref} (sha256:{version.digest})", deployment=None, links=tuple(links)
+    )
+
+
+def impact(registry: Registry, record: Any) -> Impact:
+    """Where a training record went: datasets, adapters trained on them, environments."""
+    digest = record_sha256(record)
+    with registry.db.read() as conn:
+        datasets = [
+            f"{r[0]}@v{r[1]}"
+            for r in conn.execute(
+                "SELECT DISTINCT dataset_name, version FROM dataset_records WHERE sha256 = ? "
+                "ORDER BY dataset_name, version",
+                [digest],
+            ).fetchall()
+        ]
+        adapters = [
+            (f"{r[0]}@v{r[1]}", r[2])
+            for r in conn.execute(
+                "SELECT DISTINCT t.adapter_name, t.adapter_version, v.digest "
+                "FROM training_runs t JOIN training_run_datasets d ON d.run_id = t.id "
+                "JOIN dataset_records r ON r.dataset_name = d.dataset_name "
+                "AND r.version = d.version "
+                "JOIN adapter_versions v ON v.name = t.adapter_name "
+                "AND v.version = t.adapter_version "
+                "WHERE r.sha256 = ? ORDER BY 1",
+                [digest],
+            ).fetchall()
+        ]
+    environments = {}
+    for ref, version_digest in adapters:
+        for environment in registry.deployments.environments_of(version_digest):
+            environments[environment] = ref
+    return Impact(
+        record_sha256=digest,
+        datasets=tuple(datasets),
+        adapters=tuple(ref for ref, _ in adapters),
+        environments=environments,
+    )
+
+
+__all__ = ["Impact", "Link", "Trace", "impact", "trace_environment", "trace_version"]
