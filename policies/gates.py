@@ -62,6 +62,12 @@ def check_gate(
         results.extend(_provenance(registry, version.ref, run, rules_of.provenance))
     if rules_of.requires_environment is not None:
         results.append(_required_environment(registry, version, rules_of.requires_environment))
+    if rules_of.no_regression_against is not None:
+        suites = list(dict.fromkeys(rule.suite for rule in rules_of.thresholds))
+        results.extend(
+            _no_regression(registry, version, rules_of.no_regression_against, suite)
+            for suite in suites
+        )
     inputs = {
         "policy_sha256": loaded.sha256,
         "artifact_digest": version.digest,
@@ -144,6 +150,49 @@ def _required_environment(registry: Registry, version: AdapterVersion, needed: s
         if found
         else f"never deployed to {needed}; promote it there first (`loraledger promote "
         f"{version.ref} --env {needed}`)",
+    )
+
+
+def _no_regression(
+    registry: Registry, version: AdapterVersion, environment: str, suite_name: str
+) -> RuleResult:
+    from loraledger.harness.suites import find_suite
+
+    suite = find_suite(suite_name)
+    rule = f"no regression on {suite.name} against {environment}"
+    deployed = registry.deployments.current(environment)
+    if deployed is None or deployed.artifact_digest == version.digest:
+        why = f"nothing runs in {environment} yet" if deployed is None else "it is what runs there"
+        return RuleResult(
+            kind="regression", rule=rule, passed=True, evidence={"deployed": None}, message=why
+        )
+    old = f"adapter:{deployed.adapter}"
+    found = [
+        c
+        for c in registry.evaluations.comparisons(version.ref)
+        if c.new_subject == f"adapter:{version.ref}"
+        and c.old_subject == old
+        and c.suite_name == suite.name
+        and c.suite_digest == suite.digest
+    ]
+    evidence: dict[str, Any] = {"deployed": deployed.adapter, "suite_digest": suite.digest}
+    if not found:
+        return RuleResult(
+            kind="regression", rule=rule, passed=False, evidence=evidence,
+            message=f"no paired comparison with {deployed.adapter} on the current suite; run "
+            f"`loraledger compare {version.ref} {deployed.adapter} --suite {suite.name}`",
+        )  # fmt: skip
+    comparison = found[-1]
+    evidence["comparison_id"] = comparison.id
+    regressed = [f"{r.task} {r.metric}" for r in comparison.results if r.verdict == "regression"]
+    return RuleResult(
+        kind="regression",
+        rule=rule,
+        passed=not regressed,
+        measured=comparison.verdict,
+        evidence=evidence,
+        message=f"comparison {comparison.id[:8]}: {comparison.verdict}"
+        + (f" ({', '.join(regressed)})" if regressed else ""),
     )
 
 

@@ -96,6 +96,11 @@ class EnvironmentPolicy(_Strict):
     requires_environment: str | None = Field(
         default=None, description="the version must have been deployed there before"
     )
+    no_regression_against: str | None = Field(
+        default=None,
+        description="on every threshold suite, the paired verdict against what that "
+        "environment runs must not be a regression",
+    )
     approvals: ApprovalRule | None = None
 
 
@@ -119,12 +124,17 @@ class ReleasePolicy(_Strict):
     @model_validator(mode="after")
     def _required_environments_exist(self) -> ReleasePolicy:
         for name, env in self.environments.items():
-            needed = env.requires_environment
-            if needed is not None and (needed == name or needed not in self.environments):
-                raise ValueError(
-                    f"environment {name!r} requires {needed!r}, which is not another "
-                    "environment of this policy"
-                )
+            for key, needed in (
+                ("requires_environment", env.requires_environment),
+                ("no_regression_against", env.no_regression_against),
+            ):
+                if needed is not None and needed not in self.environments:
+                    raise ValueError(
+                        f"environment {name!r}: {key} names {needed!r}, which is not an "
+                        "environment of this policy"
+                    )
+            if env.requires_environment == name:
+                raise ValueError(f"environment {name!r} cannot require itself")
         return self
 
 

@@ -304,14 +304,19 @@ class Evaluations:
                 ).fetchall()
             ]
             found = [_comparison(conn, i) for i in ids]
+            for comparison in found:
+                _check_comparison(conn, comparison)
         if subject is not None:
             label = subject_label(self.subject(subject))
             found = [c for c in found if label in (c.new_subject, c.old_subject)]
         return found
 
     def comparison(self, comparison_id: str) -> Comparison:
+        """A stored comparison, checked against its ``eval.compare`` audit event."""
         with self._registry.db.read() as conn:
-            return _comparison(conn, comparison_id)
+            comparison = _comparison(conn, comparison_id)
+            _check_comparison(conn, comparison)
+            return comparison
 
 
 def _insert_run(conn: Connection, run: EvalRun) -> None:
@@ -384,6 +389,26 @@ def _samples(conn: Connection, run_id: str) -> tuple[EvalSample, ...]:
         values["metrics"] = json.loads(values["metrics"])
         samples.append(EvalSample(**values))
     return tuple(samples)
+
+
+def _check_comparison(conn: Connection, comparison: Comparison) -> None:
+    row = conn.execute(
+        "SELECT payload FROM audit_events WHERE action = 'eval.compare' "
+        "AND json_extract_string(payload, '$.comparison_id') = ?",
+        [comparison.id],
+    ).fetchone()
+    logged = json.loads(row[0]) if row else {}
+    tasks = {f"{r.task}/{r.metric}": r.verdict for r in comparison.results}
+    if (
+        logged.get("verdict") != comparison.verdict
+        or logged.get("tasks") != tasks
+        or logged.get("new_run") != comparison.new_run
+        or logged.get("old_run") != comparison.old_run
+    ):
+        raise VerificationError(
+            f"comparison {comparison.id}: its verdicts differ from the ones audited when it "
+            "was recorded; the registry was tampered with"
+        )
 
 
 def _comparison(conn: Connection, comparison_id: str) -> Comparison:

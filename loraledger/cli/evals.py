@@ -79,8 +79,13 @@ def eval_command(
 def compare_command(
     ctx: typer.Context,
     new: str = typer.Argument(..., help="The candidate: NAME@vN or base:NAME."),
-    old: str = typer.Argument(..., help="What it is compared with: NAME@vN or base:NAME."),
+    old: str = typer.Argument(
+        None, help="What it is compared with: NAME@vN or base:NAME (or use --against)."
+    ),
     suite: str = SUITE_OPTION,
+    against: str = typer.Option(
+        None, "--against", help="Compare with what this environment runs, e.g. production."
+    ),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the tests."),
     fail_on_regression: bool = typer.Option(
         False, "--fail-on-regression", help="Exit 1 when any task regressed (for CI)."
@@ -88,10 +93,19 @@ def compare_command(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Paired verdict per task between two subjects' newest runs on a suite."""
+    from loraledger.errors import Conflict, UsageError
     from loraledger.harness.compare import compare
 
     opts = settings(ctx)
-    result = compare(opts.open(), new, old, suite, actor=opts.actor, alpha=alpha)
+    registry = opts.open()
+    if (old is None) == (against is None):
+        raise UsageError("compare with one thing: OLD, or --against ENV")
+    if against is not None:
+        deployed = registry.deployments.current(against)
+        if deployed is None:
+            raise Conflict(f"nothing runs in {against} yet; there is nothing to compare with")
+        old = deployed.adapter
+    result = compare(registry, new, old, suite, actor=opts.actor, alpha=alpha)
     if json_:
         emit_json(result)
     else:

@@ -151,3 +151,48 @@ def test_revoked_and_unknown_identities_cannot_check(eval_registry: Registry) ->
         check_gate(eval_registry, PLAIN[0], "staging", actor="ruth")
     with pytest.raises(NotFound):
         check_gate(eval_registry, PLAIN[0], "staging", actor="nobody")
+
+
+def test_no_regression_against_what_an_environment_runs(
+    eval_registry: Registry,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from loraledger.harness.compare import compare
+    from loraledger.registry.audit import utcnow
+    from loraledger.registry.models import Deployment
+
+    evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=3))
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\nenvironments:\n  staging:\n    thresholds:\n"
+        "      - {suite: sanity, task: sanity_mc, metric: acc, min: 0}\n"
+        "    no_regression_against: prodx\n  prodx: {}\n"
+    )
+    check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
+    assert check.rules[-1].message == "nothing runs in prodx yet" and check.passed
+    deployed = eval_registry.adapters.get(PLAIN[0])
+    eval_registry.deployments.record(
+        Deployment(
+            id="d-1", seq=0, environment="prodx", adapter=deployed.ref,
+            artifact_digest=deployed.digest, action="promote", reason="test", gate_check_id=None,
+            approval_ids=(), policy_sha256=None, created_at=utcnow(), created_by=REVIEWER,
+        ),
+        eval_registry.act_as(REVIEWER), {Role.REVIEWER}, after_seq=0,
+    )  # fmt: skip
+    missing = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
+    assert not missing.passed and missing.rules[-1].message.endswith(
+        f"run `loraledger compare {PLAIN[1]} {PLAIN[0]} --suite sanity`"
+    )
+    comparison = compare(eval_registry, PLAIN[1], PLAIN[0], "sanity", actor=ENGINEER)
+    judged = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
+    rule = judged.rules[-1]
+    assert rule.evidence["comparison_id"] == comparison.id
+    assert rule.passed is (comparison.verdict != "regression")
+    sql(
+        eval_registry,
+        "UPDATE comparisons SET verdict = 'improvement' WHERE id = ?",
+        [comparison.id],
+    )
+    if comparison.verdict != "improvement":
+        with pytest.raises(VerificationError, match="differ from the ones audited"):
+            eval_registry.evaluations.comparison(comparison.id)
