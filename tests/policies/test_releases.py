@@ -205,3 +205,44 @@ def test_of_two_promotions_at_once_exactly_one_wins(reg: Registry) -> None:
     with pytest.raises(Conflict, match="changed while this ran"):
         reg.deployments.record(deployment(), key, {Role.REVIEWER}, after_seq=0)
     assert len(reg.deployments.history("race")) == 1
+
+
+def test_two_processes_promoting_at_once_exactly_one_wins(reg: Registry, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nenvironments:\n  race2:\n    provenance: {signed: true}\n")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from loraledger.errors import Conflict\n"
+        "from loraledger.policies.deployments import promote\n"
+        "from loraledger.registry import Registry\n"
+        "from loraledger.registry.keys import KeyStore\n"
+        "reg = Registry.open(Path(sys.argv[1]), keys=KeyStore(Path(sys.argv[2])))\n"
+        "try:\n"
+        "    d = promote(reg, sys.argv[3], 'race2', actor=sys.argv[4], policy=Path(sys.argv[5]))\n"
+        "    print('WON', d.seq)\n"
+        "except Conflict as error:\n"
+        "    print('LOST', error)\n"
+    )
+    args = [str(reg.root), str(reg.keys.directory), PLAIN[0], REVIEWER, str(policy)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    lines = sorted(out.strip().splitlines()[-1] for out, _ in outputs)
+    # the loser either lost the race inside the write transaction or came second and saw
+    # the winner's deployment; either way nothing is written twice and nothing is lost
+    assert lines[0] in ("LOST faq-bot@v1 is already what race2 runs",) or lines[0].startswith(
+        "LOST environment 'race2' changed while this ran"
+    ), outputs
+    assert lines[1] == "WON 1", outputs
+    assert [d.adapter for d in reg.deployments.history("race2")] == [PLAIN[0]]
