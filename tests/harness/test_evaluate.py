@@ -26,7 +26,7 @@ from loraledger.errors import (
 )
 from tests.conftest import AUDITOR, ENGINEER, REVIEWER
 from tests.harness.conftest import NF4, PLAIN, WILD, base_dir
-from tests.registry.helpers import sql
+from tests.registry.helpers import flipped_weights, sql
 
 FEW = EvalOptions(limit=3)
 
@@ -190,19 +190,12 @@ def test_nf4_adapter_and_base_share_batches_on_the_nf4_base(eval_registry: Regis
 
 
 def test_a_tampered_adapter_is_refused_and_nothing_is_stored(eval_registry: Registry) -> None:
-    version = eval_registry.adapters.get(PLAIN[0])
-    entry = next(f for f in version.files if f.path == "adapter_model.safetensors")
-    target = eval_registry.store.path_of(entry.sha256)
-    original = target.read_bytes()
     before = len(eval_registry.evaluations.list())
-    target.chmod(0o644)
-    target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    try:
-        with pytest.raises(VerificationError, match="faq-bot@v1"):
-            evaluate(eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER, options=FEW)
-    finally:
-        target.write_bytes(original)
-        target.chmod(0o444)
+    with (
+        flipped_weights(eval_registry, PLAIN[0]),
+        pytest.raises(VerificationError, match="faq-bot@v1"),
+    ):
+        evaluate(eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER, options=FEW)
     assert len(eval_registry.evaluations.list()) == before
 
 

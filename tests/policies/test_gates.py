@@ -15,7 +15,7 @@ from loraledger.registry import Registry, Role
 from loraledger.errors import NotFound, PermissionDenied, VerificationError
 from tests.conftest import AUDITOR, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
-from tests.registry.helpers import sql
+from tests.registry.helpers import flipped_weights, sql
 
 
 def policy(tmp_path: Path, body: str) -> Path:
@@ -119,17 +119,8 @@ def test_a_tampered_adapter_fails_the_signature_rule(
     tmp_path: Path,
 ) -> None:
     path = policy(tmp_path, "    provenance: {signed: true}\n")
-    version = eval_registry.adapters.get(WILD[1])
-    entry = next(f for f in version.files if f.path == "adapter_model.safetensors")
-    target = eval_registry.store.path_of(entry.sha256)
-    original = target.read_bytes()
-    target.chmod(0o644)
-    target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    try:
+    with flipped_weights(eval_registry, WILD[1]):
         check = check_gate(eval_registry, WILD[1], "staging", actor=ENGINEER, policy=path)
-    finally:
-        target.write_bytes(original)
-        target.chmod(0o444)
     assert not check.passed
     assert "files do not match the signature" in check.rules[0].message
 

@@ -20,7 +20,7 @@ from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.errors import Conflict, PermissionDenied
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
-from tests.registry.helpers import sql
+from tests.registry.helpers import flipped_weights, sql
 
 SECOND = "ruby"  # a second reviewer
 POLICY = """\
@@ -172,20 +172,11 @@ def test_a_tampered_earlier_version_is_not_a_rollback_target(reg: Registry, tmp_
             ),
             key, {Role.REVIEWER}, after_seq=n - 1,
         )  # fmt: skip
-    version = reg.adapters.get(WILD[0])
-    entry = next(f for f in version.files if f.path == "adapter_model.safetensors")
-    target = reg.store.path_of(entry.sha256)
-    original = target.read_bytes()
-    target.chmod(0o644)
-    target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    try:
-        with pytest.raises(
-            Conflict, match="no version to roll canary back to .*wild@v1.*signature"
-        ):
-            rollback(reg, env, reason="incident", actor=REVIEWER)
-    finally:
-        target.write_bytes(original)
-        target.chmod(0o444)
+    with (
+        flipped_weights(reg, WILD[0]),
+        pytest.raises(Conflict, match="no version to roll canary back to .*wild@v1.*signature"),
+    ):
+        rollback(reg, env, reason="incident", actor=REVIEWER)
     assert len(reg.deployments.history(env)) == 2
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from loraledger.registry import Registry
@@ -42,3 +44,20 @@ def snapshot(registry: Registry) -> dict[str, Any]:
         else ""
     )
     return state
+
+
+@contextmanager
+def flipped_weights(registry: Registry, ref: str) -> Iterator[None]:
+    """Flip one bit of a stored version's weights file for the duration of the block, as
+    an attacker with write access to the store would, and put it back afterwards."""
+    version = registry.adapters.get(ref)
+    entry = next(f for f in version.files if f.path == "adapter_model.safetensors")
+    target = registry.store.path_of(entry.sha256)
+    original = target.read_bytes()
+    target.chmod(0o644)
+    target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        yield
+    finally:
+        target.write_bytes(original)
+        target.chmod(0o444)
