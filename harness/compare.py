@@ -39,12 +39,33 @@ def compare(
     seed: int = 0,
 ) -> Comparison:
     """Compare the newest complete runs of ``new_ref`` and ``old_ref`` on ``suite``."""
-    if not 0 < alpha < 1 or not 0 < confidence < 1:
-        raise UsageError("--alpha and --confidence must lie between 0 and 1")
     suite = suite if isinstance(suite, Suite) else find_suite(suite)
     new = registry.evaluations.latest(new_ref, suite.name)
     old = registry.evaluations.latest(old_ref, suite.name)
-    for ref, run in ((new_ref, new), (old_ref, old)):
+    return compare_runs(
+        registry, new, old, suite, actor=actor, alpha=alpha, confidence=confidence,
+        n_resamples=n_resamples, seed=seed, refs=(new_ref, old_ref),
+    )  # fmt: skip
+
+
+def compare_runs(
+    registry: Registry,
+    new: EvalRun,
+    old: EvalRun,
+    suite: Suite,
+    *,
+    actor: str | None,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    seed: int = 0,
+    refs: tuple[str, str] | None = None,
+) -> Comparison:
+    """The paired verdict between two given runs of ``suite`` (its current digest)."""
+    if not 0 < alpha < 1 or not 0 < confidence < 1:
+        raise UsageError("--alpha and --confidence must lie between 0 and 1")
+    names = refs or (new.subject.ref, old.subject.ref)
+    for ref, run in zip(names, (new, old), strict=True):
         if run.suite_digest != suite.digest:
             raise Conflict(
                 f"the results of {run.subject.ref} on suite {suite.name!r} were made with suite "
@@ -169,4 +190,4 @@ def _compare_metric(
     )
 
 
-__all__ = ["compare"]
+__all__ = ["compare", "compare_runs"]

@@ -102,7 +102,11 @@ def _threshold(registry: Registry, ref: str, rule: Threshold) -> RuleResult:
     command = f"`loraledger eval {ref} --suite {suite.name}`"
     runs = registry.evaluations.list(ref, suite.name, status="complete")
     current = [r for r in runs if r.suite_digest == suite.digest]
-    evidence: dict[str, Any] = {"suite": suite.name, "suite_digest": suite.digest}
+    evidence: dict[str, Any] = {
+        "suite": suite.name,
+        "suite_digest": suite.digest,
+        "locator": rule.suite,  # as the policy names it: a built-in name or a folder
+    }
     if not current:
         why = (
             f"its results are of another version of suite {suite.name!r} (digest "

@@ -35,6 +35,7 @@ app.command("promote")(release.promote)
 app.command("rollback")(release.rollback)
 app.command("deployments")(release.deployments)
 app.command("sync")(release.sync)
+app.command("monitor")(release.monitor)
 app.command("trace")(trace_command.trace)
 app.add_typer(audit.app, name="audit")
 

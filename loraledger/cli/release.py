@@ -165,3 +165,29 @@ def sync(
         f"{directory}/current is {d.adapter} (deployment #{d.seq} of {env}, digest "
         f"{d.artifact_digest[:16]}…{', reused' if result.reused else ''})"
     )
+
+
+def monitor(
+    ctx: typer.Context,
+    env: str = ENV_OPTION,
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Re-run the deployed version's policy suites and compare with the results it was
+    promoted on; a regression exits 1 and is recorded as an alert."""
+    from loraledger.policies.monitor import monitor as run_monitor
+
+    opts = settings(ctx)
+    report = run_monitor(opts.open(), env, actor=opts.actor)
+    if json_:
+        emit_json({"alert": report.alert, "comparisons": list(report.comparisons)})
+    else:
+        d = report.deployment
+        typer.echo(f"Monitoring {env}: {d.adapter} (deployment #{d.seq})")
+        for c in report.comparisons:
+            typer.echo(f"  {c.suite_name}: {c.verdict} against the promotion's results")
+            for r in c.results:
+                if r.verdict == "regression":
+                    typer.echo(f"    {r.task} {r.metric}: {r.old_mean:.3f} -> {r.new_mean:.3f}")
+        typer.echo("ALERT recorded." if report.alert else "No regression.")
+    if report.alert:
+        raise typer.Exit(1)

@@ -65,6 +65,7 @@ def test_thresholds_read_the_newest_run_of_the_current_suite(
     assert passing.passed and passing.measured == acc
     assert passing.evidence == {
         "suite": "sanity",
+        "locator": "sanity",
         "suite_digest": find_suite("sanity").digest,
         "run_id": run.id,
         "results_sha256": run.results_sha256,
