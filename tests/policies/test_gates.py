@@ -15,6 +15,7 @@ from loraledger.registry import Registry, Role
 from loraledger.errors import NotFound, PermissionDenied, VerificationError
 from tests.conftest import AUDITOR, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
+from tests.policies.helpers import deploy
 from tests.registry.helpers import flipped_weights, sql
 
 
@@ -150,8 +151,6 @@ def test_no_regression_against_what_an_environment_runs(
     tmp_path: Path,
 ) -> None:
     from loraledger.harness.compare import compare
-    from loraledger.registry.audit import utcnow
-    from loraledger.registry.models import Deployment
 
     evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=3))
     path = tmp_path / "p.yaml"
@@ -162,15 +161,7 @@ def test_no_regression_against_what_an_environment_runs(
     )
     check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
     assert check.rules[-1].message == "nothing runs in prodx yet" and check.passed
-    deployed = eval_registry.adapters.get(PLAIN[0])
-    eval_registry.deployments.record(
-        Deployment(
-            id="d-1", seq=0, environment="prodx", adapter=deployed.ref,
-            artifact_digest=deployed.digest, action="promote", reason="test", gate_check_id=None,
-            approval_ids=(), policy_sha256=None, created_at=utcnow(), created_by=REVIEWER,
-        ),
-        eval_registry.act_as(REVIEWER), {Role.REVIEWER}, after_seq=0,
-    )  # fmt: skip
+    deploy(eval_registry, "prodx", PLAIN[0])
     missing = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
     assert not missing.passed and missing.rules[-1].message.endswith(
         f"run `loraledger compare {PLAIN[1]} {PLAIN[0]} --suite sanity`"

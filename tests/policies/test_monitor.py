@@ -14,6 +14,7 @@ from loraledger.registry import Registry
 from loraledger.errors import Conflict
 from tests.conftest import ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
+from tests.policies.helpers import deploy
 
 
 def test_monitor_compares_with_the_promotion_results(
@@ -62,20 +63,6 @@ def test_monitor_compares_with_the_promotion_results(
 def test_a_deployment_without_a_promotion_check_cannot_be_monitored(
     eval_registry: Registry,  # noqa: F811
 ) -> None:
-    import uuid
-
-    from loraledger.registry import Role
-    from loraledger.registry.audit import utcnow
-    from loraledger.registry.models import Deployment
-
-    version = eval_registry.adapters.get(PLAIN[1])
-    eval_registry.deployments.record(
-        Deployment(
-            id=str(uuid.uuid4()), seq=0, environment="manual", adapter=version.ref,
-            artifact_digest=version.digest, action="promote", reason="by hand", gate_check_id=None,
-            approval_ids=(), policy_sha256=None, created_at=utcnow(), created_by=REVIEWER,
-        ),
-        eval_registry.act_as(REVIEWER), {Role.REVIEWER}, after_seq=0,
-    )  # fmt: skip
+    deploy(eval_registry, "manual", PLAIN[1])
     with pytest.raises(Conflict, match="has no recorded promotion gate check"):
         monitor(eval_registry, "manual", actor=ENGINEER)

@@ -20,6 +20,7 @@ from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.errors import Conflict, PermissionDenied
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
+from tests.policies.helpers import deploy
 from tests.registry.helpers import flipped_weights, sql
 
 SECOND = "ruby"  # a second reviewer
@@ -161,17 +162,8 @@ def test_promotion_needs_the_gate_and_rollback_is_one_step(reg: Registry, tmp_pa
 
 def test_a_tampered_earlier_version_is_not_a_rollback_target(reg: Registry, tmp_path: Path) -> None:
     env = "canary"
-    key = reg.act_as(REVIEWER)
-    for n, ref in enumerate((WILD[0], WILD[1]), start=1):
-        version = reg.adapters.get(ref)
-        reg.deployments.record(
-            Deployment(
-                id=str(uuid.uuid4()), seq=0, environment=env, adapter=version.ref,
-                artifact_digest=version.digest, action="promote", reason="test", gate_check_id=None,
-                approval_ids=(), policy_sha256=None, created_at=utcnow(), created_by=REVIEWER,
-            ),
-            key, {Role.REVIEWER}, after_seq=n - 1,
-        )  # fmt: skip
+    for ref in WILD:
+        deploy(reg, env, ref)
     with (
         flipped_weights(reg, WILD[0]),
         pytest.raises(Conflict, match="no version to roll canary back to .*wild@v1.*signature"),

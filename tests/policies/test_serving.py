@@ -4,31 +4,15 @@ deployed version loaded as a ready, verified model."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from pathlib import Path
 
 import pytest
 from loraledger.policies.serving import check, load_deployed, sync
-from loraledger.registry import Registry, Role
-from loraledger.registry.audit import utcnow
-from loraledger.registry.models import Deployment
+from loraledger.registry import Registry
 
 from loraledger.errors import Conflict, InputError
-from tests.conftest import REVIEWER
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
-
-
-def deploy(registry: Registry, env: str, ref: str, action: str = "promote") -> Deployment:
-    version = registry.adapters.get(ref)
-    current = registry.deployments.current(env)
-    return registry.deployments.record(
-        Deployment(
-            id=str(uuid.uuid4()), seq=0, environment=env, adapter=version.ref,
-            artifact_digest=version.digest, action=action, reason="test", gate_check_id=None,
-            approval_ids=(), policy_sha256=None, created_at=utcnow(), created_by=REVIEWER,
-        ),
-        registry.act_as(REVIEWER), {Role.REVIEWER}, after_seq=current.seq if current else 0,
-    )  # fmt: skip
+from tests.policies.helpers import deploy
 
 
 def tree(directory: Path) -> dict[str, str]:

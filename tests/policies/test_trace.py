@@ -3,34 +3,20 @@ adapters of the tiny base."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from loraledger.policies.gates import check_gate
 from loraledger.policies.trace import impact, trace_environment, trace_version
-from loraledger.registry import Registry, Role
+from loraledger.registry import Registry
 from loraledger.registry.audit import utcnow
-from loraledger.registry.models import Deployment
 
 from loraledger.errors import Conflict
-from tests.conftest import ENGINEER, REVIEWER
+from tests.conftest import ENGINEER
 from tests.harness.conftest import NF4, PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
+from tests.policies.helpers import deploy
 from tests.trainer.conftest import FAQ
-
-
-def deploy(registry: Registry, env: str, ref: str) -> Deployment:
-    version = registry.adapters.get(ref)
-    current = registry.deployments.current(env)
-    return registry.deployments.record(
-        Deployment(
-            id=str(uuid.uuid4()), seq=0, environment=env, adapter=version.ref,
-            artifact_digest=version.digest, action="promote", reason="test", gate_check_id=None,
-            approval_ids=(), policy_sha256=None, created_at=utcnow(), created_by=REVIEWER,
-        ),
-        registry.act_as(REVIEWER), {Role.REVIEWER}, after_seq=current.seq if current else 0,
-    )  # fmt: skip
 
 
 def test_a_trained_version_traces_completely(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
