@@ -17,6 +17,7 @@ each run; a suite edited while it ran is refused.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -61,6 +62,7 @@ class _Plan:
     base_ref: str
     quantization: dict[str, Any]
     compute_dtype: str
+    libraries: dict[str, str]
 
 
 def evaluate(
@@ -80,14 +82,12 @@ def evaluate(
         raise UsageError("--batch-size and --limit must be at least 1")
     registry.act_as(actor, EVAL_ROLES)  # refuse early, before minutes of work
     suite = suite if isinstance(suite, Suite) else find_suite(suite)
-    suite.task_configs()  # every task YAML must load before a model is
-    plan = _plan(registry, refs, options)
+    configs = suite.task_configs()  # every task YAML must load before a model is
+    from loraledger.trainer.train import default_device, load_base_model
+
+    device = default_device()
+    plan = _plan(registry, refs, options, device)
     _quiet_libraries()
-
-    import torch
-    from loraledger.trainer.train import load_base_model
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     base = registry.base_models.verify(plan.base_ref)
     for subject in plan.subjects:
         if subject.kind == "adapter":
@@ -123,7 +123,9 @@ def evaluate(
             on_subject(index, len(plan.subjects), subject)
         lm.activate(peft_name(subject))
         try:
-            runs.append(_run_one(registry, lm, tasks, subject, suite, plan, options, actor))
+            runs.append(
+                _run_one(registry, lm, tasks, configs, subject, suite, plan, options, actor)
+            )
         finally:
             lm.finish(peft_name(subject))
     return runs
@@ -145,7 +147,7 @@ def _is_peft(model: Any) -> bool:
     return isinstance(model, PeftModel)
 
 
-def _plan(registry: Registry, refs: Sequence[str], options: EvalOptions) -> _Plan:
+def _plan(registry: Registry, refs: Sequence[str], options: EvalOptions, device: str) -> _Plan:
     subjects: list[EvalSubject] = []
     for ref in refs:
         subject = registry.evaluations.subject(ref)
@@ -183,16 +185,14 @@ def _plan(registry: Registry, refs: Sequence[str], options: EvalOptions) -> _Pla
             raise UsageError(
                 f"--quantization is {options.quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
             )
-        import torch
         from loraledger.trainer.train import choose_compute_dtype
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype, _ = choose_compute_dtype("auto", device)
         quantization = {
             "method": options.quantization,
             "double_quant": options.double_quant and options.quantization != "none",
         }
-    return _Plan(subjects, bases[0], quantization, dtype)
+    return _Plan(subjects, bases[0], quantization, dtype, _libraries())
 
 
 def _load_adapters(registry: Registry, model: Any, subjects: list[EvalSubject]) -> Any:
@@ -230,6 +230,7 @@ def _run_one(
     registry: Registry,
     lm: Any,
     tasks: Any,
+    configs: list[dict[str, Any]],
     subject: EvalSubject,
     suite: Suite,
     plan: _Plan,
@@ -259,14 +260,14 @@ def _run_one(
         "settings": settings,
         "seed": options.seed,
         "lm_eval_version": lm_eval.__version__,
-        "libraries": _libraries(),
+        "libraries": plan.libraries,
         "started_at": started,
         "created_by": actor or "",
     }
     try:
         results = lm_eval.simple_evaluate(
             model=lm,
-            tasks=suite.task_configs(),
+            tasks=copy.deepcopy(configs),  # lm-eval may change the dicts it is given
             task_manager=tasks,
             log_samples=True,
             apply_chat_template=suite.apply_chat_template,
@@ -383,7 +384,7 @@ def _sample(task: str, raw: dict[str, Any]) -> EvalSample:
     filtered = raw.get("filtered_resps")
     if isinstance(filtered, list) and len(filtered) == 1 and isinstance(filtered[0], str):
         filtered = filtered[0]
-    choices = _choices(doc, arguments)
+    choices = _choices(arguments)
     if isinstance(filtered, str):
         output = filtered
         reason = _reason(doc, filtered, values)
@@ -413,7 +414,8 @@ def _sample(task: str, raw: dict[str, Any]) -> EvalSample:
     )
 
 
-def _choices(doc: Any, arguments: list[Any]) -> list[str]:
+def _choices(arguments: list[Any]) -> list[str]:
+    """The continuations of a multiple-choice sample's requests (none otherwise)."""
     if len(arguments) > 1 and all(len(a) == 2 for a in arguments):
         return [str(a[1]) for a in arguments]
     return []

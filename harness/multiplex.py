@@ -48,7 +48,6 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
         self._active = self._subjects[0]
         self._kept: dict[tuple[str, str], Any] = {}
         self._grouped: dict[tuple[str, ...], _GroupedLora | None] = {}
-        self.generated_rows = 0  # rows actually generated (for tests and reports)
 
     def activate(self, subject: str) -> None:
         """Serve ``subject`` from now on."""
@@ -64,25 +63,18 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
     def _model_generate(
         self, context: Any, max_length: int, stop: list[str], **generation_kwargs: Any
     ) -> Any:
-        mask = generation_kwargs.pop("attention_mask", None)
-        key = _request_key(context, mask, max_length, stop, generation_kwargs)
+        key = _request_key(context, max_length, stop, generation_kwargs)
         kept = self._kept.pop((self._active, key), None)
         if kept is not None:
             return kept
         others = [s for s in self._subjects if s != self._active and (s, key) not in self._kept]
-        if not self._per_row:
-            others = []  # a plain model serves one subject
+        if not self._per_row or not others:  # one subject to serve (or the others are kept)
+            with self._serving_active():
+                return super()._model_generate(context, max_length, stop, **generation_kwargs)
         names = [self._active, *others]
         rows = int(context.shape[0])
-        if len(names) == 1:
-            self.generated_rows += rows
-            with self._serving_active():
-                if mask is not None:
-                    generation_kwargs["attention_mask"] = mask
-                return super()._model_generate(context, max_length, stop, **generation_kwargs)
         batch = context.repeat(len(names), 1)
-        adapter_names = [name for name in names for _ in range(rows)]
-        self.generated_rows += rows * len(names)
+        mask = generation_kwargs.get("attention_mask")
         if mask is not None:
             generation_kwargs["attention_mask"] = mask.repeat(len(names), 1)
         if tuple(names) not in self._grouped:
@@ -92,7 +84,7 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
             with self.model.disable_adapter(), grouped:
                 output = super()._model_generate(batch, max_length, stop, **generation_kwargs)
         else:
-            generation_kwargs["adapter_names"] = adapter_names
+            generation_kwargs["adapter_names"] = [name for name in names for _ in range(rows)]
             output = super()._model_generate(batch, max_length, stop, **generation_kwargs)
         for index, name in enumerate(names[1:], start=1):
             self._kept[(name, key)] = output[index * rows : (index + 1) * rows]
@@ -194,20 +186,20 @@ def _delta_hook(a: Any, b: Any, scale: Any) -> Any:
 
 
 def _request_key(
-    context: Any, mask: Any, max_length: int, stop: list[str], generation_kwargs: dict[str, Any]
+    context: Any, max_length: int, stop: list[str], generation_kwargs: dict[str, Any]
 ) -> str:
-    """sha256 over everything that decides a generation batch's output."""
+    """sha256 over everything that decides a generation batch's output (the input ids, the
+    attention mask, the length limit, stop sequences and generation settings)."""
     digest = hashlib.sha256()
-    for tensor in (context, mask):
+    settings = {k: v for k, v in generation_kwargs.items() if k != "attention_mask"}
+    for tensor in (context, generation_kwargs.get("attention_mask")):
         if tensor is None:
             digest.update(b"none")
             continue
         digest.update(repr((tuple(tensor.shape), str(tensor.dtype))).encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     digest.update(
-        json.dumps(
-            [max_length, list(stop), generation_kwargs], sort_keys=True, default=str
-        ).encode()
+        json.dumps([max_length, list(stop), settings], sort_keys=True, default=str).encode()
     )
     return digest.hexdigest()
 

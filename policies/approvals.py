@@ -27,7 +27,7 @@ from loraledger.registry.audit import canonical_json, utcnow
 from loraledger.registry.keys import SigningKey, verify_signature
 from loraledger.registry.models import AdapterVersion, Approval
 
-from loraledger.errors import Conflict, LedgerError, PermissionDenied
+from loraledger.errors import Conflict, LedgerError, PermissionDenied, UsageError
 
 from .release import ApprovalRule, LoadedPolicy, load_policy
 
@@ -63,7 +63,7 @@ def decide(
     if decision not in ("approve", "reject"):
         raise ValueError(decision)
     if not comment.strip():
-        raise PermissionDenied(f"a decision needs a comment: pass --comment TEXT to {decision}")
+        raise UsageError(f"a decision needs a comment: pass --comment TEXT to {decision}")
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     rule = loaded.environment(environment).approvals or DEFAULT_RULE
     roles = roles_for(rule)
@@ -76,6 +76,7 @@ def decide(
             registry, key, roles, subject, environment,
             f"{key.name} {authors[key.name]} {version.ref}; separation of duties: another "
             f"{rule.role} must review it",
+            error=PermissionDenied,
         )  # fmt: skip
     check = check_gate(registry, version.ref, environment, actor=key.name, policy=loaded)
     if decision == "approve" and not check.evidence_passed:
@@ -208,10 +209,12 @@ def _refuse(
     subject: str,
     environment: str,
     message: str,
+    *,
+    error: type[LedgerError] = Conflict,
 ) -> NoReturn:
+    """Audit the refusal (``approval.refused``), then raise ``error``."""
     with registry.change(key, roles) as change:
         change.record("approval.refused", subject, {"environment": environment, "reason": message})
-    error = PermissionDenied if "separation of duties" in message else Conflict
     raise error(f"refused: {message}")
 
 

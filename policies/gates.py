@@ -22,9 +22,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from loraledger.harness.suites import Suite, find_suite
 from loraledger.registry import Registry
 from loraledger.registry.audit import canonical_json, utcnow
-from loraledger.registry.models import AdapterVersion, GateCheck, RuleResult, TrainingRun
+from loraledger.registry.models import (
+    AdapterVersion,
+    Comparison,
+    EvalRun,
+    GateCheck,
+    RuleResult,
+    TrainingRun,
+)
 
 from loraledger.errors import LedgerError
 
@@ -55,7 +63,8 @@ def check_gate(
     rules_of = loaded.environment(environment)
     version = registry.adapters.get(ref)
     run = registry.adapters.training_run(version.ref)
-    results = [_threshold(registry, version.ref, rule) for rule in rules_of.thresholds]
+    evidence = _Evidence(registry, version.ref)
+    results = [_threshold(evidence, rule) for rule in rules_of.thresholds]
     if rules_of.data is not None:
         results.extend(_data(registry, run, rules_of.data))
     if rules_of.provenance is not None:
@@ -65,7 +74,7 @@ def check_gate(
     if rules_of.no_regression_against is not None:
         suites = list(dict.fromkeys(rule.suite for rule in rules_of.thresholds))
         results.extend(
-            _no_regression(registry, version, rules_of.no_regression_against, suite)
+            _no_regression(evidence, version, rules_of.no_regression_against, suite)
             for suite in suites
         )
     inputs = {
@@ -95,19 +104,50 @@ def check_gate(
     return registry.gate_checks.record(check, actor=actor)
 
 
-def _threshold(registry: Registry, ref: str, rule: Threshold) -> RuleResult:
-    from loraledger.harness.suites import find_suite
+class _Evidence:
+    """What the rules of one gate check read: each suite loaded and hashed once, each
+    suite's newest current run read and verified once, the comparisons read once."""
 
-    suite = find_suite(rule.suite)
+    def __init__(self, registry: Registry, ref: str) -> None:
+        self.registry = registry
+        self.ref = ref
+        self._suites: dict[str, Suite] = {}
+        self._runs: dict[str, tuple[list[EvalRun], EvalRun | None]] = {}
+        self._comparisons: list[Comparison] | None = None
+
+    def suite(self, locator: str) -> Suite:
+        if locator not in self._suites:
+            self._suites[locator] = find_suite(locator)
+        return self._suites[locator]
+
+    def runs(self, locator: str) -> tuple[list[EvalRun], EvalRun | None]:
+        """Complete runs of the version on the suite, and the newest one of the suite's
+        current digest (verified against its audit event), if any."""
+        if locator not in self._runs:
+            suite = self.suite(locator)
+            runs = self.registry.evaluations.list(self.ref, suite.name, status="complete")
+            current = [r for r in runs if r.suite_digest == suite.digest]
+            newest = self.registry.evaluations.get(current[-1].id) if current else None
+            self._runs[locator] = (runs, newest)
+        return self._runs[locator]
+
+    def comparisons(self) -> list[Comparison]:
+        if self._comparisons is None:
+            self._comparisons = self.registry.evaluations.comparisons(self.ref)
+        return self._comparisons
+
+
+def _threshold(evidence_of: _Evidence, rule: Threshold) -> RuleResult:
+    ref = evidence_of.ref
+    suite = evidence_of.suite(rule.suite)
+    runs, run = evidence_of.runs(rule.suite)
     command = f"`loraledger eval {ref} --suite {suite.name}`"
-    runs = registry.evaluations.list(ref, suite.name, status="complete")
-    current = [r for r in runs if r.suite_digest == suite.digest]
     evidence: dict[str, Any] = {
         "suite": suite.name,
         "suite_digest": suite.digest,
         "locator": rule.suite,  # as the policy names it: a built-in name or a folder
     }
-    if not current:
+    if run is None:
         why = (
             f"its results are of another version of suite {suite.name!r} (digest "
             f"{runs[-1].suite_digest[:16]}…, now {suite.digest[:16]}…); run {command}"
@@ -115,16 +155,15 @@ def _threshold(registry: Registry, ref: str, rule: Threshold) -> RuleResult:
             else f"no complete evaluation on suite {suite.name!r}; run {command}"
         )
         return RuleResult(
-            kind="threshold", rule=rule.label, passed=False, bound=_bound(rule), evidence=evidence,
+            kind="threshold", rule=rule.label, passed=False, bound=rule.bound, evidence=evidence,
             message=why,
         )  # fmt: skip
-    run = registry.evaluations.get(current[-1].id)  # verified against its audit event
     evidence.update(run_id=run.id, results_sha256=run.results_sha256)
     found = [m for m in run.metrics if m.task == rule.task and m.metric == rule.metric]
     if not found:
         metrics = sorted({m.metric for m in run.metrics if m.task == rule.task})
         return RuleResult(
-            kind="threshold", rule=rule.label, passed=False, bound=_bound(rule), evidence=evidence,
+            kind="threshold", rule=rule.label, passed=False, bound=rule.bound, evidence=evidence,
             message=f"run {run.id[:8]} has no metric {rule.metric!r} for task {rule.task} "
             f"(it has {', '.join(metrics) or 'none'}); fix the policy",
         )  # fmt: skip
@@ -135,10 +174,10 @@ def _threshold(registry: Registry, ref: str, rule: Threshold) -> RuleResult:
         rule=rule.label,
         passed=passed,
         measured=metric.value,
-        bound=_bound(rule),
+        bound=rule.bound,
         evidence=evidence,
         message=f"{metric.value:.3f} on {metric.sample_count} samples (run {run.id[:8]})"
-        + ("" if passed else f"; needs {_bound(rule)}"),
+        + ("" if passed else f"; needs {rule.bound}"),
     )
 
 
@@ -158,13 +197,11 @@ def _required_environment(registry: Registry, version: AdapterVersion, needed: s
 
 
 def _no_regression(
-    registry: Registry, version: AdapterVersion, environment: str, suite_name: str
+    evidence_of: _Evidence, version: AdapterVersion, environment: str, locator: str
 ) -> RuleResult:
-    from loraledger.harness.suites import find_suite
-
-    suite = find_suite(suite_name)
+    suite = evidence_of.suite(locator)
     rule = f"no regression on {suite.name} against {environment}"
-    deployed = registry.deployments.current(environment)
+    deployed = evidence_of.registry.deployments.current(environment)
     if deployed is None or deployed.artifact_digest == version.digest:
         why = f"nothing runs in {environment} yet" if deployed is None else "it is what runs there"
         return RuleResult(
@@ -173,7 +210,7 @@ def _no_regression(
     old = f"adapter:{deployed.adapter}"
     found = [
         c
-        for c in registry.evaluations.comparisons(version.ref)
+        for c in evidence_of.comparisons()
         if c.new_subject == f"adapter:{version.ref}"
         and c.old_subject == old
         and c.suite_name == suite.name
@@ -226,10 +263,6 @@ def _approvals(
         evidence={"approval_ids": [a.id for a in counted.counted]},
         message=message,
     )
-
-
-def _bound(rule: Threshold) -> str:
-    return f">= {rule.min:g}" if rule.min is not None else f"<= {rule.max:g}"
 
 
 def _data(registry: Registry, run: TrainingRun | None, rule: DataRule) -> list[RuleResult]:

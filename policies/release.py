@@ -53,9 +53,12 @@ class Threshold(_Strict):
         return self
 
     @property
+    def bound(self) -> str:
+        return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
+
+    @property
     def label(self) -> str:
-        bound = f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
-        return f"{self.suite}/{self.task} {self.metric} {bound}"
+        return f"{self.suite}/{self.task} {self.metric} {self.bound}"
 
     def holds(self, value: float) -> bool:
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)

@@ -24,10 +24,10 @@ from typing import Any
 
 from loraledger.registry import Registry
 from loraledger.registry.datasets import record_sha256
-from loraledger.registry.models import Deployment
+from loraledger.registry.models import Approval, Deployment
 from pydantic import BaseModel, ConfigDict
 
-from loraledger.errors import Conflict, LedgerError
+from loraledger.errors import Conflict, LedgerError, VerificationError
 
 
 class Link(BaseModel):
@@ -164,37 +164,32 @@ def trace_version(registry: Registry, ref: str) -> Trace:
             }
 
         link("evaluation", summary.id, evaluation)
-    for check in registry.gate_checks.list(version.ref):
-        links.append(
-            Link(
-                kind="gate check",
-                ref=check.id,
-                verified=True,
-                detail={
-                    "environment": check.environment,
-                    "policy_sha256": check.policy_sha256,
-                    "passed": check.passed,
-                },
-            )
-        )
+    for check_id in registry.gate_checks.ids(version.ref):
+
+        def gate(check_id: str = check_id) -> dict[str, Any]:
+            check = registry.gate_checks.get(check_id)  # against its audit event
+            return {
+                "environment": check.environment,
+                "policy_sha256": check.policy_sha256,
+                "passed": check.passed,
+            }
+
+        link("gate check", check_id, gate)
     from .approvals import verify_approval
 
     for approval in registry.approvals.list(version.ref):
-        ok = verify_approval(registry, approval)
-        links.append(
-            Link(
-                kind="approval",
-                ref=approval.id,
-                verified=ok,
-                detail={
-                    "decision": approval.decision,
-                    "environment": approval.environment,
-                    "signer": approval.signer,
-                    "at": approval.created_at.isoformat(),
-                },
-                problem=None if ok else "its signature does not verify with the signer's key",
-            )
-        )
+
+        def signed(approval: Approval = approval) -> dict[str, Any]:
+            if not verify_approval(registry, approval):
+                raise VerificationError("its signature does not verify with the signer's key")
+            return {
+                "decision": approval.decision,
+                "environment": approval.environment,
+                "signer": approval.signer,
+                "at": approval.created_at.isoformat(),
+            }
+
+        link("approval", approval.id, signed)
 
     def audit() -> dict[str, Any]:
         report = registry.verify_audit()

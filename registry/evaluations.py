@@ -21,6 +21,8 @@ from loraledger.errors import InputError, NotFound, VerificationError
 from .audit import canonical_json
 from .db import Connection
 from .models import (
+    AdapterVersion,
+    BaseModelVersion,
     Comparison,
     EvalRun,
     EvalSample,
@@ -98,38 +100,36 @@ class Evaluations:
         registry = self._registry
         if ref.startswith(BASE_PREFIX):
             base = registry.base_models.get(ref.removeprefix(BASE_PREFIX))
-            return EvalSubject(
-                kind="base",
-                name=base.name,
-                version=base.version,
-                artifact_digest=base.digest,
-                base_name=base.name,
-                base_version=base.version,
-                base_digest=base.digest,
-            )
-        version = registry.adapters.get(ref)
-        run = registry.adapters.training_run(version.ref)
-        if run is None:
-            named = version.base_model_name or ""
-            try:
-                base = registry.base_models.get(named)
-            except (NotFound, InputError):
-                raise NotFound(
-                    f"{version.ref} names base {named!r} in its adapter_config.json, which is "
-                    "not a registered base; register that base with `loraledger base add` "
-                    "under that name"
-                ) from None
+            kind, name, number, digest = "base", base.name, base.version, base.digest
         else:
-            base = registry.base_models.get(run.base_ref)
+            version = registry.adapters.get(ref)
+            base = self._base_of(version)
+            kind, name, number, digest = "adapter", version.name, version.version, version.digest
         return EvalSubject(
-            kind="adapter",
-            name=version.name,
-            version=version.version,
-            artifact_digest=version.digest,
+            kind=kind,
+            name=name,
+            version=number,
+            artifact_digest=digest,
             base_name=base.name,
             base_version=base.version,
             base_digest=base.digest,
         )
+
+    def _base_of(self, version: AdapterVersion) -> BaseModelVersion:
+        """The base an adapter runs on: its training run's, else the one its config names."""
+        registry = self._registry
+        run = registry.adapters.training_run(version.ref)
+        if run is not None:
+            return registry.base_models.get(run.base_ref)
+        named = version.base_model_name or ""
+        try:
+            return registry.base_models.get(named)
+        except (NotFound, InputError):
+            raise NotFound(
+                f"{version.ref} names base {named!r} in its adapter_config.json, which is "
+                "not a registered base; register that base with `loraledger base add` "
+                "under that name"
+            ) from None
 
     # --- writing ----------------------------------------------------------------------
 
@@ -296,20 +296,28 @@ class Evaluations:
         return self.get(runs[-1].id)
 
     def comparisons(self, subject: str | None = None) -> builtins.list[Comparison]:
+        """Comparisons (of ``subject`` as either side), oldest first, each checked against
+        its audit event."""
+        sql = (
+            "SELECT c.id FROM comparisons c JOIN eval_runs n ON n.id = c.new_run_id "
+            "JOIN eval_runs o ON o.id = c.old_run_id"
+        )
+        params: builtins.list[Any] = []
+        if subject is not None:
+            found = self.subject(subject)
+            sql += (
+                " WHERE (n.subject_kind, n.subject_name, n.subject_version) = (?, ?, ?)"
+                " OR (o.subject_kind, o.subject_name, o.subject_version) = (?, ?, ?)"
+            )
+            params = [found.kind, found.name, found.version] * 2
         with self._registry.db.read() as conn:
             ids = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM comparisons ORDER BY created_at, id"
-                ).fetchall()
+                r[0] for r in conn.execute(sql + " ORDER BY c.created_at, c.id", params).fetchall()
             ]
-            found = [_comparison(conn, i) for i in ids]
-            for comparison in found:
+            comparisons = [_comparison(conn, i) for i in ids]
+            for comparison in comparisons:
                 _check_comparison(conn, comparison)
-        if subject is not None:
-            label = subject_label(self.subject(subject))
-            found = [c for c in found if label in (c.new_subject, c.old_subject)]
-        return found
+        return comparisons
 
     def comparison(self, comparison_id: str) -> Comparison:
         """A stored comparison, checked against its ``eval.compare`` audit event."""

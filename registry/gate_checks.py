@@ -8,6 +8,7 @@ with that event.
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import TYPE_CHECKING
 
@@ -90,6 +91,11 @@ class GateChecks:
         return check
 
     def list(self, adapter: str | None = None, environment: str | None = None) -> list[GateCheck]:
+        """Checks, oldest first, each read back through :meth:`get`."""
+        return [self.get(i) for i in self.ids(adapter, environment)]
+
+    def ids(self, adapter: str | None = None, environment: str | None = None) -> builtins.list[str]:
+        """The ids of the checks, oldest first, without reading them."""
         sql = "SELECT id FROM gate_checks WHERE true"
         version = self._registry.adapters.get(adapter) if adapter is not None else None
         where, params = version_and_environment(
@@ -97,8 +103,7 @@ class GateChecks:
         )
         sql += where
         with self._registry.db.read() as conn:
-            ids = [r[0] for r in conn.execute(sql + " ORDER BY created_at, id", params).fetchall()]
-        return [self.get(i) for i in ids]
+            return [r[0] for r in conn.execute(sql + " ORDER BY created_at, id", params).fetchall()]
 
 
 __all__ = ["CHECK_ROLES", "GateChecks"]

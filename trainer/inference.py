@@ -14,7 +14,7 @@ from loraledger.registry import Registry
 
 from loraledger.errors import UsageError
 
-from .train import choose_compute_dtype, load_base_model
+from .train import choose_compute_dtype, default_device, load_base_model
 
 
 def load_verified(
@@ -22,7 +22,6 @@ def load_verified(
 ) -> tuple[Any, Any]:
     """The base (re-hashed first), quantized as the adapter's training run recorded, with
     the adapter loaded from its verified copy; ready for inference (eval mode)."""
-    import torch
 
     run = registry.adapters.training_run(adapter) if adapter else None
     base_ref = base or (run.base_ref if run else None)
@@ -32,7 +31,7 @@ def load_verified(
     if adapter:
         registry.adapters.require_base(adapter, base_version)
     quantization: dict[str, Any] = run.quantization if run else {"method": "none"}
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     dtype, _ = choose_compute_dtype("auto", device)
     model, tokenizer = load_base_model(
         base_version, quantization["method"], bool(quantization.get("double_quant")), dtype, device

@@ -85,6 +85,13 @@ class TrainingInterrupted(LedgerError):
 # --- inputs ---------------------------------------------------------------------------
 
 
+def default_device() -> str:
+    """Where models run: the GPU when there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def choose_compute_dtype(requested: str, device: str) -> tuple[str, str]:
     """The compute dtype and why.
 
@@ -300,7 +307,7 @@ def train(
 
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     dtype_name, dtype_reason = choose_compute_dtype(config.compute_dtype, device)
     run_dir = (work_dir or cache_dir() / "runs") / f"{config.adapter_name}-{config_sha[:16]}"
     checkpoint = run_dir / CHECKPOINT_FILE

@@ -17,7 +17,7 @@ from loraledger.registry.audit import utcnow
 from loraledger.registry.models import Deployment
 from loraledger.registry.synthetic import write_lora_adapter
 
-from loraledger.errors import Conflict, PermissionDenied
+from loraledger.errors import Conflict, PermissionDenied, UsageError
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import deploy
@@ -58,6 +58,8 @@ def events(registry: Registry, action: str) -> list[object]:
 
 
 def test_separation_of_duties_and_roles(reg: Registry, policy: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="a decision needs a comment: pass --comment TEXT"):
+        decide(reg, PLAIN[0], "staging", "approve", comment=" ", actor=REVIEWER, policy=policy)
     with pytest.raises(PermissionDenied, match="has role engineer"):
         decide(reg, PLAIN[0], "staging", "approve", comment="ok", actor=ENGINEER, policy=policy)
     made = write_lora_adapter(tmp_path / "a", base_model="tiny@v1", hidden=64, layers=2, r=4,

@@ -16,6 +16,7 @@ from loraledger.errors import Conflict
 from tests.conftest import ENGINEER
 from tests.harness.conftest import NF4, PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import deploy
+from tests.registry.helpers import sql
 from tests.trainer.conftest import FAQ
 
 
@@ -32,6 +33,24 @@ def test_a_trained_version_traces_completely(eval_registry: Registry, tmp_path: 
     assert dataset.ref == "faq@v1" and dataset.detail["license"] == "CC-BY-4.0"
     audit = trace.links[-1].detail
     assert any("adapter.register" in e for e in audit["events"])
+
+
+def test_an_edited_gate_check_is_a_broken_link(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nenvironments:\n  staging:\n    provenance: {signed: true}\n")
+    check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=policy)
+    forged = check.model_copy(update={"passed": not check.passed}).model_dump_json()
+    sql(eval_registry, "UPDATE gate_checks SET report = ? WHERE id = ?", [forged, check.id])
+    try:
+        trace = trace_version(eval_registry, PLAIN[1])
+    finally:
+        sql(
+            eval_registry,
+            "UPDATE gate_checks SET report = ? WHERE id = ?",
+            [check.model_dump_json(), check.id],
+        )
+    (bad,) = [link for link in trace.links if not link.verified]
+    assert (bad.kind, bad.ref) == ("gate check", check.id) and "tampered" in (bad.problem or "")
 
 
 def test_broken_links_are_named(eval_registry: Registry) -> None:  # noqa: F811
