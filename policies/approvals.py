@@ -67,7 +67,7 @@ def decide(
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     rule = loaded.environment(environment).approvals or DEFAULT_RULE
     roles = roles_for(rule)
-    key = registry.act_as(actor, roles)
+    key = registry.act_as(actor, roles, action=decision)
     version = registry.adapters.get(ref)
     subject = f"adapter:{version.ref}"
     authors = _authors(registry, version)

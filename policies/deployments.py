@@ -41,7 +41,7 @@ def promote(
     """Make ``ref`` what ``environment`` runs, if its gate passes now."""
     from .gates import check_gate
 
-    key = registry.act_as(actor, DEPLOY_ROLES)
+    key = registry.act_as(actor, DEPLOY_ROLES, action="promote")
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     loaded.environment(environment)
     version = registry.adapters.get(ref)
@@ -84,7 +84,7 @@ def rollback(
     """Put back the version ``environment`` ran before (or ``to``, which ran there)."""
     if not reason.strip():
         raise UsageError("a rollback needs a reason: pass --reason TEXT")
-    key = registry.act_as(actor, DEPLOY_ROLES)
+    key = registry.act_as(actor, DEPLOY_ROLES, action="rollback")
     history = registry.deployments.history(environment)
     if not history:
         _refuse(registry, key, environment, f"nothing was ever deployed to {environment}")

@@ -58,7 +58,7 @@ def check_gate(
     and record the result. Raises only for bad input; failed rules are in the report."""
     from loraledger.registry.gate_checks import CHECK_ROLES
 
-    registry.act_as(actor, CHECK_ROLES)
+    registry.act_as(actor, CHECK_ROLES, action="gate.check")
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     rules_of = loaded.environment(environment)
     version = registry.adapters.get(ref)

@@ -36,7 +36,7 @@ class MonitorReport:
 
 def monitor(registry: Registry, environment: str, *, actor: str | None) -> MonitorReport:
     """Re-run the deployed version's policy suites and compare with its promotion's."""
-    registry.act_as(actor, EVAL_ROLES)
+    registry.act_as(actor, EVAL_ROLES, action="monitor")
     deployed = registry.deployments.current(environment)
     if deployed is None:
         raise Conflict(f"nothing runs in {environment}; there is nothing to monitor")
@@ -59,7 +59,7 @@ def monitor(registry: Registry, environment: str, *, actor: str | None) -> Monit
 
 def record(registry: Registry, report: MonitorReport, *, actor: str | None) -> None:
     """The outcome as an audit event: ``monitor.alert`` when a task regressed."""
-    key = registry.act_as(actor, EVAL_ROLES)
+    key = registry.act_as(actor, EVAL_ROLES, action="monitor")
     regressed = {
         c.suite_name: [f"{r.task} {r.metric}" for r in c.results if r.verdict == "regression"]
         for c in report.comparisons

@@ -97,7 +97,7 @@ class Adapters:
         """
         validate_name(name, what="adapter name")
         registry = self._registry
-        key = registry.act_as(actor, REGISTER_ROLES)
+        key = registry.act_as(actor, REGISTER_ROLES, action="adapter.register")
         scanned = AdapterDirectory.scan(directory)
         registry.remove_stale_files()
         store = registry.store

@@ -65,7 +65,7 @@ class BaseModels:
         """Record ``directory``'s files (hashed now) as the next version of ``name``."""
         validate_name(name, what="base model name")
         registry = self._registry
-        key = registry.act_as(actor, REGISTER_ROLES)
+        key = registry.act_as(actor, REGISTER_ROLES, action="base.register")
         manifest = hash_directory(directory)
         sizes = {p: (directory / p).stat().st_size for p in manifest.files}
         with registry.change(key, REGISTER_ROLES) as change:

@@ -83,7 +83,7 @@ class Datasets:
         """Store ``path`` as the next version of dataset ``name`` with its analysis."""
         validate_name(name, what="dataset name")
         registry = self._registry
-        key = registry.act_as(actor, REGISTER_ROLES)
+        key = registry.act_as(actor, REGISTER_ROLES, action="dataset.register")
         root = merkle_root(list(analysis.record_hashes))
         registry.remove_stale_files()
         with registry.store.scratch("data") as scratch:

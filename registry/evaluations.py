@@ -136,7 +136,7 @@ class Evaluations:
     def record(self, run: EvalRun, *, actor: str | None) -> EvalRun:
         """Store a finished run (complete, failed or interrupted) with its audit event."""
         registry = self._registry
-        key = registry.act_as(actor, EVAL_ROLES)
+        key = registry.act_as(actor, EVAL_ROLES, action="eval.record")
         if run.status == COMPLETE:
             digest = results_digest(run.metrics, run.samples)
             run = run.model_copy(update={"results_sha256": digest, "created_by": key.name})
@@ -173,7 +173,7 @@ class Evaluations:
 
     def record_comparison(self, comparison: Comparison, *, actor: str | None) -> Comparison:
         registry = self._registry
-        key = registry.act_as(actor, EVAL_ROLES)
+        key = registry.act_as(actor, EVAL_ROLES, action="eval.compare")
         comparison = comparison.model_copy(update={"created_by": key.name})
         with registry.change(key, EVAL_ROLES) as change:
             conn = change.conn

@@ -30,7 +30,7 @@ class GateChecks:
 
     def record(self, check: GateCheck, *, actor: str | None) -> GateCheck:
         registry = self._registry
-        key = registry.act_as(actor, CHECK_ROLES)
+        key = registry.act_as(actor, CHECK_ROLES, action="gate.check")
         check = check.model_copy(update={"created_by": key.name})
         name, version = check.adapter.rsplit("@v", 1)
         report = canonical_json(check.model_dump(mode="json"))

@@ -105,7 +105,7 @@ class Identities:
                 )
             actor_key = None
         else:
-            actor_key = registry.act_as(actor, {Role.ADMIN})
+            actor_key = registry.act_as(actor, {Role.ADMIN}, action="identity.create")
 
         created_file = not (reuse_key and registry.keys.path_for(name).exists())
         key: SigningKey = (
@@ -146,7 +146,7 @@ class Identities:
         if not reason.strip():
             raise InputError("a revocation needs a reason: pass --reason TEXT")
         registry = self._registry
-        actor_key = registry.act_as(actor, {Role.ADMIN})
+        actor_key = registry.act_as(actor, {Role.ADMIN}, action="identity.revoke")
         with registry.change(actor_key, {Role.ADMIN}) as change:
             target = self.get_in(change.conn, name)
             if target.status is IdentityStatus.REVOKED:

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 import loraledger
 from loraledger.errors import (
     Conflict,
+    LedgerError,
     NotARegistry,
+    NotFound,
     PermissionDenied,
     SigningKeyError,
     UsageError,
@@ -233,23 +235,42 @@ class Registry:
 
     # --- acting -----------------------------------------------------------------------
 
-    def act_as(self, name: str | None, roles: set[Role] | None = None) -> SigningKey:
+    def act_as(
+        self, name: str | None, roles: set[Role] | None = None, *, action: str = "act"
+    ) -> SigningKey:
         """Load the private key of the acting identity after checking it may act.
 
         Raises if the identity is unknown, revoked, lacks one of ``roles``, or if the key
-        on this machine is not the one registered for it.
+        on this machine is not the one registered for it. Each such refusal is recorded as
+        an ``access.refused`` audit event naming the claimed identity and ``action`` (what
+        it tried to do); the next signed checkpoint covers it.
         """
         if not name:
             raise UsageError("no acting identity: pass --as NAME or set LORALEDGER_ACTOR")
-        identity = self.identities.get(name)
-        _check_may_act(identity, roles)
-        key = self.keys.load(name)
-        if key.fingerprint != identity.key_fingerprint:
-            raise SigningKeyError(
-                f"the private key at {key.path} is not the key registered for {name!r} "
-                f"(fingerprint {identity.key_fingerprint[:16]}…); use that identity's own key"
-            )
+        try:
+            identity = self.identities.get(name)
+            _check_may_act(identity, roles)
+            key = self.keys.load(name)
+            if key.fingerprint != identity.key_fingerprint:
+                raise SigningKeyError(
+                    f"the private key at {key.path} is not the key registered for {name!r} "
+                    f"(fingerprint {identity.key_fingerprint[:16]}…); use that identity's own key"
+                )
+        except (NotFound, PermissionDenied, SigningKeyError) as error:
+            self._record_refusal(name, action, roles, error)
+            raise
         return key
+
+    def _record_refusal(
+        self, name: str, action: str, roles: set[Role] | None, error: LedgerError
+    ) -> None:
+        payload = {
+            "action": action,
+            "needs": sorted(r.value for r in roles) if roles else None,
+            "reason": str(error),
+        }
+        with self.db.write() as conn:
+            self.audit.append(conn, name, "access.refused", f"identity:{name}", payload)
 
     @contextmanager
     def change(

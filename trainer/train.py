@@ -292,7 +292,7 @@ def train(
     Interrupted (Ctrl-C), the run saves a checkpoint that ``resume=True`` continues.
     """
     config, config_sha = load_config(config_path)
-    registry.act_as(actor, TRAIN_ROLES)
+    registry.act_as(actor, TRAIN_ROLES, action="train")
     code = code_provenance(code_dir or Path(__file__).resolve().parents[1])
     if code["dirty"] and not allow_dirty:
         raise Conflict(

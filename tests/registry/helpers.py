@@ -31,11 +31,20 @@ def sql(registry: Registry, statement: str, params: list[Any] | None = None) -> 
 
 
 def snapshot(registry: Registry) -> dict[str, Any]:
-    """Everything a failed operation must leave untouched."""
+    """Everything a failed operation must leave untouched.
+
+    The audit events of refusals (``*.refused``) are left out: a refused action records
+    one on purpose, and :func:`refusals` shows them.
+    """
     with registry.db.read() as conn:
         state: dict[str, Any] = {
-            t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES
+            t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in TABLES
+            if t != "audit_events"
         }
+        state["audit_events"] = conn.execute(
+            "SELECT * FROM audit_events WHERE action NOT LIKE '%.refused' ORDER BY seq"
+        ).fetchall()
     state["objects"] = sorted(p.name for p in registry.store.iter_objects())
     state["tmp"] = sorted(p.name for p in registry.store.tmp.iterdir())
     state["checkpoints"] = (
@@ -61,3 +70,11 @@ def flipped_weights(registry: Registry, ref: str) -> Iterator[None]:
     finally:
         target.write_bytes(original)
         target.chmod(0o444)
+
+
+def refusals(registry: Registry) -> list[tuple[str, str, str]]:
+    """(actor, attempted action, reason) of every audited access refusal, oldest first."""
+    return [
+        (e.actor, e.payload["action"], e.payload["reason"])
+        for e in registry.audit_events(action="access.refused")
+    ]

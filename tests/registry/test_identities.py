@@ -12,7 +12,7 @@ from loraledger.errors import (
     UsageError,
 )
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
-from tests.registry.helpers import snapshot
+from tests.registry.helpers import refusals, snapshot
 
 
 def test_bootstrap_admin_acts_as_itself(empty_registry: Registry) -> None:
@@ -42,6 +42,10 @@ def test_only_admins_create(registry: Registry) -> None:
         registry.identities.create("new", Role.ENGINEER, actor=ENGINEER)
     assert snapshot(registry) == before
     assert not registry.keys.path_for("new").exists()
+    assert refusals(registry) == [
+        (ENGINEER, "identity.create", "identity 'eve' has role engineer; this needs admin")
+    ]
+    registry.verify_audit()
 
 
 def test_names_are_unique(registry: Registry) -> None:
@@ -97,3 +101,24 @@ def test_last_admin_cannot_be_revoked(registry: Registry) -> None:
 
 def test_list_is_sorted(registry: Registry) -> None:
     assert [i.name for i in registry.identities.list()] == ["alice", "eve", "otto", "rita"]
+
+
+def test_every_access_refusal_is_audited(registry: Registry) -> None:
+    registry.identities.revoke(REVIEWER, actor=ADMIN, reason="left")
+    with pytest.raises(PermissionDenied):
+        registry.act_as(REVIEWER, {Role.REVIEWER}, action="approve")
+    with pytest.raises(NotFound):
+        registry.act_as("ghost", action="promote")
+    registry.keys.path_for(ENGINEER).unlink()
+    with pytest.raises(SigningKeyError):
+        registry.act_as(ENGINEER, action="train")
+    audited = refusals(registry)
+    assert [(actor, action) for actor, action, _ in audited] == [
+        (REVIEWER, "approve"),
+        ("ghost", "promote"),
+        (ENGINEER, "train"),
+    ]
+    assert "was revoked (left)" in audited[0][2] and "unknown identity" in audited[1][2]
+    # The refusals sit in the hash chain like any event; the next checkpoint covers them.
+    registry.identities.create("carl", Role.REVIEWER, actor=ADMIN)
+    assert registry.verify_audit().head_seq == registry.audit_head()[0]
