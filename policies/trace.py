@@ -1,12 +1,14 @@
 """The auditor's tools: trace a deployment or a version to everything it came from, and
 find everything a training record reached.
 
-``trace_version`` walks version -> training run -> datasets -> base -> evaluations -> gate
-checks -> approvals -> deployments -> audit log, and *verifies* every link as it goes
-(signature and files now, the training record against its audit event, each dataset's
-file and Merkle root against what the run recorded, the base's files against its digest,
-each evaluation's and gate check's stored results against their audit events, each
-approval's signature, the audit chain). A link that does not verify is reported with why;
+``trace_version`` walks version -> training run -> datasets -> base -> provenance
+attestation -> evaluations (and their test-result attestations) -> gate checks ->
+approvals -> deployments -> audit log, and *verifies* every link as it goes (signature and
+files now, the training record against its audit event, each dataset's file and Merkle
+root against what the run recorded, the base's files against its digest, each DSSE
+attestation with its signer's key and against what it attests, each evaluation's and gate
+check's stored results against their audit events, each approval's signature, the audit
+chain). A link that does not verify is reported with why;
 the trace is complete only when every link verifies.
 
 ``trace_environment(env, at=...)`` starts from what an environment ran at a moment.
@@ -23,8 +25,9 @@ from datetime import datetime
 from typing import Any
 
 from loraledger.registry import Registry
+from loraledger.registry.attestations import subject_digests
 from loraledger.registry.datasets import record_sha256
-from loraledger.registry.models import Approval, Deployment
+from loraledger.registry.models import Approval, Attestation, Deployment
 from pydantic import BaseModel, ConfigDict
 
 from loraledger.errors import Conflict, LedgerError, VerificationError
@@ -152,6 +155,15 @@ def trace_version(registry: Registry, ref: str) -> Trace:
             return {"digest": found.digest, "origin": found.origin}
 
         link("base model", run.base_ref, base)
+    for attestation in registry.attestations.list(subject=version.ref, kind="provenance"):
+
+        def provenance(attestation: Attestation = attestation) -> dict[str, Any]:
+            statement = registry.attestations.verify(attestation)
+            if subject_digests(statement) != {f.path: f.sha256 for f in version.files}:
+                raise VerificationError("its signed subjects are not the version's files")
+            return {"predicate": statement["predicateType"], "signer": attestation.signer}
+
+        link("provenance attestation", attestation.id, provenance)
     for summary in registry.evaluations.list(version.ref):
 
         def evaluation(run_id: str = summary.id) -> dict[str, Any]:
@@ -164,6 +176,22 @@ def trace_version(registry: Registry, ref: str) -> Trace:
             }
 
         link("evaluation", summary.id, evaluation)
+        for attestation in registry.attestations.list(subject=summary.id):
+
+            def test_result(
+                run_id: str = summary.id, att: Attestation = attestation
+            ) -> dict[str, Any]:
+                statement = registry.attestations.verify(att)
+                found = registry.evaluations.get(run_id)
+                results = statement["predicate"]["configuration"][1]["digest"]["sha256"]
+                if (
+                    subject_digests(statement) != {found.subject.ref: found.subject.artifact_digest}
+                    or results != found.results_sha256
+                ):
+                    raise VerificationError("it attests other results than the run's")
+                return {"result": statement["predicate"]["result"], "signer": att.signer}
+
+            link("test-result attestation", attestation.id, test_result)
     for check_id in registry.gate_checks.ids(version.ref):
 
         def gate(check_id: str = check_id) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from loraledger.errors import Conflict, InputError, VerificationError
 
 from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_adapter_config
+from .attestations import provenance_statement
 from .audit import utcnow
 from .db import Connection
 from .manifest import PREDICATE_TYPE, Manifest
@@ -133,8 +134,18 @@ class Adapters:
                     signer=key.name,
                     signer_fingerprint=key.fingerprint,
                 )
+                attestation = None
                 if training_run is not None:
                     _insert_training_run(change.conn, name, version, training_run)
+                    attestation = registry.attestations.insert_in(
+                        change.conn,
+                        "provenance",
+                        f"{name}@v{version}",
+                        manifest.digest,
+                        provenance_statement(manifest.files, training_run, registry.registry_id),
+                        key,
+                        utcnow(),
+                    )
                 change.record(
                     "adapter.register",
                     f"adapter:{name}@v{version}",
@@ -147,6 +158,11 @@ class Adapters:
                         # the whole record, so the chain protects it like the rest
                         "training_run": (
                             training_run.model_dump(mode="json") if training_run else None
+                        ),
+                        "provenance_attestation": (
+                            {"id": attestation.id, "envelope_sha256": attestation.envelope_sha256}
+                            if attestation
+                            else None
                         ),
                     },
                 )

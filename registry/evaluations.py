@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from loraledger.errors import InputError, NotFound, VerificationError
 
-from .audit import canonical_json
+from .attestations import test_result_statement
+from .audit import canonical_json, utcnow
 from .db import Connection
 from .models import (
     AdapterVersion,
@@ -151,6 +152,17 @@ class Evaluations:
             )
         with registry.change(key, EVAL_ROLES) as change:
             _insert_run(change.conn, run)
+            attestation = None
+            if run.results_sha256 is not None:
+                attestation = registry.attestations.insert_in(
+                    change.conn,
+                    "test-result",
+                    run.id,
+                    run.subject.artifact_digest,
+                    test_result_statement(run, run.results_sha256, registry.registry_id),
+                    key,
+                    utcnow(),
+                )
             change.record(
                 "eval.run",
                 subject_label(run.subject),
@@ -167,6 +179,11 @@ class Evaluations:
                     "sample_count": run.sample_count,
                     "results_sha256": run.results_sha256,
                     "metrics": {f"{m.task}/{m.metric},{m.filter}": m.value for m in run.metrics},
+                    "test_result_attestation": (
+                        {"id": attestation.id, "envelope_sha256": attestation.envelope_sha256}
+                        if attestation
+                        else None
+                    ),
                 },
             )
         return self.get(run.id)  # what was stored, in the order it is read back

@@ -424,6 +424,21 @@ class Approval(_Frozen):
     created_at: datetime
 
 
+class Attestation(_Frozen):
+    """A signed in-toto statement (DSSE envelope) stored with the evidence it attests."""
+
+    id: str
+    kind: str = Field(description="provenance | test-result")
+    subject: str = Field(description="the adapter ref, or the evaluation run's id")
+    artifact_digest: str = Field(description="the adapter's (or evaluated base's) digest")
+    predicate_type: str
+    envelope: dict[str, Any] = Field(description="the DSSE envelope, as JSON")
+    envelope_sha256: str
+    signer: str
+    key_fingerprint: str
+    created_at: datetime
+
+
 class Deployment(_Frozen):
     """One change of what an environment runs."""
 

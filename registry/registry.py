@@ -47,6 +47,7 @@ from .store import ArtifactStore
 if TYPE_CHECKING:
     from .adapters import Adapters
     from .approvals import Approvals
+    from .attestations import Attestations
     from .base_models import BaseModels
     from .datasets import Datasets
     from .deployments import Deployments
@@ -214,6 +215,12 @@ class Registry:
         from .evaluations import Evaluations
 
         return Evaluations(self)
+
+    @cached_property
+    def attestations(self) -> Attestations:
+        from .attestations import Attestations
+
+        return Attestations(self)
 
     @cached_property
     def gate_checks(self) -> GateChecks:

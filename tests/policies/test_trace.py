@@ -29,6 +29,7 @@ def test_a_trained_version_traces_completely(eval_registry: Registry, tmp_path: 
     kinds = [link.kind for link in trace.links]
     assert kinds[:4] == ["adapter", "training run", "dataset", "base model"]
     assert "gate check" in kinds and kinds[-1] == "audit log"
+    assert kinds[4] == "provenance attestation"
     dataset = next(link for link in trace.links if link.kind == "dataset")
     assert dataset.ref == "faq@v1" and dataset.detail["license"] == "CC-BY-4.0"
     audit = trace.links[-1].detail
