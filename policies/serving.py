@@ -37,6 +37,7 @@ from typing import Any
 from loraledger.registry import Registry
 from loraledger.registry.models import Deployment
 
+from loraledger.atomic import write_atomically
 from loraledger.errors import Conflict, InputError, VerificationError
 
 CURRENT = "current"
@@ -72,7 +73,7 @@ def sync(registry: Registry, environment: str, directory: Path) -> SyncResult:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     _swap_link(directory / CURRENT, Path(RELEASES) / current.artifact_digest)
-    _write_atomically(
+    write_atomically(
         directory / "deployment.json",
         json.dumps(current.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
     )
@@ -152,12 +153,6 @@ def _swap_link(link: Path, target: Path) -> None:
     temporary = link.parent / f".{link.name}-{uuid.uuid4().hex[:12]}"
     os.symlink(target, temporary)
     os.replace(temporary, link)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.parent / f".{path.name}-{uuid.uuid4().hex[:12]}"
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 __all__ = ["SyncResult", "check", "check_release", "load_deployed", "sync"]

@@ -41,7 +41,7 @@ from in_toto_attestation.v1.statement import Statement
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import FormatError
 from securesystemslib.exceptions import VerificationError as DsseVerificationError
-from securesystemslib.signer import CryptoSigner, SSlibKey
+from securesystemslib.signer import CryptoSigner, Key, SSlibKey
 
 import loraledger
 from loraledger.errors import NotFound, VerificationError
@@ -230,7 +230,7 @@ def validate_statement(statement: dict[str, Any]) -> None:
     """Check a statement against the in-toto Statement v1 definition and, for the two
     predicate types made here, the predicate's own definition (unknown fields refused)."""
     try:
-        proto = pb_json.ParseDict(statement, statement_pb2.Statement())  # type: ignore[attr-defined]
+        proto = pb_json.ParseDict(statement, statement_pb2.Statement())
         Statement.copy_from_pb(proto).validate()
         predicate_type = statement["predicateType"]
         if predicate_type in _PREDICATES:
@@ -286,7 +286,7 @@ def open_envelope(envelope: dict[str, Any], public_keys: dict[str, str]) -> dict
         raise VerificationError(f"not a DSSE envelope ({error})") from None
     if parsed.payload_type != PAYLOAD_TYPE:
         raise VerificationError(f"payload type {parsed.payload_type!r} is not {PAYLOAD_TYPE}")
-    keys = [
+    keys: list[Key] = [
         _sslib_key(public_keys[keyid], keyid) for keyid in parsed.signatures if keyid in public_keys
     ]
     if not keys:

@@ -209,6 +209,45 @@ class AuditLog:
             for r in conn.execute(sql, params).fetchall()
         ]
 
+    def excerpt(self, conn: Connection, first_seq: int) -> tuple[list[dict[str, Any]], Checkpoint]:
+        """Events from ``first_seq`` to the newest signed checkpoint, as stored (payload
+        text included, so each hash can be recomputed), with that checkpoint: a piece of
+        the chain anyone can check with the signer's public key (:func:`verify_excerpt`)."""
+        row = conn.execute(
+            "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+            "WHERE seq >= ? ORDER BY seq DESC LIMIT 1",
+            [first_seq],
+        ).fetchone()
+        if row is None:
+            raise VerificationError(
+                f"no signed checkpoint covers audit event #{first_seq}; act once more (any "
+                "change signs one) and export again"
+            )
+        checkpoint = Checkpoint(
+            registry_id=self.registry_id,
+            seq=row[0],
+            head_hash=row[1],
+            signer=row[2],
+            signature=row[3],
+            created_at=row[4],
+        )
+        rows = conn.execute(
+            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
+            "FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            [first_seq, checkpoint.seq],
+        ).fetchall()
+        events = [
+            dict(
+                zip(
+                    _EXCERPT_FIELDS,
+                    (*r[:1], r[1].isoformat(timespec="microseconds"), *r[2:]),
+                    strict=True,
+                )
+            )
+            for r in rows
+        ]
+        return events, checkpoint
+
     def head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
         head = row.fetchone()
@@ -297,9 +336,10 @@ def _cp_key(cp: Checkpoint) -> tuple[int, str, str, str]:
     return (cp.seq, cp.head_hash, cp.signer, cp.signature)
 
 
-def _verify_chain(rows: list[tuple[Any, ...]]) -> list[str]:
+def _verify_chain(
+    rows: list[tuple[Any, ...]], *, first_seq: int = 1, prev: str = GENESIS_HASH
+) -> list[str]:
     hashes: list[str] = []
-    prev = GENESIS_HASH
     for expected_seq, (
         seq,
         created_at,
@@ -309,7 +349,7 @@ def _verify_chain(rows: list[tuple[Any, ...]]) -> list[str]:
         payload,
         prev_hash,
         digest,
-    ) in enumerate(rows, start=1):
+    ) in enumerate(rows, start=first_seq):
         if seq != expected_seq:
             raise VerificationError(
                 f"audit chain broken at event #{expected_seq}: the next stored event is #{seq} "
@@ -356,6 +396,45 @@ def _verify_checkpoint(
             f"audit log rewritten: {where} records hash {cp.head_hash[:16]}… for event "
             f"#{cp.seq} but the log now has {hashes[cp.seq - 1][:16]}…"
         )
+
+
+_EXCERPT_FIELDS = (
+    "seq",
+    "created_at",
+    "actor",
+    "action",
+    "subject",
+    "payload",
+    "prev_hash",
+    "hash",
+)
+
+
+def verify_excerpt(
+    events: list[dict[str, Any]], checkpoint: Checkpoint, public_keys: dict[str, str]
+) -> None:
+    """Check a contiguous piece of a chain (as :meth:`AuditLog.excerpt` writes it): every
+    event's hash over its content, every link to the one before, and the last event being
+    the head that ``checkpoint`` signs (``public_keys``: signer name -> PEM)."""
+    if not events:
+        raise VerificationError("the audit excerpt is empty")
+    try:
+        rows = [
+            (*(e[f] for f in _EXCERPT_FIELDS[:1]), datetime.fromisoformat(e["created_at"]),
+             *(e[f] for f in _EXCERPT_FIELDS[2:]))
+            for e in events
+        ]  # fmt: skip
+    except (KeyError, TypeError, ValueError) as error:
+        raise VerificationError(f"an audit excerpt event is malformed ({error})") from None
+    first = events[0]
+    hashes = _verify_chain(rows, first_seq=int(first["seq"]), prev=str(first["prev_hash"]))
+    if checkpoint.seq != events[-1]["seq"]:
+        raise VerificationError(
+            f"the audit excerpt ends at event #{events[-1]['seq']}, not at the checkpoint's "
+            f"#{checkpoint.seq}"
+        )
+    padded = [""] * (int(first["seq"]) - 1) + hashes
+    _verify_checkpoint(checkpoint.registry_id, "excerpt", checkpoint, public_keys, padded)
 
 
 def parse_head(text: str) -> tuple[int, str]:

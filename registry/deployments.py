@@ -32,6 +32,16 @@ class Deployments:
             ).fetchall()
         return [_deployment(r) for r in rows]
 
+    def of_version(self, digest: str) -> list[Deployment]:
+        """Every deployment (any environment) of the version with ``digest``, oldest first."""
+        with self._registry.db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM deployments WHERE artifact_digest = ? "
+                "ORDER BY created_at, seq",
+                [digest],
+            ).fetchall()
+        return [_deployment(r) for r in rows]
+
     def current(self, environment: str) -> Deployment | None:
         history = self.history(environment)
         return history[-1] if history else None

@@ -8,7 +8,7 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, base, data, evals, gate, keys, release
+from . import adapters, audit, base, data, evals, exports, gate, keys, release
 from . import trace as trace_command
 from . import train as train_command
 from ._app import Settings, new_app, settings
@@ -37,6 +37,8 @@ app.command("deployments")(release.deployments)
 app.command("sync")(release.sync)
 app.command("monitor")(release.monitor)
 app.command("trace")(trace_command.trace)
+app.add_typer(exports.export_app, name="export")
+app.add_typer(exports.evidence_app, name="evidence")
 app.add_typer(audit.app, name="audit")
 
 

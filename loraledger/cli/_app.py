@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import typer
 from pydantic import BaseModel
 from typer.core import TyperGroup
 
-from loraledger.errors import LedgerError
+from loraledger.errors import LedgerError, UsageError
 
 
 @dataclass
@@ -113,6 +114,19 @@ def human_bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"  # pragma: no cover
+
+
+def parse_moment(at: str | None) -> datetime | None:
+    """``--at TIME`` as naive UTC (the registry's clock); None when not given."""
+    if at is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise UsageError(f"--at {at!r} is not a time; write e.g. 2026-03-03T12:00") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON for scripts.")

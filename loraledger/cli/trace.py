@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import typer
 
 from loraledger.errors import UsageError
 
-from ._app import JSON_OPTION, emit_json, settings
+from ._app import JSON_OPTION, emit_json, parse_moment, settings
 
 
 def trace(
@@ -30,14 +29,7 @@ def trace(
         raise UsageError("trace one thing: a version REF, or --env ENV [--at TIME]")
     if at is not None and env is None:
         raise UsageError("--at needs --env")
-    moment = None
-    if at is not None:
-        try:
-            moment = datetime.fromisoformat(at)
-        except ValueError:
-            raise UsageError(f"--at {at!r} is not a time; write e.g. 2026-03-03T12:00") from None
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(tz=None).replace(tzinfo=None)
+    moment = parse_moment(at)
     result = trace_environment(registry, env, moment) if env else trace_version(registry, ref)
     if json_:
         emit_json({**result.model_dump(mode="json"), "complete": result.complete})

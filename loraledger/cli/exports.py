@@ -1,0 +1,128 @@
+"""``loraledger export ...`` (standard documents) and ``loraledger evidence ...`` (packs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from loraledger.atomic import write_atomically
+
+from ._app import JSON_OPTION, emit_json, new_app, parse_moment, settings
+
+export_app = new_app("Export standard documents for an adapter version.")
+evidence_app = new_app("Evidence packs: everything behind one deployment, verifiable offline.")
+
+OUTPUT_OPTION = typer.Option(
+    None, "--output", "-o", help="Write to this file (written aside, then renamed); default stdout."
+)
+
+
+def _emit(document: Any, output: Path | None) -> None:
+    text = document if isinstance(document, str) else json.dumps(document, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomically(output, text)
+        typer.echo(f"Wrote {output}", err=True)
+
+
+@export_app.command("provenance")
+def provenance(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="A trained adapter version NAME@vN."),
+    output: Path = OUTPUT_OPTION,
+) -> None:
+    """The SLSA Provenance v1 attestation (a DSSE envelope) the trainer signed."""
+    from loraledger.policies.exports import provenance_envelope
+
+    _emit(provenance_envelope(settings(ctx).open(), ref), output)
+
+
+@export_app.command("test-results")
+def test_results(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
+    output: Path = OUTPUT_OPTION,
+) -> None:
+    """Every evaluation run's signed in-toto Test Result, as JSON Lines of DSSE envelopes."""
+    from loraledger.policies.exports import evaluation_envelopes
+
+    envelopes = evaluation_envelopes(settings(ctx).open(), ref)
+    _emit("".join(json.dumps(e, sort_keys=True) + "\n" for e in envelopes), output)
+
+
+@export_app.command("ml-bom")
+def ml_bom_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
+    output: Path = OUTPUT_OPTION,
+) -> None:
+    """A CycloneDX 1.6 ML-BOM with a model card, validated against the schema."""
+    from loraledger.policies.mlbom import ml_bom
+
+    _emit(ml_bom(settings(ctx).open(), ref), output)
+
+
+@export_app.command("model-card")
+def model_card_command(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
+    output: Path = OUTPUT_OPTION,
+) -> None:
+    """A Hugging Face style model card (README.md with metadata and results)."""
+    from loraledger.policies.model_card import model_card
+
+    _emit(model_card(settings(ctx).open(), ref), output)
+
+
+@evidence_app.command("export")
+def evidence_export(
+    ctx: typer.Context,
+    env: str = typer.Option(..., "--env", help="The environment whose deployment to pack."),
+    output: Path = typer.Option(..., "--output", "-o", help="The pack to write (.tar.gz)."),
+    at: str = typer.Option(None, "--at", help="The deployment at this moment (UTC)."),
+    policy: Path = typer.Option(
+        None, "--policy", help="The release policy file, included when it is the one in force."
+    ),
+) -> None:
+    """Write the evidence pack of what ENV runs (auditor, reviewer or admin)."""
+    from loraledger.policies.evidence import export_pack
+
+    opts = settings(ctx)
+    written = export_pack(
+        opts.open(), env, output, actor=opts.actor, at=parse_moment(at), policy_file=policy
+    )
+    typer.echo(f"Wrote {written} ({written.stat().st_size} bytes); check it with "
+               f"`loraledger evidence verify {written}`")  # fmt: skip
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    pack: Path = typer.Argument(..., help="An evidence pack (.tar.gz)."),
+    trusted_keys: Path = typer.Option(
+        None,
+        "--trusted-keys",
+        help="Only trust these public keys (a keys.json, or `keys export-public NAME --json`).",
+    ),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Check every signature, hash and link of a pack offline. Exit 1 if any fails."""
+    from loraledger.policies.evidence import trusted_keys as read_keys
+    from loraledger.policies.evidence import verify_pack
+
+    report = verify_pack(pack, read_keys(trusted_keys) if trusted_keys else None)
+    if json_:
+        emit_json({**report.model_dump(mode="json"), "passed": report.passed})
+    else:
+        typer.echo(f"Evidence pack {pack}: {report.adapter} in {report.environment}")
+        for check in report.checks:
+            typer.echo(f"  [{'ok  ' if check.passed else 'FAIL'}] {check.name}: {check.detail}")
+        typer.echo("  keys relied on: " + ", ".join(
+            f"{name} {fpr[:16]}…" for name, fpr in sorted(report.keys.items())
+        ))  # fmt: skip
+        typer.echo("Every check passed." if report.passed else "The pack does NOT verify.")
+    if not report.passed:
+        raise typer.Exit(1)

@@ -1,0 +1,276 @@
+"""Exports and evidence packs on a real promotion of a trained adapter: the ML-BOM against
+the CycloneDX 1.6 schema, the model card's metadata, and a pack that verifies offline --
+and stops verifying when any file is changed, added or removed."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from loraledger.harness.evaluate import EvalOptions, evaluate
+from loraledger.policies.approvals import decide
+from loraledger.policies.compliance import REQUIREMENTS
+from loraledger.policies.deployments import promote, rollback
+from loraledger.policies.evidence import export_pack, read_pack, trusted_keys, verify_pack
+from loraledger.policies.exports import provenance_envelope, evaluation_envelopes
+from loraledger.policies.mlbom import ml_bom, validate_ml_bom
+from loraledger.policies.model_card import model_card
+from loraledger.registry import Registry
+from loraledger.registry.attestations import open_envelope
+
+from loraledger.errors import Conflict, InputError, NotFound, PermissionDenied, VerificationError
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
+from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
+from tests.registry.helpers import refusals
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = """\
+version: 1
+environments:
+  staging:
+    thresholds:
+      - {suite: sanity, task: sanity_mc, metric: acc, min: 0}
+    provenance: {signed: true}
+    approvals: {count: 1, role: reviewer}
+"""
+
+
+@pytest.fixture(scope="module")
+def released(eval_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """PLAIN[0] then PLAIN[1] promoted to staging, then rolled back to PLAIN[0]."""
+    policy = tmp_path_factory.mktemp("policy") / "release.yaml"
+    policy.write_text(POLICY)
+    evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=3))
+    for ref in PLAIN:
+        decide(eval_registry, ref, "staging", "approve", comment="ok", actor=REVIEWER,
+               policy=policy)  # fmt: skip
+        promote(eval_registry, ref, "staging", actor=REVIEWER, policy=policy)
+    rollback(eval_registry, "staging", reason="v2 answers worse", actor=REVIEWER)
+    return policy
+
+
+@pytest.fixture(scope="module")
+def pack(eval_registry: Registry, released: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    out = tmp_path_factory.mktemp("pack") / "staging.tar.gz"
+    return export_pack(eval_registry, "staging", out, actor=AUDITOR, policy_file=released)
+
+
+def test_ml_bom_is_valid_cyclonedx_with_a_model_card(
+    eval_registry: Registry, released: Path
+) -> None:  # noqa: F811
+    document = ml_bom(eval_registry, PLAIN[0])
+    validate_ml_bom(document)  # the library's own CycloneDX 1.6 JSON schema validator
+    assert (document["bomFormat"], document["specVersion"]) == ("CycloneDX", "1.6")
+    adapter = document["metadata"]["component"]
+    assert adapter["type"] == "machine-learning-model"
+    version = eval_registry.adapters.get(PLAIN[0])
+    assert {c["name"]: c["hashes"][0]["content"] for c in adapter["components"]} == {
+        f.path: f.sha256 for f in version.files
+    }
+    components = {c["bom-ref"]: c for c in document["components"]}
+    dataset = components["dataset:faq@v1"]
+    assert dataset["type"] == "data" and dataset["licenses"][0]["expression"] == "CC-BY-4.0"
+    assert components["pypi:torch"]["purl"].startswith("pkg:pypi/torch@")
+    card = adapter["modelCard"]
+    assert card["modelParameters"]["datasets"] == [{"ref": "dataset:faq@v1"}]
+    metrics = card["quantitativeAnalysis"]["performanceMetrics"]
+    assert any(m["type"] == "sanity_mc/acc" for m in metrics)
+    (dependency,) = [d for d in document["dependencies"] if d["ref"] == adapter["bom-ref"]]
+    assert "base:tiny@v1" in dependency["dependsOn"]
+    broken = json.loads(json.dumps(document))
+    broken["metadata"]["component"]["modelCard"]["modelParameters"]["approach"]["type"] = "magic"
+    with pytest.raises(VerificationError, match="not a valid CycloneDX 1.6 document"):
+        validate_ml_bom(broken)
+
+
+def test_model_card_has_hub_metadata(eval_registry: Registry, released: Path) -> None:  # noqa: F811
+    text = model_card(eval_registry, PLAIN[0])
+    assert text.startswith("---\n")
+    metadata = yaml.safe_load(text.split("---\n")[1])
+    assert metadata["library_name"] == "peft" and metadata["datasets"] == ["faq@v1"]
+    (index,) = metadata["model-index"]
+    results = {r["dataset"]["name"]: r for r in index["results"]}
+    assert results["sanity"]["metrics"][0]["type"] == "acc"
+    assert "promote to staging by rita" in text and "rollback to staging" in text
+
+
+def test_exported_attestations_verify(eval_registry: Registry, released: Path) -> None:  # noqa: F811
+    keys = {i.key_fingerprint: i.public_key_pem for i in eval_registry.identities.list()}
+    assert open_envelope(provenance_envelope(eval_registry, PLAIN[0]), keys)["subject"]
+    results = evaluation_envelopes(eval_registry, PLAIN[0])
+    assert results and all(open_envelope(e, keys)["predicateType"] for e in results)
+    with pytest.raises(NotFound, match="registered from elsewhere"):
+        provenance_envelope(eval_registry, WILD[0])
+
+
+def test_the_pack_verifies_offline(eval_registry: Registry, pack: Path) -> None:  # noqa: F811
+    report = verify_pack(pack)
+    assert report.passed, [c for c in report.checks if not c.passed]
+    assert (report.environment, report.adapter) == ("staging", PLAIN[0])
+    names = [c.name for c in report.checks]
+    for expected in ("manifest", "adapter signature", "provenance attestation", "gate check",
+                     "deployment history", "audit chain", "ML-BOM", "compliance map"):  # fmt: skip
+        assert expected in names
+    assert any(n.startswith("approval ") for n in names)
+    assert any(n.startswith("evaluation ") for n in names)
+    files = read_pack(pack)
+    history = json.loads(files["deployments.json"])
+    assert [d["action"] for d in history] == ["promote", "promote", "rollback"]
+    compliance = {e["id"]: e for e in json.loads(files["compliance.json"])}
+    assert set(compliance) == {r.id for r in REQUIREMENTS}
+    assert compliance["NIST-AI-RMF-MEASURE-1.3"]["files"]
+    assert "policy.yaml" in files  # the policy in force, unchanged since
+    # exporting is itself logged
+    (event,) = eval_registry.audit_events(action="evidence.export")
+    assert event.actor == AUDITOR and event.payload["adapter"] == PLAIN[0]
+
+
+def _rewrite(pack: Path, out: Path, change: Callable[[dict[str, bytes]], None]) -> Path:
+    files = read_pack(pack)
+    change(files)
+    with tarfile.open(out, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out
+
+
+def _flip_weight(files: dict[str, bytes]) -> None:
+    name = "adapter/adapter_model.safetensors"
+    files[name] = files[name][:-1] + bytes([files[name][-1] ^ 1])
+
+
+def _edit_metric(files: dict[str, bytes]) -> None:
+    name = next(n for n in files if n.startswith("evaluations/"))
+    run = json.loads(files[name])
+    run["metrics"][0]["value"] = 1.0
+    files[name] = json.dumps(run).encode()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (_flip_weight, "changed: adapter/adapter_model.safetensors"),
+        (_edit_metric, "changed: evaluations/"),
+        (lambda f: f.update({"notes.txt": b"trust me"}), "extra: notes.txt"),
+        (lambda f: f.pop("gate-check.json"), "missing: gate-check.json"),
+        (lambda f: f.pop("attestations/provenance.json"), "missing: attestations/provenance"),
+    ],
+)
+def test_any_changed_added_or_removed_file_fails(
+    pack: Path, tmp_path: Path, change: Callable[[dict[str, bytes]], None], problem: str
+) -> None:
+    report = verify_pack(_rewrite(pack, tmp_path / "bad.tar.gz", change))
+    assert not report.passed
+    manifest = next(c for c in report.checks if c.name == "manifest")
+    assert not manifest.passed and problem in manifest.detail
+
+
+def test_a_forged_manifest_still_fails_the_inner_checks(
+    eval_registry: Registry,  # noqa: F811
+    pack: Path,
+    tmp_path: Path,
+) -> None:
+    """Someone re-signs the manifest with their own key after editing a metric: with the
+    organisation's keys trusted, the manifest fails; the inner attestations fail anyway."""
+    from loraledger.registry.attestations import sign_statement
+    from loraledger.registry.keys import KeyStore
+
+    mallory = KeyStore(tmp_path / "keys").create("mallory")
+
+    def forge(files: dict[str, bytes]) -> None:
+        _edit_metric(files)
+        import hashlib
+
+        keys = json.loads(files["keys.json"])
+        keys.append({"name": "mallory", "role": "auditor", "status": "active",
+                     "key_fingerprint": mallory.fingerprint,
+                     "public_key_pem": mallory.public_key_pem, "revoked_at": None})  # fmt: skip
+        files["keys.json"] = json.dumps(keys).encode()
+        statement = json.loads(
+            __import__("base64").b64decode(json.loads(files["MANIFEST.dsse.json"])["payload"])
+        )
+        statement["subject"] = [
+            {"name": n, "digest": {"sha256": hashlib.sha256(d).hexdigest()}}
+            for n, d in sorted(files.items())
+            if n != "MANIFEST.dsse.json"
+        ]
+        files["MANIFEST.dsse.json"] = json.dumps(sign_statement(statement, mallory)).encode()
+
+    forged = _rewrite(pack, tmp_path / "forged.tar.gz", forge)
+    report = verify_pack(forged)
+    failed = {c.name for c in report.checks if not c.passed}
+    assert failed and all(name.startswith("evaluation ") for name in failed)
+    organisation = tmp_path / "org-keys.json"
+    organisation.write_text(json.dumps(json.loads(read_pack(pack)["keys.json"])))
+    trusted = verify_pack(forged, trusted_keys(organisation))
+    assert not next(c for c in trusted.checks if c.name == "manifest").passed
+
+
+def test_export_refusals(eval_registry: Registry, released: Path, tmp_path: Path) -> None:  # noqa: F811
+    with pytest.raises(PermissionDenied, match="this needs"):
+        export_pack(eval_registry, "staging", tmp_path / "p.tar.gz", actor=ENGINEER)
+    assert (ENGINEER, "evidence.export") in [(a, b) for a, b, _ in refusals(eval_registry)]
+    with pytest.raises(Conflict, match="nothing was ever deployed to production"):
+        export_pack(eval_registry, "production", tmp_path / "p.tar.gz", actor=AUDITOR)
+    existing = tmp_path / "exists.tar.gz"
+    existing.write_bytes(b"x")
+    with pytest.raises(InputError, match="already exists"):
+        export_pack(eval_registry, "staging", existing, actor=AUDITOR)
+    assert not (tmp_path / "p.tar.gz").exists()
+
+
+def test_unreadable_packs(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not a tar")
+    with pytest.raises(InputError, match="is not a readable evidence pack"):
+        verify_pack(junk)
+    with pytest.raises(InputError, match="no evidence pack at"):
+        verify_pack(tmp_path / "missing.tar.gz")
+    link = tmp_path / "link.tar.gz"
+    with tarfile.open(link, "w:gz") as archive:
+        info = tarfile.TarInfo("../escape")
+        archive.addfile(info, io.BytesIO(b""))
+    with pytest.raises(VerificationError, match="not a plain file inside the pack"):
+        verify_pack(link)
+
+
+def test_the_compliance_map_is_in_the_docs() -> None:
+    text = (ROOT / "docs" / "compliance.md").read_text()
+    for requirement in REQUIREMENTS:
+        assert requirement.id in text
+
+
+def test_admins_may_export_too(eval_registry: Registry, released: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = export_pack(eval_registry, "staging", tmp_path / "a.tar.gz", actor=ADMIN)
+    assert verify_pack(out).passed
+
+
+def test_the_commands(eval_registry: Registry, pack: Path, tmp_path: Path) -> None:  # noqa: F811
+    from tests.cli.test_evals_cli import Ledger
+
+    ledger = Ledger(eval_registry)
+    out = ledger("evidence", "verify", str(pack), actor=None)
+    assert "[ok  ] audit chain" in out.stdout and "Every check passed." in out.stdout
+    bad = _rewrite(pack, tmp_path / "bad.tar.gz", _flip_weight)
+    failed = ledger("evidence", "verify", str(bad), "--json", code=1, actor=None)
+    assert json.loads(failed.stdout)["passed"] is False
+    ledger("evidence", "verify", str(tmp_path / "nope.tar.gz"), code=2, actor=None)
+    bom = tmp_path / "bom.json"
+    ledger("export", "ml-bom", PLAIN[0], "-o", str(bom), actor=None)
+    validate_ml_bom(json.loads(bom.read_text()))
+    card = ledger("export", "model-card", PLAIN[0], actor=None).stdout
+    assert card.startswith("---\n")
+    lines = ledger("export", "test-results", PLAIN[0], actor=None).stdout.splitlines()
+    assert lines and all(json.loads(line)["payloadType"] for line in lines)
+    assert "payload" in json.loads(ledger("export", "provenance", PLAIN[0], actor=None).stdout)
+    ledger("export", "provenance", WILD[0], code=2, actor=None)
+    new_pack = tmp_path / "cli.tar.gz"
+    ledger("evidence", "export", "--env", "staging", "-o", str(new_pack), actor=AUDITOR)
+    assert verify_pack(new_pack).passed
