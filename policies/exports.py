@@ -38,4 +38,4 @@ def evaluation_envelopes(registry: Registry, ref: str) -> list[dict[str, Any]]:
     return envelopes
 
 
-__all__ = ["provenance_envelope", "evaluation_envelopes"]
+__all__ = ["evaluation_envelopes", "provenance_envelope"]

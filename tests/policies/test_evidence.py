@@ -17,7 +17,7 @@ from loraledger.policies.approvals import decide
 from loraledger.policies.compliance import REQUIREMENTS
 from loraledger.policies.deployments import promote, rollback
 from loraledger.policies.evidence import export_pack, read_pack, trusted_keys, verify_pack
-from loraledger.policies.exports import provenance_envelope, evaluation_envelopes
+from loraledger.policies.exports import evaluation_envelopes, provenance_envelope
 from loraledger.policies.mlbom import ml_bom, validate_ml_bom
 from loraledger.policies.model_card import model_card
 from loraledger.registry import Registry
@@ -62,7 +62,7 @@ def pack(eval_registry: Registry, released: Path, tmp_path_factory: pytest.TempP
 
 def test_ml_bom_is_valid_cyclonedx_with_a_model_card(
     eval_registry: Registry, released: Path
-) -> None:  # noqa: F811
+) -> None:
     document = ml_bom(eval_registry, PLAIN[0])
     validate_ml_bom(document)  # the library's own CycloneDX 1.6 JSON schema validator
     assert (document["bomFormat"], document["specVersion"]) == ("CycloneDX", "1.6")
