@@ -32,7 +32,7 @@ class Ledger:
 
 
 @pytest.fixture
-def ledger(eval_registry: Registry) -> Ledger:  # noqa: F811
+def ledger(eval_registry: Registry) -> Ledger:
     return Ledger(eval_registry)
 
 

@@ -41,7 +41,7 @@ environments:
 
 
 @pytest.fixture(scope="module")
-def released(eval_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def released(eval_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """PLAIN[0] then PLAIN[1] promoted to staging, then rolled back to PLAIN[0]."""
     policy = tmp_path_factory.mktemp("policy") / "release.yaml"
     policy.write_text(POLICY)
@@ -55,7 +55,7 @@ def released(eval_registry: Registry, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="module")
-def pack(eval_registry: Registry, released: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def pack(eval_registry: Registry, released: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pack") / "staging.tar.gz"
     return export_pack(eval_registry, "staging", out, actor=AUDITOR, policy_file=released)
 
@@ -88,7 +88,7 @@ def test_ml_bom_is_valid_cyclonedx_with_a_model_card(
         validate_ml_bom(broken)
 
 
-def test_model_card_has_hub_metadata(eval_registry: Registry, released: Path) -> None:  # noqa: F811
+def test_model_card_has_hub_metadata(eval_registry: Registry, released: Path) -> None:
     text = model_card(eval_registry, PLAIN[0])
     assert text.startswith("---\n")
     metadata = yaml.safe_load(text.split("---\n")[1])
@@ -99,7 +99,7 @@ def test_model_card_has_hub_metadata(eval_registry: Registry, released: Path) ->
     assert "promote to staging by rita" in text and "rollback to staging" in text
 
 
-def test_exported_attestations_verify(eval_registry: Registry, released: Path) -> None:  # noqa: F811
+def test_exported_attestations_verify(eval_registry: Registry, released: Path) -> None:
     keys = {i.key_fingerprint: i.public_key_pem for i in eval_registry.identities.list()}
     assert open_envelope(provenance_envelope(eval_registry, PLAIN[0]), keys)["subject"]
     results = evaluation_envelopes(eval_registry, PLAIN[0])
@@ -108,7 +108,7 @@ def test_exported_attestations_verify(eval_registry: Registry, released: Path) -
         provenance_envelope(eval_registry, WILD[0])
 
 
-def test_the_pack_verifies_offline(eval_registry: Registry, pack: Path) -> None:  # noqa: F811
+def test_the_pack_verifies_offline(eval_registry: Registry, pack: Path) -> None:
     report = verify_pack(pack)
     assert report.passed, [c for c in report.checks if not c.passed]
     assert (report.environment, report.adapter) == ("staging", PLAIN[0])
@@ -173,7 +173,7 @@ def test_any_changed_added_or_removed_file_fails(
 
 
 def test_a_forged_manifest_still_fails_the_inner_checks(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
     pack: Path,
     tmp_path: Path,
 ) -> None:
@@ -213,7 +213,7 @@ def test_a_forged_manifest_still_fails_the_inner_checks(
     assert not next(c for c in trusted.checks if c.name == "manifest").passed
 
 
-def test_export_refusals(eval_registry: Registry, released: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_export_refusals(eval_registry: Registry, released: Path, tmp_path: Path) -> None:
     with pytest.raises(PermissionDenied, match="this needs"):
         export_pack(eval_registry, "staging", tmp_path / "p.tar.gz", actor=ENGINEER)
     assert (ENGINEER, "evidence.export") in [(a, b) for a, b, _ in refusals(eval_registry)]
@@ -247,12 +247,12 @@ def test_the_compliance_map_is_in_the_docs() -> None:
         assert requirement.id in text
 
 
-def test_admins_may_export_too(eval_registry: Registry, released: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_admins_may_export_too(eval_registry: Registry, released: Path, tmp_path: Path) -> None:
     out = export_pack(eval_registry, "staging", tmp_path / "a.tar.gz", actor=ADMIN)
     assert verify_pack(out).passed
 
 
-def test_the_commands(eval_registry: Registry, pack: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_the_commands(eval_registry: Registry, pack: Path, tmp_path: Path) -> None:
     from tests.cli.test_evals_cli import Ledger
 
     ledger = Ledger(eval_registry)

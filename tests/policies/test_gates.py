@@ -26,7 +26,7 @@ def policy(tmp_path: Path, body: str) -> Path:
 
 
 def test_a_missing_evaluation_fails_naming_the_command(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
     path = policy(
@@ -48,7 +48,7 @@ def test_a_missing_evaluation_fails_naming_the_command(
 
 
 def test_thresholds_read_the_newest_run_of_the_current_suite(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
     (run,) = evaluate(
@@ -76,7 +76,7 @@ def test_thresholds_read_the_newest_run_of_the_current_suite(
 
 
 def test_results_of_an_older_suite_version_do_not_count(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
     suite = shutil.copytree(find_suite("sanity").directory, tmp_path / "sanity")
@@ -93,7 +93,7 @@ def test_results_of_an_older_suite_version_do_not_count(
     assert "its results are of another version of suite 'sanity'" in check.rules[0].message
 
 
-def test_data_and_provenance_rules(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+def test_data_and_provenance_rules(eval_registry: Registry, tmp_path: Path) -> None:
     path = policy(
         tmp_path,
         "    data: {licenses: [MIT], pii: none}\n"
@@ -117,7 +117,7 @@ def test_data_and_provenance_rules(eval_registry: Registry, tmp_path: Path) -> N
 
 
 def test_a_tampered_adapter_fails_the_signature_rule(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
     path = policy(tmp_path, "    provenance: {signed: true}\n")
@@ -127,7 +127,7 @@ def test_a_tampered_adapter_fails_the_signature_rule(
     assert "files do not match the signature" in check.rules[0].message
 
 
-def test_a_recorded_check_cannot_be_edited(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+def test_a_recorded_check_cannot_be_edited(eval_registry: Registry, tmp_path: Path) -> None:
     path = policy(tmp_path, "    provenance: {signed: true}\n")
     check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
     assert check.passed
@@ -137,7 +137,7 @@ def test_a_recorded_check_cannot_be_edited(eval_registry: Registry, tmp_path: Pa
         eval_registry.gate_checks.get(check.id)
 
 
-def test_revoked_and_unknown_identities_cannot_check(eval_registry: Registry) -> None:  # noqa: F811
+def test_revoked_and_unknown_identities_cannot_check(eval_registry: Registry) -> None:
     eval_registry.identities.create("ruth", Role.REVIEWER, actor="alice")
     eval_registry.identities.revoke("ruth", reason="left the bank", actor="alice")
     with pytest.raises(PermissionDenied, match="ruth.*revoked"):
@@ -147,7 +147,7 @@ def test_revoked_and_unknown_identities_cannot_check(eval_registry: Registry) ->
 
 
 def test_no_regression_against_what_an_environment_runs(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
     from loraledger.harness.compare import compare

@@ -18,7 +18,7 @@ from tests.policies.helpers import deploy
 
 
 def test_monitor_compares_with_the_promotion_results(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
     with pytest.raises(Conflict, match="nothing runs in watched"):
@@ -61,7 +61,7 @@ def test_monitor_compares_with_the_promotion_results(
 
 
 def test_a_deployment_without_a_promotion_check_cannot_be_monitored(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
 ) -> None:
     deploy(eval_registry, "manual", PLAIN[1])
     with pytest.raises(Conflict, match="has no recorded promotion gate check"):

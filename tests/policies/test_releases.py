@@ -40,7 +40,7 @@ environments:
 
 
 @pytest.fixture(scope="module")
-def reg(eval_registry: Registry) -> Registry:  # noqa: F811
+def reg(eval_registry: Registry) -> Registry:
     eval_registry.identities.create(SECOND, Role.REVIEWER, actor=ADMIN)
     evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=2))
     return eval_registry

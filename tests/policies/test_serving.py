@@ -24,7 +24,7 @@ def tree(directory: Path) -> dict[str, str]:
 
 
 def test_sync_rollback_sync_gives_back_the_same_bytes(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
     serve = tmp_path / "serve"
@@ -45,7 +45,7 @@ def test_sync_rollback_sync_gives_back_the_same_bytes(
     assert not [p for p in serve.iterdir() if p.name.startswith(".")]  # nothing half-written
 
 
-def test_check_reports_drift_offline(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+def test_check_reports_drift_offline(eval_registry: Registry, tmp_path: Path) -> None:
     serve = tmp_path / "serve"
     deploy(eval_registry, "drift", PLAIN[1])
     sync(eval_registry, "drift", serve)
@@ -62,7 +62,7 @@ def test_check_reports_drift_offline(eval_registry: Registry, tmp_path: Path) ->
 
 
 def test_load_deployed_gives_a_verified_peft_model(
-    eval_registry: Registry,  # noqa: F811
+    eval_registry: Registry,
 ) -> None:
     deploy(eval_registry, "load", PLAIN[0])
     model, tokenizer, deployment = load_deployed(eval_registry, "load")

@@ -20,7 +20,7 @@ from tests.registry.helpers import sql
 from tests.trainer.conftest import FAQ
 
 
-def test_a_trained_version_traces_completely(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+def test_a_trained_version_traces_completely(eval_registry: Registry, tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\nenvironments:\n  staging:\n    provenance: {signed: true}\n")
     check_gate(eval_registry, PLAIN[0], "staging", actor=ENGINEER, policy=policy)
@@ -36,7 +36,7 @@ def test_a_trained_version_traces_completely(eval_registry: Registry, tmp_path: 
     assert any("adapter.register" in e for e in audit["events"])
 
 
-def test_an_edited_gate_check_is_a_broken_link(eval_registry: Registry, tmp_path: Path) -> None:  # noqa: F811
+def test_an_edited_gate_check_is_a_broken_link(eval_registry: Registry, tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\nenvironments:\n  staging:\n    provenance: {signed: true}\n")
     check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=policy)
@@ -54,7 +54,7 @@ def test_an_edited_gate_check_is_a_broken_link(eval_registry: Registry, tmp_path
     assert (bad.kind, bad.ref) == ("gate check", check.id) and "tampered" in (bad.problem or "")
 
 
-def test_broken_links_are_named(eval_registry: Registry) -> None:  # noqa: F811
+def test_broken_links_are_named(eval_registry: Registry) -> None:
     outside = trace_version(eval_registry, WILD[0])
     assert not outside.complete
     run = next(link for link in outside.links if link.kind == "training run")
@@ -73,7 +73,7 @@ def test_broken_links_are_named(eval_registry: Registry) -> None:  # noqa: F811
     assert bad.kind == "dataset" and bad.ref == "faq@v1" and bad.problem
 
 
-def test_trace_an_environment_at_a_moment(eval_registry: Registry) -> None:  # noqa: F811
+def test_trace_an_environment_at_a_moment(eval_registry: Registry) -> None:
     before = utcnow() - timedelta(seconds=1)
     first = deploy(eval_registry, "audit-env", PLAIN[0])
     between = utcnow()
@@ -88,7 +88,7 @@ def test_trace_an_environment_at_a_moment(eval_registry: Registry) -> None:  # n
         trace_environment(eval_registry, "nowhere")
 
 
-def test_impact_of_a_training_record(eval_registry: Registry) -> None:  # noqa: F811
+def test_impact_of_a_training_record(eval_registry: Registry) -> None:
     question, answer = FAQ[0]
     record = {
         "messages": [

@@ -35,7 +35,7 @@ def _trusted(registry: Registry) -> dict[str, str]:
     return {i.key_fingerprint: i.public_key_pem for i in registry.identities.list()}
 
 
-def test_a_trained_version_carries_signed_slsa_provenance(eval_registry: Registry) -> None:  # noqa: F811
+def test_a_trained_version_carries_signed_slsa_provenance(eval_registry: Registry) -> None:
     version = eval_registry.adapters.get(PLAIN[0])
     run = eval_registry.adapters.training_run(PLAIN[0])
     assert run is not None
@@ -72,11 +72,11 @@ def test_a_trained_version_carries_signed_slsa_provenance(eval_registry: Registr
     assert verify_signature(identity.public_key_pem, signature["sig"], pae)
 
 
-def test_versions_registered_from_elsewhere_have_no_provenance(eval_registry: Registry) -> None:  # noqa: F811
+def test_versions_registered_from_elsewhere_have_no_provenance(eval_registry: Registry) -> None:
     assert eval_registry.attestations.list(subject=WILD[0]) == []
 
 
-def test_a_changed_payload_or_an_unknown_key_does_not_verify(eval_registry: Registry) -> None:  # noqa: F811
+def test_a_changed_payload_or_an_unknown_key_does_not_verify(eval_registry: Registry) -> None:
     (attestation,) = eval_registry.attestations.list(subject=PLAIN[1], kind="provenance")
     statement = json.loads(base64.b64decode(attestation.envelope["payload"]))
     statement["predicate"]["buildDefinition"]["externalParameters"]["seed"] = 7
@@ -95,7 +95,7 @@ def test_a_changed_payload_or_an_unknown_key_does_not_verify(eval_registry: Regi
         open_envelope(attestation.envelope, others)
 
 
-def test_every_complete_evaluation_run_is_a_signed_test_result(eval_registry: Registry) -> None:  # noqa: F811
+def test_every_complete_evaluation_run_is_a_signed_test_result(eval_registry: Registry) -> None:
     (run,) = evaluate(
         eval_registry, [PLAIN[0]], "northwind-policy", actor=ENGINEER, options=EvalOptions(limit=2)
     )
