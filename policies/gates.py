@@ -56,6 +56,18 @@ def check_gate(
 ) -> GateCheck:
     """Judge ``ref`` against ``environment`` of ``policy`` (the default policy when None)
     and record the result. Raises only for bad input; failed rules are in the report."""
+    with registry.db.session():  # many small reads: one connection
+        return _check_gate(registry, ref, environment, actor=actor, policy=policy)
+
+
+def _check_gate(
+    registry: Registry,
+    ref: str,
+    environment: str,
+    *,
+    actor: str | None,
+    policy: LoadedPolicy | Path | None,
+) -> GateCheck:
     from loraledger.registry.gate_checks import CHECK_ROLES
 
     registry.act_as(actor, CHECK_ROLES, action="gate.check")

@@ -7,8 +7,9 @@ approvals -> deployments -> audit log, and *verifies* every link as it goes (sig
 files now, the training record against its audit event, each dataset's file and Merkle
 root against what the run recorded, the base's files against its digest, each DSSE
 attestation with its signer's key and against what it attests, each evaluation's and gate
-check's stored results against their audit events, each approval's signature, the audit
-chain). A link that does not verify is reported with why;
+check's stored results against their audit events, each approval's signature, and the
+version's audit events against the chain up to signed checkpoints; `audit verify`
+checks the whole chain). A link that does not verify is reported with why;
 the trace is complete only when every link verifies.
 
 ``trace_environment(env, at=...)`` starts from what an environment ran at a moment.
@@ -85,6 +86,11 @@ def trace_environment(registry: Registry, environment: str, at: datetime | None 
 
 def trace_version(registry: Registry, ref: str) -> Trace:
     """Every link of ``ref``'s history, each verified."""
+    with registry.db.session():  # many small reads: one connection
+        return _trace_version(registry, ref)
+
+
+def _trace_version(registry: Registry, ref: str) -> Trace:
     version = registry.adapters.get(ref)
     links: list[Link] = []
 
@@ -220,11 +226,10 @@ def trace_version(registry: Registry, ref: str) -> Trace:
         link("approval", approval.id, signed)
 
     def audit() -> dict[str, Any]:
-        report = registry.verify_audit()
         events = registry.audit_events(subject=f"adapter:{version.ref}")
+        checkpoints = registry.verify_audit_events(events)
         return {
-            "chain_events": report.events,
-            "head": report.head_hash,
+            "signed_checkpoints": checkpoints,
             "events": [f"#{e.seq} {e.action} by {e.actor}" for e in events],
         }
 
@@ -236,7 +241,11 @@ def trace_version(registry: Registry, ref: str) -> Trace:
 
 def impact(registry: Registry, record: Any) -> Impact:
     """Where a training record went: datasets, adapters trained on them, environments."""
-    digest = record_sha256(record)
+    with registry.db.session():
+        return _impact(registry, record_sha256(record))
+
+
+def _impact(registry: Registry, digest: str) -> Impact:
     with registry.db.read() as conn:
         datasets = [
             f"{r[0]}@v{r[1]}"
@@ -259,10 +268,12 @@ def impact(registry: Registry, record: Any) -> Impact:
                 [digest],
             ).fetchall()
         ]
-    environments = {}
-    for ref, version_digest in adapters:
-        for environment in registry.deployments.environments_of(version_digest):
-            environments[environment] = ref
+    affected = dict((digest, ref) for ref, digest in adapters)
+    environments = {
+        environment: affected[deployment.artifact_digest]
+        for environment, deployment in registry.deployments.running().items()
+        if deployment.artifact_digest in affected
+    }
     return Impact(
         record_sha256=digest,
         datasets=tuple(datasets),

@@ -2,7 +2,10 @@
 
 DuckDB lets one process at a time open a database file read-write, and a read-only
 opener conflicts with that writer too. So no LoRA Ledger operation keeps a connection
-open: it opens, runs one short transaction and closes. When another process holds the
+open beyond itself: it opens, runs one short transaction and closes. An operation made of
+many reads (a trace, a gate check) runs them in one :meth:`Database.session`, which
+shares one read-only connection among them for its duration (opening one costs
+milliseconds) and closes it before any write. When another process holds the
 lock, opening is retried with jittered exponential backoff until ``lock_timeout``
 seconds have passed, then :class:`LockTimeout` says who held it.
 """
@@ -14,6 +17,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import duckdb
@@ -24,6 +28,23 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 LOCK_TIMEOUT_ENV = "LORALEDGER_LOCK_TIMEOUT"
 
 Connection = duckdb.DuckDBPyConnection
+
+
+class _Session:
+    """The read connection shared by the reads of one operation (opened lazily)."""
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+_SESSIONS: ContextVar[dict[str, _Session] | None] = ContextVar(
+    "loraledger_db_sessions", default=None
+)
 
 
 def lock_timeout_from_env() -> float:
@@ -79,9 +100,35 @@ class Database:
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 1.6, 0.25)
 
+    def _session(self) -> _Session | None:
+        sessions = _SESSIONS.get()
+        return sessions.get(str(self.path)) if sessions else None
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Let the reads inside this block share one read-only connection (nested
+        sessions join the outer one); a write closes it first (DuckDB allows one
+        configuration per file and process) and the next read opens it again."""
+        if self._session() is not None:
+            yield
+            return
+        session = _Session()
+        token = _SESSIONS.set({**(_SESSIONS.get() or {}), str(self.path): session})
+        try:
+            yield
+        finally:
+            _SESSIONS.reset(token)
+            session.close()
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only connection (several readers may share the file)."""
+        session = self._session()
+        if session is not None:
+            if session.conn is None:
+                session.conn = self._connect(read_only=True)
+            yield session.conn
+            return
         conn = self._connect(read_only=True)
         try:
             yield conn
@@ -92,6 +139,9 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A read-write connection inside one transaction: committed on success,
         rolled back on any exception, closed either way."""
+        session = self._session()
+        if session is not None:
+            session.close()
         conn = self._connect(read_only=False)
         try:
             conn.execute("BEGIN TRANSACTION")

@@ -46,14 +46,14 @@ class Deployments:
         history = self.history(environment)
         return history[-1] if history else None
 
-    def environments_of(self, digest: str) -> list[str]:
-        """Environments whose current deployment is the version with ``digest``."""
+    def running(self) -> dict[str, Deployment]:
+        """What each environment runs now: its newest deployment, by environment."""
         with self._registry.db.read() as conn:
             rows = conn.execute(
-                "SELECT environment, artifact_digest FROM deployments d WHERE seq = "
+                f"SELECT {_COLUMNS} FROM deployments d WHERE seq = "
                 "(SELECT max(seq) FROM deployments e WHERE e.environment = d.environment)"
             ).fetchall()
-        return sorted(env for env, found in rows if found == digest)
+        return {d.environment: d for d in map(_deployment, rows)}
 
     def record(
         self, deployment: Deployment, key: SigningKey, roles: set[Role], *, after_seq: int

@@ -320,6 +320,13 @@ class Registry:
         with self.db.read() as conn:
             return self.audit.head(conn)
 
+    def verify_audit_events(self, events: list[AuditEvent]) -> int:
+        """Check ``events`` against the chain up to signed checkpoints (see
+        :meth:`AuditLog.verify_events`); returns the number of checkpoints used."""
+        with self.db.read() as conn:
+            keys = self.identities.public_keys(conn)
+            return self.audit.verify_events(conn, [e.seq for e in events], keys)
+
     def verify_audit(self, *, expect_head: tuple[int, str] | None = None) -> AuditReport:
         """Recompute the chain and check every checkpoint against the identities' keys."""
         with self.db.read() as conn:

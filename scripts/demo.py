@@ -1,23 +1,30 @@
-"""The main job on the embedded default: train, register, verify, tamper, audit.
+"""The main job on the embedded default: train, evaluate, release, roll back, audit.
 
-Run by `make demo` (about ten minutes on 2 cores). Everything happens in ./demo-out
-(recreated each run) through the real `loraledger` command, printed as a transcript a
-newcomer can retype:
+Run by `make demo` (about a quarter of an hour on 2 cores). Everything happens in
+./demo-out (recreated each run) through the real `loraledger` command, printed as a
+transcript a newcomer can retype:
 
-1. create a registry and three identities (admin, engineer, reviewer);
+1. create a registry and five identities (admin, engineer, two reviewers, auditor);
 2. register the embedded base model (SmolLM2-135M-Instruct, converted once and cached)
-   and the project's demo dataset (Northwind Bank support conversations);
+   and the project's demo data (fictional Northwind Bank support conversations, and
+   safety examples: harmful requests refused, safe look-alikes answered);
 3. ask the base model three questions from the domain;
-4. train a QLoRA adapter (NF4, double quantization) on it and register it, signed, with
-   its training-run record; ask the same questions again and show the lineage;
-   evaluate the base and the adapter on the domain benchmark, the sanity suite and the
-   policy suite, and compare them with paired tests (regression or noise?); check the
-   release gate of the project's policy for staging (it fails, and says why);
-5. verify the adapter with the official `model_signing` CLI;
-6. tamper with a stored file and watch `verify` and `fetch` refuse it;
-7. tamper with the audit log through raw SQL and watch `audit verify` name the event.
-
-Later issues extend this job to evaluate, gate and trace.
+4. train a QLoRA adapter (NF4, double quantization) and register it, signed, with its
+   training run and SLSA provenance; ask again and show the lineage;
+5. evaluate the base and the adapter on the domain benchmark, the sanity suite and the
+   policy suite, and compare them with paired tests (regression or noise?);
+6. release it under the project's policy (policies/release.yaml): gate check, the
+   trainer's own approval refused (separation of duties) and the auditor's (role),
+   approval by reviewers, promotion to staging and then production (two approvals);
+7. train a second version with a new seed, evaluate it, compare it with what production
+   runs, and release it the same way; then roll production back to the first, sync a
+   serving directory before and after, and trace what production runs -- every link
+   verified;
+8. export the evidence pack of production and verify it offline; change one file in a
+   copy and watch verification name it;
+9. verify the adapter with the official `model_signing` CLI; register a version made
+   elsewhere; tamper with a stored file and watch `verify` and `fetch` refuse it; tamper
+   with the audit log through raw SQL and watch `audit verify` name the event.
 """
 
 from __future__ import annotations
@@ -77,6 +84,35 @@ def run(
     return result.stdout
 
 
+def release_policy() -> tuple[str, ...]:
+    """``--policy`` for the release commands: the project's policy, unless this working
+    copy has uncommitted changes -- then its production rule ``clean_code_tree`` could not
+    hold, and a copy without it is used (said so in the transcript)."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT
+    )
+    if status.returncode == 0 and not status.stdout.strip():
+        return ()
+    policy = OUT / "release-dirty-tree.yaml"
+    text = (ROOT / "policies" / "release.yaml").read_text()
+    policy.write_text(text.replace("clean_code_tree: true", "clean_code_tree: false"))
+    print(
+        "\n(note: this working copy has uncommitted changes, so the training runs record a "
+        "dirty code tree and production's `clean_code_tree: true` cannot hold; the release "
+        f"steps use {policy.name}, the project's policy without that rule. From a clean "
+        "checkout the project's policy is used as it is.)"
+    )
+    return ("--policy", policy.name)
+
+
+def release(ref: str, env: str, reviewers: tuple[str, ...], policy: tuple[str, ...]) -> None:
+    """Gate check, approvals by ``reviewers``, promotion."""
+    for reviewer in reviewers:
+        comment = f"evidence reviewed for {env}"
+        run("--as", reviewer, "approve", ref, "--env", env, "--comment", comment, *policy)
+    run("--as", reviewers[0], "promote", ref, "--env", env, *policy)
+
+
 def main() -> None:
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -90,29 +126,27 @@ def main() -> None:
         }
     )
     os.environ.pop("LORALEDGER_ACTOR", None)
+    v1, v2 = "northwind-support@v1", "northwind-support@v2"
 
     say("A new registry, and who may act on it")
     run("init")
     run("keys", "create", "alice", "--role", "admin")
     run("--as", "alice", "keys", "create", "eve", "--role", "engineer")
     run("--as", "alice", "keys", "create", "rita", "--role", "reviewer")
+    run("--as", "alice", "keys", "create", "ruby", "--role", "reviewer")
+    run("--as", "alice", "keys", "create", "otto", "--role", "auditor")
     run("keys", "list")
 
     say("The base model and the training data")
     run("--as", "eve", "base", "add")
-    run(
-        "--as",
-        "eve",
-        "data",
-        "add",
-        str(DEMO / "northwind_bank_support.jsonl"),
-        "--name",
-        "northwind-support",
-        "--source",
-        "written by the LoRA Ledger team (fictional)",
-        "--license",
-        "CC-BY-4.0",
-    )
+    for name, file in (
+        ("northwind-support", "northwind_bank_support.jsonl"),
+        ("northwind-safety", "northwind_safety.jsonl"),
+    ):
+        run(
+            "--as", "eve", "data", "add", str(DEMO / file), "--name", name,
+            "--source", "written by the LoRA Ledger team (fictional)", "--license", "CC-BY-4.0",
+        )  # fmt: skip
     run("data", "show", "northwind-support")
 
     say("Before training: the base model does not know Northwind Bank")
@@ -125,81 +159,109 @@ def main() -> None:
     run("--as", "rita", "train", str(DEMO / "train.yaml"), expect=1)
 
     say("After training: the same questions, answered with the verified adapter")
-    run("ask", "--adapter", "northwind-support@v1", "--system", SYSTEM, *QUESTIONS)
-    run("adapters", "lineage", "northwind-support@v1")
-    run("adapters", "list")
-    run("adapters", "verify", "northwind-support@v1")
+    run("ask", "--adapter", v1, "--system", SYSTEM, *QUESTIONS)
+    run("adapters", "lineage", v1)
+    run("adapters", "verify", v1)
 
     say("Evaluate the base and the adapter on three suites (one base load per suite)")
     # northwind-domain: held-out questions on the bank's policies; sanity: general
-    # knowledge; northwind-policy: refusals, PII canaries, prohibited claims, disclaimers.
-    subjects = ("northwind-support@v1", "base:smollm2-135m-instruct")
+    # knowledge; northwind-policy: refusals, PII canaries, prohibited claims, disclaimers,
+    # and safe look-alike questions that must not be refused.
+    subjects = (v1, "base:smollm2-135m-instruct")
     for suite in SUITES:
         run("--as", "eve", "eval", *subjects, "--suite", suite)
 
     say("Regression or noise? Paired tests per task, the adapter against the bare base")
     for suite in SUITES:
         run("--as", "rita", "compare", *subjects, "--suite", suite)
-    say("The release gate: the project's policy (policies/release.yaml) against the evidence")
-    # Exit 1 is the point: the adapter learned the bank's answers but not to refuse.
-    run("--as", "rita", "gate", "check", "northwind-support@v1", "--env", "staging", expect=1)
-    # So a reviewer cannot approve it, and the engineer who trained it never could.
-    approve = ("approve", "northwind-support@v1", "--env", "staging", "--comment", "looks good")
-    run("--as", "rita", *approve, expect=1)
-    run("--as", "eve", *approve, expect=1)
-    runs = json.loads(run("evals", "list", "northwind-support@v1", "--json", quiet=True))
+    runs = json.loads(run("evals", "list", v1, "--json", quiet=True))
     policy_run = next(r["id"] for r in runs if r["suite_name"] == "northwind-policy")
     run("evals", "show", policy_run[:8], "--failed")
 
+    say("Release: the project's policy (policies/release.yaml) against the evidence")
+    policy = release_policy()
+    run("--as", "rita", "gate", "check", v1, "--env", "staging", *policy)
+    approve = ("approve", v1, "--env", "staging", "--comment", "looks good", *policy)
+    run("--as", "eve", *approve, expect=1)  # separation of duties: eve trained it
+    run("--as", "otto", *approve, expect=1)  # an auditor reads; reviewers approve
+    release(v1, "staging", ("rita",), policy)
+    # production needs two reviewers: with none yet, the gate says what is missing
+    run("--as", "rita", "gate", "check", v1, "--env", "production", *policy, expect=1)
+    release(v1, "production", ("rita", "ruby"), policy)
+
+    say("A second version: the same recipe with a new seed, judged against production")
+    run("--as", "eve", "train", str(DEMO / "train-v2.yaml"), "--allow-dirty")
+    for suite in SUITES:
+        run("--as", "eve", "eval", v2, "--suite", suite)
+        run("--as", "eve", "compare", v2, "--against", "production", "--suite", suite)
+    release(v2, "staging", ("ruby",), policy)
+    release(v2, "production", ("ruby", "rita"), policy)
+
+    say("Serve production, roll it back in one step, and serve the earlier bytes again")
+    run("sync", "serving", "--env", "production")
+    run("sync", "serving", "--check")
+    run("--as", "rita", "rollback", "--env", "production", "--reason",
+        "customers report wrong fee amounts from v2")  # fmt: skip
+    run("sync", "serving", "--env", "production")
+    run("sync", "serving", "--check")
+    run("deployments", "--env", "production")
+
+    say("The auditor: what answers customers now, every link verified")
+    run("trace", "--env", "production")
+    run("--as", "otto", "evidence", "export", "--env", "production", "-o", "production.tar.gz")
+    run("evidence", "verify", "production.tar.gz")
+    run("export", "ml-bom", v1, "-o", "ml-bom.cdx.json")
+    run("export", "provenance", v1, "-o", "provenance.dsse.json")
+    tampered_pack("production.tar.gz", "production-edited.tar.gz")
+    run("evidence", "verify", "production-edited.tar.gz", expect=1)
+
     say("Anyone can check the signature with the official OpenSSF model_signing CLI")
-    run("adapters", "fetch", "northwind-support@v1", "fetched")
-    run("adapters", "signature", "northwind-support@v1", to_file="northwind-v1.sig")
+    run("adapters", "fetch", v1, "fetched")
+    run("adapters", "signature", v1, to_file="northwind-v1.sig")
     run("keys", "export-public", "eve", to_file="eve.pub")
     run(
-        "verify",
-        "key",
-        "--signature",
-        "northwind-v1.sig",
-        "--public_key",
-        "eve.pub",
-        "fetched",
-        program="model_signing",
-    )
+        "verify", "key", "--signature", "northwind-v1.sig", "--public_key", "eve.pub",
+        "fetched", program="model_signing",
+    )  # fmt: skip
 
-    say("A second version, from an adapter directory made elsewhere (generated weights)")
+    say("A version from an adapter directory made elsewhere (generated weights)")
     from loraledger.registry.synthetic import write_lora_adapter
 
-    write_lora_adapter(OUT / "adapter-2", base_model="smollm2-135m-instruct@v1", seed=2)
-    run("--as", "eve", "adapters", "register", "adapter-2", "--name", "northwind-support")
-    run("adapters", "lineage", "northwind-support@v2")
+    write_lora_adapter(OUT / "partner-adapter", base_model="smollm2-135m-instruct@v1", seed=2)
+    run("--as", "eve", "adapters", "register", "partner-adapter", "--name", "partner")
+    run("adapters", "lineage", "partner@v1")
 
     say("Tamper with one byte of a stored file: verification and fetch refuse it")
     import duckdb
 
     conn = duckdb.connect(str(OUT / "registry" / "registry.duckdb"), read_only=True)
     (store_path,) = conn.execute(
-        "SELECT store_path FROM v_adapter_files WHERE ref = 'northwind-support@v1' "
-        "AND path = 'adapter_model.safetensors'"
+        "SELECT store_path FROM v_adapter_files WHERE ref = ? AND path = "
+        "'adapter_model.safetensors'",
+        [v1],
     ).fetchone()
     conn.close()
     target = OUT / "registry" / store_path
     original = target.read_bytes()
     target.chmod(0o644)
     target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-    run("adapters", "verify", "northwind-support@v1", expect=1)
-    run("adapters", "fetch", "northwind-support@v1", "refused", expect=1)
-    run("adapters", "verify", "northwind-support@v2")
+    run("adapters", "verify", v1, expect=1)
+    run("adapters", "fetch", v1, "refused", expect=1)
+    run("adapters", "verify", "partner@v1")
     target.write_bytes(original)
     target.chmod(0o444)
-    run("adapters", "verify", "northwind-support@v1")
+    run("adapters", "verify", v1)
 
     say("The audit log, and what raw SQL edits to it look like")
-    run("audit", "log")
+    run("audit", "log", "--limit", "12")
     run("audit", "verify")
     head = run("audit", "head").strip()
     shutil.copytree(OUT / "registry", OUT / "tampered")
     conn = duckdb.connect(str(OUT / "tampered" / "registry.duckdb"))
-    conn.execute("UPDATE audit_events SET actor = 'rita' WHERE action = 'adapter.register'")
+    conn.execute(
+        "UPDATE audit_events SET actor = 'rita' WHERE seq = "
+        "(SELECT min(seq) FROM audit_events WHERE action = 'adapter.register')"
+    )
     conn.close()
     run("--registry", "tampered", "audit", "verify", expect=1)
     shutil.rmtree(OUT / "tampered")
@@ -220,6 +282,26 @@ def main() -> None:
         f"'{OUT / 'registry' / 'registry.duckdb'}', read_only=True).sql("
         "'SELECT ref, digest, signer FROM v_adapter_versions'))\""
     )
+
+
+def tampered_pack(source: str, target: str) -> None:
+    """A copy of a pack with one evaluation metric raised, as someone might 'fix' it."""
+    import io
+    import tarfile
+
+    print(f"(a copy of {source} with one evaluation metric edited: {target})")
+    with tarfile.open(OUT / source) as original, tarfile.open(OUT / target, "w:gz") as copy:
+        edited = False
+        for member in original:
+            data = original.extractfile(member).read()  # type: ignore[union-attr]
+            if not edited and member.name.startswith("evaluations/"):
+                run_record = json.loads(data)
+                run_record["metrics"][0]["value"] = 1.0
+                data = json.dumps(run_record).encode()
+                edited = True
+            info = tarfile.TarInfo(member.name)
+            info.size = len(data)
+            copy.addfile(info, io.BytesIO(data))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,18 @@ def test_demo_runs_end_to_end() -> None:
     assert "Registered northwind-support@v2" in out
     assert "A: Northwind Bank charges a 12 dollar overdraft fee" in out
     assert "on northwind-domain (digest " in out and "alpha 0.05): improvement" in out
-    assert "Suite northwind-policy (policy)" in out and "[FAIL] policy_" in out
-    assert "Gate staging for northwind-support@v1 (digest " in out and ": FAILED" in out
-    assert "error: refused: the gate's evidence fails for staging" in out
+    assert "Suite northwind-policy (policy)" in out
+    # release: the evidence passes, the author and the auditor may not approve
+    assert "Gate staging for northwind-support@v1 (digest " in out and ": PASSED" in out
+    assert "error: refused: eve trained northwind-support@v1; separation of duties" in out
+    assert "identity 'otto' has role auditor" in out
+    assert re.search(r"Gate production for northwind-support@v1 .*: FAILED", out)
+    assert "production now runs northwind-support@v1" in out
+    assert "production now runs northwind-support@v2" in out
+    assert "production rolled back to northwind-support@v1" in out
+    assert "Every link verified." in out
+    assert "Every check passed." in out and "The pack does NOT verify." in out
     assert "Verification succeeded" in out  # the official model_signing CLI
     assert "error: files do not match the signature (changed: adapter_model.safetensors)" in out
-    assert "error: audit chain broken at event #7" in out
+    assert re.search(r"error: audit chain broken at event #\d+: its content", out)
     assert "error: audit log truncated" in out

@@ -29,22 +29,35 @@ def test_built_in_suites() -> None:
     assert domain.apply_chat_template and "Northwind" in (domain.system_instruction or "")
 
 
-def test_domain_questions_are_held_out_from_the_training_data() -> None:
+def _training_prompts() -> set[str]:
     import json
 
     demo = Path(builtin_roots()["benchmark"]).parents[1] / "trainer" / "demo"
-    trained = {
+    return {
         m["content"].strip().lower()
-        for line in (demo / "northwind_bank_support.jsonl").read_text().splitlines()
+        for path in sorted(demo.glob("*.jsonl"))
+        for line in path.read_text().splitlines()
         for m in json.loads(line)["messages"]
         if m["role"] == "user"
     }
-    suite = find_suite("northwind-domain")
+
+
+def test_suite_questions_are_held_out_from_the_training_data() -> None:
+    import json
+
+    trained = _training_prompts()
+    assert len(trained) > 70  # the support and the safety data
+    domain = find_suite("northwind-domain").directory / "northwind_domain.jsonl"
     questions = [
-        json.loads(line)["question"].strip().lower()
-        for line in (suite.directory / "northwind_domain.jsonl").read_text().splitlines()
+        json.loads(line)["question"].strip().lower() for line in domain.read_text().splitlines()
+    ]
+    prompts = [
+        json.loads(line)["prompt"].strip().lower()
+        for path in sorted(POLICY.glob("*.jsonl"))
+        for line in path.read_text().splitlines()
     ]
     assert len(questions) >= 20 and not trained & set(questions)
+    assert len(prompts) >= 30 and not trained & set(prompts)
 
 
 def test_find_by_name_or_folder(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from loraledger.registry.audit import (
     event_hash,
     parse_head,
     utcnow,
+    verify_excerpt,
 )
 from loraledger.registry.keys import KeyStore
 
@@ -259,3 +260,28 @@ def test_checkpoint_needs_a_non_empty_chain(keystore: KeyStore) -> None:
     schema.apply_pending(conn, utcnow())
     with pytest.raises(VerificationError, match="the audit log is empty"):
         AuditLog("r", Path("/nonexistent")).checkpoint(conn, keystore.create("k"))
+
+
+def test_single_events_verify_against_the_nearest_checkpoint(busy: Registry) -> None:
+    events = busy.audit_events()
+    assert busy.verify_audit_events(events[-3:]) >= 1
+    target = events[3]
+    busy.verify_audit_events([target])
+    sql(busy, "UPDATE audit_events SET payload = '{}' WHERE seq = ?", [target.seq])
+    with pytest.raises(VerificationError, match=f"event #{target.seq}"):
+        busy.verify_audit_events([target])
+    busy.verify_audit_events(events[-1:])  # far from the edit: only its own piece is read
+    with pytest.raises(VerificationError):
+        busy.verify_audit()  # the whole chain still catches it
+
+
+def test_an_excerpt_must_end_at_its_checkpoint(busy: Registry) -> None:
+    with busy.db.read() as conn:
+        events, checkpoint = busy.audit.excerpt(conn, 2)
+    keys = {i.name: i.public_key_pem for i in busy.identities.list()}
+    verify_excerpt(events, checkpoint, keys)
+    with pytest.raises(VerificationError, match="not at the checkpoint"):
+        verify_excerpt(events[:-1], checkpoint, keys)
+    forged = [*events[:-1], {**events[-1], "actor": "mallory"}]
+    with pytest.raises(VerificationError, match="does not match its hash"):
+        verify_excerpt(forged, checkpoint, keys)

@@ -1,0 +1,345 @@
+"""Governance latency at scale: trace, gate check, data impact and audit verify.
+
+A registry is generated at two scales and the same operations are timed on each, so the
+output reads as a ratio against a peer measured in the same run (the small registry):
+a ratio near 1 means the operation does not slow down as the registry grows.
+
+- full scale (the issue's): 10,000 adapter versions, 100,000 audit events (a signed
+  checkpoint every 100, as when each change signs one) and 1,000,000 per-sample
+  evaluation records;
+- small: a tenth of each.
+
+One version is real end to end -- registered through the library with a training-run
+record and its signed SLSA provenance, a recorded evaluation run with its signed test
+result, a gate check, a signed approval and a promotion -- and is the one traced and
+gated. The rest are copies of its rows made with SQL (other names, ids and digests), so
+every table a query reads holds the full number of rows.
+
+Targets: trace and gate check < 100 ms, data impact < 1 s, audit verify < 5 s.
+
+    .venv/bin/python benchmarks/bench_governance.py [--repeat 5] [--versions 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from loraledger.harness.suites import find_suite
+from loraledger.policies.approvals import decide
+from loraledger.policies.deployments import promote
+from loraledger.policies.gates import check_gate
+from loraledger.policies.trace import impact, trace_version
+from loraledger.registry import Registry, Role
+from loraledger.registry.audit import NewEvent, utcnow
+from loraledger.registry.keys import KeyStore
+from loraledger.registry.models import (
+    DatasetUse,
+    EvalRun,
+    EvalSample,
+    LossPoint,
+    TaskMetric,
+    TrainingRun,
+)
+from loraledger.registry.synthetic import write_lora_adapter
+from loraledger.trainer.datasets import add_dataset
+
+HERE = Path(__file__).resolve().parent
+SUITE = "sanity"
+TASK = "sanity_mc"
+RECORDS = 1000  # per dataset version
+POLICY = f"""\
+version: 1
+environments:
+  staging:
+    thresholds:
+      - {{suite: {SUITE}, task: {TASK}, metric: acc, min: 0.5}}
+    data: {{licenses: [CC-BY-4.0], pii: allowed}}
+    provenance: {{signed: true, trained_by_loraledger: true}}
+    approvals: {{count: 1, role: reviewer}}
+"""
+
+
+def record(i: int) -> dict[str, Any]:
+    return {
+        "messages": [
+            {"role": "user", "content": f"Question number {i}: what is the fee for service {i}?"},
+            {"role": "assistant", "content": f"Service {i} costs {i % 50} dollars a month."},
+        ]
+    }
+
+
+def build(root: Path, *, versions: int, events: int, samples: int) -> tuple[Registry, str]:
+    """A registry with one real, promoted version and copies up to the given sizes."""
+    registry = Registry.init(root / "reg", keys=KeyStore(root / "keys"))
+    registry.identities.create("alice", Role.ADMIN, actor=None)
+    registry.identities.create("eve", Role.ENGINEER, actor="alice")
+    registry.identities.create("rita", Role.REVIEWER, actor="alice")
+    registry.identities.create("otto", Role.AUDITOR, actor="alice")
+    base_dir = write_lora_adapter(root / "base", hidden=64, layers=2)  # any signed files do
+    base = registry.base_models.register(
+        base_dir,
+        "bench-base",
+        kind="local",
+        architecture="LlamaForCausalLM",
+        origin={"source": "generated for the benchmark"},
+        actor="eve",
+    )
+    data = root / "data.jsonl"
+    data.write_text("".join(json.dumps(record(i)) + "\n" for i in range(RECORDS)))
+    dataset = add_dataset(
+        registry, data, name="bench-data", source="generated", license="CC-BY-4.0", actor="eve"
+    )
+    adapter = write_lora_adapter(root / "adapter", base_model=base.ref, hidden=64, layers=2)
+    now = utcnow()
+    run = TrainingRun(
+        id=str(uuid.uuid4()),
+        config={"seed": 1},
+        config_sha256="0" * 64,
+        base_ref=base.ref,
+        base_digest=base.digest,
+        datasets=(
+            DatasetUse(
+                ref=dataset.ref,
+                file_sha256=dataset.file_sha256,
+                merkle_root=dataset.merkle_root,
+                records=dataset.record_count,
+            ),
+        ),
+        quantization={"method": "none", "double_quant": False},
+        compute_dtype="float32",
+        compute_dtype_reason="benchmark",
+        device="cpu",
+        code={"repository": str(HERE.parent), "commit": None, "dirty": False},
+        libraries={},
+        hardware={},
+        seed=1,
+        loss_curve=(LossPoint(step=1, loss=1.0, learning_rate=1e-3, tokens=100),),
+        steps=1,
+        tokens_seen=100,
+        wall_seconds=1.0,
+        started_at=now - timedelta(seconds=1),
+        finished_at=now,
+        actor="eve",
+    )
+    version = registry.adapters.register(adapter, "bench", actor="eve", training_run=run)
+    suite = find_suite(SUITE)
+    subject = registry.evaluations.subject(version.ref)
+    scored = tuple(
+        EvalSample(
+            task=TASK,
+            doc_id=i,
+            filter="none",
+            sample_key=f"q{i}",
+            doc_hash=f"{i:064x}",
+            prompt_hash=f"{i:064x}",
+            input=f"question {i}",
+            output="A",
+            target="A",
+            metrics={"acc": float(i % 3 != 0)},
+            passed=i % 3 != 0,
+            reason="benchmark",
+        )
+        for i in range(samples)
+    )
+    accuracy = sum(s.metrics["acc"] for s in scored) / samples
+    registry.evaluations.record(
+        EvalRun(
+            id=str(uuid.uuid4()),
+            subject=subject,
+            quantization=run.quantization,
+            compute_dtype="float32",
+            suite_name=suite.name,
+            suite_kind=suite.kind,
+            suite_digest=suite.digest,
+            suite_files=suite.files,
+            task_config_hashes={},
+            settings={},
+            seed=1,
+            lm_eval_version="bench",
+            libraries={},
+            status="complete",
+            error=None,
+            sample_count=samples,
+            results_sha256=None,
+            started_at=now,
+            finished_at=utcnow(),
+            created_by="eve",
+            metrics=(
+                TaskMetric(
+                    task=TASK,
+                    metric="acc",
+                    filter="none",
+                    value=accuracy,
+                    stderr=None,
+                    higher_is_better=True,
+                    sample_count=samples,
+                ),
+            ),
+            samples=scored,
+        ),
+        actor="eve",
+    )
+    _copy_rows(registry, versions, dataset.name)
+    _fill_audit(registry, events)
+    policy = root / "policy.yaml"
+    policy.write_text(POLICY)
+    decide(
+        registry, version.ref, "staging", "approve", comment="bench", actor="rita", policy=policy
+    )
+    promote(registry, version.ref, "staging", actor="rita", policy=policy)
+    return registry, version.ref
+
+
+def _copy_rows(registry: Registry, versions: int, dataset: str) -> None:
+    """Copies of the real version's rows (and of its dataset) under other names."""
+    copies = versions - 1
+    datasets = max(1, versions // 100)
+    with registry.db.write() as conn:
+        conn.execute(
+            "INSERT INTO adapters SELECT a.* REPLACE ('copy-' || i AS name) "
+            "FROM adapters a, range(?) t(i)",
+            [copies],
+        )
+        conn.execute(
+            "INSERT INTO adapter_versions SELECT v.* REPLACE ('copy-' || i AS name, "
+            "sha256(v.digest || i) AS digest) FROM adapter_versions v, range(?) t(i)",
+            [copies],
+        )
+        conn.execute(
+            "INSERT INTO adapter_files SELECT f.* REPLACE ('copy-' || i AS adapter_name) "
+            "FROM adapter_files f, range(?) t(i)",
+            [copies],
+        )
+        conn.execute(
+            "INSERT INTO datasets SELECT d.* REPLACE (d.name || '-' || i AS name) "
+            "FROM datasets d, range(?) t(i) WHERE d.name = ?",
+            [datasets, dataset],
+        )
+        conn.execute(
+            "INSERT INTO dataset_records SELECT r.* REPLACE (r.dataset_name || '-' || i AS "
+            "dataset_name) FROM dataset_records r, range(?) t(i) WHERE r.dataset_name = ?",
+            [datasets, dataset],
+        )
+        conn.execute(
+            "INSERT INTO training_runs SELECT r.* REPLACE (md5(r.id || '-' || i) AS id, "
+            "'copy-' || i AS adapter_name) FROM training_runs r, range(?) t(i)",
+            [copies],
+        )
+        conn.execute(
+            "INSERT INTO training_run_datasets SELECT d.* REPLACE (md5(d.run_id || '-' || i) AS "
+            "run_id, d.dataset_name || '-' || (i % ?) AS dataset_name) "
+            "FROM training_run_datasets d, range(?) t(i)",
+            [datasets, copies],
+        )
+        conn.execute(
+            "INSERT INTO eval_runs SELECT r.* REPLACE (md5(r.id || '-' || i) AS id, "
+            "'copy-' || i AS subject_name) FROM eval_runs r, range(?) t(i)",
+            [copies],
+        )
+        for table in ("eval_metrics", "eval_samples"):
+            conn.execute(
+                f"INSERT INTO {table} SELECT s.* REPLACE (md5(s.run_id || '-' || i) AS run_id) "
+                f"FROM {table} s, range(?) t(i)",
+                [copies],
+            )
+
+
+def _fill_audit(registry: Registry, events: int) -> None:
+    """Audit events up to ``events``, each change of 100 signing its checkpoint."""
+    key = registry.act_as("eve")
+    missing = events - registry.audit_head()[0] - 6  # the gate, approval and promotion
+    for start in range(0, missing, 100):
+        with registry.change(key) as change:
+            change.events.extend(
+                NewEvent("eve", "bench.event", f"adapter:copy-{i % 1000}@v1", {"i": i})
+                for i in range(start, min(missing, start + 100))
+            )
+
+
+def timed(call: Callable[[], Any], repeat: int) -> float:
+    call()  # warm: page cache, imports
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def measure(registry: Registry, ref: str, repeat: int) -> dict[str, Any]:
+    policy = registry.root.parent / "policy.yaml"
+    trace = trace_version(registry, ref)
+    assert trace.complete, [link for link in trace.links if not link.verified]
+    check = check_gate(registry, ref, "staging", actor="otto", policy=policy)
+    assert check.passed, [r for r in check.rules if not r.passed]
+    affected = impact(registry, record(7))
+    with registry.db.read() as conn:
+        counts = {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for table in ("adapter_versions", "audit_events", "eval_samples", "dataset_records")
+        }
+    return {
+        **counts,
+        "impact_adapters": len(affected.adapters),
+        "trace_s": timed(lambda: trace_version(registry, ref), repeat),
+        "gate_check_s": timed(
+            lambda: check_gate(registry, ref, "staging", actor="otto", policy=policy), repeat
+        ),
+        "impact_s": timed(lambda: impact(registry, record(7)), repeat),
+        "audit_verify_s": timed(lambda: registry.verify_audit(), max(1, repeat // 2)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    results: dict[str, dict[str, Any]] = {}
+    for label, scale in (("small", 10), ("full", 1)):
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            registry, ref = build(
+                Path(tmp),
+                versions=args.versions // scale,
+                events=args.events // scale,
+                samples=args.samples // args.versions,
+            )
+            built = time.perf_counter() - started
+            results[label] = {"build_s": built, **measure(registry, ref, args.repeat)}
+            print(f"{label}: built in {built:.1f} s: {json.dumps(results[label])}", flush=True)
+    full, small = results["full"], results["small"]
+    print(
+        f"\nAt {full['adapter_versions']} versions, {full['audit_events']} audit events, "
+        f"{full['eval_samples']} eval samples, {full['dataset_records']} dataset records "
+        f"(peer: the same on a registry a tenth the size):"
+    )
+    print(f"{'operation':<28}{'full':>10}{'small':>10}{'full/small':>12}  target")
+    for name, key, target in (
+        ("trace REF (every link)", "trace_s", "< 100 ms"),
+        ("gate check (recorded)", "gate_check_s", "< 100 ms"),
+        (f"data impact ({full['impact_adapters']} hits)", "impact_s", "< 1 s"),
+        ("audit verify (whole chain)", "audit_verify_s", "< 5 s"),
+    ):
+        print(
+            f"{name:<28}{full[key] * 1000:>8.0f}ms{small[key] * 1000:>8.0f}ms"
+            f"{full[key] / small[key]:>11.2f}x  {target}"
+        )
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    (out / "bench_governance.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
