@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_registry.py
 	$(BIN)/python benchmarks/bench_trainer.py
 	$(BIN)/python benchmarks/bench_harness.py
+	$(BIN)/python benchmarks/bench_governance.py
 
 clean:
 	rm -rf $(VENV) demo-out .typecheck .pytest_cache .hypothesis

@@ -429,10 +429,11 @@ def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport
             if subject_digests(statement) != {evaluated.subject.ref: digest}:
                 raise VerificationError("it attests another artifact")
             runs[run_id] = evaluated
-            result = statement["predicate"]["result"]
+            tests = statement["predicate"]
             return (
                 f"{evaluated.suite_name}: {len(evaluated.samples)} samples as attested by "
-                f"{signer} ({result})"
+                f"{signer} ({len(tests['passedTests'])} passed, {len(tests['failedTests'])} "
+                "failed)"
             )
 
         check(f"evaluation {run_id[:8]}", evaluation)

@@ -195,7 +195,12 @@ def _trace_version(registry: Registry, ref: str) -> Trace:
                     or results != found.results_sha256
                 ):
                     raise VerificationError("it attests other results than the run's")
-                return {"result": statement["predicate"]["result"], "signer": att.signer}
+                tests = statement["predicate"]
+                return {
+                    "signer": att.signer,
+                    "passed": len(tests["passedTests"]),
+                    "failed": len(tests["failedTests"]),
+                }
 
             link("test-result attestation", attestation.id, test_result)
     for check_id in registry.gate_checks.ids(version.ref):

@@ -238,8 +238,11 @@ class Adapters:
             return [_version(r) for r in conn.execute(sql, params).fetchall()]
 
     def get(self, ref: Ref | str) -> AdapterVersion:
-        with self._registry.db.read() as conn:
-            return self._get_in(conn, ref)
+        def lookup() -> AdapterVersion:
+            with self._registry.db.read() as conn:
+                return self._get_in(conn, ref)
+
+        return self._registry.db.memo(("adapter", str(ref)), lookup)
 
     def _get_in(self, conn: Connection, ref: Ref | str) -> AdapterVersion:
         pinned = resolve_version(
@@ -270,8 +273,11 @@ class Adapters:
         The stored record must equal the one in the version's audit event (which the
         hash chain protects); a record edited in the database is refused.
         """
+        return self._registry.db.memo(("training run", str(ref)), lambda: self._run_of(ref))
+
+    def _run_of(self, ref: Ref | str) -> TrainingRun | None:
+        version = self.get(ref)
         with self._registry.db.read() as conn:
-            version = self._get_in(conn, ref)
             row = conn.execute(
                 "SELECT record FROM training_runs WHERE adapter_name = ? AND adapter_version = ?",
                 [version.name, version.version],

@@ -209,17 +209,13 @@ class AuditLog:
             for r in conn.execute(sql, params).fetchall()
         ]
 
-    def excerpt(
-        self, conn: Connection, first_seq: int, *, first_checkpoint: bool = False
-    ) -> tuple[list[dict[str, Any]], Checkpoint]:
-        """Events from ``first_seq`` to the newest signed checkpoint (or the first one at
-        or after it), as stored (payload text included, so each hash can be recomputed),
-        with that checkpoint: a piece of the chain anyone can check with the signer's
-        public key (:func:`verify_excerpt`)."""
-        order = "ASC" if first_checkpoint else "DESC"
+    def excerpt(self, conn: Connection, first_seq: int) -> tuple[list[dict[str, Any]], Checkpoint]:
+        """Events from ``first_seq`` to the newest signed checkpoint, as stored (payload
+        text included, so each hash can be recomputed), with that checkpoint: a piece of
+        the chain anyone can check with the signer's public key (:func:`verify_excerpt`)."""
         row = conn.execute(
             "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
-            f"WHERE seq >= ? ORDER BY seq {order} LIMIT 1",
+            "WHERE seq >= ? ORDER BY seq DESC LIMIT 1",
             [first_seq],
         ).fetchone()
         if row is None:
@@ -227,49 +223,59 @@ class AuditLog:
                 f"no signed checkpoint covers audit event #{first_seq}; act once more (any "
                 "change signs one) and export again"
             )
-        checkpoint = Checkpoint(
-            registry_id=self.registry_id,
-            seq=row[0],
-            head_hash=row[1],
-            signer=row[2],
-            signature=row[3],
-            created_at=row[4],
-        )
+        checkpoint = self._checkpoint(row)
         rows = conn.execute(
             "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
             "FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq",
             [first_seq, checkpoint.seq],
         ).fetchall()
-        events = [
-            dict(
-                zip(
-                    _EXCERPT_FIELDS,
-                    (*r[:1], r[1].isoformat(timespec="microseconds"), *r[2:]),
-                    strict=True,
-                )
-            )
-            for r in rows
-        ]
-        return events, checkpoint
+        return [_excerpt_event(r) for r in rows], checkpoint
 
     def verify_events(
         self, conn: Connection, seqs: Iterable[int], public_keys: dict[str, str]
     ) -> int:
         """Check that the events ``seqs`` are intact without reading the whole chain: each
         is verified, with the links after it, up to the first signed checkpoint at or after
-        it (every change signs one, so these pieces are short). Returns the number of
-        checkpoints used. ``audit verify`` remains the check of the whole chain."""
+        it (every change signs one, so these pieces are short); two queries in all.
+        Returns the number of checkpoints used. ``audit verify`` checks the whole chain."""
         wanted = sorted(set(seqs))
-        checkpoints = 0
-        covered = 0
+        if not wanted:
+            return 0
+        checkpoints = [
+            self._checkpoint(r)
+            for r in conn.execute(
+                "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+                "WHERE seq >= ? ORDER BY seq",
+                [wanted[0]],
+            ).fetchall()
+        ]
+        pieces: list[tuple[int, Checkpoint]] = []  # (first seq, the checkpoint ending it)
         for seq in wanted:
-            if seq <= covered:
+            if pieces and seq <= pieces[-1][1].seq:
                 continue
-            events, checkpoint = self.excerpt(conn, seq, first_checkpoint=True)
-            verify_excerpt(events, checkpoint, public_keys)
-            covered = checkpoint.seq
-            checkpoints += 1
-        return checkpoints
+            covering = next((cp for cp in checkpoints if cp.seq >= seq), None)
+            if covering is None:
+                raise VerificationError(
+                    f"no signed checkpoint covers audit event #{seq}; act once more (any "
+                    "change signs one) and verify again"
+                )
+            pieces.append((seq, covering))
+        rows = conn.execute(
+            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
+            "FROM audit_events WHERE "
+            + " OR ".join("seq BETWEEN ? AND ?" for _ in pieces)
+            + " ORDER BY seq",
+            [bound for first, cp in pieces for bound in (first, cp.seq)],
+        ).fetchall()
+        by_seq = {r[0]: r for r in rows}
+        for first, checkpoint in pieces:
+            piece = [
+                _excerpt_event(by_seq[seq])
+                for seq in range(first, checkpoint.seq + 1)
+                if seq in by_seq
+            ]
+            verify_excerpt(piece, checkpoint, public_keys)
+        return len(pieces)
 
     def head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
@@ -323,19 +329,17 @@ class AuditLog:
             seconds=time.perf_counter() - started,
         )
 
+    def _checkpoint(self, row: tuple[Any, ...]) -> Checkpoint:
+        """A checkpoint from its row (seq, head_hash, signer, signature, created_at)."""
+        seq, head_hash, signer, signature, created_at = row
+        return Checkpoint(
+            registry_id=self.registry_id, seq=seq, head_hash=head_hash, signer=signer,
+            signature=signature, created_at=created_at,
+        )  # fmt: skip
+
     def _stored_checkpoints(self, conn: Connection) -> list[tuple[str, Checkpoint]]:
         found: list[tuple[str, Checkpoint]] = [
-            (
-                "database",
-                Checkpoint(
-                    registry_id=self.registry_id,
-                    seq=r[0],
-                    head_hash=r[1],
-                    signer=r[2],
-                    signature=r[3],
-                    created_at=r[4],
-                ),
-            )
+            ("database", self._checkpoint(r))
             for r in conn.execute(
                 "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints"
             ).fetchall()
@@ -431,6 +435,12 @@ _EXCERPT_FIELDS = (
     "prev_hash",
     "hash",
 )
+
+
+def _excerpt_event(row: tuple[Any, ...]) -> dict[str, Any]:
+    seq, created_at, *rest = row
+    values = (seq, created_at.isoformat(timespec="microseconds"), *rest)
+    return dict(zip(_EXCERPT_FIELDS, values, strict=True))
 
 
 def verify_excerpt(

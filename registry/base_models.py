@@ -110,8 +110,11 @@ class BaseModels:
             return [_base(r) for r in rows.fetchall()]
 
     def get(self, ref: Ref | str) -> BaseModelVersion:
-        with self._registry.db.read() as conn:
-            return self._get_in(conn, ref)
+        def lookup() -> BaseModelVersion:
+            with self._registry.db.read() as conn:
+                return self._get_in(conn, ref)
+
+        return self._registry.db.memo(("base", str(ref)), lookup)
 
     def _get_in(self, conn: Connection, ref: Ref | str) -> BaseModelVersion:
         pinned = resolve_version(

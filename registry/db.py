@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import duckdb
 
@@ -28,13 +29,16 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 LOCK_TIMEOUT_ENV = "LORALEDGER_LOCK_TIMEOUT"
 
 Connection = duckdb.DuckDBPyConnection
+T = TypeVar("T")
 
 
 class _Session:
-    """The read connection shared by the reads of one operation (opened lazily)."""
+    """The read connection shared by the reads of one operation (opened lazily), and the
+    results of lookups it already made (cleared by any write)."""
 
     def __init__(self) -> None:
         self.conn: Connection | None = None
+        self.memo: dict[Hashable, Any] = {}
 
     def close(self) -> None:
         if self.conn is not None:
@@ -120,6 +124,17 @@ class Database:
             _SESSIONS.reset(token)
             session.close()
 
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, remembered for the rest of the session under ``key`` (for
+        lookups of immutable records read several times by one operation); outside a
+        session it is simply computed."""
+        session = self._session()
+        if session is None:
+            return compute()
+        if key not in session.memo:
+            session.memo[key] = compute()
+        return cast(T, session.memo[key])
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only connection (several readers may share the file)."""
@@ -142,6 +157,7 @@ class Database:
         session = self._session()
         if session is not None:
             session.close()
+            session.memo.clear()
         conn = self._connect(read_only=False)
         try:
             conn.execute("BEGIN TRANSACTION")

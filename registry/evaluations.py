@@ -258,6 +258,9 @@ class Evaluations:
 
     def get(self, run_id: str) -> EvalRun:
         """A run with its metrics and samples, checked against its audit event."""
+        return self._registry.db.memo(("eval run", run_id), lambda: self._get(run_id))
+
+    def _get(self, run_id: str) -> EvalRun:
         with self._registry.db.read() as conn:
             row = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM eval_runs WHERE id = ? OR id LIKE ? || '%'",

@@ -54,8 +54,11 @@ class Identities:
         return [_identity(r) for r in rows]
 
     def get(self, name: str) -> Identity:
-        with self._registry.db.read() as conn:
-            return self.get_in(conn, name)
+        def lookup() -> Identity:
+            with self._registry.db.read() as conn:
+                return self.get_in(conn, name)
+
+        return self._registry.db.memo(("identity", name), lookup)
 
     def get_in(self, conn: Connection, name: str) -> Identity:
         row = conn.execute(f"SELECT {_COLUMNS} FROM identities WHERE name = ?", [name]).fetchone()

@@ -8,6 +8,7 @@ version without revealing the others.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +24,25 @@ def _tree(record_hashes: list[str]) -> InmemoryTree:
 
 
 def merkle_root(record_hashes: list[str]) -> str:
-    """The root over ``record_hashes`` (hex sha256 digests, in order), hex."""
+    """The root over ``record_hashes`` (hex sha256 digests, in order), hex.
+
+    Computed level by level, an odd last node carried up unchanged -- the same root as
+    RFC 9162's recursive definition (a test checks it against ``pymerkle``), without
+    building pymerkle's tree: about ten times faster, which matters because every trace
+    and gate check recomputes the root of each dataset from its record rows.
+    """
     if not record_hashes:
         raise ValueError("a Merkle root needs at least one record")
-    return bytes(_tree(record_hashes).get_root()).hex()
+    level = [hashlib.sha256(b"\x00" + bytes.fromhex(h)).digest() for h in record_hashes]
+    while len(level) > 1:
+        parents = [
+            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest()
+            for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            parents.append(level[-1])
+        level = parents
+    return level[0].hex()
 
 
 @dataclass(frozen=True)

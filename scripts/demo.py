@@ -178,9 +178,16 @@ def main() -> None:
     policy_run = next(r["id"] for r in runs if r["suite_name"] == "northwind-policy")
     run("evals", "show", policy_run[:8], "--failed")
 
+    release_story(v1, v2)
+    auditor(v1)
+    tampering(v1)
+
+
+def release_story(v1: str, v2: str) -> None:
     say("Release: the project's policy (policies/release.yaml) against the evidence")
     policy = release_policy()
-    run("--as", "rita", "gate", "check", v1, "--env", "staging", *policy)
+    # every rule of the evidence passes; only the reviewer's approval is missing (exit 1)
+    run("--as", "rita", "gate", "check", v1, "--env", "staging", *policy, expect=1)
     approve = ("approve", v1, "--env", "staging", "--comment", "looks good", *policy)
     run("--as", "eve", *approve, expect=1)  # separation of duties: eve trained it
     run("--as", "otto", *approve, expect=1)  # an auditor reads; reviewers approve
@@ -206,6 +213,8 @@ def main() -> None:
     run("sync", "serving", "--check")
     run("deployments", "--env", "production")
 
+
+def auditor(v1: str) -> None:
     say("The auditor: what answers customers now, every link verified")
     run("trace", "--env", "production")
     run("--as", "otto", "evidence", "export", "--env", "production", "-o", "production.tar.gz")
@@ -215,6 +224,8 @@ def main() -> None:
     tampered_pack("production.tar.gz", "production-edited.tar.gz")
     run("evidence", "verify", "production-edited.tar.gz", expect=1)
 
+
+def tampering(v1: str) -> None:
     say("Anyone can check the signature with the official OpenSSF model_signing CLI")
     run("adapters", "fetch", v1, "fetched")
     run("adapters", "signature", v1, to_file="northwind-v1.sig")

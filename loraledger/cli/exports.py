@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,53 +30,55 @@ def _emit(document: Any, output: Path | None) -> None:
         typer.echo(f"Wrote {output}", err=True)
 
 
-@export_app.command("provenance")
-def provenance(
-    ctx: typer.Context,
-    ref: str = typer.Argument(..., help="A trained adapter version NAME@vN."),
-    output: Path = OUTPUT_OPTION,
-) -> None:
-    """The SLSA Provenance v1 attestation (a DSSE envelope) the trainer signed."""
+def _provenance(registry: Any, ref: str) -> Any:
     from loraledger.policies.exports import provenance_envelope
 
-    _emit(provenance_envelope(settings(ctx).open(), ref), output)
+    return provenance_envelope(registry, ref)
 
 
-@export_app.command("test-results")
-def test_results(
-    ctx: typer.Context,
-    ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
-    output: Path = OUTPUT_OPTION,
-) -> None:
-    """Every evaluation run's signed in-toto Test Result, as JSON Lines of DSSE envelopes."""
+def _test_results(registry: Any, ref: str) -> Any:
     from loraledger.policies.exports import evaluation_envelopes
 
-    envelopes = evaluation_envelopes(settings(ctx).open(), ref)
-    _emit("".join(json.dumps(e, sort_keys=True) + "\n" for e in envelopes), output)
+    return "".join(
+        json.dumps(e, sort_keys=True) + "\n" for e in evaluation_envelopes(registry, ref)
+    )
 
 
-@export_app.command("ml-bom")
-def ml_bom_command(
-    ctx: typer.Context,
-    ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
-    output: Path = OUTPUT_OPTION,
-) -> None:
-    """A CycloneDX 1.6 ML-BOM with a model card, validated against the schema."""
+def _ml_bom(registry: Any, ref: str) -> Any:
     from loraledger.policies.mlbom import ml_bom
 
-    _emit(ml_bom(settings(ctx).open(), ref), output)
+    return ml_bom(registry, ref)
 
 
-@export_app.command("model-card")
-def model_card_command(
-    ctx: typer.Context,
-    ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
-    output: Path = OUTPUT_OPTION,
-) -> None:
-    """A Hugging Face style model card (README.md with metadata and results)."""
+def _model_card(registry: Any, ref: str) -> Any:
     from loraledger.policies.model_card import model_card
 
-    _emit(model_card(settings(ctx).open(), ref), output)
+    return model_card(registry, ref)
+
+
+def _export_command(name: str, help_text: str, produce: Callable[[Any, str], Any]) -> None:
+    def command(
+        ctx: typer.Context,
+        ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
+        output: Path = OUTPUT_OPTION,
+    ) -> None:
+        _emit(produce(settings(ctx).open(), ref), output)
+
+    command.__doc__ = help_text
+    export_app.command(name)(command)
+
+
+for _name, _help, _produce in (
+    ("provenance", "The SLSA Provenance v1 attestation (a DSSE envelope) the trainer signed.",
+     _provenance),
+    ("test-results", "Every evaluation run's signed in-toto Test Result, as JSON Lines of DSSE "
+     "envelopes.", _test_results),
+    ("ml-bom", "A CycloneDX 1.6 ML-BOM with a model card, validated against the schema.",
+     _ml_bom),
+    ("model-card", "A Hugging Face style model card (README.md with metadata and results).",
+     _model_card),
+):  # fmt: skip
+    _export_command(_name, _help, _produce)
 
 
 @evidence_app.command("export")
@@ -117,7 +120,12 @@ def evidence_verify(
     if json_:
         emit_json({**report.model_dump(mode="json"), "passed": report.passed})
     else:
-        typer.echo(f"Evidence pack {pack}: {report.adapter} in {report.environment}")
+        subject = (
+            f"{report.adapter} in {report.environment}"
+            if report.adapter
+            else "its signed manifest does not hold, so nothing in it can be relied on"
+        )
+        typer.echo(f"Evidence pack {pack}: {subject}")
         for check in report.checks:
             typer.echo(f"  [{'ok  ' if check.passed else 'FAIL'}] {check.name}: {check.detail}")
         typer.echo("  keys relied on: " + ", ".join(

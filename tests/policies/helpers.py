@@ -10,6 +10,21 @@ from loraledger.registry.models import Deployment
 
 from tests.conftest import REVIEWER
 
+# A small release policy over the sanity suite, for tests of approvals and releases.
+POLICY = """\
+version: 1
+environments:
+  staging:
+    thresholds:
+      - {suite: sanity, task: sanity_mc, metric: acc, min: 0}
+    provenance: {signed: true}
+    approvals: {count: 1, role: reviewer}
+  production:
+    requires_environment: staging
+    provenance: {signed: true}
+    approvals: {count: 2, role: reviewer}
+"""
+
 
 def deploy(
     registry: Registry,

@@ -26,18 +26,10 @@ from loraledger.registry.attestations import open_envelope
 from loraledger.errors import Conflict, InputError, NotFound, PermissionDenied, VerificationError
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
+from tests.policies.helpers import POLICY
 from tests.registry.helpers import refusals
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = """\
-version: 1
-environments:
-  staging:
-    thresholds:
-      - {suite: sanity, task: sanity_mc, metric: acc, min: 0}
-    provenance: {signed: true}
-    approvals: {count: 1, role: reviewer}
-"""
 
 
 @pytest.fixture(scope="module")

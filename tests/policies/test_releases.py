@@ -20,23 +20,10 @@ from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.errors import Conflict, PermissionDenied, UsageError
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
-from tests.policies.helpers import deploy
+from tests.policies.helpers import POLICY, deploy
 from tests.registry.helpers import flipped_weights, sql
 
 SECOND = "ruby"  # a second reviewer
-POLICY = """\
-version: 1
-environments:
-  staging:
-    thresholds:
-      - {suite: sanity, task: sanity_mc, metric: acc, min: 0}
-    provenance: {signed: true}
-    approvals: {count: 1, role: reviewer}
-  production:
-    requires_environment: staging
-    provenance: {signed: true}
-    approvals: {count: 2, role: reviewer}
-"""
 
 
 @pytest.fixture(scope="module")

@@ -75,3 +75,16 @@ def test_any_change_or_reorder_changes_the_root(hashes: list[str], data: st.Data
         swapped = list(reversed(hashes))
         if swapped != hashes:
             assert merkle_root(swapped) != root
+
+
+@settings(max_examples=60)
+@given(
+    hashes=st.lists(st.binary(min_size=32, max_size=32).map(bytes.hex), min_size=1, max_size=300)
+)
+def test_the_fast_root_is_pymerkles_rfc9162_root(hashes: list[str]) -> None:
+    from pymerkle import InmemoryTree
+
+    tree = InmemoryTree(algorithm="sha256")
+    tree.append_entries([bytes.fromhex(h) for h in hashes])
+    assert merkle_root(hashes) == bytes(tree.get_root()).hex()
+    assert prove_membership(hashes, 1).root == merkle_root(hashes)
