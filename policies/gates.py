@@ -56,7 +56,8 @@ def check_gate(
 ) -> GateCheck:
     """Judge ``ref`` against ``environment`` of ``policy`` (the default policy when None)
     and record the result. Raises only for bad input; failed rules are in the report."""
-    with registry.db.session():  # many small reads: one connection
+    # many small reads, then the record: one connection, opened once
+    with registry.db.session(writable=True):
         return _check_gate(registry, ref, environment, actor=actor, policy=policy)
 
 

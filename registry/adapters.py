@@ -363,8 +363,8 @@ class Adapters:
     ) -> AdapterVersion:
         """Check the records, lay the files out in ``directory`` and verify them there."""
         registry = self._registry
+        version = self.get(ref)
         with registry.db.read() as conn:
-            version = self._get_in(conn, ref)
             signer = conn.execute(
                 "SELECT status, key_fingerprint, public_key_pem, revoked_at, revoke_reason "
                 "FROM identities WHERE name = ?",

@@ -33,10 +33,12 @@ T = TypeVar("T")
 
 
 class _Session:
-    """The read connection shared by the reads of one operation (opened lazily), and the
-    results of lookups it already made (cleared by any write)."""
+    """The connection shared by one operation (opened lazily; read-write when the
+    operation ends in a write), and the results of lookups it already made (cleared by
+    any write)."""
 
-    def __init__(self) -> None:
+    def __init__(self, writable: bool) -> None:
+        self.writable = writable
         self.conn: Connection | None = None
         self.memo: dict[Hashable, Any] = {}
 
@@ -109,14 +111,17 @@ class Database:
         return sessions.get(str(self.path)) if sessions else None
 
     @contextmanager
-    def session(self) -> Iterator[None]:
-        """Let the reads inside this block share one read-only connection (nested
-        sessions join the outer one); a write closes it first (DuckDB allows one
-        configuration per file and process) and the next read opens it again."""
+    def session(self, *, writable: bool = False) -> Iterator[None]:
+        """Let the reads inside this block share one connection (nested sessions join
+        the outer one). A read-only session closes it before a write (DuckDB allows one
+        configuration per file and process) and the next read opens it again; a
+        ``writable`` session -- for an operation of reads that ends in a write, such as a
+        gate check -- opens it read-write once and runs its writes on it, holding the
+        file for the operation's duration (a fraction of a second)."""
         if self._session() is not None:
             yield
             return
-        session = _Session()
+        session = _Session(writable)
         token = _SESSIONS.set({**(_SESSIONS.get() or {}), str(self.path): session})
         try:
             yield
@@ -141,7 +146,7 @@ class Database:
         session = self._session()
         if session is not None:
             if session.conn is None:
-                session.conn = self._connect(read_only=True)
+                session.conn = self._connect(read_only=not session.writable)
             yield session.conn
             return
         conn = self._connect(read_only=True)
@@ -156,19 +161,28 @@ class Database:
         rolled back on any exception, closed either way."""
         session = self._session()
         if session is not None:
-            session.close()
             session.memo.clear()
+            if session.writable:
+                if session.conn is None:
+                    session.conn = self._connect(read_only=False)
+                yield from _transaction(session.conn)
+                return
+            session.close()
         conn = self._connect(read_only=False)
         try:
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            yield from _transaction(conn)
         finally:
             conn.close()
+
+
+def _transaction(conn: Connection) -> Iterator[Connection]:
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _holder(error: duckdb.Error) -> str:

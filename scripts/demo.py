@@ -14,7 +14,7 @@ transcript a newcomer can retype:
 5. evaluate the base and the adapter on the domain benchmark, the sanity suite and the
    policy suite, and compare them with paired tests (regression or noise?);
 6. release it under the project's policy (policies/release.yaml): gate check, the
-   trainer's own approval refused (separation of duties) and the auditor's (role),
+   trainer's own approval refused (an engineer) and the auditor's (role),
    approval by reviewers, promotion to staging and then production (two approvals);
 7. train a second version with a new seed, evaluate it, compare it with what production
    runs, and release it the same way; then roll production back to the first, sync a
@@ -23,8 +23,9 @@ transcript a newcomer can retype:
 8. export the evidence pack of production and verify it offline; change one file in a
    copy and watch verification name it;
 9. verify the adapter with the official `model_signing` CLI; register a version made
-   elsewhere; tamper with a stored file and watch `verify` and `fetch` refuse it; tamper
-   with the audit log through raw SQL and watch `audit verify` name the event.
+   elsewhere and see its registrant's approval refused (separation of duties); tamper
+   with a stored file and watch `verify` and `fetch` refuse it; tamper with the audit
+   log through raw SQL and watch `audit verify` name the event.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def release_story(v1: str, v2: str) -> None:
     # every rule of the evidence passes; only the reviewer's approval is missing (exit 1)
     run("--as", "rita", "gate", "check", v1, "--env", "staging", *policy, expect=1)
     approve = ("approve", v1, "--env", "staging", "--comment", "looks good", *policy)
-    run("--as", "eve", *approve, expect=1)  # separation of duties: eve trained it
+    run("--as", "eve", *approve, expect=1)  # the trainer: engineers do not approve
     run("--as", "otto", *approve, expect=1)  # an auditor reads; reviewers approve
     release(v1, "staging", ("rita",), policy)
     # production needs two reviewers: with none yet, the gate says what is missing
@@ -239,8 +240,11 @@ def tampering(v1: str) -> None:
     from loraledger.registry.synthetic import write_lora_adapter
 
     write_lora_adapter(OUT / "partner-adapter", base_model="smollm2-135m-instruct@v1", seed=2)
-    run("--as", "eve", "adapters", "register", "partner-adapter", "--name", "partner")
+    run("--as", "alice", "adapters", "register", "partner-adapter", "--name", "partner")
     run("adapters", "lineage", "partner@v1")
+    # an admin may approve, but not what they registered themselves: separation of duties
+    run("--as", "alice", "approve", "partner@v1", "--env", "staging", "--comment", "fine",
+        expect=1)  # fmt: skip
 
     say("Tamper with one byte of a stored file: verification and fetch refuse it")
     import duckdb

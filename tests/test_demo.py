@@ -26,8 +26,9 @@ def test_demo_runs_end_to_end() -> None:
     # release: the evidence passes and only an approval is missing; the author and the
     # auditor may not give it
     assert "Gate staging for northwind-support@v1 (digest " in out and "0 of 1 valid" in out
-    assert "error: refused: eve trained northwind-support@v1; separation of duties" in out
+    assert "identity 'eve' has role engineer; this needs admin or reviewer" in out
     assert "identity 'otto' has role auditor" in out
+    assert "error: refused: alice registered partner@v1; separation of duties" in out
     assert re.search(r"Gate production for northwind-support@v1 .*: FAILED", out)
     assert "production now runs northwind-support@v1" in out
     assert "production now runs northwind-support@v2" in out
