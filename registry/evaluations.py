@@ -254,7 +254,8 @@ class Evaluations:
         sql += " ORDER BY finished_at, id"
         with self._registry.db.read() as conn:
             runs = [_run(r) for r in conn.execute(sql, params).fetchall()]
-            return [r.model_copy(update={"metrics": _metrics(conn, r.id)}) for r in runs]
+            metrics = _metrics_of(conn, [r.id for r in runs])
+            return [r.model_copy(update={"metrics": metrics.get(r.id, ())}) for r in runs]
 
     def get(self, run_id: str) -> EvalRun:
         """A run with its metrics and samples, checked against its audit event."""
@@ -403,6 +404,20 @@ def _metrics(conn: Connection, run_id: str) -> tuple[TaskMetric, ...]:
         [run_id],
     ).fetchall()
     return tuple(TaskMetric(**dict(zip(_METRIC_FIELDS, r, strict=True))) for r in rows)
+
+
+def _metrics_of(conn: Connection, run_ids: list[str]) -> dict[str, tuple[TaskMetric, ...]]:
+    """The metrics of many runs in one query, by run id."""
+    found: dict[str, list[TaskMetric]] = {}
+    for row in conn.execute(
+        f"SELECT run_id, {', '.join(_METRIC_FIELDS)} FROM eval_metrics "
+        "WHERE run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY task, metric, filter",
+        [run_ids],
+    ).fetchall():
+        found.setdefault(row[0], []).append(
+            TaskMetric(**dict(zip(_METRIC_FIELDS, row[1:], strict=True)))
+        )
+    return {run_id: tuple(metrics) for run_id, metrics in found.items()}
 
 
 def _samples(conn: Connection, run_id: str) -> tuple[EvalSample, ...]:
