@@ -37,7 +37,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from loraledger.registry import Registry, Role
-from loraledger.registry.attestations import open_envelope, sign_statement, subject_digests
+from loraledger.registry.attestations import (
+    new_statement,
+    open_envelope,
+    sign_statement,
+    subject_digests,
+)
 from loraledger.registry.audit import canonical_json, utcnow, verify_excerpt
 from loraledger.registry.evaluations import results_digest
 from loraledger.registry.keys import verify_signature
@@ -103,6 +108,19 @@ def export_pack(
 ) -> Path:
     """Write the evidence pack of ``environment``'s deployment (now, or at ``at``) to
     ``out`` (written aside and renamed: never half a pack). Returns ``out``."""
+    with registry.db.session():  # the trace, ML-BOM and model card read the same records
+        return _export_pack(registry, environment, out, actor=actor, at=at, policy_file=policy_file)
+
+
+def _export_pack(
+    registry: Registry,
+    environment: str,
+    out: Path,
+    *,
+    actor: str | None,
+    at: datetime | None,
+    policy_file: Path | None,
+) -> Path:
     from .release import DEFAULT_POLICY
     from .trace import trace_environment
 
@@ -153,8 +171,6 @@ def export_pack(
         )
         for attestation in registry.attestations.list(subject=summary.id):
             put(f"attestations/test-result-{summary.id}.json", attestation.envelope)
-    gate: GateCheck | None = None
-    approvals: list[Approval] = []
     if promotion is not None and promotion.gate_check_id:
         gate = registry.gate_checks.get(promotion.gate_check_id)
         put("gate-check.json", gate.model_dump(mode="json"))
@@ -190,14 +206,13 @@ def export_pack(
         compliance_markdown(compliance, f"Compliance map: {version.ref} in {environment}"),
     )
     created = utcnow()
-    statement = {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
+    statement = new_statement(
+        [
             {"name": path, "digest": {"sha256": _sha256(data)}}
             for path, data in sorted(files.items())
         ],
-        "predicateType": PACK_PREDICATE,
-        "predicate": {
+        PACK_PREDICATE,
+        {
             "registry_id": registry.registry_id,
             "environment": environment,
             "deployment": deployment.model_dump(mode="json"),
@@ -209,7 +224,7 @@ def export_pack(
             "exported_at": created.isoformat(),
             "at": at.isoformat() if at else None,
         },
-    }
+    )
     files[MANIFEST] = (json.dumps(sign_statement(statement, key), indent=2) + "\n").encode()
     _write_archive(out, files)
     with registry.change(key, EXPORT_ROLES) as change:
@@ -338,8 +353,14 @@ def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport
     if not check("public keys", keys):
         return _report(path, context, checks)
 
+    def opened(name: str) -> tuple[dict[str, Any], str]:
+        """The statement in the DSSE envelope ``name``, verified, and who signed it."""
+        envelope = load(name)
+        statement = open_envelope(envelope, context["fingerprints"])
+        return statement, context["name_of"][envelope["signatures"][0]["keyid"]]
+
     def manifest() -> str:
-        statement = open_envelope(load(MANIFEST), context["fingerprints"])
+        statement, signer = opened(MANIFEST)
         if statement["predicateType"] != PACK_PREDICATE:
             raise VerificationError(f"the manifest's predicate is {statement['predicateType']}")
         listed = subject_digests(statement)
@@ -348,7 +369,6 @@ def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport
         if differences:
             raise VerificationError(f"the pack's files are not the signed ones ({differences})")
         context["pack"] = statement["predicate"]
-        signer = context["name_of"][load(MANIFEST)["signatures"][0]["keyid"]]
         return f"{len(listed)} files exactly as signed by {signer}"
 
     if not check("manifest", manifest):
@@ -388,9 +408,7 @@ def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport
     )
 
     def provenance() -> str:
-        envelope = load("attestations/provenance.json")
-        statement = open_envelope(envelope, context["fingerprints"])
-        signer = context["name_of"][envelope["signatures"][0]["keyid"]]
+        statement, signer = opened("attestations/provenance.json")
         if subject_digests(statement) != context.get("adapter_files"):
             raise VerificationError("its subjects are not the adapter's files")
         if run is None or signer != run.actor:
@@ -419,9 +437,7 @@ def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport
 
         def evaluation(run_id: str = run_id, name: str = name) -> str:
             evaluated = EvalRun.model_validate(load(name))
-            envelope = load(f"attestations/test-result-{run_id}.json")
-            statement = open_envelope(envelope, context["fingerprints"])
-            signer = context["name_of"][envelope["signatures"][0]["keyid"]]
+            statement, signer = opened(f"attestations/test-result-{run_id}.json")
             attested = statement["predicate"]["configuration"][1]["digest"]["sha256"]
             recomputed = results_digest(evaluated.metrics, evaluated.samples)
             if attested != recomputed or evaluated.results_sha256 != recomputed:

@@ -22,7 +22,6 @@ signer's key fingerprint, so an envelope names the key that verifies it.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import builtins
 import copy
@@ -44,7 +43,7 @@ from securesystemslib.exceptions import VerificationError as DsseVerificationErr
 from securesystemslib.signer import CryptoSigner, Key, SSlibKey
 
 import loraledger
-from loraledger.errors import NotFound, VerificationError
+from loraledger.errors import VerificationError
 
 from .audit import canonical_json
 from .keys import SigningKey, load_public_key
@@ -144,7 +143,7 @@ def provenance_statement(
             ],
         },
     }
-    return _statement(
+    return new_statement(
         [{"name": path, "digest": {"sha256": sha}} for path, sha in sorted(files.items())],
         SLSA_PROVENANCE,
         predicate,
@@ -193,7 +192,7 @@ def test_result_statement(run: EvalRun, results_sha256: str, registry_id: str) -
         "warnedTests": [],
         "failedTests": failed,
     }
-    return _statement(
+    return new_statement(
         [
             {
                 "name": subject.ref,
@@ -210,9 +209,10 @@ def test_result_statement(run: EvalRun, results_sha256: str, registry_id: str) -
     )
 
 
-def _statement(
+def new_statement(
     subjects: list[dict[str, Any]], predicate_type: str, predicate: dict[str, Any]
 ) -> dict[str, Any]:
+    """An in-toto Statement v1, validated (see :func:`validate_statement`)."""
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": subjects,
@@ -311,12 +311,6 @@ def envelope_sha256(envelope: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(envelope).encode("utf-8")).hexdigest()
 
 
-def payload_of(envelope: dict[str, Any]) -> dict[str, Any]:
-    """The statement inside an envelope, unverified (for display only)."""
-    result: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))
-    return result
-
-
 # --- storage -------------------------------------------------------------------------
 
 
@@ -387,22 +381,9 @@ class Attestations:
             rows = conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [_attestation(r) for r in rows]
 
-    def get(self, attestation_id: str) -> Attestation:
-        with self._registry.db.read() as conn:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM attestations WHERE id = ?", [attestation_id]
-            ).fetchone()
-        if row is None:
-            raise NotFound(
-                f"no attestation {attestation_id!r}; see `loraledger export attestations REF`"
-            )
-        return _attestation(row)
-
     def verify(self, attestation: Attestation) -> dict[str, Any]:
         """The attested statement, after checking the envelope with the signer's
         registered key (revoked keys still verify what they signed before)."""
-        with self._registry.db.read() as conn:
-            keys = self._registry.identities.public_keys(conn)
         identity = self._registry.identities.get(attestation.signer)
         if identity.key_fingerprint != attestation.key_fingerprint:
             raise VerificationError(
@@ -410,7 +391,7 @@ class Attestations:
                 "was never registered with"
             )
         return open_envelope(
-            attestation.envelope, {identity.key_fingerprint: keys[attestation.signer]}
+            attestation.envelope, {identity.key_fingerprint: identity.public_key_pem}
         )
 
 
@@ -440,6 +421,7 @@ __all__ = [
     "SLSA_PROVENANCE",
     "TEST_RESULT",
     "Attestations",
+    "new_statement",
     "open_envelope",
     "provenance_statement",
     "sign_statement",
