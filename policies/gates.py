@@ -71,7 +71,7 @@ def _check_gate(
 ) -> GateCheck:
     from loraledger.registry.gate_checks import CHECK_ROLES
 
-    registry.act_as(actor, CHECK_ROLES, action="gate.check")
+    key = registry.act_as(actor, CHECK_ROLES, action="gate.check")
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     rules_of = loaded.environment(environment)
     version = registry.adapters.get(ref)
@@ -114,7 +114,7 @@ def _check_gate(
         created_at=utcnow(),
         created_by=actor or "",
     )
-    return registry.gate_checks.record(check, actor=actor)
+    return registry.gate_checks.record(check, key)
 
 
 class _Evidence:

@@ -25,12 +25,13 @@ def model_card(registry: Registry, ref: str) -> str:
     datasets = [registry.datasets.get(use.ref) for use in run.datasets] if run else []
     evaluations = newest_runs(registry, version.ref)
     licence = str(base.origin.get("license", "other")).lower() if base else "other"
+    quantized = run is not None and run.quantization.get("method") == "nf4"
     metadata: dict[str, Any] = {
         "base_model": str(base.origin.get("model") or base.ref) if base else None,
         "library_name": "peft",
         "license": licence,
         "datasets": [d.ref for d in datasets],
-        "tags": ["lora", "qlora" if run and run.quantization.get("method") == "nf4" else "lora"],
+        "tags": sorted({"lora", "loraledger"} | ({"qlora"} if quantized else set())),
         "pipeline_tag": "text-generation",
         "model-index": [
             {
@@ -58,7 +59,6 @@ def model_card(registry: Registry, ref: str) -> str:
             }
         ],
     }
-    metadata["tags"] = sorted(set(metadata["tags"]) | {"loraledger"})
     header = yaml.safe_dump(
         {k: v for k, v in metadata.items() if v is not None}, sort_keys=False, allow_unicode=True
     )

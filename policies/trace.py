@@ -105,22 +105,22 @@ def _trace_version(registry: Registry, ref: str) -> Trace:
         return {"digest": report.digest, "signer": report.signer, "files": report.files_verified}
 
     link("adapter", version.ref, adapter)
-    run = None
     try:
         run = registry.adapters.training_run(version.ref)
     except LedgerError as error:
+        run = None
         links.append(
             Link(kind="training run", ref="?", verified=False, detail={}, problem=str(error))
         )
-    if run is None:
-        if not any(x.kind == "training run" for x in links):
+    else:
+        if run is None:
             links.append(
                 Link(
                     kind="training run", ref="none", verified=False, detail={},
                     problem="registered from elsewhere: no training-run record",
                 )
             )  # fmt: skip
-    else:
+    if run is not None:
         links.append(
             Link(
                 kind="training run",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from loraledger.errors import NotFound, VerificationError
 
 from .audit import canonical_json
+from .keys import SigningKey
 from .models import GateCheck, Role
 from .refs import version_and_environment
 
@@ -28,9 +29,9 @@ class GateChecks:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
-    def record(self, check: GateCheck, *, actor: str | None) -> GateCheck:
+    def record(self, check: GateCheck, key: SigningKey) -> GateCheck:
+        """Store ``check`` as ``key``'s identity (loaded by ``act_as`` for the check)."""
         registry = self._registry
-        key = registry.act_as(actor, CHECK_ROLES, action="gate.check")
         check = check.model_copy(update={"created_by": key.name})
         name, version = check.adapter.rsplit("@v", 1)
         report = canonical_json(check.model_dump(mode="json"))

@@ -12,6 +12,8 @@ POLICY_OPTION = typer.Option(
     None, "--policy", help="Release policy file (default: the project's policies/release.yaml)."
 )
 ENV_OPTION = typer.Option(..., "--env", help="The environment, e.g. staging or production.")
+REF_ARGUMENT = typer.Argument(..., help="The adapter version: NAME@vN.")
+COMMENT_OPTION = typer.Option(..., "--comment", help="Why: kept with the signed decision.")
 
 
 def _decide(
@@ -43,9 +45,9 @@ def _decide(
 
 def approve(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="The adapter version: NAME@vN."),
+    ref: str = REF_ARGUMENT,
     env: str = ENV_OPTION,
-    comment: str = typer.Option(..., "--comment", help="Why: kept with the signed decision."),
+    comment: str = COMMENT_OPTION,
     policy: Path = POLICY_OPTION,
     json_: bool = JSON_OPTION,
 ) -> None:
@@ -55,9 +57,9 @@ def approve(
 
 def reject(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="The adapter version: NAME@vN."),
+    ref: str = REF_ARGUMENT,
     env: str = ENV_OPTION,
-    comment: str = typer.Option(..., "--comment", help="Why: kept with the signed decision."),
+    comment: str = COMMENT_OPTION,
     policy: Path = POLICY_OPTION,
     json_: bool = JSON_OPTION,
 ) -> None:
@@ -67,7 +69,7 @@ def reject(
 
 def promote(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., help="The adapter version: NAME@vN."),
+    ref: str = REF_ARGUMENT,
     env: str = ENV_OPTION,
     policy: Path = POLICY_OPTION,
     json_: bool = JSON_OPTION,
