@@ -8,16 +8,25 @@ shares one read-only connection among them for its duration (opening one costs
 milliseconds) and closes it before any write. When another process holds the
 lock, opening is retried with jittered exponential backoff until ``lock_timeout``
 seconds have passed, then :class:`LockTimeout` says who held it.
+
+"Opening" is an ``ATTACH`` into one in-memory DuckDB engine per process, and closing a
+``DETACH`` (which checkpoints and releases the file lock): starting a DuckDB instance
+costs about 13 ms, attaching a file about 2. Within a process the threads (the
+dashboard's sessions) take turns on a file, one operation at a time, so no two of them
+can hold it with different modes.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -37,15 +46,52 @@ class _Session:
     operation ends in a write), and the results of lookups it already made (cleared by
     any write)."""
 
-    def __init__(self, writable: bool) -> None:
+    def __init__(self, database: Database, writable: bool) -> None:
+        self.database = database
         self.writable = writable
         self.conn: Connection | None = None
         self.memo: dict[Hashable, Any] = {}
 
     def close(self) -> None:
         if self.conn is not None:
-            self.conn.close()
+            self.database._release(self.conn)
             self.conn = None
+
+
+@dataclass
+class _Attachment:
+    alias: str
+    read_only: bool
+    users: int
+
+
+class _Engine:
+    """This process's in-memory DuckDB instance, the registry files attached to it and
+    one re-entrant lock per file."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.conn = duckdb.connect(":memory:")
+        self.guard = threading.Lock()
+        self.locks: dict[str, threading.RLock] = {}
+        self.attached: dict[str, _Attachment] = {}
+        self.aliases = itertools.count()
+
+    def lock(self, key: str) -> threading.RLock:
+        with self.guard:
+            return self.locks.setdefault(key, threading.RLock())
+
+
+_ENGINE: _Engine | None = None
+_ENGINE_GUARD = threading.Lock()
+
+
+def _engine() -> _Engine:
+    global _ENGINE
+    with _ENGINE_GUARD:
+        if _ENGINE is None or _ENGINE.pid != os.getpid():  # not the parent's, after a fork
+            _ENGINE = _Engine()
+        return _ENGINE
 
 
 _SESSIONS: ContextVar[dict[str, _Session] | None] = ContextVar(
@@ -79,11 +125,71 @@ class Database:
         self.lock_timeout = lock_timeout
 
     def _connect(self, *, read_only: bool) -> Connection:
+        """A cursor on this file, attached in this process's engine; give it back with
+        :meth:`_release`. Waits (up to ``lock_timeout``) for another thread of this
+        process using the file, then for another process holding its lock."""
+        engine = _engine()
+        key = os.path.realpath(self.path)
+        lock = engine.lock(key)
+        if not lock.acquire(timeout=self.lock_timeout):
+            raise LockTimeout(
+                f"the registry database {self.path} stayed busy with another operation of "
+                f"this process for {self.lock_timeout:g}s; retry when it is done, or raise "
+                f"{LOCK_TIMEOUT_ENV}"
+            )
+        try:
+            attachment = engine.attached.get(key)
+            if attachment is None:
+                attachment = _Attachment(self._attach(engine, key, read_only), read_only, 0)
+                engine.attached[key] = attachment
+            elif attachment.read_only and not read_only:
+                raise RuntimeError(  # pragma: no cover - a programming error
+                    "a write inside a read-only connection to the same registry"
+                )
+            cursor = engine.conn.cursor()
+            try:
+                cursor.execute(f"USE {attachment.alias}")
+            except BaseException:
+                cursor.close()
+                raise
+            attachment.users += 1
+            return cursor
+        except BaseException:
+            self._detach_unused(engine, key)
+            lock.release()
+            raise
+
+    def _release(self, conn: Connection) -> None:
+        engine = _engine()
+        key = os.path.realpath(self.path)
+        try:
+            conn.close()
+            attachment = engine.attached.get(key)
+            if attachment is not None:
+                attachment.users -= 1
+            self._detach_unused(engine, key)
+        finally:
+            engine.lock(key).release()
+
+    @staticmethod
+    def _detach_unused(engine: _Engine, key: str) -> None:
+        attachment = engine.attached.get(key)
+        if attachment is not None and attachment.users <= 0:
+            del engine.attached[key]
+            with engine.conn.cursor() as cursor:  # a cursor per use: threads share the engine
+                cursor.execute(f"DETACH {attachment.alias}")
+
+    def _attach(self, engine: _Engine, key: str, read_only: bool) -> str:
+        alias = f"registry_{next(engine.aliases)}"
+        quoted = key.replace("'", "''")
+        sql = f"ATTACH '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else "")
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.005
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                with engine.conn.cursor() as cursor:
+                    cursor.execute(sql)
+                return alias
             except duckdb.IOException as error:
                 if not _is_lock_conflict(error):
                     raise NotARegistry(
@@ -121,7 +227,7 @@ class Database:
         if self._session() is not None:
             yield
             return
-        session = _Session(writable)
+        session = _Session(self, writable)
         token = _SESSIONS.set({**(_SESSIONS.get() or {}), str(self.path): session})
         try:
             yield
@@ -153,7 +259,7 @@ class Database:
         try:
             yield conn
         finally:
-            conn.close()
+            self._release(conn)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -172,7 +278,7 @@ class Database:
         try:
             yield from _transaction(conn)
         finally:
-            conn.close()
+            self._release(conn)
 
 
 def _transaction(conn: Connection) -> Iterator[Connection]:
