@@ -7,11 +7,15 @@ import uuid
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes | str) -> Path:
-    """Write ``data`` beside ``path`` under a temporary name, then rename it into place."""
+def write_atomically(path: Path, data: bytes | str, *, mode: int | None = None) -> Path:
+    """Write ``data`` beside ``path`` under a temporary name, then rename it into place
+    (with permission bits ``mode`` when given, set before anything is written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:12]}"
     try:
+        if mode is not None:
+            temporary.touch(mode=mode)
+            temporary.chmod(mode)
         temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(temporary, path)
     finally:

@@ -6,6 +6,9 @@ so an export never carries an attestation that would not verify.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from loraledger.registry import Registry
@@ -38,4 +41,58 @@ def evaluation_envelopes(registry: Registry, ref: str) -> list[dict[str, Any]]:
     return envelopes
 
 
-__all__ = ["evaluation_envelopes", "provenance_envelope"]
+@dataclass(frozen=True)
+class Document:
+    """One standard document about a version, as ``loraledger export NAME`` and the
+    dashboard's downloads write it."""
+
+    name: str
+    help: str
+    file_name: str  # with {ref} for the version
+    media_type: str
+    render: Callable[[Registry, str], str]
+
+    def file_for(self, ref: str) -> str:
+        return self.file_name.format(ref=ref.replace("@", "-"))
+
+
+def _provenance(registry: Registry, ref: str) -> str:
+    return json.dumps(provenance_envelope(registry, ref), indent=2) + "\n"
+
+
+def _test_results(registry: Registry, ref: str) -> str:
+    return "".join(
+        json.dumps(e, sort_keys=True) + "\n" for e in evaluation_envelopes(registry, ref)
+    )
+
+
+def _ml_bom(registry: Registry, ref: str) -> str:
+    from loraledger.policies.mlbom import ml_bom
+
+    return json.dumps(ml_bom(registry, ref), indent=2) + "\n"
+
+
+def _model_card(registry: Registry, ref: str) -> str:
+    from loraledger.policies.model_card import model_card
+
+    return model_card(registry, ref)
+
+
+DOCUMENTS = {
+    d.name: d
+    for d in (
+        Document("provenance", "The SLSA Provenance v1 attestation (a DSSE envelope) the "
+                 "trainer signed.", "{ref}.provenance.dsse.json", "application/json",
+                 _provenance),
+        Document("test-results", "Every evaluation run's signed in-toto Test Result, as JSON "
+                 "Lines of DSSE envelopes.", "{ref}.test-results.dsse.jsonl",
+                 "application/jsonl", _test_results),
+        Document("ml-bom", "A CycloneDX 1.6 ML-BOM with a model card, validated against the "
+                 "schema.", "{ref}.cdx.json", "application/vnd.cyclonedx+json", _ml_bom),
+        Document("model-card", "A Hugging Face style model card (README.md with metadata and "
+                 "results).", "{ref}.README.md", "text/markdown", _model_card),
+    )
+}  # fmt: skip
+
+
+__all__ = ["DOCUMENTS", "Document", "evaluation_envelopes", "provenance_envelope"]

@@ -292,23 +292,37 @@ class AuditLog:
         public_keys: dict[str, str],
         *,
         expect_head: tuple[int, str] | None = None,
+        since: tuple[int, str] | None = None,
     ) -> AuditReport:
         """Recompute the chain and check every checkpoint; raise at the first break.
 
         ``public_keys`` maps identity names to PEM public keys (the checkpoint signers).
+        ``since`` -- a head ``(seq, hash)`` verified before -- checks only what came
+        after it (and that event ``seq`` still has that hash): the dashboard re-verifies
+        on every load at the cost of the new events alone.
         """
         started = time.perf_counter()
+        first, prev = (since[0] + 1, since[1]) if since else (1, GENESIS_HASH)
+        if since is not None and since[0] > 0:
+            row = conn.execute("SELECT hash FROM audit_events WHERE seq = ?", [since[0]])
+            found = row.fetchone()
+            if found is None or found[0] != since[1]:
+                raise VerificationError(
+                    f"audit log rewritten: event #{since[0]} no longer has the hash "
+                    f"{since[1][:16]}… it had when last verified"
+                )
         rows = conn.execute(
             "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
-            "FROM audit_events ORDER BY seq"
+            "FROM audit_events WHERE seq >= ? ORDER BY seq",
+            [first],
         ).fetchall()
-        hashes = _verify_chain(rows)
-        head_seq = len(rows)
-        head_hash = hashes[-1] if hashes else GENESIS_HASH
+        hashes = _verify_chain(rows, first_seq=first, prev=prev)
+        head_seq = first - 1 + len(rows)
+        head_hash = hashes[-1] if hashes else prev
 
-        checkpoints = self._stored_checkpoints(conn)
+        checkpoints = [(o, cp) for o, cp in self._stored_checkpoints(conn) if cp.seq >= first]
         for origin, cp in checkpoints:
-            _verify_checkpoint(self.registry_id, origin, cp, public_keys, hashes)
+            _verify_checkpoint(self.registry_id, origin, cp, public_keys, hashes, first)
         db_entries = {_cp_key(cp) for origin, cp in checkpoints if origin == "database"}
         for origin, cp in checkpoints:
             if origin != "database" and _cp_key(cp) not in db_entries:
@@ -318,13 +332,14 @@ class AuditLog:
                 )
         if expect_head is not None:
             seq, digest = expect_head
-            if seq > head_seq or hashes[seq - 1] != digest:
+            known = hashes[seq - first] if first <= seq <= head_seq else None
+            if seq > head_seq or (known is not None and known != digest):
                 raise VerificationError(
                     f"the log does not contain the expected head #{seq} {digest[:16]}…: "
                     "events were truncated or rewritten"
                 )
         return AuditReport(
-            events=head_seq,
+            events=len(rows),
             head_seq=head_seq,
             head_hash=head_hash,
             checkpoints_verified=len(checkpoints),
@@ -405,7 +420,9 @@ def _verify_checkpoint(
     cp: Checkpoint,
     public_keys: dict[str, str],
     hashes: list[str],
+    first_seq: int = 1,
 ) -> None:
+    """``hashes`` are those of events ``first_seq`` onwards."""
     where = f"checkpoint at event #{cp.seq} ({origin}, signed by {cp.signer})"
     if cp.registry_id != registry_id:
         raise VerificationError(f"{where} belongs to another registry ({cp.registry_id})")
@@ -415,15 +432,15 @@ def _verify_checkpoint(
     message = checkpoint_message(registry_id, cp.seq, cp.head_hash, cp.signer, cp.created_at)
     if not verify_signature(pem, cp.signature, message):
         raise VerificationError(f"{where}: the signature does not verify (forged or edited)")
-    if cp.seq > len(hashes):
+    last = first_seq - 1 + len(hashes)
+    if cp.seq > last:
         raise VerificationError(
-            f"audit log truncated: {where} records event #{cp.seq} but the log ends at "
-            f"#{len(hashes)}"
+            f"audit log truncated: {where} records event #{cp.seq} but the log ends at #{last}"
         )
-    if hashes[cp.seq - 1] != cp.head_hash:
+    if hashes[cp.seq - first_seq] != cp.head_hash:
         raise VerificationError(
             f"audit log rewritten: {where} records hash {cp.head_hash[:16]}… for event "
-            f"#{cp.seq} but the log now has {hashes[cp.seq - 1][:16]}…"
+            f"#{cp.seq} but the log now has {hashes[cp.seq - first_seq][:16]}…"
         )
 
 

@@ -18,6 +18,7 @@ can hold it with different modes.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import random
@@ -72,6 +73,7 @@ class _Engine:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.conn = duckdb.connect(":memory:")
+        atexit.register(self.conn.close)  # before the interpreter tears the bindings down
         self.guard = threading.Lock()
         self.locks: dict[str, threading.RLock] = {}
         self.attached: dict[str, _Attachment] = {}

@@ -327,11 +327,17 @@ class Registry:
             keys = self.identities.public_keys(conn)
             return self.audit.verify_events(conn, [e.seq for e in events], keys)
 
-    def verify_audit(self, *, expect_head: tuple[int, str] | None = None) -> AuditReport:
-        """Recompute the chain and check every checkpoint against the identities' keys."""
+    def verify_audit(
+        self,
+        *,
+        expect_head: tuple[int, str] | None = None,
+        since: tuple[int, str] | None = None,
+    ) -> AuditReport:
+        """Recompute the chain and check every checkpoint against the identities' keys
+        (after the head ``since``, verified before, when given)."""
         with self.db.read() as conn:
             keys = self.identities.public_keys(conn)
-            return self.audit.verify(conn, keys, expect_head=expect_head)
+            return self.audit.verify(conn, keys, expect_head=expect_head, since=since)
 
     def remove_stale_files(self) -> int:
         """Clear staging left behind by killed processes (safe while others work)."""

@@ -8,7 +8,7 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, base, data, evals, exports, gate, keys, release
+from . import adapters, audit, base, dashboard, data, evals, exports, gate, keys, release
 from . import trace as trace_command
 from . import train as train_command
 from ._app import Settings, new_app, settings
@@ -40,6 +40,7 @@ app.command("trace")(trace_command.trace)
 app.add_typer(exports.export_app, name="export")
 app.add_typer(exports.evidence_app, name="evidence")
 app.add_typer(audit.app, name="audit")
+app.add_typer(dashboard.app, name="dashboard")
 
 
 def _version(value: bool) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from loraledger.atomic import write_atomically
+from loraledger.policies.exports import DOCUMENTS, Document
 
 from ._app import JSON_OPTION, emit_json, new_app, parse_moment, settings
 
@@ -21,8 +19,7 @@ OUTPUT_OPTION = typer.Option(
 )
 
 
-def _emit(document: Any, output: Path | None) -> None:
-    text = document if isinstance(document, str) else json.dumps(document, indent=2) + "\n"
+def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -30,55 +27,20 @@ def _emit(document: Any, output: Path | None) -> None:
         typer.echo(f"Wrote {output}", err=True)
 
 
-def _provenance(registry: Any, ref: str) -> Any:
-    from loraledger.policies.exports import provenance_envelope
-
-    return provenance_envelope(registry, ref)
-
-
-def _test_results(registry: Any, ref: str) -> Any:
-    from loraledger.policies.exports import evaluation_envelopes
-
-    return "".join(
-        json.dumps(e, sort_keys=True) + "\n" for e in evaluation_envelopes(registry, ref)
-    )
-
-
-def _ml_bom(registry: Any, ref: str) -> Any:
-    from loraledger.policies.mlbom import ml_bom
-
-    return ml_bom(registry, ref)
-
-
-def _model_card(registry: Any, ref: str) -> Any:
-    from loraledger.policies.model_card import model_card
-
-    return model_card(registry, ref)
-
-
-def _export_command(name: str, help_text: str, produce: Callable[[Any, str], Any]) -> None:
+def _export_command(document: Document) -> None:
     def command(
         ctx: typer.Context,
         ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
         output: Path = OUTPUT_OPTION,
     ) -> None:
-        _emit(produce(settings(ctx).open(), ref), output)
+        _emit(document.render(settings(ctx).open(), ref), output)
 
-    command.__doc__ = help_text
-    export_app.command(name)(command)
+    command.__doc__ = document.help
+    export_app.command(document.name)(command)
 
 
-for _name, _help, _produce in (
-    ("provenance", "The SLSA Provenance v1 attestation (a DSSE envelope) the trainer signed.",
-     _provenance),
-    ("test-results", "Every evaluation run's signed in-toto Test Result, as JSON Lines of DSSE "
-     "envelopes.", _test_results),
-    ("ml-bom", "A CycloneDX 1.6 ML-BOM with a model card, validated against the schema.",
-     _ml_bom),
-    ("model-card", "A Hugging Face style model card (README.md with metadata and results).",
-     _model_card),
-):  # fmt: skip
-    _export_command(_name, _help, _produce)
+for _document in DOCUMENTS.values():
+    _export_command(_document)
 
 
 @evidence_app.command("export")

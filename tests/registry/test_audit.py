@@ -285,3 +285,32 @@ def test_an_excerpt_must_end_at_its_checkpoint(busy: Registry) -> None:
     forged = [*events[:-1], {**events[-1], "actor": "mallory"}]
     with pytest.raises(VerificationError, match="does not match its hash"):
         verify_excerpt(forged, checkpoint, keys)
+
+
+def test_verifying_since_a_known_head_checks_only_what_came_after(
+    busy: Registry, tmp_path: Path
+) -> None:
+    head = busy.verify_audit(expect_head=None)
+    busy.adapters.register(small_adapter(tmp_path / "late", 9), "late", actor=ENGINEER)
+    report = busy.verify_audit(since=(head.head_seq, head.head_hash))
+    assert report.events == 1 and report.head_seq == 9
+    assert report.head_hash == busy.verify_audit().head_hash
+    assert report.checkpoints_verified == 2  # the new change's, in the database and the file
+    assert busy.verify_audit(since=(report.head_seq, report.head_hash)).events == 0
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("UPDATE audit_events SET actor = 'rita' WHERE seq = 9", "its content does not match"),
+        ("UPDATE audit_events SET hash = 'x' WHERE seq = 8", "event #8 no longer has the hash"),
+    ],
+)
+def test_verifying_since_a_head_still_catches_edits(
+    busy: Registry, tmp_path: Path, statement: str, message: str
+) -> None:
+    head = busy.verify_audit()
+    busy.adapters.register(small_adapter(tmp_path / "late", 9), "late", actor=ENGINEER)
+    sql(busy, statement)
+    with pytest.raises(VerificationError, match=message):
+        busy.verify_audit(since=(head.head_seq, head.head_hash))

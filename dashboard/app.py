@@ -1,0 +1,27 @@
+"""The dashboard's entry script: ``loraledger dashboard`` runs it with ``streamlit run``.
+
+Sign-in first (nothing else renders before it), then the pages. Every page is a thin
+skin over the library: see :mod:`loraledger.dashboard.ui`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from loraledger.dashboard.auth import sign_in
+
+st.set_page_config(page_title="LoRA Ledger", layout="wide")
+user = sign_in()
+with st.sidebar:
+    st.caption(
+        f"Signed in as **{user.display_name}** — registry identity `{user.identity}` "
+        f"({user.role.value})"
+    )
+pages = [
+    st.Page("pages/overview.py", title="Overview", url_path="overview", default=True),
+    st.Page("pages/version.py", title="Adapter version", url_path="version"),
+    st.Page("pages/review.py", title="Review", url_path="review"),
+    st.Page("pages/release.py", title="Promote and roll back", url_path="release"),
+    st.Page("pages/audit.py", title="Audit and trace", url_path="audit"),
+    st.Page("pages/datasets.py", title="Datasets", url_path="datasets"),
+]
+st.navigation(pages).run()

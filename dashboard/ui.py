@@ -1,0 +1,158 @@
+"""What every page shares: the configuration, the signed-in user, the registry, and one
+way to call the library.
+
+Pages hold no rules. Each read or action is a library call made through :func:`read` or
+:func:`act`, as the signed-in user's registry identity (the library checks the role and
+signs with that identity's key). A wait for the registry's lock shows only a spinner
+(Streamlit shows one after half a second), and a :class:`LedgerError` shows as its one-line
+message: never a raw DuckDB error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import streamlit as st
+from loraledger.policies.release import LoadedPolicy, load_policy
+from loraledger.registry import Registry, Role
+from loraledger.registry.keys import KEYS_DIR_ENV, KeyStore
+from loraledger.registry.registry import REGISTRY_ENV, default_registry_path
+
+from loraledger.errors import LedgerError, LockTimeout
+
+from .accounts import ACCOUNTS_FILE
+
+ACCOUNTS_ENV = "LORALEDGER_DASHBOARD_ACCOUNTS"
+POLICY_ENV = "LORALEDGER_DASHBOARD_POLICY"
+PAGE_SIZE = 25
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Set by ``loraledger dashboard`` through the environment of the Streamlit server."""
+
+    registry: Path
+    keys_dir: Path | None
+    accounts: Path
+    policy: Path | None
+
+    @classmethod
+    def from_env(cls) -> Config:
+        registry = Path(os.environ.get(REGISTRY_ENV) or default_registry_path())
+        keys = os.environ.get(KEYS_DIR_ENV)
+        policy = os.environ.get(POLICY_ENV)
+        return cls(
+            registry=registry,
+            keys_dir=Path(keys) if keys else None,
+            accounts=Path(os.environ.get(ACCOUNTS_ENV) or registry / ACCOUNTS_FILE),
+            policy=Path(policy) if policy else None,
+        )
+
+
+@dataclass(frozen=True)
+class User:
+    """The signed-in person: their dashboard user name and registry identity."""
+
+    username: str
+    display_name: str
+    identity: str
+    role: Role
+
+    @property
+    def may_decide(self) -> bool:
+        """Whether decision forms are shown (the library still judges each decision)."""
+        return self.role is not Role.AUDITOR
+
+    @property
+    def may_release(self) -> bool:
+        return self.role in (Role.REVIEWER, Role.ADMIN)
+
+
+def config() -> Config:
+    return Config.from_env()
+
+
+def user() -> User:
+    found = st.session_state.get("ledger_user")
+    if not isinstance(found, User):  # pragma: no cover - app.py signs in before any page
+        st.stop()
+    return found
+
+
+def registry(passphrase: str | None = None) -> Registry:
+    """The registry, opened for this run (it holds no connection between calls)."""
+    settings = config()
+    prompt = (lambda _text: passphrase) if passphrase else None
+    return Registry.open(settings.registry, keys=KeyStore(settings.keys_dir, prompt=prompt))
+
+
+def policy() -> LoadedPolicy:
+    return load_policy(config().policy)
+
+
+def read(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A library read; on failure the page stops with the error's own message."""
+    try:
+        with st.spinner("Waiting for the registry…"):
+            return call(*args, **kwargs)
+    except LockTimeout as error:
+        st.warning(f"The registry is busy: {error}")
+    except LedgerError as error:
+        st.error(str(error))
+    st.stop()
+    raise AssertionError("unreachable")  # pragma: no cover - st.stop raises
+
+
+def act(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """A library action as the signed-in user; a refusal or failure is shown (with the
+    library's reason) and None returned, so the page goes on rendering."""
+    try:
+        with st.spinner("Working…"):
+            return call(*args, **kwargs)
+    except LedgerError as error:
+        st.error(f"Refused: {error}")
+        return None
+
+
+def flash(message: str) -> None:
+    """Show ``message`` at the top of the page after a rerun (which re-reads what the
+    action changed)."""
+    st.session_state["ledger_flash"] = message
+    st.rerun()
+
+
+def show_flash() -> None:
+    message = st.session_state.pop("ledger_flash", None)
+    if message:
+        st.success(message)
+
+
+def page_controls(total: int, key: str, page_size: int = PAGE_SIZE) -> tuple[int, int]:
+    """A page picker for ``total`` rows; returns (offset, limit) for the SQL."""
+    pages = max(1, -(-total // page_size))
+    if pages == 1:
+        return 0, page_size
+    page = st.number_input(
+        f"Page (of {pages}, {total} rows)", min_value=1, max_value=pages, value=1, key=key
+    )
+    return (int(page) - 1) * page_size, page_size
+
+
+def short(digest: str | None, width: int = 12) -> str:
+    return f"{digest[:width]}…" if digest else "—"
+
+
+def ref_picker(label: str, key: str, default: str = "") -> str:
+    """A NAME@vN text field (pre-filled from ``?ref=`` in the address)."""
+    initial = st.query_params.get("ref", default)
+    return st.text_input(label, value=initial, key=key, placeholder="name@v1").strip()
+
+
+def environment_picker(key: str, label: str = "Environment") -> str:
+    names = list(policy().policy.environments)
+    return str(st.selectbox(label, names, key=key))

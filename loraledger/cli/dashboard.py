@@ -1,0 +1,113 @@
+"""``loraledger dashboard``: start the Streamlit dashboard; ``dashboard add-user``: give
+someone a sign-in mapped to a registry identity."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from loraledger.errors import UsageError
+
+from ._app import LedgerGroup, settings
+
+app = typer.Typer(
+    help="The Streamlit dashboard: review, promote, roll back, audit and trace.",
+    cls=LedgerGroup,
+    invoke_without_command=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ACCOUNTS_OPTION = typer.Option(
+    None,
+    "--accounts",
+    help="The sign-in accounts file (default REGISTRY/dashboard-accounts.yaml).",
+)
+
+
+def _accounts_path(registry: Path, accounts: Path | None) -> Path:
+    from loraledger.dashboard.accounts import ACCOUNTS_FILE
+
+    return accounts or registry / ACCOUNTS_FILE
+
+
+@app.callback()
+def serve(
+    ctx: typer.Context,
+    registry: Path = typer.Option(
+        None, "--registry", help="Registry directory (default: the global --registry)."
+    ),
+    port: int = typer.Option(8501, "--port", help="The port to serve on."),
+    address: str = typer.Option(
+        "127.0.0.1", "--address", help="The address to listen on (127.0.0.1: this machine only)."
+    ),
+    accounts: Path = ACCOUNTS_OPTION,
+    policy: Path = typer.Option(
+        None, "--policy", help="Release policy file (default: the project's policies/release.yaml)."
+    ),
+) -> None:
+    """Start the dashboard (sign-in first; every action is a library call as that user)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import loraledger.dashboard
+    from loraledger.dashboard.accounts import load_accounts
+    from loraledger.dashboard.ui import ACCOUNTS_ENV, POLICY_ENV
+    from loraledger.policies.release import load_policy
+    from loraledger.registry import Registry
+    from loraledger.registry.keys import KEYS_DIR_ENV
+    from loraledger.registry.registry import REGISTRY_ENV
+
+    opts = settings(ctx)
+    root = (registry or opts.registry).resolve()
+    Registry.open(root)  # a clear error now rather than in the browser
+    accounts_file = _accounts_path(root, accounts).resolve()
+    load_accounts(accounts_file)
+    load_policy(policy)
+    env = {**os.environ, REGISTRY_ENV: str(root), ACCOUNTS_ENV: str(accounts_file)}
+    if opts.keys_dir is not None:
+        env[KEYS_DIR_ENV] = str(opts.keys_dir.resolve())
+    if policy is not None:
+        env[POLICY_ENV] = str(policy.resolve())
+    script = Path(loraledger.dashboard.__file__).parent / "app.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.port", str(port), "--server.address", address,
+        "--server.headless", "true", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+    ]  # fmt: skip
+    typer.echo(f"LoRA Ledger dashboard for {root} on http://{address}:{port}", err=True)
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)  # the server replaces this process
+
+
+@app.command("add-user")
+def add_user(
+    ctx: typer.Context,
+    user: str = typer.Argument(..., help="The sign-in name."),
+    identity: str = typer.Option(..., "--identity", help="The registry identity it acts as."),
+    name: str = typer.Option(None, "--name", help="The name shown (default: USER)."),
+    email: str = typer.Option(None, "--email", help="For sign-in with OpenID Connect."),
+    replace: bool = typer.Option(False, "--replace", help="Reset an existing user."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input."
+    ),
+    accounts: Path = ACCOUNTS_OPTION,
+) -> None:
+    """Add a dashboard user with a bcrypt-hashed password, mapped to a registry identity."""
+    from loraledger.dashboard.accounts import add_user as add
+
+    opts = settings(ctx)
+    found = opts.open().identities.get(identity)  # must exist; its role applies
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    else:
+        raise UsageError("no terminal to ask for the password; pass --password-stdin")
+    path = _accounts_path(opts.registry, accounts)
+    add(path, user, identity=identity, password=password, name=name, email=email,
+        replace=replace)  # fmt: skip
+    typer.echo(f"Dashboard user {user} signs in as {identity} ({found.role.value}); {path}")

@@ -1,0 +1,63 @@
+"""A real registry for the dashboard's tests: two trained versions of faq-bot on the tiny
+base, each evaluated on the sanity suite and compared, with five people who can sign in."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from loraledger.dashboard.accounts import ACCOUNTS_FILE, add_user
+from loraledger.dashboard.ui import ACCOUNTS_ENV, POLICY_ENV
+from loraledger.harness.compare import compare
+from loraledger.harness.evaluate import EvalOptions, evaluate
+from loraledger.registry import Registry, Role
+from loraledger.registry.keys import KeyStore
+
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
+from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
+from tests.policies.helpers import POLICY
+
+SECOND = "ruby"
+PASSWORD = "correct-horse-battery"
+USERS = {ADMIN: ADMIN, ENGINEER: ENGINEER, REVIEWER: REVIEWER, SECOND: SECOND, AUDITOR: AUDITOR}
+
+
+@dataclass(frozen=True)
+class Site:
+    """A copy of the prepared registry, its keys, accounts and policy."""
+
+    root: Path
+    keys: Path
+    accounts: Path
+    policy: Path
+
+    def registry(self) -> Registry:
+        return Registry.open(self.root, keys=KeyStore(self.keys))
+
+
+@pytest.fixture(scope="module")
+def prepared(eval_registry: Registry) -> Registry:  # noqa: F811
+    eval_registry.identities.create(SECOND, Role.REVIEWER, actor=ADMIN)
+    evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=4))
+    compare(eval_registry, PLAIN[1], PLAIN[0], "sanity", actor=ENGINEER, n_resamples=999)
+    accounts = eval_registry.root / ACCOUNTS_FILE
+    for user, identity in USERS.items():
+        add_user(accounts, user, identity=identity, password=PASSWORD, name=user.title())
+    (eval_registry.root.parent / "policy.yaml").write_text(POLICY)
+    return eval_registry
+
+
+@pytest.fixture
+def site(prepared: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    """A fresh copy per test (the dashboard writes), wired through the environment the
+    way ``loraledger dashboard`` wires the Streamlit server."""
+    home = shutil.copytree(prepared.root.parent, tmp_path / "site")
+    found = Site(home / "reg", home / "keys", home / "reg" / ACCOUNTS_FILE, home / "policy.yaml")
+    monkeypatch.setenv("LORALEDGER_REGISTRY", str(found.root))
+    monkeypatch.setenv("LORALEDGER_KEYS_DIR", str(found.keys))
+    monkeypatch.setenv(ACCOUNTS_ENV, str(found.accounts))
+    monkeypatch.setenv(POLICY_ENV, str(found.policy))
+    yield found

@@ -1,0 +1,219 @@
+"""Every page with Streamlit's AppTest (headless), signed in as real registry identities:
+each action is the library's, refusals show with their reason, and the registry records
+exactly what was done."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from loraledger.errors import PermissionDenied
+from loraledger.policies.approvals import decide
+from loraledger.policies.deployments import promote
+from streamlit.testing.v1 import AppTest
+
+import loraledger.dashboard
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
+from tests.dashboard.conftest import PASSWORD, SECOND, Site, prepared, site  # noqa: F401
+from tests.harness.conftest import PLAIN
+from tests.policies.helpers import deploy
+from tests.registry.helpers import refusals
+
+APP = str(Path(loraledger.dashboard.__file__).parent / "app.py")
+V1, V2 = PLAIN
+
+
+def sign_in(user: str, password: str = PASSWORD) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    app.text_input[0].input(user)
+    app.text_input[1].input(password)
+    button(app, "Sign in").click().run()
+    return app
+
+
+def button(app: AppTest, label: str) -> object:
+    found = [b for b in app.button if b.label == label]
+    assert found, f"no button {label!r} among {[b.label for b in app.button]}"
+    return found[0]
+
+
+def labels(app: AppTest) -> list[str]:
+    return [b.label for b in app.button]
+
+
+def texts(app: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "success", "error", "warning", "info", "caption")
+             for e in getattr(app, kind)]  # fmt: skip
+    return "\n".join(str(p) for p in parts)
+
+
+def open_page(app: AppTest, page: str, **query: str) -> AppTest:
+    for key, value in query.items():
+        app.query_params[key] = value
+    app.switch_page(f"pages/{page}.py").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_nothing_shows_before_sign_in(site: Site) -> None:
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    assert [t.label for t in app.text_input] == ["User name", "Password"]
+    assert not app.title and "ledger_user" not in app.session_state
+    app.text_input[0].input(REVIEWER)
+    app.text_input[1].input("wrong-password-1")
+    button(app, "Sign in").click().run()
+    assert [e.value for e in app.error] == ["Wrong user name or password."]
+    assert not app.title
+
+
+def test_overview_shows_the_chain_and_pending_reviews(site: Site) -> None:
+    app = sign_in(AUDITOR)
+    assert not app.exception, app.exception
+    assert app.title[0].value == "Overview"
+    assert "Verified:" in app.success[0].value
+    deploy(site.registry(), "staging", V1)
+    app.run()
+    assert any(m.value == V1 for m in app.metric)
+    assert "Nothing deployed yet." in texts(app)  # production
+
+
+def test_reviewer_approves_and_promotes(site: Site) -> None:
+    before = site.registry().audit_head()[0]
+    app = open_page(sign_in(REVIEWER), "review", ref=V1)
+    assert "does not pass the staging gate" in texts(app)
+    rules = app.dataframe[0].value
+    assert "approval" in " ".join(rules["rule"]) and "FAIL" in list(rules["result"])
+    app.text_area[0].input("Sanity results hold; signed off.")
+    button(app, "Approve").click().run()
+    assert f"Approved {V1} for staging as {REVIEWER}" in app.success[0].value
+    assert "1 of 1 approval(s)" in texts(app)
+    app = open_page(app, "release", ref=V1)
+    app.checkbox[0].check()
+    button(app, "Promote").click().run()
+    assert f"staging now runs {V1}" in texts(app)
+    registry = site.registry()
+    assert registry.deployments.current("staging").adapter == V1  # type: ignore[union-attr]
+    new = [e for e in registry.audit_events() if e.seq > before]
+    assert [(e.actor, e.action) for e in new] == [
+        (REVIEWER, "gate.check"),  # what the page showed when opened
+        (REVIEWER, "gate.check"), (REVIEWER, "approval.approve"),  # the decision's own
+        (REVIEWER, "gate.check"),  # the page again, after the decision
+        (REVIEWER, "gate.check"), (REVIEWER, "deploy.promote"),
+    ]  # fmt: skip
+
+
+def test_the_trainers_self_approval_is_refused_on_screen(site: Site) -> None:
+    app = open_page(sign_in(ENGINEER), "review", ref=V1)
+    app.text_area[0].input("I trained it, so it is fine.")
+    button(app, "Approve").click().run()
+    refused = app.error[-1].value
+    assert refused.startswith("Refused:") and ENGINEER in refused
+    assert site.registry().approvals.list(V1) == []
+    assert refusals(site.registry())[-1][:2] == (ENGINEER, "approve")
+
+
+def test_a_stale_approval_is_shown_and_not_counted(site: Site) -> None:
+    registry = site.registry()
+    decide(registry, V1, "staging", "approve", comment="ok", actor=REVIEWER, policy=site.policy)
+    site.policy.write_text(site.policy.read_text().replace("min: 0", "min: 0.0"))
+    app = open_page(sign_in(SECOND), "review", ref=V1)
+    decisions = app.dataframe[-1].value
+    assert list(decisions["by"]) == [REVIEWER]
+    assert str(decisions["status"][0]).startswith("does not count:")
+    assert "0 of 1 approval(s)" in texts(app)
+
+
+def test_an_auditor_sees_no_write_action_and_a_crafted_one_is_refused(site: Site) -> None:
+    app = open_page(sign_in(AUDITOR), "review", ref=V1)
+    assert "Approve" not in labels(app) and "Reject" not in labels(app)
+    app = open_page(app, "release", ref=V1)
+    assert "Promote" not in labels(app) and "Roll back" not in labels(app)
+    assert "As an auditor you can read the history" in texts(app)
+    # What the hidden buttons would call, called as the auditor anyway: the library refuses.
+    registry = site.registry()
+    with pytest.raises(PermissionDenied):
+        decide(registry, V1, "staging", "approve", comment="x", actor=AUDITOR, policy=site.policy)
+    with pytest.raises(PermissionDenied):
+        promote(registry, V1, "staging", actor=AUDITOR, policy=site.policy)
+    assert [r[0] for r in refusals(registry)][-2:] == [AUDITOR, AUDITOR]
+
+
+def test_rollback_needs_a_reason_and_a_confirmation(site: Site) -> None:
+    registry = site.registry()
+    deploy(registry, "staging", V1)
+    deploy(registry, "staging", V2)
+    app = open_page(sign_in(REVIEWER), "release")
+    assert app.selectbox[1].value == V1  # the version before the current one
+    button(app, "Roll back").click().run()
+    assert "A rollback needs a reason" in app.error[-1].value
+    app.text_input[-1].input("v2 answers worse on refunds")
+    app.checkbox[-1].check()
+    button(app, "Roll back").click().run()
+    assert f"staging rolled back to {V1}" in app.success[0].value
+    current = site.registry().deployments.current("staging")
+    assert current is not None and current.adapter == V1 and current.action == "rollback"
+    assert current.reason == "v2 answers worse on refunds" and current.created_by == REVIEWER
+    assert app.dataframe[0].value["action"][0] == "rollback"
+
+
+def test_version_page_checks_the_signature_and_charts_versions(site: Site) -> None:
+    app = open_page(sign_in(AUDITOR), "version", ref=V2)
+    assert app.header[0].value == V2
+    assert any("Signature valid" in s.value for s in app.success)
+    shown = texts(app)
+    assert "tiny@v1" in shown and "**Seed** 2" in shown
+    assert app.get("vega_lite_chart")  # the metrics across versions, with intervals
+    assert f"**adapter:{V2}** against **adapter:{V1}**, suite sanity" in shown
+
+
+def test_audit_page_filters_traces_and_proves_membership(site: Site) -> None:
+    deploy(site.registry(), "staging", V1)
+    app = open_page(sign_in(AUDITOR), "audit")
+    app.selectbox(key="audit_actor").select(ENGINEER).run()
+    events = app.dataframe[0].value
+    assert len(events) and set(events["actor"]) == {ENGINEER}
+    button(app, "Trace").click().run()
+    assert f"staging now: {V1}" in app.success[-1].value
+    assert "every link verified" in app.success[-1].value
+    record = (site.root.parent / "faq.jsonl").read_text().splitlines()[0]
+    app.text_input(key="prove_dataset").input("faq@v1")
+    app.text_area(key="prove_record").input(record)
+    button(app, "Check membership").click().run()
+    assert "A member of faq@v1" in app.success[-1].value
+    app.text_area(key="prove_record").input(json.dumps({"not": "in it"}))
+    button(app, "Check membership").click().run()
+    assert "is not in faq@v1" in app.warning[-1].value
+
+
+def test_datasets_page_shows_pii_kinds_and_users(site: Site) -> None:
+    app = open_page(sign_in(AUDITOR), "datasets")
+    assert "faq@v1" in list(app.dataframe[0].value["dataset"])
+    users = app.dataframe[-1].value
+    assert set(users["adapter"]) >= {V1, V2}
+
+
+def test_a_lock_wait_is_hidden_behind_a_spinner(site: Site) -> None:
+    app = sign_in(AUDITOR)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('locked', "
+         "flush=True); time.sleep(2); c.close()", str(site.root / "registry.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    started = time.monotonic()
+    app.run()
+    holder.wait()
+    assert time.monotonic() - started > 1
+    assert not app.exception and not app.error and app.title[0].value == "Overview"
+
+
+def test_admin_users_sign_in_as_their_identity(site: Site) -> None:
+    app = sign_in(ADMIN)
+    assert app.session_state["ledger_user"].identity == ADMIN
+    assert "(admin)" in app.sidebar.caption[0].value
