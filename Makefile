@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck bench clean
+.PHONY: demo test test-fast lint typecheck bench clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# The dashboard's real-browser tests drive Debian's Chromium (Playwright's own browser
+# download does not work offline); installed here when missing and apt-get is usable.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null; } || echo "note: no /usr/bin/chromium; the browser tests will be skipped"
+
 # Everything CI runs: lint, types, and every test including the slow ones.
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 # The quick loop while developing: no slow tests, no lint.
@@ -42,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_trainer.py
 	$(BIN)/python benchmarks/bench_harness.py
 	$(BIN)/python benchmarks/bench_governance.py
+	$(BIN)/python benchmarks/bench_dashboard.py
 
 clean:
 	rm -rf $(VENV) demo-out .typecheck .pytest_cache .hypothesis

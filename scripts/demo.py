@@ -43,6 +43,7 @@ OUT = ROOT / "demo-out"
 DEMO = ROOT / "trainer" / "demo"
 SYSTEM = "You are the support assistant of Northwind Bank. Answer in one or two sentences."
 SUITES = ("northwind-domain", "sanity", "northwind-policy")
+DASHBOARD_PASSWORD = "northwind-demo"  # the demo's sign-ins only; never a real password
 QUESTIONS = [
     "What is the overdraft fee?",
     "What is the daily ATM withdrawal limit?",
@@ -60,6 +61,7 @@ def run(
     to_file: str | None = None,
     program: str = "loraledger",
     quiet: bool = False,
+    stdin: str | None = None,
 ) -> str:
     """Run a command, echo it and its output, and insist on the expected exit code.
 
@@ -69,7 +71,11 @@ def run(
     shown = f"$ {program} {shlex.join(args)}" + (f" > {to_file}" if to_file else "")
     print(shown, flush=True)
     result = subprocess.run(
-        [sys.executable, "-m", program, *args], capture_output=True, text=True, cwd=OUT
+        [sys.executable, "-m", program, *args],
+        capture_output=True,
+        text=True,
+        cwd=OUT,
+        input=stdin,
     )
     if to_file:
         (OUT / to_file).write_text(result.stdout)
@@ -85,7 +91,7 @@ def run(
     return result.stdout
 
 
-def release_policy() -> tuple[str, ...]:
+def release_policy(*, quiet: bool = False) -> tuple[str, ...]:
     """``--policy`` for the release commands: the project's policy, unless this working
     copy has uncommitted changes -- then its production rule ``clean_code_tree`` could not
     hold, and a copy without it is used (said so in the transcript)."""
@@ -97,6 +103,8 @@ def release_policy() -> tuple[str, ...]:
     policy = OUT / "release-dirty-tree.yaml"
     text = (ROOT / "policies" / "release.yaml").read_text()
     policy.write_text(text.replace("clean_code_tree: true", "clean_code_tree: false"))
+    if quiet:
+        return ("--policy", policy.name)
     print(
         "\n(note: this working copy has uncommitted changes, so the training runs record a "
         "dirty code tree and production's `clean_code_tree: true` cannot hold; the release "
@@ -137,6 +145,9 @@ def main() -> None:
     run("--as", "alice", "keys", "create", "ruby", "--role", "reviewer")
     run("--as", "alice", "keys", "create", "otto", "--role", "auditor")
     run("keys", "list")
+    for person in ("alice", "eve", "rita", "ruby", "otto"):
+        run("dashboard", "add-user", person, "--identity", person, "--password-stdin",
+            stdin=f"{DASHBOARD_PASSWORD}\n")  # fmt: skip
 
     say("The base model and the training data")
     run("--as", "eve", "base", "add")
@@ -290,12 +301,20 @@ def tampering(v1: str) -> None:
     run("--registry", "tampered", "audit", "verify", expect=1)
     run("audit", "verify", "--expect-head", head)
 
+    policy = release_policy(quiet=True)
+    dashboard = [".venv/bin/loraledger", "--registry", str(OUT / "registry"), "--keys-dir",
+                 str(OUT / "keys"), "dashboard", "--port", "8501"]  # fmt: skip
+    if policy:
+        dashboard += ["--policy", str(OUT / policy[1])]
     print(
         f"\nDone. The registry is in {OUT / 'registry'}. Auditors can query it with plain "
         "DuckDB (read-only), e.g.\n"
         f'  .venv/bin/python -c "import duckdb; print(duckdb.connect('
         f"'{OUT / 'registry' / 'registry.duckdb'}', read_only=True).sql("
-        "'SELECT ref, digest, signer FROM v_adapter_versions'))\""
+        "'SELECT ref, digest, signer FROM v_adapter_versions'))\"\n"
+        "Review, promote, roll back and trace in the dashboard (sign in as rita, ruby, otto, "
+        f"eve or alice, password {DASHBOARD_PASSWORD}; then open http://127.0.0.1:8501):\n"
+        f"  {shlex.join(dashboard)}"
     )
 
 

@@ -39,3 +39,22 @@ def test_demo_runs_end_to_end() -> None:
     assert "error: files do not match the signature (changed: adapter_model.safetensors)" in out
     assert re.search(r"error: audit chain broken at event #\d+: its content", out)
     assert "error: audit log truncated" in out
+    assert "Dashboard user otto signs in as otto (auditor)" in out
+    last = out.rstrip().splitlines()[-1].split()
+    assert last[:2] == [".venv/bin/loraledger", "--registry"] and "dashboard" in last
+    from loraledger.dashboard.accounts import load_accounts
+
+    accounts = load_accounts(REPO / "demo-out" / "registry" / "dashboard-accounts.yaml")
+    assert sorted(accounts.data.users) == ["alice", "eve", "otto", "rita", "ruby"]
+    # the printed command serves the demo's registry
+    from tests.dashboard.browser import free_port, wait_until_serving
+
+    port = free_port()
+    command = [str(REPO / last[0]), *last[1:]]
+    command[command.index("--port") + 1] = str(port)
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_serving(server, f"http://127.0.0.1:{port}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

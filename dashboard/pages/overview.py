@@ -43,7 +43,6 @@ def render() -> None:
                 f"{deployed.action} #{deployed.seq} by **{deployed.created_by}** since "
                 f"{deployed.created_at:%Y-%m-%d %H:%M:%S} UTC"
             )
-            st.page_link("pages/audit.py", label=f"Trace {environment}")
 
     st.subheader("Audit chain")
     try:
@@ -62,7 +61,7 @@ def render() -> None:
     pending = ui.read(queries.pending_reviews, registry)
     if pending:
         st.dataframe(pd.DataFrame(pending), hide_index=True, width="stretch")
-        st.page_link("pages/review.py", label="Open the review page")
+        st.caption("Open one on the Review page to see its gate check and decide.")
     else:
         st.write("No version is waiting: every checked version runs where it was checked for.")
 

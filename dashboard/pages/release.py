@@ -42,7 +42,7 @@ def history(registry: Registry, environment: str) -> list[str]:
 
 def promote_form(environment: str) -> None:
     st.subheader(f"Promote to {environment}")
-    with st.form("promote"):
+    with st.form("promote", clear_on_submit=True, enter_to_submit=False):
         ref = st.text_input("Version (NAME@vN)", value=st.query_params.get("ref", ""))
         sure = st.checkbox(
             f"I confirm: deploy this version to {environment} (the gate is checked again now)"
@@ -75,7 +75,7 @@ def rollback_form(environment: str, ran_there: list[str]) -> None:
     if not earlier:
         st.write("No earlier version ran here: there is nothing to roll back to.")
         return
-    with st.form("rollback"):
+    with st.form("rollback", clear_on_submit=True, enter_to_submit=False):
         target = st.selectbox(
             "Put back", earlier, help="Default: the version that ran before the current one."
         )

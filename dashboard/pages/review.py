@@ -61,7 +61,7 @@ def decision_form(ref: str, environment: str) -> None:
     if not user.may_decide:
         st.info(f"As an {user.role.value} you read and export; decisions are for reviewers.")
         return
-    with st.form("decision"):
+    with st.form("decision", clear_on_submit=True, enter_to_submit=False):
         comment = st.text_area("Comment (kept with the signed decision)")
         passphrase = st.text_input(
             "Passphrase of your signing key (only if it is encrypted)", type="password"

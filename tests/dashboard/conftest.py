@@ -39,7 +39,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def prepared(eval_registry: Registry) -> Registry:  # noqa: F811
+def prepared(eval_registry: Registry) -> Registry:
     eval_registry.identities.create(SECOND, Role.REVIEWER, actor=ADMIN)
     evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=4))
     compare(eval_registry, PLAIN[1], PLAIN[0], "sanity", actor=ENGINEER, n_resamples=999)
