@@ -22,7 +22,7 @@ from loraledger.registry import Registry, Role
 from loraledger.registry.keys import KEYS_DIR_ENV, KeyStore
 from loraledger.registry.registry import REGISTRY_ENV, default_registry_path
 
-from loraledger.errors import LedgerError, LockTimeout
+from loraledger.errors import LedgerError, LockTimeout, VerificationError
 
 from .accounts import ACCOUNTS_FILE
 
@@ -100,6 +100,23 @@ def read(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         with st.spinner("Waiting for the registry…"):
             return call(*args, **kwargs)
+    except LockTimeout as error:
+        st.warning(f"The registry is busy: {error}")
+    except LedgerError as error:
+        st.error(str(error))
+    st.stop()
+    raise AssertionError("unreachable")  # pragma: no cover - st.stop raises
+
+
+def check(call: Callable[..., T], *args: Any, failure: str, busy: str) -> T | None:
+    """A verification: its failure is the finding, shown in red as ``failure: reason``
+    (and None returned); any other error is handled as in :func:`read`."""
+    try:
+        with st.spinner(busy):
+            return call(*args)
+    except VerificationError as error:
+        st.error(f"{failure}: {error}")
+        return None
     except LockTimeout as error:
         st.warning(f"The registry is busy: {error}")
     except LedgerError as error:

@@ -43,12 +43,12 @@ def events(registry: Registry) -> None:
     st.dataframe(pd.DataFrame(page.rows), hide_index=True, width="stretch")
 
     if st.button("Verify the whole chain now", key="verify_chain"):
-        try:
-            with st.spinner("Recomputing every hash and checking every signed checkpoint…"):
-                report = registry.verify_audit()
-        except Exception as error:  # the finding itself, shown in red
-            st.error(f"The audit chain does NOT verify: {error}")
-        else:
+        report = ui.check(
+            registry.verify_audit,
+            failure="The audit chain does NOT verify",
+            busy="Recomputing every hash and checking every signed checkpoint…",
+        )
+        if report is not None:
             st.success(
                 f"Verified all {report.events} events and {report.checkpoints_verified} "
                 f"signed checkpoints in {report.seconds:.2f} s; head "
@@ -136,6 +136,7 @@ def membership(registry: Registry) -> None:
         f"A member of {proof.dataset}: line {proof.line}, leaf {proof.index} of {proof.size}; "
         f"the RFC 9162 inclusion proof verifies against root `{proof.merkle_root}`."
     )
+    st.json(proof.model_dump(mode="json"), expanded=False)
     st.download_button(
         "Download the proof (JSON)",
         proof.model_dump_json(indent=2),

@@ -56,11 +56,13 @@ def provenance(registry: Registry, version: AdapterVersion) -> None:
 
 def signature(registry: Registry, version: AdapterVersion) -> None:
     st.subheader("Signature, checked now")
-    try:
-        with st.spinner("Re-hashing the files and checking the signature…"):
-            report = registry.adapters.verify(version.ref)
-    except Exception as error:  # the finding itself, shown in red
-        st.error(f"Does NOT verify: {error}")
+    report = ui.check(
+        registry.adapters.verify,
+        version.ref,
+        failure="Does NOT verify",
+        busy="Re-hashing the files and checking the signature…",
+    )
+    if report is None:
         return
     st.success(
         f"Signature valid (OpenSSF model-signing, signer {report.signer}); "

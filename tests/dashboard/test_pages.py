@@ -22,7 +22,7 @@ from tests.conftest import AUDITOR, ENGINEER, REVIEWER
 from tests.dashboard.conftest import PASSWORD, SECOND, Site, prepared, site  # noqa: F401
 from tests.harness.conftest import PLAIN
 from tests.policies.helpers import deploy
-from tests.registry.helpers import refusals
+from tests.registry.helpers import refusals, sql
 
 APP = str(Path(loraledger.dashboard.__file__).parent / "app.py")
 V1, V2 = PLAIN
@@ -204,3 +204,14 @@ def test_a_lock_wait_is_hidden_behind_a_spinner(site: Site) -> None:
     holder.wait()
     assert time.monotonic() - started > 1
     assert not app.exception and not app.error and app.title[0].value == "Overview"
+
+
+def test_a_tampered_chain_shows_in_red_on_the_overview(site: Site) -> None:
+    assert "Verified:" in page_as(site, AUDITOR, "overview").success[0].value
+    deploy(site.registry(), "staging", V1)  # new events after the verified head
+    sql(
+        site.registry(),
+        "UPDATE audit_events SET actor = 'mallory' WHERE seq = (SELECT max(seq) FROM audit_events)",
+    )
+    app = page_as(site, AUDITOR, "overview")
+    assert app.error[0].value.startswith("The audit chain does NOT verify: audit chain broken")
