@@ -21,7 +21,6 @@ Target: every page < 1 s.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from bench_governance import build  # noqa: E402
+from bench_governance import build, scale_arguments  # noqa: E402
 from loraledger.dashboard.accounts import ACCOUNTS_FILE, add_user  # noqa: E402
 
 from tests.dashboard.browser import chromium, dashboard, go, signed_in  # noqa: E402
@@ -81,12 +80,7 @@ def measure(site: Site, ref: str, repeat: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", type=int, default=10_000)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--samples", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = scale_arguments(__doc__.splitlines()[0])
     results: dict[str, dict[str, float]] = {}
     for label, scale in (("small", 10), ("full", 1)):
         with tempfile.TemporaryDirectory() as tmp:

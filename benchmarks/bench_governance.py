@@ -299,13 +299,19 @@ def measure(registry: Registry, ref: str, repeat: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def scale_arguments(description: str) -> argparse.Namespace:
+    """The registry's size (and repeats) from the command line; shared by the dashboard's
+    benchmark, which times pages on the same registry."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = scale_arguments(__doc__.splitlines()[0])
     results: dict[str, dict[str, Any]] = {}
     for label, scale in (("small", 10), ("full", 1)):
         with tempfile.TemporaryDirectory() as tmp:

@@ -27,23 +27,50 @@ def _dicts(cursor: Any) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def adapter_versions(registry: Registry, name_part: str, offset: int, limit: int) -> Page:
-    """Adapter versions, newest first, whose name contains ``name_part``."""
-    where, params = "", []
-    if name_part:
-        where = " WHERE v.name LIKE ? ESCAPE '\\'"
-        params.append("%" + name_part.replace("%", "\\%").replace("_", "\\_") + "%")
+def _contains(column: str, part: str) -> tuple[str, str]:
+    """A LIKE clause matching ``part`` literally anywhere in ``column``, and its value."""
+    escaped = part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{column} LIKE ? ESCAPE '\\'", f"%{escaped}%"
+
+
+def _page(
+    registry: Registry,
+    source: str,
+    where: list[str],
+    params: list[Any],
+    select: str,
+    order: str,
+    offset: int,
+    limit: int,
+) -> Page:
+    """One page of ``SELECT select FROM source WHERE where ORDER BY order``, with the
+    count of all matching rows."""
+    condition = " AND ".join(where) or "true"
     with registry.db.read() as conn:
-        total = conn.execute(f"SELECT count(*) FROM adapter_versions v{where}", params).fetchone()
+        total = conn.execute(f"SELECT count(*) FROM {source} WHERE {condition}", params)
+        count = total.fetchone()
         rows = _dicts(
             conn.execute(
-                "SELECT v.name || '@v' || v.version AS version, v.digest, v.created_at, "
-                f"v.created_by, v.file_count AS files FROM adapter_versions v{where} "
-                "ORDER BY v.created_at DESC, v.name, v.version DESC LIMIT ? OFFSET ?",
+                f"SELECT {select} FROM {source} WHERE {condition} ORDER BY {order} "
+                "LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             )
         )
-    return Page(int(total[0]) if total else 0, rows)
+    return Page(int(count[0]) if count else 0, rows)
+
+
+def adapter_versions(registry: Registry, name_part: str, offset: int, limit: int) -> Page:
+    """Adapter versions, newest first, whose name contains ``name_part``."""
+    where, params = [], []
+    if name_part:
+        clause, value = _contains("name", name_part)
+        where, params = [clause], [value]
+    return _page(
+        registry, "adapter_versions", where, params,
+        "name || '@v' || version AS version, digest, created_at, created_by, "
+        "file_count AS files",
+        "created_at DESC, name, version DESC", offset, limit,
+    )  # fmt: skip
 
 
 def metrics_over_versions(registry: Registry, name: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -133,7 +160,7 @@ def audit_page(
     limit: int,
 ) -> Page:
     """Audit events, newest first, filtered in SQL."""
-    where, params = ["true"], []
+    where, params = [], []
     for clause, value in (
         ("actor = ?", actor),
         ("action = ?", action),
@@ -144,20 +171,13 @@ def audit_page(
             where.append(clause)
             params.append(value)
     if subject_part:
-        where.append("subject LIKE ? ESCAPE '\\'")
-        params.append("%" + subject_part.replace("%", "\\%").replace("_", "\\_") + "%")
-    condition = " AND ".join(where)
-    with registry.db.read() as conn:
-        total = conn.execute(f"SELECT count(*) FROM audit_events WHERE {condition}", params)
-        count = total.fetchone()
-        rows = _dicts(
-            conn.execute(
-                "SELECT seq, created_at, actor, action, subject, payload, hash "
-                f"FROM audit_events WHERE {condition} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            )
-        )
-    return Page(int(count[0]) if count else 0, rows)
+        clause, pattern = _contains("subject", subject_part)
+        where.append(clause)
+        params.append(pattern)
+    return _page(
+        registry, "audit_events", where, params,
+        "seq, created_at, actor, action, subject, payload, hash", "seq DESC", offset, limit,
+    )  # fmt: skip
 
 
 def alerts(registry: Registry, limit: int = 10) -> list[dict[str, Any]]:
@@ -176,25 +196,21 @@ def alerts(registry: Registry, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def datasets_page(registry: Registry, name_part: str, offset: int, limit: int) -> Page:
-    where, params = "", []
+    """Dataset versions, newest first, whose name contains ``name_part``; PII as counts."""
+    where, params = [], []
     if name_part:
-        where = " WHERE name LIKE ? ESCAPE '\\'"
-        params.append("%" + name_part.replace("%", "\\%").replace("_", "\\_") + "%")
-    with registry.db.read() as conn:
-        total = conn.execute(f"SELECT count(*) FROM datasets{where}", params).fetchone()
-        rows = _dicts(
-            conn.execute(
-                "SELECT name || '@v' || version AS dataset, record_count AS records, license, "
-                "source, pii, created_at, created_by, merkle_root "
-                f"FROM datasets{where} ORDER BY created_at DESC, name, version DESC "
-                "LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            )
-        )
-    for row in rows:
+        clause, value = _contains("name", name_part)
+        where, params = [clause], [value]
+    page = _page(
+        registry, "datasets", where, params,
+        "name || '@v' || version AS dataset, record_count AS records, license, source, pii, "
+        "created_at, created_by, merkle_root",
+        "created_at DESC, name, version DESC", offset, limit,
+    )  # fmt: skip
+    for row in page.rows:
         findings = json.loads(row.pop("pii"))
         row["pii"] = ", ".join(f"{k}: {v['count']}" for k, v in sorted(findings.items())) or "—"
-    return Page(int(total[0]) if total else 0, rows)
+    return page
 
 
 def dataset_users(registry: Registry, name: str, version: int) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 from loraledger.policies.release import LoadedPolicy, load_policy
@@ -100,9 +100,15 @@ def read(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         with st.spinner("Waiting for the registry…"):
             return call(*args, **kwargs)
-    except LockTimeout as error:
-        st.warning(f"The registry is busy: {error}")
     except LedgerError as error:
+        stop_with(error)
+
+
+def stop_with(error: LedgerError) -> NoReturn:
+    """Show ``error`` as its one line (a busy registry as a warning) and stop the page."""
+    if isinstance(error, LockTimeout):
+        st.warning(f"The registry is busy: {error}")
+    else:
         st.error(str(error))
     st.stop()
     raise AssertionError("unreachable")  # pragma: no cover - st.stop raises
@@ -117,12 +123,8 @@ def check(call: Callable[..., T], *args: Any, failure: str, busy: str) -> T | No
     except VerificationError as error:
         st.error(f"{failure}: {error}")
         return None
-    except LockTimeout as error:
-        st.warning(f"The registry is busy: {error}")
     except LedgerError as error:
-        st.error(str(error))
-    st.stop()
-    raise AssertionError("unreachable")  # pragma: no cover - st.stop raises
+        stop_with(error)
 
 
 def act(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import loraledger.dashboard
 import pytest
 from loraledger.dashboard.ui import User
-from loraledger.policies.approvals import decide
+from loraledger.policies.approvals import decide, verify_approval
 from loraledger.policies.deployments import promote
 from streamlit.testing.v1 import AppTest
 
@@ -91,6 +91,9 @@ def test_reviewer_approves_and_promotes(site: Site) -> None:
     assert f"staging now runs {V1}" in texts(app)
     registry = site.registry()
     assert registry.deployments.current("staging").adapter == V1  # type: ignore[union-attr]
+    (approval,) = registry.approvals.list(V1, "staging")  # signed with rita's own key
+    assert approval.signer == REVIEWER and verify_approval(registry, approval)
+    assert approval.key_fingerprint == registry.identities.get(REVIEWER).key_fingerprint
     new = [e for e in registry.audit_events() if e.seq > before]
     assert [(e.actor, e.action) for e in new] == [
         (REVIEWER, "gate.check"),  # what the page showed when opened
