@@ -45,7 +45,8 @@ def prepared(eval_registry: Registry) -> Registry:
     compare(eval_registry, PLAIN[1], PLAIN[0], "sanity", actor=ENGINEER, n_resamples=999)
     accounts = eval_registry.root / ACCOUNTS_FILE
     for user, identity in USERS.items():
-        add_user(accounts, user, identity=identity, password=PASSWORD, name=user.title())
+        add_user(accounts, user, identity=identity, password=PASSWORD, name=user.title(),
+                 email=f"{user}@northwind.example")  # fmt: skip
     (eval_registry.root.parent / "policy.yaml").write_text(POLICY)
     return eval_registry
 

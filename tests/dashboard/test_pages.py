@@ -15,6 +15,7 @@ import pytest
 from loraledger.dashboard.ui import User
 from loraledger.policies.approvals import decide, verify_approval
 from loraledger.policies.deployments import promote
+from loraledger.registry import Role
 from streamlit.testing.v1 import AppTest
 
 from loraledger.errors import PermissionDenied
@@ -218,3 +219,31 @@ def test_a_tampered_chain_shows_in_red_on_the_overview(site: Site) -> None:
     )
     app = page_as(site, AUDITOR, "overview")
     assert app.error[0].value.startswith("The audit chain does NOT verify: audit chain broken")
+
+
+OIDC = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "a-test-cookie-secret-of-some-length",
+    "client_id": "loraledger",
+    "client_secret": "not-a-real-secret",
+    "server_metadata_url": "https://idp.northwind.example/.well-known/openid-configuration",
+}
+
+
+def oidc_app(user: dict[str, object]) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.secrets["auth"] = OIDC
+    app.user = user
+    return app.run()
+
+
+def test_oidc_sign_in_maps_the_providers_email_to_an_identity(site: Site) -> None:
+    outsider = oidc_app({"is_logged_in": False})
+    assert labels(outsider) == ["Sign in"] and not outsider.text_input  # no password form
+    assert "ledger_user" not in outsider.session_state
+    unknown = oidc_app({"is_logged_in": True, "email": "mallory@elsewhere.example"})
+    assert "No dashboard user has the e-mail address" in unknown.error[0].value
+    assert "ledger_user" not in unknown.session_state
+    app = oidc_app({"is_logged_in": True, "email": "Otto@Northwind.example"})
+    assert not app.exception, app.exception
+    assert app.session_state["ledger_user"] == User(AUDITOR, "Otto", AUDITOR, Role.AUDITOR)
