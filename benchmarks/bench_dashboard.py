@@ -34,12 +34,10 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bench_governance import build, scale_arguments  # noqa: E402
 from loraledger.dashboard.accounts import ACCOUNTS_FILE, add_user  # noqa: E402
 
-from tests.dashboard.browser import chromium, dashboard, go, signed_in  # noqa: E402
+from tests.dashboard.browser import RENDERED, chromium, dashboard, go, signed_in  # noqa: E402
 from tests.dashboard.conftest import PASSWORD, Site  # noqa: E402
 
 PAGES = ("Adapter version", "Review", "Promote and roll back", "Audit and trace", "Datasets")
-RENDERED = """() => !document.querySelector('[data-testid="stStatusWidget"]')
-    && !document.querySelector('[data-stale="true"]')"""
 
 
 def rendered(page: Any, title: str, started: float) -> float:

@@ -69,6 +69,10 @@ def dashboard(site: Site) -> Iterator[str]:
             except RuntimeError as error:
                 raise RuntimeError(f"{error}: {log.read_text()}") from None
             yield url
+        except BaseException:
+            print(f"--- the dashboard's log ({log}), last 60 lines:")
+            print("\n".join(log.read_text().splitlines()[-60:]))
+            raise
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -82,6 +86,11 @@ def chromium() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield browser
+        except BaseException:  # what each open page showed, for the failure's report
+            for n, context in enumerate(browser.contexts):
+                for m, page in enumerate(context.pages):
+                    print(f"failure screenshot: {shot(page, f'FAILED-{n}-{m}')}")
+            raise
         finally:
             browser.close()
 
@@ -103,11 +112,16 @@ def enter_credentials(page: Any, user: str, password: str = PASSWORD) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
+RENDERED = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+    && !document.querySelector('[data-stale="true"]')"""
+
+
 def settle(page: Any) -> None:
-    """Wait until Streamlit has finished the run (no 'running' indicator)."""
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")
-    page.wait_for_timeout(200)
+    """Wait until Streamlit has finished the run: no 'running' indicator and no stale
+    element, twice in a row a moment apart (a rerun may follow the first)."""
+    for _ in range(2):
+        page.wait_for_timeout(300)
+        page.wait_for_function(RENDERED, polling=50)
 
 
 def go(page: Any, title: str) -> None:
