@@ -56,6 +56,17 @@ def events(registry: Registry) -> None:
             )
 
 
+# What each kind of link hangs from in the lineage graph (the first kind present wins).
+LINEAGE = {
+    "adapter": (),
+    "training run": ("adapter",),
+    "dataset": ("training run",),
+    "base model": ("training run", "adapter"),
+    "test-result attestation": ("evaluation",),
+    "approval": ("gate check", "adapter"),
+}
+
+
 def lineage(trace: Trace) -> None:
     """The trace as a graph (deployment → version → its sources) and as a table."""
     if trace.complete:
@@ -64,18 +75,20 @@ def lineage(trace: Trace) -> None:
         st.error(f"{trace.subject}: {sum(not link.verified for link in trace.links)} link(s) "
                  "do NOT verify.")  # fmt: skip
     lines = ["digraph { rankdir=LR; node [shape=box, style=rounded, fontsize=10];"]
-    root = None
+    if trace.deployment is not None:
+        label = f"deployment #{trace.deployment.seq}\\n{trace.deployment.environment}"
+        lines.append(f'd [label="{label}"];')
+    last: dict[str, int] = {}  # the newest node of each kind, parent of what follows it
     for number, link in enumerate(trace.links):
         colour = "darkgreen" if link.verified else "red"
         label = f"{link.kind}\\n{link.ref}".replace('"', "'")
         lines.append(f'n{number} [label="{label}", color={colour}, fontcolor={colour}];')
-        if link.kind == "adapter":
-            root = number
-    for number, link in enumerate(trace.links):
-        if root is not None and number != root and link.kind != "deployment":
-            lines.append(f"n{root} -> n{number};")
-        if link.kind == "deployment" and root is not None:
-            lines.append(f"n{number} -> n{root};")
+        parents = [f"n{last[k]}" for k in LINEAGE.get(link.kind, ("adapter",)) if k in last]
+        if link.kind == "adapter" and trace.deployment is not None:
+            parents = ["d"]
+        if parents:
+            lines.append(f"{parents[0]} -> n{number};")
+        last[link.kind] = number
     lines.append("}")
     st.graphviz_chart("\n".join(lines))
     st.dataframe(
