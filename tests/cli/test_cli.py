@@ -10,33 +10,12 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from loraledger.cli import app
+from tests.cli.conftest import Cli
 from tests.conftest import small_adapter
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Cli:
-    def __init__(self, tmp_path: Path) -> None:
-        self.runner = CliRunner()
-        self.env = {
-            "LORALEDGER_REGISTRY": str(tmp_path / "reg"),
-            "LORALEDGER_KEYS_DIR": str(tmp_path / "keys"),
-            "LORALEDGER_ACTOR": None,
-        }
-
-    def __call__(self, *args: str, code: int = 0, actor: str | None = None):  # type: ignore[no-untyped-def]
-        argv = (["--as", actor] if actor else []) + list(args)
-        result = self.runner.invoke(app, argv, env=self.env)
-        assert result.exit_code == code, (argv, result.stdout, result.stderr, result.exception)
-        return result
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path)
 
 
 @pytest.fixture

@@ -8,27 +8,23 @@ from pathlib import Path
 
 import pytest
 from loraledger.registry import Registry
-from typer.testing import CliRunner
+from typer.testing import Result
 
-from loraledger.cli import app
+from tests.cli.conftest import Cli
 from tests.conftest import AUDITOR, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
 
 
-class Ledger:
-    def __init__(self, registry: Registry) -> None:
-        self.runner = CliRunner()
-        self.env = {
-            "LORALEDGER_REGISTRY": str(registry.root),
-            "LORALEDGER_KEYS_DIR": str(registry.keys.directory),
-            "LORALEDGER_ACTOR": None,
-        }
+class Ledger(Cli):
+    """The CLI on an evaluation registry, as its engineer unless told otherwise."""
 
-    def __call__(self, *args: str, code: int = 0, actor: str | None = ENGINEER):  # type: ignore[no-untyped-def]
-        argv = (["--as", actor] if actor else []) + list(args)
-        result = self.runner.invoke(app, argv, env=self.env)
-        assert result.exit_code == code, (argv, result.stdout, result.stderr, result.exception)
-        return result
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry.root, registry.keys.directory)
+
+    def __call__(
+        self, *args: str, code: int = 0, actor: str | None = ENGINEER, stdin: str | None = None
+    ) -> Result:
+        return super().__call__(*args, code=code, actor=actor, stdin=stdin)
 
 
 @pytest.fixture
