@@ -58,7 +58,7 @@ def events(registry: Registry) -> None:
 
 # What each kind of link hangs from in the lineage graph (the first kind present wins).
 LINEAGE = {
-    "adapter": (),
+    "adapter": ("deployment",),
     "training run": ("adapter",),
     "dataset": ("training run",),
     "base model": ("training run", "adapter"),
@@ -75,20 +75,20 @@ def lineage(trace: Trace) -> None:
         st.error(f"{trace.subject}: {sum(not link.verified for link in trace.links)} link(s) "
                  "do NOT verify.")  # fmt: skip
     lines = ["digraph { rankdir=LR; node [shape=box, style=rounded, fontsize=10];"]
+    last: dict[str, str] = {}  # the newest node of each kind, parent of what follows it
     if trace.deployment is not None:
         label = f"deployment #{trace.deployment.seq}\\n{trace.deployment.environment}"
         lines.append(f'd [label="{label}"];')
-    last: dict[str, int] = {}  # the newest node of each kind, parent of what follows it
+        last["deployment"] = "d"
     for number, link in enumerate(trace.links):
         colour = "darkgreen" if link.verified else "red"
         label = f"{link.kind}\\n{link.ref}".replace('"', "'")
         lines.append(f'n{number} [label="{label}", color={colour}, fontcolor={colour}];')
-        parents = [f"n{last[k]}" for k in LINEAGE.get(link.kind, ("adapter",)) if k in last]
-        if link.kind == "adapter" and trace.deployment is not None:
-            parents = ["d"]
-        if parents:
-            lines.append(f"{parents[0]} -> n{number};")
-        last[link.kind] = number
+        kinds = LINEAGE.get(link.kind, ("adapter",))
+        parent = next((last[kind] for kind in kinds if kind in last), None)
+        if parent is not None:
+            lines.append(f"{parent} -> n{number};")
+        last[link.kind] = f"n{number}"
     lines.append("}")
     st.graphviz_chart("\n".join(lines))
     st.dataframe(
