@@ -12,12 +12,12 @@ from loraledger.dashboard.auth import sign_in
 
 st.set_page_config(page_title="LoRA Ledger", layout="wide")
 pages = [
-    st.Page("pages/overview.py", title="Overview", url_path="overview", default=True),
-    st.Page("pages/version.py", title="Adapter version", url_path="version"),
-    st.Page("pages/review.py", title="Review", url_path="review"),
-    st.Page("pages/release.py", title="Promote and roll back", url_path="release"),
-    st.Page("pages/audit.py", title="Audit and trace", url_path="audit"),
-    st.Page("pages/datasets.py", title="Datasets", url_path="datasets"),
+    st.Page("views/overview.py", title="Overview", url_path="overview", default=True),
+    st.Page("views/version.py", title="Adapter version", url_path="version"),
+    st.Page("views/review.py", title="Review", url_path="review"),
+    st.Page("views/release.py", title="Promote and roll back", url_path="release"),
+    st.Page("views/audit.py", title="Audit and trace", url_path="audit"),
+    st.Page("views/dataset_versions.py", title="Datasets", url_path="datasets"),
 ]
 # The page is chosen from the address before sign-in, so a link to a page survives it;
 # the menu stays hidden, and nothing runs, until someone is signed in.

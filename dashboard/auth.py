@@ -33,13 +33,7 @@ def sign_in() -> ui.User:
     current = st.session_state.get("ledger_user")
     if isinstance(current, ui.User) and current.username == username:
         return current
-    identity = ui.read(lambda: ui.registry().identities.get(accounts.identity_of(username)))
-    if identity.status != "active":
-        st.error(
-            f"Your registry identity {identity.name!r} is {identity.status}; ask an admin "
-            "for a new one."
-        )
-        st.stop()
+    identity = ui.active_identity(accounts.identity_of(username))
     user = ui.User(
         username=username,
         display_name=accounts.data.users[username].name,

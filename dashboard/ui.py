@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 from loraledger.policies.release import LoadedPolicy, load_policy
-from loraledger.registry import Registry, Role
+from loraledger.registry import Identity, Registry, Role
 from loraledger.registry.keys import KEYS_DIR_ENV, KeyStore
 from loraledger.registry.registry import REGISTRY_ENV, default_registry_path
 
@@ -79,9 +79,41 @@ def config() -> Config:
 
 def user() -> User:
     found = st.session_state.get("ledger_user")
-    if not isinstance(found, User):  # pragma: no cover - app.py signs in before any page
+    if not isinstance(found, User):  # pragma: no cover - run_page checked before render
         st.stop()
     return found
+
+
+SIGN_IN_FIRST = "Sign in first: open the dashboard's address."
+
+
+def run_page(render: Callable[[], None]) -> None:
+    """Every page script's one statement: ``render`` runs only for a signed-in user whose
+    registry identity is still active, read again on every run (so a revocation takes
+    effect on the next click). Anything else shows one line and stops the run: a page
+    script run without ``app.py``'s sign-in shows no registry data."""
+    current = st.session_state.get("ledger_user")
+    if not isinstance(current, User):
+        st.warning(SIGN_IN_FIRST)
+        st.stop()
+    identity = active_identity(current.identity)
+    if identity.role is not current.role:  # the registry's role, never a remembered one
+        st.session_state["ledger_user"] = replace(current, role=identity.role)
+    render()
+
+
+def active_identity(name: str) -> Identity:
+    """``name``'s registry identity if it is active; otherwise the page says so, forgets
+    the signed-in user and stops."""
+    identity = read(lambda: registry().identities.get(name))
+    if identity.status != "active":
+        st.session_state.pop("ledger_user", None)
+        st.error(
+            f"Your registry identity {identity.name!r} is {identity.status}; ask an admin "
+            "for a new one."
+        )
+        st.stop()
+    return identity
 
 
 def registry(passphrase: str | None = None) -> Registry:

@@ -21,6 +21,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# Streamlit settings that decide what the server exposes without sign-in, pinned on the
+# command line (which outranks any .streamlit/config.toml where the server starts): no
+# static file serving, no agent API, no script health check that runs the app, no
+# identities taken from request headers, XSRF and CORS protection on
+# (docs/threat-model.md, "The dashboard's server").
+SERVER_LOCKDOWN = (
+    "--server.enableStaticServing", "false",
+    "--server.enableAgentApi", "false",
+    "--server.scriptHealthCheckEnabled", "false",
+    "--server.trustedUserHeaders", "{}",
+    "--server.enableXsrfProtection", "true",
+    "--server.enableCORS", "true",
+    "--server.runOnSave", "false",
+    "--global.developmentMode", "false",
+)  # fmt: skip
+
 ACCOUNTS_OPTION = typer.Option(
     None,
     "--accounts",
@@ -77,6 +93,7 @@ def serve(
         "--server.port", str(port), "--server.address", address,
         "--server.headless", "true", "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        *SERVER_LOCKDOWN,
     ]  # fmt: skip
     typer.echo(f"LoRA Ledger dashboard for {root} on http://{address}:{port}", err=True)
     sys.stdout.flush()

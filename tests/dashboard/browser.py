@@ -51,8 +51,9 @@ def wait_until_serving(server: subprocess.Popen[Any], url: str, timeout: float =
 
 
 @contextmanager
-def dashboard(site: Site) -> Iterator[str]:
-    """``loraledger dashboard`` on a free port; yields its address once it answers."""
+def dashboard(site: Site, cwd: Path | None = None) -> Iterator[str]:
+    """``loraledger dashboard`` on a free port (started in ``cwd``); yields its address
+    once it answers."""
     port = free_port()
     log = site.root.parent / f"dashboard-{port}.log"
     with log.open("w") as out:
@@ -60,7 +61,7 @@ def dashboard(site: Site) -> Iterator[str]:
             [sys.executable, "-m", "loraledger", "--registry", str(site.root),
              "--keys-dir", str(site.keys), "dashboard", "--port", str(port),
              "--policy", str(site.policy)],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:

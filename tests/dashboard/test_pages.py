@@ -31,7 +31,7 @@ V1, V2 = PLAIN
 
 def page_as(site: Site, identity: str, page: str, **query: str) -> AppTest:
     """One page's script as a signed-in user (what app.py hands it after sign-in)."""
-    app = AppTest.from_file(str(Path(APP).parent / "pages" / f"{page}.py"), default_timeout=120)
+    app = AppTest.from_file(str(Path(APP).parent / "views" / f"{page}.py"), default_timeout=120)
     found = site.registry().identities.get(identity)
     app.session_state["ledger_user"] = User(identity, identity.title(), identity, found.role)
     for key, value in query.items():
@@ -191,7 +191,7 @@ def test_audit_page_filters_traces_and_proves_membership(site: Site) -> None:
 
 
 def test_datasets_page_shows_pii_kinds_and_users(site: Site) -> None:
-    app = page_as(site, AUDITOR, "datasets")
+    app = page_as(site, AUDITOR, "dataset_versions")
     assert "faq@v1" in list(app.dataframe[0].value["dataset"])
     users = app.dataframe[-1].value
     assert set(users["adapter"]) >= {V1, V2}

@@ -214,4 +214,4 @@ def render() -> None:
         downloads(registry)
 
 
-render()
+ui.run_page(render)

@@ -183,4 +183,4 @@ def render() -> None:
     st.dataframe(pd.DataFrame(page.rows), hide_index=True, width="stretch")
 
 
-render()
+ui.run_page(render)

@@ -132,4 +132,4 @@ def render() -> None:
     decisions(registry, check)
 
 
-render()
+ui.run_page(render)

@@ -95,4 +95,4 @@ def render() -> None:
         st.write("No alerts: `loraledger monitor` found no regression.")
 
 
-render()
+ui.run_page(render)

@@ -124,4 +124,4 @@ def render() -> None:
         rollback_form(environment, ran_there)
 
 
-render()
+ui.run_page(render)

@@ -51,4 +51,4 @@ def render() -> None:
         st.write("No adapter version was trained on this dataset version.")
 
 
-render()
+ui.run_page(render)
