@@ -102,6 +102,7 @@ def run_loraledger(
     micro_batch_size: int | None,
 ) -> dict[str, Any]:
     """This trainer's own loading path and loop (trainer/train.py)."""
+    import torch
     from loraledger.registry.models import BaseModelVersion
     from loraledger.trainer import train as t
     from loraledger.trainer.config import LoraSettings, TrainingConfig
@@ -117,7 +118,6 @@ def run_loraledger(
         micro_batch_size=micro_batch_size,
         lora=LoraSettings(r=16, alpha=32, dropout=0.05),
     )
-    dtype, _ = t.choose_compute_dtype("auto", "cpu")
     base = BaseModelVersion(
         name="b",
         version=1,
@@ -131,6 +131,8 @@ def run_loraledger(
         created_at=t.utcnow(),
         created_by="",
     )
+    dtype = t.training_dtype(base, config, data, "cpu").dtype  # as `loraledger train` decides
+    torch.manual_seed(0)
     model, _ = t._load_model(base, config, dtype, "cpu")
     optimizer, scheduler = t._optimizer(model, config, steps + 1)
     stream = t.batches(data, batch_size, 0, pad_id=2)

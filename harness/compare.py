@@ -73,6 +73,12 @@ def compare_runs(
                 f"results are comparable only within one suite version: run `loraledger eval "
                 f"{ref} --suite {suite.name}` again"
             )
+    if new.compute_dtype != old.compute_dtype:
+        raise Conflict(
+            f"the two runs computed in different dtypes ({new.compute_dtype} vs "
+            f"{old.compute_dtype}), which changes every log-likelihood; evaluate both with "
+            f"the same --dtype"
+        )
     for key in COMPARABLE_SETTINGS:
         if new.settings.get(key) != old.settings.get(key):
             raise Conflict(

@@ -25,19 +25,26 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from loraledger.registry import Registry
 from loraledger.registry.audit import canonical_json, utcnow
 from loraledger.registry.evaluations import EVAL_ROLES
-from loraledger.registry.models import EvalRun, EvalSample, EvalSubject, TaskMetric
+from loraledger.registry.models import (
+    BaseModelVersion,
+    EvalRun,
+    EvalSample,
+    EvalSubject,
+    TaskMetric,
+)
 
 from loraledger.errors import InputError, LedgerError, UsageError, VerificationError
 
 from .multiplex import BASE
 from .scoring import judge
+from .suites import SUITE_DTYPES as EVAL_DTYPES
 from .suites import Suite, find_suite
 
 LIBRARIES = ("lm_eval", "torch", "transformers", "peft", "bitsandbytes", "datasets")
@@ -54,6 +61,11 @@ class EvalOptions:
     quantization: str = "none"  # for bare bases evaluated without adapters
     double_quant: bool = True
     bootstrap_iters: int = 1000  # lm-eval's stderr of non-mean aggregations
+    # The numerics of the run: float32, bfloat16, float16, or "auto" for the dtype the
+    # base's checkpoint names (float32 if none), which is what plain `lm_eval --model hf`
+    # loads for the same model arguments. None: the suite's setting, else "auto". Never
+    # a speed heuristic: results must not depend on the CPU or on how busy it is.
+    compute_dtype: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,9 +98,12 @@ def evaluate(
     from loraledger.trainer.train import default_device, load_base_model
 
     device = default_device()
-    plan = _plan(registry, refs, options, device)
+    plan = _plan(registry, refs, options)
     _quiet_libraries()
     base = registry.base_models.verify(plan.base_ref)
+    plan = replace(
+        plan, compute_dtype=eval_dtype(options.compute_dtype or suite.compute_dtype, base)
+    )
     for subject in plan.subjects:
         if subject.kind == "adapter":
             registry.adapters.require_base(subject.ref, base)
@@ -147,7 +162,21 @@ def _is_peft(model: Any) -> bool:
     return isinstance(model, PeftModel)
 
 
-def _plan(registry: Registry, refs: Sequence[str], options: EvalOptions, device: str) -> _Plan:
+def eval_dtype(requested: str | None, base: BaseModelVersion) -> str:
+    """The compute dtype of an evaluation: ``requested``, or for "auto" (and None) the
+    dtype the base's ``config.json`` names -- what lm-eval's ``HFLM(dtype="auto")`` and
+    so plain ``lm_eval --model hf`` load -- and float32 where it names none."""
+    name = requested or "auto"
+    if name not in EVAL_DTYPES:
+        raise UsageError(f"the compute dtype is {name!r}; use one of {', '.join(EVAL_DTYPES)}")
+    if name != "auto":
+        return name
+    from loraledger.trainer.compute_dtype import checkpoint_dtype
+
+    return checkpoint_dtype(Path(base.location))
+
+
+def _plan(registry: Registry, refs: Sequence[str], options: EvalOptions) -> _Plan:
     subjects: list[EvalSubject] = []
     for ref in refs:
         subject = registry.evaluations.subject(ref)
@@ -160,39 +189,36 @@ def _plan(registry: Registry, refs: Sequence[str], options: EvalOptions, device:
             f"one evaluation loads one base, and these need {len(bases)} ({listing}); "
             "evaluate each base's adapters in a run of its own"
         )
-    recorded: dict[str, tuple[dict[str, Any], str]] = {}
+    recorded: dict[str, dict[str, Any]] = {}
     for subject in subjects:
         if subject.kind != "adapter":
             continue
         run = registry.adapters.training_run(subject.ref)
         if run is not None:
-            quantization = {
+            recorded[subject.ref] = {
                 "method": run.quantization["method"],
                 "double_quant": bool(run.quantization.get("double_quant")),
             }
-            recorded[subject.ref] = (quantization, run.compute_dtype)
-    distinct = {canonical_json(q) for q, _ in recorded.values()}
+    distinct = {canonical_json(q) for q in recorded.values()}
     if len(distinct) > 1:
-        listing = "; ".join(f"{r}: {q['method']}" for r, (q, _) in recorded.items())
+        listing = "; ".join(f"{r}: {q['method']}" for r, q in recorded.items())
         raise UsageError(
             f"these adapters were trained on differently quantized bases ({listing}); "
             "evaluate them in separate runs so each sees the base it was trained on"
         )
     if recorded:
-        quantization, dtype = next(iter(recorded.values()))
+        quantization = next(iter(recorded.values()))
     else:
         if options.quantization not in QUANTIZATIONS:
             raise UsageError(
                 f"--quantization is {options.quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
             )
-        from loraledger.trainer.train import choose_compute_dtype
-
-        dtype, _ = choose_compute_dtype("auto", device)
         quantization = {
             "method": options.quantization,
             "double_quant": options.double_quant and options.quantization != "none",
         }
-    return _Plan(subjects, bases[0], quantization, dtype, _libraries())
+    # The dtype is decided once the base is verified (eval_dtype reads its config).
+    return _Plan(subjects, bases[0], quantization, "", _libraries())
 
 
 def _load_adapters(registry: Registry, model: Any, subjects: list[EvalSubject]) -> Any:

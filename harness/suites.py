@@ -9,8 +9,8 @@ runs with plain lm-eval from inside it::
     cd harness/suites/northwind-domain
     lm_eval --model hf --model_args pretrained=BASE --include_path . --tasks northwind-domain
 
-LoRA Ledger's run settings (chat template, system instruction, kind) sit under the group's
-``metadata.loraledger``; lm-eval ignores them.
+LoRA Ledger's run settings (chat template, system instruction, kind, compute dtype) sit
+under the group's ``metadata.loraledger``; lm-eval ignores them.
 
 A suite's identity is the digest over all its files (model-signing's hashing, the same as
 for adapters; ``__pycache__`` left out): results are comparable only within one digest.
@@ -29,6 +29,7 @@ from loraledger.registry.signing import hash_directory
 from loraledger.errors import InputError, NotFound
 
 KINDS = ("benchmark", "policy")
+SUITE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def builtin_roots() -> dict[str, Path]:
@@ -64,6 +65,7 @@ class Suite:
     files: dict[str, str]
     apply_chat_template: bool = False
     system_instruction: str | None = None
+    compute_dtype: str | None = None  # the evaluation's dtype unless a run names one
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -190,6 +192,13 @@ def load_suite(directory: Path) -> Suite:
         raise InputError(
             "must be text", path=group_file, field="metadata.loraledger.system_instruction"
         )
+    dtype = settings.get("compute_dtype")
+    if dtype is not None and dtype not in SUITE_DTYPES:
+        raise InputError(
+            f"is {dtype!r}; use one of {', '.join(SUITE_DTYPES)}",
+            path=group_file,
+            field="metadata.loraledger.compute_dtype",
+        )
     digest, files = _digest(directory)
     return Suite(
         name=str(group["group"]),
@@ -202,6 +211,7 @@ def load_suite(directory: Path) -> Suite:
         files=files,
         apply_chat_template=bool(settings.get("apply_chat_template", False)),
         system_instruction=system,
+        compute_dtype=dtype,
         settings=dict(settings),
     )
 

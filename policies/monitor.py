@@ -49,6 +49,7 @@ def monitor(registry: Registry, environment: str, *, actor: str | None) -> Monit
             batch_size=int(baseline.settings.get("batch_size") or 8),
             limit=baseline.settings.get("limit"),
             seed=baseline.seed,
+            compute_dtype=baseline.compute_dtype,  # compare_runs needs the same numerics
         )
         (again,) = evaluate(registry, [deployed.adapter], suite, actor=actor, options=options)
         comparisons.append(compare_runs(registry, again, baseline, suite, actor=actor))

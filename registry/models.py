@@ -247,6 +247,11 @@ class TrainingRun(_Frozen):
     quantization: dict[str, Any] = Field(description="method, double quant, storage")
     compute_dtype: str = Field(description="float32 | bfloat16 | float16, and why")
     compute_dtype_reason: str
+    compute_dtype_measurements: dict[str, Any] | None = Field(
+        default=None,
+        description="the timings an automatic CPU decision was made on (per dtype, rounds, "
+        "other processes' share of the CPU, cached or not); None when set or fixed",
+    )
     device: str
     code: dict[str, Any] = Field(description="repository, commit, dirty, allow_dirty")
     libraries: dict[str, str]

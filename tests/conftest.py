@@ -3,6 +3,7 @@ directories in the PEFT layout. Nothing of LoRA Ledger's own is mocked."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,10 @@ from loraledger.registry.keys import KeyStore
 from loraledger.registry.synthetic import write_lora_adapter
 
 ADMIN, ENGINEER, REVIEWER, AUDITOR = "alice", "eve", "rita", "otto"
+# The suite's own cache (converted bases, the tiny test base, compute-dtype decisions),
+# never the user's: a decision cached on the user's machine must not steer a test.
+TEST_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "loraledger"
+os.environ["LORALEDGER_CACHE"] = str(TEST_CACHE)
 
 
 @pytest.fixture(autouse=True)

@@ -58,7 +58,7 @@ class TrainingConfig(BaseModel):
     double_quant: bool = Field(default=True, description="also quantize the quantization constants")
     compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto",
-        description="auto: bfloat16 where the hardware has it natively, else float32",
+        description="auto: decided by timing the real training step (docs/training.md)",
     )
     learning_rate: float = Field(default=2e-4, gt=0)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"

@@ -8,13 +8,15 @@ by the adapter alone. Decoding is greedy, so answers are repeatable.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from loraledger.registry import Registry
 
 from loraledger.errors import UsageError
 
-from .train import choose_compute_dtype, default_device, load_base_model
+from .compute_dtype import checkpoint_dtype
+from .train import default_device, load_base_model
 
 
 def load_verified(
@@ -32,7 +34,7 @@ def load_verified(
         registry.adapters.require_base(adapter, base_version)
     quantization: dict[str, Any] = run.quantization if run else {"method": "none"}
     device = default_device()
-    dtype, _ = choose_compute_dtype("auto", device)
+    dtype = checkpoint_dtype(Path(base_version.location))  # as plain transformers loads it
     model, tokenizer = load_base_model(
         base_version, quantization["method"], bool(quantization.get("double_quant")), dtype, device
     )

@@ -40,7 +40,9 @@ from loraledger.registry.models import (
 
 from loraledger.errors import Conflict, InputError, LedgerError, UsageError
 
+from . import compute_dtype
 from .base_models import cache_dir, library_versions
+from .compute_dtype import DtypeDecision
 from .config import TrainingConfig, load_config
 from .provenance import code_provenance
 
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 TRAIN_ROLES = {Role.ENGINEER, Role.ADMIN}
 IGNORE_INDEX = -100
 CHECKPOINT_FILE = "checkpoint.pt"
+PROBE_TOKENS = 128  # columns of the micro-batch timed for the dtype decision
 
 
 @dataclass(frozen=True)
@@ -90,72 +93,6 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def choose_compute_dtype(requested: str, device: str) -> tuple[str, str]:
-    """The compute dtype and why.
-
-    On a GPU: bfloat16 where supported. On a CPU, the instruction-set flags are not enough
-    (a CPU can list avx512_bf16 and still multiply bfloat16 slower than float32), so
-    matrix products are timed in both, interleaved, keeping each dtype's fastest run, and
-    bfloat16 is chosen only when it is at least 1.5x faster. The decision is cached per
-    CPU model, torch version and thread count: a measurement taken while other work loads
-    the machine is noisy, and a choice that flipped between runs would make the same
-    config train different bytes.
-    """
-    import torch
-
-    if requested != "auto":
-        return requested, "set in the config"
-    if device == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return "bfloat16", "the GPU supports bfloat16 natively"
-        return "float16", "the GPU lacks bfloat16"
-    key = (
-        f"{hardware().get('cpu', 'unknown cpu')} | torch {torch.__version__} | "
-        f"{torch.get_num_threads()} threads"
-    )
-    cache = cache_dir() / "cpu-compute-dtype.json"
-    try:
-        known = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key in known:
-        dtype, reason = known[key]
-        return dtype, f"{reason}; decided once for this CPU and cached in {cache}"
-    fp32, bf16 = _matmul_seconds()
-    measured = (
-        f"512x512 matmul, best of 7: float32 {fp32 * 1e3:.2f} ms, bfloat16 {bf16 * 1e3:.2f} ms"
-    )
-    if bf16 * 1.5 <= fp32:
-        dtype, reason = "bfloat16", f"bfloat16 is faster on this CPU ({measured})"
-    else:
-        dtype, reason = "float32", f"this CPU computes bfloat16 no faster than float32 ({measured})"
-    known[key] = [dtype, reason]
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(f".partial-{os.getpid()}")
-    partial.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, cache)
-    return dtype, reason
-
-
-def _matmul_seconds() -> tuple[float, float]:
-    """Fastest float32 and bfloat16 512x512 matmul times, measured interleaved."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(512, 512, generator=generator)
-    b = torch.randn(512, 512, generator=generator)
-    pairs = [(a, b), (a.to(torch.bfloat16), b.to(torch.bfloat16))]
-    best = [float("inf"), float("inf")]
-    for x, y in pairs:  # warm-up
-        x @ y
-    for _ in range(7):
-        for index, (x, y) in enumerate(pairs):
-            started = time.perf_counter()
-            x @ y
-            best[index] = min(best[index], time.perf_counter() - started)
-    return best[0], best[1]
 
 
 def hardware() -> dict[str, Any]:
@@ -284,8 +221,11 @@ def train(
     code_dir: Path | None = None,
     work_dir: Path | None = None,
     on_step: Callable[[StepReport], None] | None = None,
+    dtype: str | None = None,
 ) -> TrainResult:
     """Train an adapter as ``config_path`` says and register it with its provenance.
+
+    ``dtype`` overrides the config's ``compute_dtype`` (``--compute-dtype``).
 
     ``code_dir`` is the source tree whose commit is recorded (by default the one this
     code runs from); ``work_dir`` holds checkpoints and the adapter before registration.
@@ -308,7 +248,6 @@ def train(
     import torch
 
     device = default_device()
-    dtype_name, dtype_reason = choose_compute_dtype(config.compute_dtype, device)
     run_dir = (work_dir or cache_dir() / "runs") / f"{config.adapter_name}-{config_sha[:16]}"
     checkpoint = run_dir / CHECKPOINT_FILE
     if checkpoint.exists() and not resume:
@@ -320,8 +259,7 @@ def train(
         raise UsageError(f"nothing to resume: no checkpoint at {checkpoint}")
 
     started_at = utcnow()
-    _seed_everything(config.seed)
-    model, tokenizer = _load_model(base, config, dtype_name, device)
+    tokenizer = load_tokenizer(base)
     examples = [
         tokenize(tokenizer, conv, config.max_seq_length)
         for ds in datasets
@@ -336,6 +274,13 @@ def train(
             "no record has assistant tokens within max_seq_length; raise "
             "max_seq_length or check the datasets"
         )
+    if resume:  # the interrupted run's dtype, whatever a new decision would say
+        decision = DtypeDecision(_checkpoint_dtype(checkpoint), "the interrupted run's")
+    else:
+        decision = training_dtype(base, config, examples, device, dtype)
+    dtype_name = decision.dtype
+    _seed_everything(config.seed)  # after the timing, whose models drew random numbers
+    model, _ = _load_model(base, config, dtype_name, device)
     total = _total_steps(config, len(examples))
     optimizer, scheduler = _optimizer(model, config, total)
     state = _State()
@@ -394,7 +339,8 @@ def train(
         ),
         quantization=_quantization_record(config),
         compute_dtype=dtype_name,
-        compute_dtype_reason=dtype_reason,
+        compute_dtype_reason=decision.reason,
+        compute_dtype_measurements=decision.measurements,
         device=device,
         code=code,
         libraries=library_versions(
@@ -521,12 +467,84 @@ def _quantization_record(config: TrainingConfig) -> dict[str, Any]:
     }
 
 
+def training_dtype(
+    base: BaseModelVersion,
+    config: TrainingConfig,
+    examples: Sequence[Example],
+    device: str,
+    requested: str | None = None,
+) -> DtypeDecision:
+    """The compute dtype to train ``config`` in (``requested`` overrides the config's),
+    measured on the real step where it is "auto" on a CPU (:mod:`.compute_dtype`).
+    The models it builds draw random numbers: seed after it."""
+    rows = config.micro_batch_size or config.batch_size
+    model_key = {
+        "base_digest": base.digest,
+        "quantization": config.quantization,
+        "double_quant": config.double_quant,
+        "lora": config.lora.model_dump(mode="json"),
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "rows": rows,
+        "max_seq_length": config.max_seq_length,
+    }
+
+    return compute_dtype.decide(
+        requested or config.compute_dtype,
+        device,
+        model_key=model_key,
+        steps=timed_steps(base, config, examples, device),
+        cache=cache_dir() / compute_dtype.CACHE_FILE,
+        cpu=str(hardware().get("cpu", "unknown cpu")),
+        screen=(rows * min(config.max_seq_length, PROBE_TOKENS), _hidden_size(base)),
+    )
+
+
+def timed_steps(
+    base: BaseModelVersion, config: TrainingConfig, examples: Sequence[Example], device: str
+) -> compute_dtype.StepFactory:
+    """What the dtype decision times: the config's model built in a dtype, and one
+    forward and backward pass over a micro-batch of the real data (at most
+    ``PROBE_TOKENS`` columns), gradients dropped."""
+    rows = config.micro_batch_size or config.batch_size
+
+    def steps(dtype_name: str) -> Callable[[], None]:
+        model, _ = _load_model(base, config, dtype_name, device)
+        model.train()
+        batch = next(batches(examples, rows, config.seed, pad_id=0))
+        part = {k: v[:, :PROBE_TOKENS].to(device) for k, v in batch.items()}
+
+        def step() -> None:
+            assistant_loss(model, part, reduction="sum").backward()
+            model.zero_grad(set_to_none=True)
+
+        return step
+
+    return steps
+
+
+def _hidden_size(base: BaseModelVersion) -> int:
+    config = json.loads((Path(base.location) / "config.json").read_text())
+    return int(config.get("hidden_size") or config.get("n_embd") or 1024)
+
+
+def _checkpoint_dtype(path: Path) -> str:
+    import torch
+
+    return str(torch.load(path, weights_only=True)["fingerprint"]["compute_dtype"])
+
+
+def load_tokenizer(base: BaseModelVersion) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(base.location)
+
+
 def load_base_model(
     base: BaseModelVersion, quantization: str, double_quant: bool, dtype_name: str, device: str
 ) -> tuple[Any, Any]:
     """The base model (quantized as asked) and its tokenizer, from the verified files."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -543,7 +561,7 @@ def load_base_model(
         )
         # bitsandbytes quantizes while loading, on the device the weights are placed on
         kwargs["device_map"] = {"": device}
-    tokenizer = AutoTokenizer.from_pretrained(base.location)
+    tokenizer = load_tokenizer(base)
     model = AutoModelForCausalLM.from_pretrained(base.location, **kwargs)
     if quantization == "none":
         model = model.to(device)  # type: ignore[arg-type]  # transformers types `to` oddly

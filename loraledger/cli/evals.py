@@ -32,6 +32,12 @@ def eval_command(
         help="For bare bases evaluated without adapters: nf4, fp4 or none. With adapters, "
         "the base is quantized as their training runs recorded.",
     ),
+    dtype: str = typer.Option(
+        None,
+        "--dtype",
+        help="Compute dtype: float32, bfloat16, float16, or auto (the base checkpoint's, as "
+        "plain lm_eval loads it). Default: the suite's setting, else auto.",
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Run a suite on adapter versions (and bare bases), loading the base only once."""
@@ -49,7 +55,11 @@ def eval_command(
         suite,
         actor=opts.actor,
         options=EvalOptions(
-            batch_size=batch_size, limit=limit, seed=seed, quantization=quantization
+            batch_size=batch_size,
+            limit=limit,
+            seed=seed,
+            quantization=quantization,
+            compute_dtype=dtype,
         ),
         on_subject=announce,
     )

@@ -20,6 +20,12 @@ def train(
         "--allow-dirty",
         help="Train from a source tree with uncommitted changes (recorded in the training run).",
     ),
+    compute_dtype: str = typer.Option(
+        None,
+        "--compute-dtype",
+        help="float32, bfloat16 or float16, overriding the config's compute_dtype (auto: "
+        "timed on the real training step; the decision is recorded in the training run).",
+    ),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a LoRA/QLoRA adapter and register it with its full provenance."""
@@ -35,6 +41,7 @@ def train(
             resume=resume,
             allow_dirty=allow_dirty,
             on_step=on_step,
+            dtype=compute_dtype,
         )
     if json_:
         emit_json({"adapter": result.version, "training_run": result.run})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,12 +106,17 @@ def test_results_are_bound_to_the_artifact_and_audited(eval_registry: Registry) 
     assert eval_registry.verify_audit().events > 0
 
 
-def test_results_equal_plain_lm_eval(eval_registry: Registry, tmp_path: Path) -> None:
-    """The same adapter and suite through `lm_eval` itself: same metrics, same samples."""
+@pytest.mark.parametrize("dtype", [None, "bfloat16"])
+def test_results_equal_plain_lm_eval(
+    eval_registry: Registry, tmp_path: Path, dtype: str | None
+) -> None:
+    """The same adapter and suite through `lm_eval` itself: same metrics, same samples --
+    by default (lm-eval's own default dtype, the checkpoint's: float32 here) and in
+    bfloat16, whatever dtype the adapter was trained in."""
     suite = find_suite("northwind-domain")
-    (ours,) = evaluate(
-        eval_registry, [PLAIN[1]], suite, actor=ENGINEER, options=EvalOptions(limit=5)
-    )
+    options = EvalOptions(limit=5, compute_dtype=dtype)
+    (ours,) = evaluate(eval_registry, [PLAIN[1]], suite, actor=ENGINEER, options=options)
+    assert ours.compute_dtype == (dtype or "float32")
     adapter = tmp_path / "adapter"
     eval_registry.adapters.fetch(PLAIN[1], adapter)
     out = tmp_path / "lm-eval-out"
@@ -121,7 +127,8 @@ def test_results_equal_plain_lm_eval(eval_registry: Registry, tmp_path: Path) ->
         "--model",
         "hf",
         "--model_args",
-        f"pretrained={base_dir(eval_registry)},peft={adapter},dtype=float32",
+        f"pretrained={base_dir(eval_registry)},peft={adapter}"
+        + (f",dtype={dtype}" if dtype else ""),
         "--include_path",
         ".",
         "--tasks",
@@ -297,6 +304,37 @@ def test_compare_refuses_results_of_a_changed_suite(
     data.write_text(data.read_text().replace("savings", "money"))
     with pytest.raises(Conflict, match="suite digest .* and the suite is now"):
         compare(eval_registry, PLAIN[1], PLAIN[0], suite_copy, actor=ENGINEER)
+
+
+def test_compare_refuses_runs_of_different_compute_dtypes(eval_registry: Registry) -> None:
+    evaluate(eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER, options=FEW)
+    bf16 = EvalOptions(limit=3, compute_dtype="bfloat16")
+    evaluate(eval_registry, [PLAIN[1]], "sanity", actor=ENGINEER, options=bf16)
+    with pytest.raises(Conflict, match=r"different dtypes \(bfloat16 vs float32\)"):
+        compare(eval_registry, PLAIN[1], PLAIN[0], "sanity", actor=ENGINEER, n_resamples=99)
+
+
+def test_the_evaluation_dtype_is_a_setting_not_the_training_decision(
+    eval_registry: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from loraledger.trainer.compute_dtype import FORCE_ENV
+
+    monkeypatch.setenv(FORCE_ENV, "bfloat16")  # what training's "auto" would now choose
+    (run,) = evaluate(eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER, options=FEW)
+    assert run.compute_dtype == "float32"  # the checkpoint's, as plain lm_eval loads it
+    copy = tmp_path / "sanity"
+    shutil.copytree(find_suite("sanity").directory, copy)
+    group = copy / "sanity.yaml"
+    group.write_text(group.read_text().replace("    apply_chat_template: true",
+                     "    apply_chat_template: true\n    compute_dtype: bfloat16"))  # fmt: skip
+    (suite_default,) = evaluate(eval_registry, [PLAIN[0]], copy, actor=ENGINEER, options=FEW)
+    assert suite_default.compute_dtype == "bfloat16"
+    group.write_text(group.read_text().replace("compute_dtype: bfloat16", "compute_dtype: int4"))
+    with pytest.raises(InputError, match="metadata.loraledger.compute_dtype"):
+        evaluate(eval_registry, [PLAIN[0]], copy, actor=ENGINEER, options=FEW)
+    with pytest.raises(UsageError, match="the compute dtype is 'fp8'"):
+        evaluate(eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER,
+                 options=EvalOptions(limit=3, compute_dtype="fp8"))  # fmt: skip
 
 
 def test_compare_needs_results_first(eval_registry: Registry) -> None:

@@ -227,21 +227,6 @@ def test_an_edited_training_record_is_refused(
         registry.adapters.training_run(version.ref)
 
 
-def test_the_cpu_compute_dtype_is_measured_once_and_cached(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from loraledger.trainer.train import choose_compute_dtype
-
-    monkeypatch.setenv("LORALEDGER_CACHE", str(tmp_path))
-    dtype, reason = choose_compute_dtype("auto", "cpu")
-    assert dtype in {"float32", "bfloat16"} and "matmul, best of 7" in reason
-    cached = (tmp_path / "cpu-compute-dtype.json").read_text()
-    assert dtype in cached
-    again, why = choose_compute_dtype("auto", "cpu")
-    assert again == dtype and "decided once for this CPU and cached" in why
-    assert choose_compute_dtype("float16", "cpu") == ("float16", "set in the config")
-
-
 def test_micro_batches_give_the_same_training(
     registry: Registry, tmp_path: Path, clean_code: Path
 ) -> None:
