@@ -64,6 +64,7 @@ from loraledger.errors import InputError, LedgerError, VerificationError
 from .compliance import compliance_json, compliance_markdown
 from .mlbom import ml_bom, validate_ml_bom
 from .model_card import model_card
+from .tally import authors_of
 
 PACK_PREDICATE = "https://loraledger.dev/evidence-pack/v1"
 MANIFEST = "MANIFEST.dsse.json"
@@ -483,8 +484,7 @@ def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport
                 raise VerificationError("it approves another artifact")
             if gate_check is not None and payload["inputs_sha256"] != gate_check.inputs_sha256:
                 raise VerificationError("it saw other evidence than the promotion's gate check")
-            authors = {pack["registered_by"], run.actor if run else None}
-            if approval.signer in authors:
+            if approval.signer in authors_of(pack["registered_by"], run.actor if run else None):
                 raise VerificationError(f"{approval.signer} approved their own work")
             role = context["identities"][approval.signer]["role"]
             return f"{approval.decision} by {approval.signer} ({role}), independent of the authors"

@@ -44,6 +44,7 @@ from .release import (
     Threshold,
     load_policy,
 )
+from .tally import tally
 
 
 def check_gate(
@@ -253,8 +254,6 @@ def _no_regression(
 def _approvals(
     registry: Registry, version: AdapterVersion, environment: str, inputs: str, rule: ApprovalRule
 ) -> RuleResult:
-    from .approvals import tally
-
     counted = tally(registry, version, environment, inputs, rule)
     notes = [f"{a.signer}: {why}" for a, why in counted.not_counted]
     if counted.rejections:

@@ -33,6 +33,8 @@ from pydantic import BaseModel, ConfigDict
 
 from loraledger.errors import Conflict, LedgerError, VerificationError
 
+from .tally import verify_approval
+
 
 class Link(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -214,7 +216,6 @@ def _trace_version(registry: Registry, ref: str) -> Trace:
             }
 
         link("gate check", check_id, gate)
-    from .approvals import verify_approval
 
     for approval in registry.approvals.list(version.ref):
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 from loraledger.dashboard import ui
-from loraledger.policies.approvals import decide, tally
+from loraledger.policies.approvals import decide
 from loraledger.policies.gates import check_gate
+from loraledger.policies.tally import tally
 from loraledger.registry import Registry
 from loraledger.registry.models import GateCheck
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import loraledger.dashboard
 import pytest
 from loraledger.dashboard.ui import User
-from loraledger.policies.approvals import decide, verify_approval
+from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote
+from loraledger.policies.tally import verify_approval
 from loraledger.registry import Role
 from streamlit.testing.v1 import AppTest
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from loraledger.harness.evaluate import EvalOptions, evaluate
-from loraledger.policies.approvals import decide, tally, verify_approval
+from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote, rollback
 from loraledger.policies.gates import check_gate
 from loraledger.policies.release import ApprovalRule, load_policy
+from loraledger.policies.tally import tally, verify_approval
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import utcnow
 from loraledger.registry.models import Deployment

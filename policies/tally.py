@@ -1,0 +1,113 @@
+"""Which recorded decisions count: the approval tally that gates and approvals share.
+
+An approval counts toward an environment's N-of-M only while all of this holds, checked
+from the public keys alone: its signature verifies against the signer's registered key;
+the signer is still active, holds the policy's role and is not an author of the version;
+it is over this version's digest; and it saw the evidence as it is now (same evidence
+hash) -- otherwise it is *stale*. Each person counts once. A valid, current rejection
+blocks. The author rule is :func:`authors_of`, the one place that says who may not
+review a version (also for the offline check of an evidence pack).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loraledger.registry import Registry, Role
+from loraledger.registry.keys import verify_signature
+from loraledger.registry.models import AdapterVersion, Approval
+
+from loraledger.errors import LedgerError
+
+from .release import ApprovalRule
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The approvals of one version for one environment, judged now."""
+
+    counted: list[Approval]
+    rejections: list[Approval]
+    not_counted: list[tuple[Approval, str]]  # with the reason
+
+
+def roles_for(rule: ApprovalRule) -> set[Role]:
+    return {Role(rule.role), Role.ADMIN}
+
+
+def tally(
+    registry: Registry,
+    version: AdapterVersion,
+    environment: str,
+    inputs_sha256: str,
+    rule: ApprovalRule,
+) -> Tally:
+    """Judge every recorded decision on ``version`` for ``environment`` as of now."""
+    found = authors(registry, version)
+    counted: dict[str, Approval] = {}
+    rejections: list[Approval] = []
+    not_counted: list[tuple[Approval, str]] = []
+    for approval in registry.approvals.list(version.ref, environment):
+        problem = _problem(registry, approval, version, inputs_sha256, rule, found)
+        if problem:
+            not_counted.append((approval, problem))
+        elif approval.decision == "reject":
+            rejections.append(approval)
+        elif approval.signer in counted:
+            not_counted.append((approval, f"{approval.signer} is already counted"))
+        else:
+            counted[approval.signer] = approval
+    return Tally(list(counted.values()), rejections, not_counted)
+
+
+def verify_approval(registry: Registry, approval: Approval) -> bool:
+    """Does the signature verify with the signer's registered public key?"""
+    try:
+        identity = registry.identities.get(approval.signer)
+    except LedgerError:
+        return False
+    return identity.key_fingerprint == approval.key_fingerprint and verify_signature(
+        identity.public_key_pem, approval.signature, approval.payload.encode()
+    )
+
+
+def _problem(
+    registry: Registry,
+    approval: Approval,
+    version: AdapterVersion,
+    inputs_sha256: str,
+    rule: ApprovalRule,
+    authors: dict[str, str],
+) -> str | None:
+    if not verify_approval(registry, approval):
+        return "its signature does not verify with the signer's registered key"
+    identity = registry.identities.get(approval.signer)
+    if identity.status.value != "active":
+        return f"{approval.signer}'s key was revoked"
+    if identity.role not in roles_for(rule):
+        return f"{approval.signer} is no longer a {rule.role}"
+    if approval.signer in authors:
+        return f"{approval.signer} {authors[approval.signer]} the version"
+    if approval.artifact_digest != version.digest:
+        return "it is over another digest"
+    if approval.inputs_sha256 != inputs_sha256:
+        return "stale: the evidence changed since (new results or a new policy)"
+    return None
+
+
+def authors(registry: Registry, version: AdapterVersion) -> dict[str, str]:
+    """Who made the version, and how (see :func:`authors_of`)."""
+    run = registry.adapters.training_run(version.ref)
+    return authors_of(version.created_by, run.actor if run is not None else None)
+
+
+def authors_of(registered_by: str, trained_by: str | None) -> dict[str, str]:
+    """The people who may not review a version, each with what they did: whoever
+    registered it and whoever trained it (separation of duties)."""
+    found = {registered_by: "registered"}
+    if trained_by is not None:
+        found[trained_by] = "trained"
+    return found
+
+
+__all__ = ["Tally", "authors", "authors_of", "roles_for", "tally", "verify_approval"]
