@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from loraledger.atomic import write_atomically
-from loraledger.errors import Conflict, NotFound, UsageError
+from loraledger.errors import AlreadyExists, NotFound, UsageError
 from loraledger.yamlfile import load_validated
 
 ACCOUNTS_FILE = "dashboard-accounts.yaml"
@@ -117,7 +117,7 @@ def add_user(
         else AccountsFile(cookie_key=secrets.token_hex(32))
     )
     if user in current.users and not replace:
-        raise Conflict(f"dashboard user {user!r} already exists in {path}; pass --replace")
+        raise AlreadyExists(f"dashboard user {user!r} already exists in {path}; pass --replace")
     account = Account(
         identity=identity, name=name or user, password=hash_password(password), email=email
     )

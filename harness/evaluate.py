@@ -40,7 +40,13 @@ from loraledger.registry.models import (
     TaskMetric,
 )
 
-from loraledger.errors import InputError, LedgerError, UsageError, VerificationError
+from loraledger.errors import (
+    EvaluationFailed,
+    InputError,
+    LedgerError,
+    UsageError,
+    VerificationError,
+)
 
 from .multiplex import BASE
 from .scoring import judge
@@ -320,12 +326,15 @@ def _run_one(
     except Exception as exc:
         message = str(exc) if isinstance(exc, LedgerError) else f"{type(exc).__name__}: {exc}"
         _record_unfinished(registry, shell, "failed", message, actor)
-        if isinstance(exc, LedgerError):
-            raise
-        raise InputError(
+        where = (
             f"the evaluation of {subject.ref} on suite {suite.name!r} failed in lm-eval: "
             f"{message}; nothing was stored as complete"
-        ) from exc
+        )
+        if isinstance(exc, InputError):  # the suite's own data or rules, met mid-run
+            raise InputError(where) from exc
+        if isinstance(exc, LedgerError):
+            raise
+        raise EvaluationFailed(where) from exc
     run = EvalRun(
         **shell,
         task_config_hashes=hashes,

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from loraledger.errors import SuiteError
+
 RULES = ("must_match_any", "must_not_match", "must_not_contain", "must_not_leak")
 _NEGATION = re.compile(
     r"\b(no|not|never|nothing|none|neither|nor|cannot|can't|can not|isn't|aren't|don't|"
@@ -54,7 +56,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
-        raise ValueError(f"invalid pattern {pattern!r}: {exc}") from None
+        raise SuiteError(f"invalid pattern {pattern!r}: {exc}") from None
 
 
 def judge(doc: Mapping[str, Any], answer: str) -> Judgement:
@@ -71,7 +73,7 @@ def judge(doc: Mapping[str, Any], answer: str) -> Judgement:
         return _must_not_contain(patterns, answer)
     if rule == "must_not_leak":
         return _must_not_leak(patterns, answer)
-    raise ValueError(
+    raise SuiteError(
         f"sample {doc.get('id', '?')}: unknown rule {rule!r}; use one of {', '.join(RULES)} "
         "or give a `facts` list"
     )
@@ -86,7 +88,7 @@ def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str,
 def _strings(doc: Mapping[str, Any], field: str) -> list[str]:
     value = doc.get(field)
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ValueError(
+        raise SuiteError(
             f"sample {doc.get('id', '?')}: field {field!r} must be a non-empty list of strings"
         )
     return value

@@ -4,8 +4,14 @@ Every expected failure raises a subclass of :class:`LedgerError`. Its message is
 line that says what is wrong and what to do about it; the CLI prints exactly that line
 and exits with :attr:`LedgerError.exit_code`:
 
-* ``1`` -- a verification failed or an operation was refused;
-* ``2`` -- bad usage or bad input (nothing was written).
+* ``1`` -- refused: a verification failed, a rule or role said no, or the registry's
+  state does not allow it (the class says which);
+* ``2`` -- bad usage or bad input (nothing was written);
+* ``75`` -- try again: another writer changed or held the registry meanwhile (sysexits'
+  ``EX_TEMPFAIL``); nothing was written.
+
+A caller (a CI job, the dashboard) branches on the class, or on the exit code; the
+table of both is in docs/cli.md, "Exit codes and errors".
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
+EXIT_TRY_AGAIN = 75
 
 
 class LedgerError(Exception):
@@ -77,6 +84,11 @@ class SchemaTooNew(InputError):
     """The registry was written by a newer LoRA Ledger than this one."""
 
 
+class SuiteError(InputError, ValueError):
+    """A suite's sample or scoring rule cannot be used (an unknown rule, a bad pattern).
+    Raised from inside lm-eval's scoring hook, hence also a ``ValueError``."""
+
+
 class UsageError(InputError):
     """A command was called without something it needs (e.g. no acting identity)."""
 
@@ -93,11 +105,43 @@ class PermissionDenied(LedgerError):
 
 
 class Conflict(LedgerError):
-    """The operation contradicts the registry's state (e.g. already exists)."""
+    """The operation contradicts the registry's state; each meaning is a subclass."""
+
+
+class AlreadyExists(Conflict):
+    """What would be created exists already (an identity, a registry, a user, a file)."""
+
+
+class NothingDeployed(Conflict):
+    """The environment runs nothing (yet, or at the moment asked about)."""
+
+
+class WrongBase(Conflict):
+    """An adapter was asked to run on a base other than the one it was made for."""
+
+
+class GateRefused(Conflict):
+    """A release rule said no: the gate fails, the evidence fails, or the same person
+    decided the same thing on the same evidence. The message names the rule."""
+
+
+class ConcurrentChange(Conflict):
+    """Another writer changed the same thing meanwhile; nothing was written. Look at
+    the new state, then try again."""
+
+    exit_code = EXIT_TRY_AGAIN
 
 
 class LockTimeout(LedgerError):
-    """Another process held the registry database for longer than the lock timeout."""
+    """Another process held the registry database for longer than the lock timeout;
+    nothing was written. Try again when it is done."""
+
+    exit_code = EXIT_TRY_AGAIN
+
+
+class EvaluationFailed(LedgerError):
+    """lm-eval itself failed while running a suite (its reason is in the message); the
+    run is recorded as failed with no results."""
 
 
 class SigningKeyError(LedgerError):

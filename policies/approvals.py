@@ -22,7 +22,7 @@ from loraledger.registry.audit import canonical_json, utcnow
 from loraledger.registry.keys import SigningKey
 from loraledger.registry.models import Approval
 
-from loraledger.errors import Conflict, LedgerError, PermissionDenied, UsageError
+from loraledger.errors import GateRefused, LedgerError, PermissionDenied, UsageError
 
 from .gates import check_gate
 from .release import ApprovalRule, LoadedPolicy, load_policy
@@ -123,7 +123,7 @@ def _refuse(
     environment: str,
     message: str,
     *,
-    error: type[LedgerError] = Conflict,
+    error: type[LedgerError] = GateRefused,
 ) -> NoReturn:
     """Audit the refusal (``approval.refused``), then raise ``error``."""
     with registry.change(key, roles) as change:

@@ -23,7 +23,14 @@ from loraledger.registry.audit import utcnow
 from loraledger.registry.keys import SigningKey
 from loraledger.registry.models import Deployment
 
-from loraledger.errors import Conflict, LedgerError, UsageError
+from loraledger.errors import (
+    Conflict,
+    GateRefused,
+    LedgerError,
+    NothingDeployed,
+    UsageError,
+    VerificationError,
+)
 
 from .release import LoadedPolicy, load_policy
 
@@ -51,11 +58,16 @@ def promote(
     check = check_gate(registry, version.ref, environment, actor=key.name, policy=loaded)
     if not check.passed:
         failed = "; ".join(f"{r.rule}: {r.message}" for r in check.rules if not r.passed)
-        _refuse(registry, key, environment, f"the gate for {environment} fails: {failed}")
+        _refuse(
+            registry, key, environment, f"the gate for {environment} fails: {failed}", GateRefused
+        )
     try:
         registry.adapters.verify(version.ref)
     except LedgerError as error:
-        _refuse(registry, key, environment, f"{version.ref} does not verify: {error}")
+        _refuse(
+            registry, key, environment, f"{version.ref} does not verify: {error}",
+            VerificationError,
+        )  # fmt: skip
     approvals = next((r for r in check.rules if r.kind == "approvals"), None)
     deployment = _entry(
         environment,
@@ -87,7 +99,10 @@ def rollback(
     key = registry.act_as(actor, DEPLOY_ROLES, action="rollback")
     history = registry.deployments.history(environment)
     if not history:
-        _refuse(registry, key, environment, f"nothing was ever deployed to {environment}")
+        _refuse(
+            registry, key, environment, f"nothing was ever deployed to {environment}",
+            NothingDeployed,
+        )  # fmt: skip
     current = history[-1]
     earlier: list[Deployment] = []
     for deployment in reversed(history[:-1]):
@@ -149,10 +164,17 @@ def _entry(
     )
 
 
-def _refuse(registry: Registry, key: SigningKey, environment: str, message: str) -> NoReturn:
+def _refuse(
+    registry: Registry,
+    key: SigningKey,
+    environment: str,
+    message: str,
+    error: type[LedgerError] = Conflict,
+) -> NoReturn:
+    """Audit the refusal (``deploy.refused``), then raise ``error``."""
     with registry.change(key, DEPLOY_ROLES) as change:
         change.record("deploy.refused", f"env:{environment}", {"reason": message})
-    raise Conflict(f"refused: {message}")
+    raise error(f"refused: {message}")
 
 
 __all__ = ["DEPLOY_ROLES", "promote", "rollback"]

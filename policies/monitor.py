@@ -19,7 +19,7 @@ from loraledger.registry import Registry
 from loraledger.registry.evaluations import EVAL_ROLES
 from loraledger.registry.models import Comparison, Deployment, GateCheck
 
-from loraledger.errors import Conflict
+from loraledger.errors import Conflict, NothingDeployed
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def monitor(registry: Registry, environment: str, *, actor: str | None) -> Monit
     registry.act_as(actor, EVAL_ROLES, action="monitor")
     deployed = registry.deployments.current(environment)
     if deployed is None:
-        raise Conflict(f"nothing runs in {environment}; there is nothing to monitor")
+        raise NothingDeployed(f"nothing runs in {environment}; there is nothing to monitor")
     check = _promotion_check(registry, environment, deployed)
     comparisons = []
     for run_id, locator in _policy_baselines(check):

@@ -38,7 +38,7 @@ from loraledger.registry import Registry
 from loraledger.registry.models import Deployment
 
 from loraledger.atomic import write_atomically
-from loraledger.errors import Conflict, InputError, VerificationError
+from loraledger.errors import InputError, NothingDeployed, VerificationError
 
 CURRENT = "current"
 RELEASES = "releases"
@@ -55,7 +55,7 @@ def sync(registry: Registry, environment: str, directory: Path) -> SyncResult:
     """Make ``directory`` hold the environment's current bundle (atomically)."""
     current = registry.deployments.current(environment)
     if current is None:
-        raise Conflict(f"nothing is deployed to {environment}; promote a version first")
+        raise NothingDeployed(f"nothing is deployed to {environment}; promote a version first")
     directory.mkdir(parents=True, exist_ok=True)
     releases = directory / RELEASES
     releases.mkdir(exist_ok=True)
@@ -112,7 +112,7 @@ def load_deployed(registry: Registry, environment: str) -> tuple[Any, Any, Deplo
 
     current = registry.deployments.current(environment)
     if current is None:
-        raise Conflict(f"nothing is deployed to {environment}; promote a version first")
+        raise NothingDeployed(f"nothing is deployed to {environment}; promote a version first")
     model, tokenizer = load_verified(registry, adapter=current.adapter)
     return model, tokenizer, current
 

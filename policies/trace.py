@@ -31,7 +31,7 @@ from loraledger.registry.datasets import record_sha256
 from loraledger.registry.models import Approval, Attestation, Deployment
 from pydantic import BaseModel, ConfigDict
 
-from loraledger.errors import Conflict, LedgerError, VerificationError
+from loraledger.errors import LedgerError, NothingDeployed, VerificationError
 
 from .tally import verify_approval
 
@@ -71,10 +71,10 @@ def trace_environment(registry: Registry, environment: str, at: datetime | None 
     """Trace what ``environment`` ran at ``at`` (now when None)."""
     history = registry.deployments.history(environment)
     if not history:
-        raise Conflict(f"nothing was ever deployed to {environment}")
+        raise NothingDeployed(f"nothing was ever deployed to {environment}")
     running = [d for d in history if at is None or d.created_at <= at]
     if not running:
-        raise Conflict(
+        raise NothingDeployed(
             f"nothing was deployed to {environment} at {at:%Y-%m-%d %H:%M:%S} UTC; its first "
             f"deployment is at {history[0].created_at:%Y-%m-%d %H:%M:%S} UTC"
         )
@@ -144,7 +144,7 @@ def _trace_version(registry: Registry, ref: str) -> Trace:
             def dataset(use: Any = use) -> dict[str, Any]:
                 found = registry.datasets.verify(use.ref)
                 if found.merkle_root != use.merkle_root or found.file_sha256 != use.file_sha256:
-                    raise Conflict(f"{use.ref} is not the data the training run recorded")
+                    raise VerificationError(f"{use.ref} is not the data the training run recorded")
                 return {
                     "file_sha256": found.file_sha256,
                     "merkle_root": found.merkle_root,
@@ -159,7 +159,7 @@ def _trace_version(registry: Registry, ref: str) -> Trace:
         def base() -> dict[str, Any]:
             found = registry.base_models.verify(run.base_ref)
             if found.digest != run.base_digest:
-                raise Conflict(f"{run.base_ref} is not the base the training run recorded")
+                raise VerificationError(f"{run.base_ref} is not the base the training run recorded")
             return {"digest": found.digest, "origin": found.origin}
 
         link("base model", run.base_ref, base)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loraledger.errors import Conflict, InputError, VerificationError
+from loraledger.errors import InputError, VerificationError, WrongBase
 
 from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_adapter_config
 from .attestations import provenance_statement
@@ -304,7 +304,7 @@ class Adapters:
         run = self.training_run(version.ref)
         if run is not None:
             if run.base_digest != base.digest:
-                raise Conflict(
+                raise WrongBase(
                     f"{version.ref} was trained on {run.base_ref} (digest "
                     f"{run.base_digest[:16]}…), not on {base.ref} (digest {base.digest[:16]}…); "
                     f"load it on {run.base_ref}"
@@ -312,7 +312,7 @@ class Adapters:
             return
         named = version.base_model_name
         if named not in (base.ref, base.name, base.location):
-            raise Conflict(
+            raise WrongBase(
                 f"{version.ref} names base {named!r} in its adapter_config.json, not "
                 f"{base.ref}; load it on the base it was made for"
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from loraledger.errors import Conflict
+from loraledger.errors import ConcurrentChange
 
 from .keys import SigningKey
 from .models import Deployment, Role
@@ -68,7 +68,7 @@ class Deployments:
             ).fetchone()
             newest = int(row[0]) if row else 0
             if newest != after_seq:
-                raise Conflict(
+                raise ConcurrentChange(
                     f"environment {deployment.environment!r} changed while this ran (now at "
                     f"deployment #{newest}); look at `loraledger deployments --env "
                     f"{deployment.environment}` and try again"

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from loraledger.errors import Conflict, InputError, NotFound, PermissionDenied, UsageError
+from loraledger.errors import (
+    AlreadyExists,
+    Conflict,
+    InputError,
+    NotFound,
+    PermissionDenied,
+    UsageError,
+)
 
 from .audit import utcnow
 from .db import Connection
@@ -94,7 +101,7 @@ class Identities:
             empty = conn.execute("SELECT count(*) FROM identities").fetchone() == (0,)
             taken = conn.execute("SELECT 1 FROM identities WHERE name = ?", [name]).fetchone()
         if taken:
-            raise Conflict(f"identity {name!r} already exists; choose another name")
+            raise AlreadyExists(f"identity {name!r} already exists; choose another name")
         if empty:
             if role is not Role.ADMIN:
                 raise InputError(
@@ -122,7 +129,7 @@ class Identities:
                 if change.conn.execute(
                     "SELECT 1 FROM identities WHERE name = ?", [name]
                 ).fetchone():
-                    raise Conflict(f"identity {name!r} already exists; choose another name")
+                    raise AlreadyExists(f"identity {name!r} already exists; choose another name")
                 now = utcnow()
                 change.conn.execute(
                     f"INSERT INTO identities ({_COLUMNS}) VALUES (?, ?, ?, ?, 'active', ?, ?, "

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import loraledger
 from loraledger.errors import (
+    AlreadyExists,
     Conflict,
     LedgerError,
     NotARegistry,
@@ -103,7 +104,7 @@ class Registry:
     ) -> Registry:
         """Create a new registry at ``root`` (a new or empty directory)."""
         if (root / DB_FILE).exists():
-            raise Conflict(f"{root} is already a LoRA Ledger registry; use it as it is")
+            raise AlreadyExists(f"{root} is already a LoRA Ledger registry; use it as it is")
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise NotARegistry(
                 f"{root} exists and is not an empty directory; choose a new or empty one"

@@ -103,7 +103,7 @@ def compare_command(
     json_: bool = JSON_OPTION,
 ) -> None:
     """Paired verdict per task between two subjects' newest runs on a suite."""
-    from loraledger.errors import Conflict, UsageError
+    from loraledger.errors import NothingDeployed, UsageError
     from loraledger.harness.compare import compare
 
     opts = settings(ctx)
@@ -113,7 +113,9 @@ def compare_command(
     if against is not None:
         deployed = registry.deployments.current(against)
         if deployed is None:
-            raise Conflict(f"nothing runs in {against} yet; there is nothing to compare with")
+            raise NothingDeployed(
+                f"nothing runs in {against} yet; there is nothing to compare with"
+            )
         old = deployed.adapter
     result = compare(registry, new, old, suite, actor=opts.actor, alpha=alpha)
     if json_:

@@ -19,6 +19,7 @@ from loraledger.registry import Registry
 
 from loraledger.errors import (
     Conflict,
+    EvaluationFailed,
     InputError,
     NotFound,
     PermissionDenied,
@@ -258,6 +259,20 @@ def test_a_failing_scorer_leaves_a_failed_run_and_no_results(
     assert sql(
         eval_registry, "SELECT count(*) FROM eval_samples WHERE run_id = ?", [failed[0].id]
     ) == [(0,)]
+
+
+def test_a_crash_inside_lm_eval_is_evaluation_failed_not_bad_input(
+    eval_registry: Registry, suite_copy: Path
+) -> None:
+    (suite_copy / "scoring.py").write_text(
+        "def process_results(doc, results):\n    raise MemoryError('out of memory')\n"
+    )
+    with pytest.raises(EvaluationFailed, match="failed in lm-eval: MemoryError: out of memory"):
+        evaluate(eval_registry, [PLAIN[0]], suite_copy, actor=ENGINEER, options=FEW)
+    digest = load_suite(suite_copy).digest
+    runs = [r for r in eval_registry.evaluations.list(PLAIN[0]) if r.suite_digest == digest]
+    assert [(r.status, r.sample_count) for r in runs] == [("failed", 0)]
+    assert EvaluationFailed.exit_code == 1
 
 
 def test_an_interrupted_run_is_recorded_as_such(eval_registry: Registry, suite_copy: Path) -> None:
