@@ -20,6 +20,7 @@ import streamlit as st
 from loraledger.policies.release import LoadedPolicy, load_policy
 from loraledger.registry import Identity, Registry, Role
 from loraledger.registry.keys import KEYS_DIR_ENV, KeyStore
+from loraledger.registry.permissions import Action, allowed, only_reads
 from loraledger.registry.registry import REGISTRY_ENV, default_registry_path
 
 from loraledger.errors import LedgerError, LockTimeout, VerificationError
@@ -65,12 +66,15 @@ class User:
 
     @property
     def may_decide(self) -> bool:
-        """Whether decision forms are shown (the library still judges each decision)."""
-        return self.role is not Role.AUDITOR
+        """Whether decision forms are shown: to every role the permissions table lets
+        change anything. The library judges each decision (an engineer's approval is
+        refused and audited there); a role that only reads sees no form."""
+        return not only_reads(self.role)
 
     @property
     def may_release(self) -> bool:
-        return self.role in (Role.REVIEWER, Role.ADMIN)
+        """Whether promotion and rollback forms are shown (the table's roles)."""
+        return allowed(self.role, Action.PROMOTE) and allowed(self.role, Action.ROLLBACK)
 
 
 def config() -> Config:

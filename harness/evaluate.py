@@ -31,7 +31,6 @@ from typing import Any
 
 from loraledger.registry import Registry
 from loraledger.registry.audit import canonical_json, utcnow
-from loraledger.registry.evaluations import EVAL_ROLES
 from loraledger.registry.models import (
     BaseModelVersion,
     EvalRun,
@@ -39,6 +38,7 @@ from loraledger.registry.models import (
     EvalSubject,
     TaskMetric,
 )
+from loraledger.registry.permissions import Action
 
 from loraledger.errors import (
     EvaluationFailed,
@@ -98,7 +98,7 @@ def evaluate(
         raise UsageError("name at least one adapter version or base:NAME to evaluate")
     if options.batch_size < 1 or (options.limit is not None and options.limit < 1):
         raise UsageError("--batch-size and --limit must be at least 1")
-    registry.act_as(actor, EVAL_ROLES, action="eval")  # refuse early, before minutes of work
+    registry.act_as(actor, Action.EVAL)  # refuse early, before minutes of work
     suite = suite if isinstance(suite, Suite) else find_suite(suite)
     configs = suite.task_configs()  # every task YAML must load before a model is
     from loraledger.trainer.train import default_device, load_base_model

@@ -18,10 +18,11 @@ import uuid
 from pathlib import Path
 from typing import NoReturn
 
-from loraledger.registry import Registry, Role
+from loraledger.registry import Registry
 from loraledger.registry.audit import utcnow
 from loraledger.registry.keys import SigningKey
 from loraledger.registry.models import Deployment
+from loraledger.registry.permissions import Action
 
 from loraledger.errors import (
     Conflict,
@@ -33,8 +34,6 @@ from loraledger.errors import (
 )
 
 from .release import LoadedPolicy, load_policy
-
-DEPLOY_ROLES = {Role.REVIEWER, Role.ADMIN}
 
 
 def promote(
@@ -48,7 +47,7 @@ def promote(
     """Make ``ref`` what ``environment`` runs, if its gate passes now."""
     from .gates import check_gate
 
-    key = registry.act_as(actor, DEPLOY_ROLES, action="promote")
+    key = registry.act_as(actor, Action.PROMOTE)
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     loaded.environment(environment)
     version = registry.adapters.get(ref)
@@ -81,7 +80,7 @@ def promote(
         policy_sha256=loaded.sha256,
     )
     return registry.deployments.record(
-        deployment, key, DEPLOY_ROLES, after_seq=current.seq if current else 0
+        deployment, key, Action.PROMOTE, after_seq=current.seq if current else 0
     )
 
 
@@ -96,7 +95,7 @@ def rollback(
     """Put back the version ``environment`` ran before (or ``to``, which ran there)."""
     if not reason.strip():
         raise UsageError("a rollback needs a reason: pass --reason TEXT")
-    key = registry.act_as(actor, DEPLOY_ROLES, action="rollback")
+    key = registry.act_as(actor, Action.ROLLBACK)
     history = registry.deployments.history(environment)
     if not history:
         _refuse(
@@ -130,7 +129,7 @@ def rollback(
         deployment = _entry(
             environment, candidate.adapter, candidate.artifact_digest, "rollback", reason, key
         )
-        return registry.deployments.record(deployment, key, DEPLOY_ROLES, after_seq=current.seq)
+        return registry.deployments.record(deployment, key, Action.ROLLBACK, after_seq=current.seq)
     why = "; ".join(skipped) if skipped else "no earlier version ran there"
     _refuse(registry, key, environment, f"no version to roll {environment} back to ({why})")
 
@@ -172,9 +171,9 @@ def _refuse(
     error: type[LedgerError] = Conflict,
 ) -> NoReturn:
     """Audit the refusal (``deploy.refused``), then raise ``error``."""
-    with registry.change(key, DEPLOY_ROLES) as change:
+    with registry.change(key, Action.PROMOTE) as change:  # promote and rollback alike
         change.record("deploy.refused", f"env:{environment}", {"reason": message})
     raise error(f"refused: {message}")
 
 
-__all__ = ["DEPLOY_ROLES", "promote", "rollback"]
+__all__ = ["promote", "rollback"]

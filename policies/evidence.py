@@ -36,7 +36,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from loraledger.registry import Registry, Role
+from loraledger.registry import Registry
 from loraledger.registry.attestations import (
     new_statement,
     open_envelope,
@@ -55,6 +55,7 @@ from loraledger.registry.models import (
     GateCheck,
     TrainingRun,
 )
+from loraledger.registry.permissions import Action
 from loraledger.registry.signing import verify_directory
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -68,7 +69,6 @@ from .tally import authors_of
 
 PACK_PREDICATE = "https://loraledger.dev/evidence-pack/v1"
 MANIFEST = "MANIFEST.dsse.json"
-EXPORT_ROLES = {Role.AUDITOR, Role.REVIEWER, Role.ADMIN}
 MAX_PACK_BYTES = 8 * 1024**3
 
 
@@ -125,7 +125,7 @@ def _export_pack(
     from .release import DEFAULT_POLICY
     from .trace import trace_environment
 
-    key = registry.act_as(actor, EXPORT_ROLES, action="evidence.export")
+    key = registry.act_as(actor, Action.EVIDENCE_EXPORT)
     if out.exists():
         raise InputError(f"{out} already exists; choose a new file name for the pack")
     trace = trace_environment(registry, environment, at)
@@ -228,7 +228,7 @@ def _export_pack(
     )
     files[MANIFEST] = (json.dumps(sign_statement(statement, key), indent=2) + "\n").encode()
     _write_archive(out, files)
-    with registry.change(key, EXPORT_ROLES) as change:
+    with registry.change(key, Action.EVIDENCE_EXPORT) as change:
         change.record(
             "evidence.export",
             f"env:{environment}",

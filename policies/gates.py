@@ -33,6 +33,7 @@ from loraledger.registry.models import (
     RuleResult,
     TrainingRun,
 )
+from loraledger.registry.permissions import Action
 
 from loraledger.errors import LedgerError
 
@@ -70,9 +71,8 @@ def _check_gate(
     actor: str | None,
     policy: LoadedPolicy | Path | None,
 ) -> GateCheck:
-    from loraledger.registry.gate_checks import CHECK_ROLES
 
-    key = registry.act_as(actor, CHECK_ROLES, action="gate.check")
+    key = registry.act_as(actor, Action.GATE_CHECK)
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     rules_of = loaded.environment(environment)
     version = registry.adapters.get(ref)

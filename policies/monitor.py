@@ -16,8 +16,8 @@ from loraledger.harness.compare import compare_runs
 from loraledger.harness.evaluate import EvalOptions, evaluate
 from loraledger.harness.suites import find_suite
 from loraledger.registry import Registry
-from loraledger.registry.evaluations import EVAL_ROLES
 from loraledger.registry.models import Comparison, Deployment, GateCheck
+from loraledger.registry.permissions import Action
 
 from loraledger.errors import Conflict, NothingDeployed
 
@@ -36,7 +36,7 @@ class MonitorReport:
 
 def monitor(registry: Registry, environment: str, *, actor: str | None) -> MonitorReport:
     """Re-run the deployed version's policy suites and compare with its promotion's."""
-    registry.act_as(actor, EVAL_ROLES, action="monitor")
+    registry.act_as(actor, Action.MONITOR)
     deployed = registry.deployments.current(environment)
     if deployed is None:
         raise NothingDeployed(f"nothing runs in {environment}; there is nothing to monitor")
@@ -60,12 +60,12 @@ def monitor(registry: Registry, environment: str, *, actor: str | None) -> Monit
 
 def record(registry: Registry, report: MonitorReport, *, actor: str | None) -> None:
     """The outcome as an audit event: ``monitor.alert`` when a task regressed."""
-    key = registry.act_as(actor, EVAL_ROLES, action="monitor")
+    key = registry.act_as(actor, Action.MONITOR)
     regressed = {
         c.suite_name: [f"{r.task} {r.metric}" for r in c.results if r.verdict == "regression"]
         for c in report.comparisons
     }
-    with registry.change(key, EVAL_ROLES) as change:
+    with registry.change(key, Action.MONITOR) as change:
         change.record(
             "monitor.alert" if report.alert else "monitor.ok",
             f"env:{report.environment}",

@@ -28,10 +28,13 @@ from .models import (
     TrainingRun,
     VerificationReport,
 )
+from .permissions import PERMISSIONS, Action
 from .refs import Ref
 from .registry import Registry, default_registry_path
 
 __all__ = [
+    "PERMISSIONS",
+    "Action",
     "AdapterVersion",
     "AuditEvent",
     "AuditReport",

@@ -34,17 +34,16 @@ from .models import (
     BaseModelVersion,
     FileEntry,
     IdentityStatus,
-    Role,
     TrainingRun,
     VerificationReport,
 )
+from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import sign_directory, verify_directory
 
 if TYPE_CHECKING:
     from .registry import Registry
 
-REGISTER_ROLES = {Role.ENGINEER, Role.ADMIN}
 
 _VERSION_SQL = """
 SELECT v.name, v.version, v.digest, v.peft_type, v.base_model_name, v.file_count,
@@ -98,7 +97,7 @@ class Adapters:
         """
         validate_name(name, what="adapter name")
         registry = self._registry
-        key = registry.act_as(actor, REGISTER_ROLES, action="adapter.register")
+        key = registry.act_as(actor, Action.ADAPTER_REGISTER)
         scanned = AdapterDirectory.scan(directory)
         registry.remove_stale_files()
         store = registry.store
@@ -122,7 +121,7 @@ class Adapters:
             bundle_sha = store.put_bytes((scratch / "bundle.sig").read_bytes())
 
             sizes = {f.relpath: f.size_bytes for f in scanned.files}
-            with registry.change(key, REGISTER_ROLES) as change:
+            with registry.change(key, Action.ADAPTER_REGISTER) as change:
                 version = self._insert_version(
                     change.conn,
                     name,

@@ -3,10 +3,12 @@ count) live in :mod:`loraledger.policies.approvals`; this module writes and read
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from .keys import SigningKey
 from .models import Approval, Role
+from .permissions import Action
 from .refs import version_and_environment
 
 if TYPE_CHECKING:
@@ -19,10 +21,12 @@ class Approvals:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
-    def record(self, approval: Approval, key: SigningKey, roles: set[Role]) -> Approval:
+    def record(
+        self, approval: Approval, key: SigningKey, needs: Action | Collection[Role]
+    ) -> Approval:
         name, version = approval.adapter.rsplit("@v", 1)
         values = approval.model_dump()
-        with self._registry.change(key, roles) as change:
+        with self._registry.change(key, needs) as change:
             change.conn.execute(
                 f"INSERT INTO approvals (adapter_name, adapter_version, {', '.join(_FIELDS)}) "
                 f"VALUES ({', '.join(['?'] * (len(_FIELDS) + 2))})",

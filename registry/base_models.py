@@ -17,14 +17,14 @@ from loraledger.errors import VerificationError
 from .audit import canonical_json, utcnow
 from .db import Connection
 from .manifest import describe_differences
-from .models import BaseModelVersion, FileEntry, Role
+from .models import BaseModelVersion, FileEntry
+from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import hash_directory
 
 if TYPE_CHECKING:
     from .registry import Registry
 
-REGISTER_ROLES = {Role.ENGINEER, Role.ADMIN}
 _COLUMNS = (
     "name, version, digest, kind, location, architecture, origin, file_count, "
     "total_bytes, created_at, created_by"
@@ -65,10 +65,10 @@ class BaseModels:
         """Record ``directory``'s files (hashed now) as the next version of ``name``."""
         validate_name(name, what="base model name")
         registry = self._registry
-        key = registry.act_as(actor, REGISTER_ROLES, action="base.register")
+        key = registry.act_as(actor, Action.BASE_REGISTER)
         manifest = hash_directory(directory)
         sizes = {p: (directory / p).stat().st_size for p in manifest.files}
-        with registry.change(key, REGISTER_ROLES) as change:
+        with registry.change(key, Action.BASE_REGISTER) as change:
             conn = change.conn
             version = next_version(conn, "base_models", name)
             conn.execute(

@@ -22,14 +22,14 @@ from loraledger.errors import NotFound, VerificationError
 from .audit import canonical_json, utcnow
 from .db import Connection
 from .merkle import merkle_root, prove_membership
-from .models import DatasetAnalysis, DatasetVersion, GitProvenance, PiiFinding, RecordProof, Role
+from .models import DatasetAnalysis, DatasetVersion, GitProvenance, PiiFinding, RecordProof
+from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .store import sha256_file
 
 if TYPE_CHECKING:
     from .registry import Registry
 
-REGISTER_ROLES = {Role.ENGINEER, Role.ADMIN}
 
 _COLUMNS = (
     "name, version, file_sha256, file_name, size_bytes, format, record_count, "
@@ -83,7 +83,7 @@ class Datasets:
         """Store ``path`` as the next version of dataset ``name`` with its analysis."""
         validate_name(name, what="dataset name")
         registry = self._registry
-        key = registry.act_as(actor, REGISTER_ROLES, action="dataset.register")
+        key = registry.act_as(actor, Action.DATASET_REGISTER)
         root = merkle_root(list(analysis.record_hashes))
         registry.remove_stale_files()
         with registry.store.scratch("data") as scratch:
@@ -94,7 +94,7 @@ class Datasets:
                     f"{path} changed while it was being registered; register it again"
                 )
             registry.store.adopt(staged, analysis.file_sha256)
-            with registry.change(key, REGISTER_ROLES) as change:
+            with registry.change(key, Action.DATASET_REGISTER) as change:
                 version = self._insert(
                     change.conn, name, path, analysis, root, license, source, key.name
                 )

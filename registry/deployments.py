@@ -4,12 +4,14 @@ newest last. The rules live in :mod:`loraledger.policies.deployments`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from loraledger.errors import ConcurrentChange
 
 from .keys import SigningKey
 from .models import Deployment, Role
+from .permissions import Action
 
 if TYPE_CHECKING:
     from .registry import Registry
@@ -56,12 +58,17 @@ class Deployments:
         return {d.environment: d for d in map(_deployment, rows)}
 
     def record(
-        self, deployment: Deployment, key: SigningKey, roles: set[Role], *, after_seq: int
+        self,
+        deployment: Deployment,
+        key: SigningKey,
+        needs: Action | Collection[Role],
+        *,
+        after_seq: int,
     ) -> Deployment:
         """Append ``deployment`` if the environment's newest row is still ``after_seq``
         (0: none); otherwise someone else changed the environment first."""
         name, version = deployment.adapter.rsplit("@v", 1)
-        with self._registry.change(key, roles) as change:
+        with self._registry.change(key, needs) as change:
             row = change.conn.execute(
                 "SELECT coalesce(max(seq), 0) FROM deployments WHERE environment = ?",
                 [deployment.environment],

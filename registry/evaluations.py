@@ -28,15 +28,14 @@ from .models import (
     EvalRun,
     EvalSample,
     EvalSubject,
-    Role,
     TaskComparison,
     TaskMetric,
 )
+from .permissions import Action
 
 if TYPE_CHECKING:
     from .registry import Registry
 
-EVAL_ROLES = {Role.ENGINEER, Role.REVIEWER, Role.ADMIN}
 BASE_PREFIX = "base:"
 COMPLETE = "complete"
 
@@ -137,7 +136,7 @@ class Evaluations:
     def record(self, run: EvalRun, *, actor: str | None) -> EvalRun:
         """Store a finished run (complete, failed or interrupted) with its audit event."""
         registry = self._registry
-        key = registry.act_as(actor, EVAL_ROLES, action="eval.record")
+        key = registry.act_as(actor, Action.EVAL_RECORD)
         if run.status == COMPLETE:
             digest = results_digest(run.metrics, run.samples)
             run = run.model_copy(update={"results_sha256": digest, "created_by": key.name})
@@ -150,7 +149,7 @@ class Evaluations:
                     "created_by": key.name,
                 }
             )
-        with registry.change(key, EVAL_ROLES) as change:
+        with registry.change(key, Action.EVAL_RECORD) as change:
             _insert_run(change.conn, run)
             attestation = None
             if run.results_sha256 is not None:
@@ -190,9 +189,9 @@ class Evaluations:
 
     def record_comparison(self, comparison: Comparison, *, actor: str | None) -> Comparison:
         registry = self._registry
-        key = registry.act_as(actor, EVAL_ROLES, action="eval.compare")
+        key = registry.act_as(actor, Action.EVAL_COMPARE)
         comparison = comparison.model_copy(update={"created_by": key.name})
-        with registry.change(key, EVAL_ROLES) as change:
+        with registry.change(key, Action.EVAL_COMPARE) as change:
             conn = change.conn
             conn.execute(
                 "INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -493,4 +492,4 @@ def _comparison(conn: Connection, comparison_id: str) -> Comparison:
     )
 
 
-__all__ = ["BASE_PREFIX", "EVAL_ROLES", "Evaluations", "results_digest", "subject_label"]
+__all__ = ["BASE_PREFIX", "Evaluations", "results_digest", "subject_label"]

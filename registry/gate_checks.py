@@ -16,13 +16,12 @@ from loraledger.errors import NotFound, VerificationError
 
 from .audit import canonical_json
 from .keys import SigningKey
-from .models import GateCheck, Role
+from .models import GateCheck
+from .permissions import Action
 from .refs import version_and_environment
 
 if TYPE_CHECKING:
     from .registry import Registry
-
-CHECK_ROLES = {Role.ENGINEER, Role.REVIEWER, Role.AUDITOR, Role.ADMIN}
 
 
 class GateChecks:
@@ -35,7 +34,7 @@ class GateChecks:
         check = check.model_copy(update={"created_by": key.name})
         name, version = check.adapter.rsplit("@v", 1)
         report = canonical_json(check.model_dump(mode="json"))
-        with registry.change(key, CHECK_ROLES) as change:
+        with registry.change(key, Action.GATE_CHECK) as change:
             change.conn.execute(
                 "INSERT INTO gate_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -107,4 +106,4 @@ class GateChecks:
             return [r[0] for r in conn.execute(sql + " ORDER BY created_at, id", params).fetchall()]
 
 
-__all__ = ["CHECK_ROLES", "GateChecks"]
+__all__ = ["GateChecks"]

@@ -23,6 +23,7 @@ from .audit import utcnow
 from .db import Connection
 from .keys import SigningKey
 from .models import Identity, IdentityStatus, Role
+from .permissions import Action
 from .refs import validate_name
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class Identities:
                 )
             actor_key = None
         else:
-            actor_key = registry.act_as(actor, {Role.ADMIN}, action="identity.create")
+            actor_key = registry.act_as(actor, Action.IDENTITY_CREATE)
 
         created_file = not (reuse_key and registry.keys.path_for(name).exists())
         key: SigningKey = (
@@ -125,7 +126,9 @@ class Identities:
         )
         signer = actor_key or key
         try:
-            with registry.change(signer, {Role.ADMIN}, bootstrap=actor_key is None) as change:
+            with registry.change(
+                signer, Action.IDENTITY_CREATE, bootstrap=actor_key is None
+            ) as change:
                 if change.conn.execute(
                     "SELECT 1 FROM identities WHERE name = ?", [name]
                 ).fetchone():
@@ -156,8 +159,8 @@ class Identities:
         if not reason.strip():
             raise InputError("a revocation needs a reason: pass --reason TEXT")
         registry = self._registry
-        actor_key = registry.act_as(actor, {Role.ADMIN}, action="identity.revoke")
-        with registry.change(actor_key, {Role.ADMIN}) as change:
+        actor_key = registry.act_as(actor, Action.IDENTITY_REVOKE)
+        with registry.change(actor_key, Action.IDENTITY_REVOKE) as change:
             target = self.get_in(change.conn, name)
             if target.status is IdentityStatus.REVOKED:
                 raise Conflict(f"identity {name!r} is already revoked ({target.revoke_reason})")

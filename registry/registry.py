@@ -19,7 +19,7 @@ import getpass
 import os
 import platform
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -43,6 +43,7 @@ from .audit import AuditLog, NewEvent, utcnow
 from .db import Connection, Database, lock_timeout_from_env
 from .keys import KeyStore, SigningKey
 from .models import AuditEvent, AuditReport, Identity, IdentityStatus, Role
+from .permissions import Action, resolve
 from .store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -244,17 +245,25 @@ class Registry:
     # --- acting -----------------------------------------------------------------------
 
     def act_as(
-        self, name: str | None, roles: set[Role] | None = None, *, action: str = "act"
+        self,
+        name: str | None,
+        needs: Action | Collection[Role] | None = None,
+        *,
+        action: str | None = None,
     ) -> SigningKey:
         """Load the private key of the acting identity after checking it may act.
 
-        Raises if the identity is unknown, revoked, lacks one of ``roles``, or if the key
-        on this machine is not the one registered for it. Each such refusal is recorded as
-        an ``access.refused`` audit event naming the claimed identity and ``action`` (what
-        it tried to do); the next signed checkpoint covers it.
+        ``needs`` is the :class:`Action` (whose roles the permissions table gives), or
+        an explicit set of roles (an environment policy's approvers), or None for any
+        active identity. Raises if the identity is unknown, revoked, lacks the role, or if
+        the key on this machine is not the one registered for it. Each such refusal is
+        recorded as an ``access.refused`` audit event naming the claimed identity and the
+        action (``action``, else the Action's name); the next signed checkpoint covers it.
         """
         if not name:
             raise UsageError("no acting identity: pass --as NAME or set LORALEDGER_ACTOR")
+        roles = resolve(needs)
+        action = action or (needs.value if isinstance(needs, Action) else "act")
         try:
             identity = self.identities.get(name)
             _check_may_act(identity, roles)
@@ -270,7 +279,7 @@ class Registry:
         return key
 
     def _record_refusal(
-        self, name: str, action: str, roles: set[Role] | None, error: LedgerError
+        self, name: str, action: str, roles: frozenset[Role] | None, error: LedgerError
     ) -> None:
         payload = {
             "action": action,
@@ -282,7 +291,11 @@ class Registry:
 
     @contextmanager
     def change(
-        self, key: SigningKey, roles: set[Role] | None = None, *, bootstrap: bool = False
+        self,
+        key: SigningKey,
+        needs: Action | Collection[Role] | None = None,
+        *,
+        bootstrap: bool = False,
     ) -> Iterator[Change]:
         """One state change: rows and audit events in one transaction, then a signed
         checkpoint of the new head, mirrored to the checkpoint file after commit.
@@ -301,7 +314,7 @@ class Registry:
                 identity = self.identities.get_in(conn, key.name)
                 if identity.key_fingerprint != key.fingerprint:
                     raise SigningKeyError(f"the key of {key.name!r} changed; act again")
-                _check_may_act(identity, roles)
+                _check_may_act(identity, resolve(needs))
             change = Change(conn, key.name)
             yield change
             if not change.events:
@@ -345,7 +358,7 @@ class Registry:
         return self.store.remove_stale_scratch()
 
 
-def _check_may_act(identity: Identity, roles: set[Role] | None) -> None:
+def _check_may_act(identity: Identity, roles: frozenset[Role] | None) -> None:
     if identity.status is not IdentityStatus.ACTIVE:
         raise PermissionDenied(
             f"identity {identity.name!r} was revoked"

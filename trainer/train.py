@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loraledger.registry import Registry, Role
+from loraledger.registry import Registry
 from loraledger.registry.audit import utcnow
 from loraledger.registry.models import (
     AdapterVersion,
@@ -37,6 +37,7 @@ from loraledger.registry.models import (
     LossPoint,
     TrainingRun,
 )
+from loraledger.registry.permissions import Action
 
 from loraledger.errors import Conflict, InputError, LedgerError, UsageError
 
@@ -49,7 +50,6 @@ from .provenance import code_provenance
 if TYPE_CHECKING:
     import torch
 
-TRAIN_ROLES = {Role.ENGINEER, Role.ADMIN}
 IGNORE_INDEX = -100
 CHECKPOINT_FILE = "checkpoint.pt"
 PROBE_TOKENS = 128  # columns of the micro-batch timed for the dtype decision
@@ -232,7 +232,7 @@ def train(
     Interrupted (Ctrl-C), the run saves a checkpoint that ``resume=True`` continues.
     """
     config, config_sha = load_config(config_path)
-    registry.act_as(actor, TRAIN_ROLES, action="train")
+    registry.act_as(actor, Action.TRAIN)
     code = code_provenance(code_dir or Path(__file__).resolve().parents[1])
     if code["dirty"] and not allow_dirty:
         raise Conflict(
