@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_demo_runs_end_to_end() -> None:
     result = subprocess.run(
-        [sys.executable, "scripts/demo.py"], capture_output=True, text=True, cwd=REPO, timeout=1500
+        [sys.executable, "scripts/demo.py"], capture_output=True, text=True, cwd=REPO, timeout=2700
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
