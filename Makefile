@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-demo test-rest test-dtypes test-fast lint typecheck bench clean browser
+.PHONY: demo test test-dtypes test-fast lint typecheck bench clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,28 +29,19 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 	  >/dev/null; } || echo "note: no /usr/bin/chromium; the browser tests will be skipped"
 
-# Everything CI runs: lint, types, and every test including the slow ones, in two lanes
-# at once, one per core: the demo (most of the time: two trainings of SmolLM2), and
-# every other test followed by the trainer's and harness's tests again with the
-# training dtype decision forced each way.
+# Everything CI runs: lint, types, and every test including the slow ones; then the
+# trainer's and harness's tests again with the training dtype decision forced each way.
 test: $(STAMP) lint typecheck browser
-	$(MAKE) --no-print-directory -j2 test-demo test-rest
-
-test-demo: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:xdist tests/test_demo.py
-
-test-rest: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:xdist --deselect tests/test_demo.py::test_demo_runs_end_to_end
-	$(MAKE) --no-print-directory test-dtypes WORKERS="-p no:xdist"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	$(MAKE) --no-print-directory test-dtypes
 
 # The outcome must not depend on which dtype this CPU trains faster in
 # (docs/training.md): the tests that train or evaluate, with each dtype forced. The slow
 # ones (the real SmolLM2) are left out: in bfloat16 on a CPU without it natively they
 # train up to a hundred times slower; they run once above, in this machine's own choice.
-WORKERS ?= -n 2 --dist loadfile
 test-dtypes: $(STAMP)
-	LORALEDGER_FORCE_COMPUTE_DTYPE=bfloat16 $(BIN)/python -m pytest $(WORKERS) -q -m "not slow" tests/trainer tests/harness
-	LORALEDGER_FORCE_COMPUTE_DTYPE=float32 $(BIN)/python -m pytest $(WORKERS) -q -m "not slow" tests/trainer tests/harness
+	LORALEDGER_FORCE_COMPUTE_DTYPE=bfloat16 $(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow" tests/trainer tests/harness
+	LORALEDGER_FORCE_COMPUTE_DTYPE=float32 $(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow" tests/trainer tests/harness
 
 # The quick loop while developing: no slow tests, no lint.
 test-fast: $(STAMP)
