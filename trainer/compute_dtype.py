@@ -31,6 +31,7 @@ from typing import Any
 
 from loraledger.registry.audit import canonical_json, utcnow
 
+from loraledger.atomic import write_atomically
 from loraledger.errors import InputError, UsageError
 
 FORCE_ENV = "LORALEDGER_FORCE_COMPUTE_DTYPE"
@@ -295,7 +296,4 @@ def _read_cache(cache: Path) -> dict[str, Any]:
 
 
 def _write_cache(cache: Path, known: dict[str, Any]) -> None:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(f".partial-{os.getpid()}")
-    partial.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, cache)
+    write_atomically(cache, json.dumps(known, indent=2, sort_keys=True) + "\n")
