@@ -32,7 +32,7 @@ browser:
 # Everything CI runs: lint, types, and every test including the slow ones; then the
 # trainer's and harness's tests again with the training dtype decision forced each way.
 test: $(STAMP) lint typecheck browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25
 	$(MAKE) --no-print-directory test-dtypes
 
 # The outcome must not depend on which dtype this CPU trains faster in

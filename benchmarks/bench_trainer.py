@@ -54,7 +54,7 @@ def gemm_flops() -> float:
 
 
 def examples(base_dir: Path, max_length: int) -> list[Any]:
-    from loraledger.trainer.train import tokenize
+    from loraledger.trainer.examples import tokenize
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_dir)

@@ -101,7 +101,8 @@ def evaluate(
     registry.act_as(actor, Action.EVAL)  # refuse early, before minutes of work
     suite = suite if isinstance(suite, Suite) else find_suite(suite)
     configs = suite.task_configs()  # every task YAML must load before a model is
-    from loraledger.trainer.train import default_device, load_base_model
+    suite.load_rules()  # the rules a suite's own scoring.py registers, for the reasons
+    from loraledger.trainer.runtime import default_device, load_base_model
 
     device = default_device()
     plan = _plan(registry, refs, options)

@@ -20,27 +20,40 @@ Built-in suites live in ``harness/suites/`` (benchmarks) and ``policies/suites/`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from loraledger.registry.signing import hash_directory
 
-from loraledger.errors import InputError, NotFound
+from loraledger.errors import InputError, NotFound, SuiteError
 
 KINDS = ("benchmark", "policy")
 SUITE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def builtin_roots() -> dict[str, Path]:
-    """Folders holding the built-in suites, by the kind of suite they hold."""
-    import loraledger.harness
-    import loraledger.policies
+SUITES_GROUP = "loraledger.suites"  # entry points: kind = package holding suites/
 
-    return {
-        "benchmark": Path(loraledger.harness.__file__).parent / "suites",
-        "policy": Path(loraledger.policies.__file__).parent / "suites",
-    }
+
+def builtin_roots() -> dict[str, Path]:
+    """Folders holding the installed suites, by the kind of suite they hold.
+
+    Each is the ``suites/`` folder of a package named by an entry point in the group
+    ``loraledger.suites`` (pyproject.toml): this package's benchmarks, the policies
+    package's policy suites. The harness so finds policy suites without importing the
+    policies package, which depends on it.
+    """
+    roots: dict[str, Path] = {}
+    declared = {e.name: e.value for e in entry_points(group=SUITES_GROUP) if e.name in KINDS}
+    for kind in KINDS:  # benchmarks first
+        if kind in declared:
+            roots[kind] = Path(str(files(declared[kind]))) / "suites"
+    if "benchmark" not in roots:  # a source tree run without an install
+        roots = {"benchmark": Path(__file__).parent / "suites", **roots}
+    return roots
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,40 @@ class Suite:
     def rehash(self) -> str:
         """The digest of the folder as it is now."""
         return _digest(self.directory)[0]
+
+    def load_rules(self) -> None:
+        """Import the suite's ``scoring.py``, if it has one, so the scoring rules it
+        registers exist in this process."""
+        from . import scoring
+
+        if (self.directory / "scoring.py").is_file():
+            scoring.load_rules(self.directory / "scoring.py")
+
+    def rules_used(self) -> dict[str, int]:
+        """How many samples name each scoring rule, after loading the suite's own rules;
+        a sample naming an unregistered rule is a :class:`SuiteError` naming the file,
+        the line and the registered rules."""
+        from . import scoring
+
+        self.load_rules()
+        used: dict[str, int] = {}
+        for task in self.tasks:
+            for relative in task.data_files.values():
+                path = self.directory / relative
+                for number, line in enumerate(path.read_text().splitlines(), 1):
+                    try:
+                        doc = json.loads(line) if line.strip() else None
+                    except json.JSONDecodeError as exc:
+                        message = f"is not JSON ({exc.msg}); one sample per line"
+                        raise InputError(message, path=path, line=number) from None
+                    if not isinstance(doc, dict) or (name := scoring.rule_of(doc)) is None:
+                        continue
+                    try:
+                        scoring.rule_named(name, sample=doc.get("id", "?"))
+                    except SuiteError as error:
+                        raise SuiteError(f"{path}:{number}: {error}") from None
+                    used[name] = used.get(name, 0) + 1
+        return dict(sorted(used.items()))
 
     def task_configs(self) -> list[dict[str, Any]]:
         """The tasks' lm-eval configs with data files made absolute, ready for

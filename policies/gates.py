@@ -22,13 +22,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from loraledger.harness.suites import Suite, find_suite
 from loraledger.registry import Registry
 from loraledger.registry.audit import canonical_json, utcnow
 from loraledger.registry.models import (
     AdapterVersion,
-    Comparison,
-    EvalRun,
     GateCheck,
     RuleResult,
     TrainingRun,
@@ -37,6 +34,7 @@ from loraledger.registry.permissions import Action
 
 from loraledger.errors import LedgerError
 
+from .gate_rules import GateContext, gate_rule, registered_gate_rules
 from .release import (
     ApprovalRule,
     DataRule,
@@ -76,32 +74,30 @@ def _check_gate(
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
     rules_of = loaded.environment(environment)
     version = registry.adapters.get(ref)
-    run = registry.adapters.training_run(version.ref)
-    evidence = _Evidence(registry, version.ref)
-    results = [_threshold(evidence, rule) for rule in rules_of.thresholds]
-    if rules_of.data is not None:
-        results.extend(_data(registry, run, rules_of.data))
-    if rules_of.provenance is not None:
-        results.extend(_provenance(registry, version.ref, run, rules_of.provenance))
-    if rules_of.requires_environment is not None:
-        results.append(_required_environment(registry, version, rules_of.requires_environment))
-    if rules_of.no_regression_against is not None:
-        suites = list(dict.fromkeys(rule.suite for rule in rules_of.thresholds))
-        results.extend(
-            _no_regression(evidence, version, rules_of.no_regression_against, suite)
-            for suite in suites
-        )
+    context = GateContext(
+        registry=registry,
+        version=version,
+        run=registry.adapters.training_run(version.ref),
+        environment=environment,
+        policy=rules_of,
+    )
+    registered = registered_gate_rules()
+    results: list[RuleResult] = []
+    for rule in (r for r in registered if not r.after_evidence):
+        setting = rules_of.setting(rule.name)
+        if setting is not None and setting != []:
+            results.extend(rule.judge(context, setting))
     inputs = {
         "policy_sha256": loaded.sha256,
         "artifact_digest": version.digest,
         "environment": environment,
         "evidence": [r.evidence for r in results],
     }
-    inputs_sha256 = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
-    if rules_of.approvals is not None:
-        results.append(
-            _approvals(registry, version, environment, inputs_sha256, rules_of.approvals)
-        )
+    context.inputs_sha256 = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
+    for rule in (r for r in registered if r.after_evidence):
+        setting = rules_of.setting(rule.name)
+        if setting is not None:
+            results.extend(rule.judge(context, setting))
     check = GateCheck(
         id=str(uuid.uuid4()),
         adapter=version.ref,
@@ -111,47 +107,14 @@ def _check_gate(
         policy_sha256=loaded.sha256,
         passed=all(r.passed for r in results),
         rules=tuple(results),
-        inputs_sha256=inputs_sha256,
+        inputs_sha256=context.inputs_sha256,
         created_at=utcnow(),
         created_by=actor or "",
     )
     return registry.gate_checks.record(check, key)
 
 
-class _Evidence:
-    """What the rules of one gate check read: each suite loaded and hashed once, each
-    suite's newest current run read and verified once, the comparisons read once."""
-
-    def __init__(self, registry: Registry, ref: str) -> None:
-        self.registry = registry
-        self.ref = ref
-        self._suites: dict[str, Suite] = {}
-        self._runs: dict[str, tuple[list[EvalRun], EvalRun | None]] = {}
-        self._comparisons: list[Comparison] | None = None
-
-    def suite(self, locator: str) -> Suite:
-        if locator not in self._suites:
-            self._suites[locator] = find_suite(locator)
-        return self._suites[locator]
-
-    def runs(self, locator: str) -> tuple[list[EvalRun], EvalRun | None]:
-        """Complete runs of the version on the suite, and the newest one of the suite's
-        current digest (verified against its audit event), if any."""
-        if locator not in self._runs:
-            suite = self.suite(locator)
-            runs = self.registry.evaluations.list(self.ref, suite.name, status="complete")
-            current = [r for r in runs if r.suite_digest == suite.digest]
-            newest = self.registry.evaluations.get(current[-1].id) if current else None
-            self._runs[locator] = (runs, newest)
-        return self._runs[locator]
-
-    def comparisons(self) -> list[Comparison]:
-        if self._comparisons is None:
-            self._comparisons = self.registry.evaluations.comparisons(self.ref)
-        return self._comparisons
-
-
-def _threshold(evidence_of: _Evidence, rule: Threshold) -> RuleResult:
+def _threshold(evidence_of: GateContext, rule: Threshold) -> RuleResult:
     ref = evidence_of.ref
     suite = evidence_of.suite(rule.suite)
     runs, run = evidence_of.runs(rule.suite)
@@ -211,7 +174,7 @@ def _required_environment(registry: Registry, version: AdapterVersion, needed: s
 
 
 def _no_regression(
-    evidence_of: _Evidence, version: AdapterVersion, environment: str, locator: str
+    evidence_of: GateContext, version: AdapterVersion, environment: str, locator: str
 ) -> RuleResult:
     suite = evidence_of.suite(locator)
     rule = f"no regression on {suite.name} against {environment}"
@@ -377,4 +340,59 @@ def _provenance(
     return results
 
 
-__all__ = ["check_gate"]
+# --- the built-in rules, registered in the order a gate check runs them: the hash over
+# their evidence (which approvals sign) depends on it, so reordering would make every
+# recorded approval stale.
+
+
+@gate_rule("thresholds", settings=list[Threshold])
+def thresholds(context: GateContext, rules: list[Threshold]) -> list[RuleResult]:
+    """A bound on one metric of one task of a suite, on the newest current run."""
+    return [_threshold(context, rule) for rule in rules]
+
+
+@gate_rule("data", settings=DataRule)
+def data(context: GateContext, rule: DataRule) -> list[RuleResult]:
+    """The training data's licenses and PII findings, from the training-run record."""
+    return _data(context.registry, context.run, rule)
+
+
+@gate_rule("provenance", settings=ProvenanceRule)
+def provenance(context: GateContext, rule: ProvenanceRule) -> list[RuleResult]:
+    """The signature and files verify now; a training-run record; a clean code tree."""
+    return _provenance(context.registry, context.ref, context.run, rule)
+
+
+@gate_rule("requires_environment", settings=str)
+def requires_environment(context: GateContext, needed: str) -> list[RuleResult]:
+    """The version was deployed to ``needed`` before."""
+    return [_required_environment(context.registry, context.version, needed)]
+
+
+@gate_rule("no_regression_against", settings=str)
+def no_regression_against(context: GateContext, environment: str) -> list[RuleResult]:
+    """On every threshold suite, the paired verdict against what ``environment`` runs."""
+    thresholds: list[Threshold] = context.policy.setting("thresholds") or []
+    suites = list(dict.fromkeys(rule.suite for rule in thresholds))
+    return [_no_regression(context, context.version, environment, suite) for suite in suites]
+
+
+@gate_rule("approvals", settings=ApprovalRule, after_evidence=True)
+def approvals(context: GateContext, rule: ApprovalRule) -> list[RuleResult]:
+    """N distinct approvals of the version over this evidence, none by an author."""
+    return [
+        _approvals(
+            context.registry, context.version, context.environment, context.inputs_sha256, rule
+        )
+    ]
+
+
+__all__ = [
+    "approvals",
+    "check_gate",
+    "data",
+    "no_regression_against",
+    "provenance",
+    "requires_environment",
+    "thresholds",
+]

@@ -22,12 +22,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from loraledger.errors import InputError, NotFound
 from loraledger.yamlfile import line_of, load_validated
+
+from .gate_rules import gate_rule_named
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "release.yaml"
 _ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -93,6 +102,10 @@ class ApprovalRule(_Strict):
 
 
 class EnvironmentPolicy(_Strict):
+    """The rules of one environment. Each key is a registered gate rule
+    (:mod:`loraledger.policies.gate_rules`): the built-in ones are the typed fields below;
+    a plugin's key is validated against the settings type its rule registered."""
+
     thresholds: list[Threshold] = Field(default_factory=list)
     data: DataRule | None = None
     provenance: ProvenanceRule | None = None
@@ -105,6 +118,41 @@ class EnvironmentPolicy(_Strict):
         "environment runs must not be a regression",
     )
     approvals: ApprovalRule | None = None
+
+    registered: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the settings of plugin gate rules, by key (filled from the policy's keys)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registered_rules(cls, data: Any) -> Any:
+        """A key that a plugin's gate rule registered is validated by its settings type and
+        kept under ``registered``; any other unknown key stays, for pydantic to refuse."""
+        if not isinstance(data, dict):
+            return data
+        if "registered" in data:
+            raise ValueError("'registered' is not a policy key; name each gate rule itself")
+        checked: dict[str, Any] = {}
+        plugins: dict[str, Any] = {}
+        for key, value in data.items():
+            rule = None if key in cls.model_fields else gate_rule_named(str(key))
+            if rule is None:
+                checked[key] = value
+                continue
+            try:
+                plugins[key] = rule.validate(value)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{key}{'.' + where if where else ''}: {first['msg']}") from None
+        return {**checked, "registered": plugins} if plugins else checked
+
+    def setting(self, name: str) -> Any:
+        """The policy's value for the gate rule ``name`` (None when the key is absent)."""
+        if name in type(self).model_fields and name != "registered":
+            return getattr(self, name)
+        return self.registered.get(name)
 
 
 class ReleasePolicy(_Strict):

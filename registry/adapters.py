@@ -20,13 +20,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loraledger.errors import InputError, VerificationError, WrongBase
 
 from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_adapter_config
-from .attestations import provenance_statement
+from .attestations import Attestations, provenance_statement
 from .audit import utcnow
+from .core import Core
 from .db import Connection
 from .manifest import PREDICATE_TYPE, Manifest
 from .models import (
@@ -40,10 +41,6 @@ from .models import (
 from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import sign_directory, verify_directory
-
-if TYPE_CHECKING:
-    from .registry import Registry
-
 
 _VERSION_SQL = """
 SELECT v.name, v.version, v.digest, v.peft_type, v.base_model_name, v.file_count,
@@ -75,8 +72,9 @@ def _version(row: tuple[Any, ...], files: tuple[FileEntry, ...] = ()) -> Adapter
 
 
 class Adapters:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, core: Core, attestations: Attestations) -> None:
+        self._core = core
+        self._attestations = attestations
 
     # --- registering ------------------------------------------------------------------
 
@@ -96,11 +94,11 @@ class Adapters:
         same transaction, linked to the new version.
         """
         validate_name(name, what="adapter name")
-        registry = self._registry
-        key = registry.act_as(actor, Action.ADAPTER_REGISTER)
+        core = self._core
+        key = core.act_as(actor, Action.ADAPTER_REGISTER)
         scanned = AdapterDirectory.scan(directory)
-        registry.remove_stale_files()
-        store = registry.store
+        core.remove_stale_files()
+        store = core.store
         with store.scratch("reg") as scratch:
             staged = scratch / name  # the directory name becomes the bundle's subject name
             scanned.copy_to(staged, on_bytes)
@@ -121,7 +119,7 @@ class Adapters:
             bundle_sha = store.put_bytes((scratch / "bundle.sig").read_bytes())
 
             sizes = {f.relpath: f.size_bytes for f in scanned.files}
-            with registry.change(key, Action.ADAPTER_REGISTER) as change:
+            with core.change(key, Action.ADAPTER_REGISTER) as change:
                 version = self._insert_version(
                     change.conn,
                     name,
@@ -136,12 +134,12 @@ class Adapters:
                 attestation = None
                 if training_run is not None:
                     _insert_training_run(change.conn, name, version, training_run)
-                    attestation = registry.attestations.insert_in(
+                    attestation = self._attestations.insert_in(
                         change.conn,
                         "provenance",
                         f"{name}@v{version}",
                         manifest.digest,
-                        provenance_statement(manifest.files, training_run, registry.registry_id),
+                        provenance_statement(manifest.files, training_run, core.registry_id),
                         key,
                         utcnow(),
                     )
@@ -186,7 +184,7 @@ class Adapters:
         )
         version = next_version(conn, "adapter_versions", name)
         artifacts = [[d, sizes[p], now] for p, d in manifest.files.items()]
-        artifacts.append([bundle_sha, self._registry.store.path_of(bundle_sha).stat().st_size, now])
+        artifacts.append([bundle_sha, self._core.store.path_of(bundle_sha).stat().st_size, now])
         conn.executemany("INSERT INTO artifacts VALUES (?, ?, ?) ON CONFLICT DO NOTHING", artifacts)
         signature_id = str(uuid.uuid4())
         conn.execute(
@@ -233,15 +231,15 @@ class Adapters:
             sql += " WHERE v.name = ?"
             params.append(validate_name(name, what="adapter name"))
         sql += " ORDER BY v.name, v.version"
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             return [_version(r) for r in conn.execute(sql, params).fetchall()]
 
     def get(self, ref: Ref | str) -> AdapterVersion:
         def lookup() -> AdapterVersion:
-            with self._registry.db.read() as conn:
+            with self._core.db.read() as conn:
                 return self._get_in(conn, ref)
 
-        return self._registry.db.memo(("adapter", str(ref)), lookup)
+        return self._core.db.memo(("adapter", str(ref)), lookup)
 
     def _get_in(self, conn: Connection, ref: Ref | str) -> AdapterVersion:
         pinned = resolve_version(
@@ -272,11 +270,11 @@ class Adapters:
         The stored record must equal the one in the version's audit event (which the
         hash chain protects); a record edited in the database is refused.
         """
-        return self._registry.db.memo(("training run", str(ref)), lambda: self._run_of(ref))
+        return self._core.db.memo(("training run", str(ref)), lambda: self._run_of(ref))
 
     def _run_of(self, ref: Ref | str) -> TrainingRun | None:
         version = self.get(ref)
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             row = conn.execute(
                 "SELECT record FROM training_runs WHERE adapter_name = ? AND adapter_version = ?",
                 [version.name, version.version],
@@ -318,14 +316,14 @@ class Adapters:
 
     def signature(self, ref: Ref | str) -> bytes:
         """The version's model-signing bundle (JSON bytes), checked against its digest."""
-        return self._registry.store.read_verified(self.get(ref).bundle_sha256)
+        return self._core.store.read_verified(self.get(ref).bundle_sha256)
 
     # --- verifying --------------------------------------------------------------------
 
     def verify(self, ref: Ref | str) -> VerificationReport:
         """Re-hash the stored files and check the signature; raise on any mismatch."""
         started = time.perf_counter()
-        with self._registry.store.scratch("verify") as scratch:
+        with self._core.store.scratch("verify") as scratch:
             version = self._verify_into(ref, scratch / "adapter", scratch, link=True)
         return self._report(version, started)
 
@@ -338,7 +336,7 @@ class Adapters:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.parent / f".{dest.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            with self._registry.store.scratch("fetch") as scratch:
+            with self._core.store.scratch("fetch") as scratch:
                 version = self._verify_into(ref, partial, scratch, link=False)
             if dest.exists():
                 dest.rmdir()
@@ -353,7 +351,7 @@ class Adapters:
 
         The one way the trainer and the harness load an adapter for use.
         """
-        with self._registry.store.scratch("open") as scratch:
+        with self._core.store.scratch("open") as scratch:
             version = self._verify_into(ref, scratch / "adapter", scratch, link=False)
             yield version, scratch / "adapter"
 
@@ -361,9 +359,9 @@ class Adapters:
         self, ref: Ref | str, directory: Path, scratch: Path, *, link: bool
     ) -> AdapterVersion:
         """Check the records, lay the files out in ``directory`` and verify them there."""
-        registry = self._registry
+        core = self._core
         version = self.get(ref)
-        with registry.db.read() as conn:
+        with core.db.read() as conn:
             signer = conn.execute(
                 "SELECT status, key_fingerprint, public_key_pem, revoked_at, revoke_reason "
                 "FROM identities WHERE name = ?",
@@ -396,14 +394,14 @@ class Adapters:
                 f"{ref_text}: the key of {version.signer!r} is not the one recorded in the "
                 "audit log when the identity was created (the identity was altered)"
             )
-        bundle = registry.store.read_verified(version.bundle_sha256)
+        bundle = core.store.read_verified(version.bundle_sha256)
         manifest = Manifest.from_bundle(bundle)
         if not (manifest.digest == version.digest == (subject_digest or [None])[0]):
             raise VerificationError(
                 f"{ref_text}: the recorded digest does not match the signed digest"
             )
         _compare_files(ref_text, {f.path: f.sha256 for f in version.files}, manifest.files)
-        registry.store.materialize(manifest.files, directory, link=link)
+        core.store.materialize(manifest.files, directory, link=link)
         verify_directory(directory, bundle, public_pem, scratch=scratch)
         return version
 

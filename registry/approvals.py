@@ -4,29 +4,28 @@ count) live in :mod:`loraledger.policies.approvals`; this module writes and read
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
 
+from .adapters import Adapters
+from .core import Core
 from .keys import SigningKey
 from .models import Approval, Role
 from .permissions import Action
 from .refs import version_and_environment
 
-if TYPE_CHECKING:
-    from .registry import Registry
-
 _FIELDS = tuple(f for f in Approval.model_fields if f != "adapter")
 
 
 class Approvals:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, core: Core, adapters: Adapters) -> None:
+        self._core = core
+        self._adapters = adapters
 
     def record(
         self, approval: Approval, key: SigningKey, needs: Action | Collection[Role]
     ) -> Approval:
         name, version = approval.adapter.rsplit("@v", 1)
         values = approval.model_dump()
-        with self._registry.change(key, needs) as change:
+        with self._core.change(key, needs) as change:
             change.conn.execute(
                 f"INSERT INTO approvals (adapter_name, adapter_version, {', '.join(_FIELDS)}) "
                 f"VALUES ({', '.join(['?'] * (len(_FIELDS) + 2))})",
@@ -53,12 +52,12 @@ class Approvals:
             f"SELECT adapter_name || '@v' || adapter_version, {', '.join(_FIELDS)} "
             "FROM approvals WHERE true"
         )
-        version = self._registry.adapters.get(adapter) if adapter is not None else None
+        version = self._adapters.get(adapter) if adapter is not None else None
         where, params = version_and_environment(
             (version.name, version.version) if version else None, environment
         )
         sql += where
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             rows = conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [Approval(adapter=r[0], **dict(zip(_FIELDS, r[1:], strict=True))) for r in rows]
 

@@ -29,7 +29,7 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import google.protobuf.json_format as pb_json
 from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
@@ -46,12 +46,10 @@ import loraledger
 from loraledger.errors import VerificationError
 
 from .audit import canonical_json
+from .core import Core
+from .db import Connection
 from .keys import SigningKey, load_public_key
 from .models import Attestation, EvalRun, TrainingRun
-
-if TYPE_CHECKING:
-    from .db import Connection
-    from .registry import Registry
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -323,8 +321,8 @@ _COLUMNS = (
 class Attestations:
     """The signed attestations stored with the evidence they attest."""
 
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     def insert_in(
         self,
@@ -377,14 +375,14 @@ class Attestations:
             if value is not None:
                 sql += f" AND {column} = ?"
                 params.append(value)
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             rows = conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [_attestation(r) for r in rows]
 
     def verify(self, attestation: Attestation) -> dict[str, Any]:
         """The attested statement, after checking the envelope with the signer's
         registered key (revoked keys still verify what they signed before)."""
-        identity = self._registry.identities.get(attestation.signer)
+        identity = self._core.identity(attestation.signer)
         if identity.key_fingerprint != attestation.key_fingerprint:
             raise VerificationError(
                 f"attestation {attestation.id[:8]} names a key {attestation.signer!r} "

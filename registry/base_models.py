@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loraledger.errors import VerificationError
 
 from .audit import canonical_json, utcnow
+from .core import Core
 from .db import Connection
 from .manifest import describe_differences
 from .models import BaseModelVersion, FileEntry
 from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import hash_directory
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 _COLUMNS = (
     "name, version, digest, kind, location, architecture, origin, file_count, "
@@ -49,8 +47,8 @@ def _base(row: tuple[Any, ...], files: tuple[FileEntry, ...] = ()) -> BaseModelV
 
 
 class BaseModels:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     def register(
         self,
@@ -64,11 +62,11 @@ class BaseModels:
     ) -> BaseModelVersion:
         """Record ``directory``'s files (hashed now) as the next version of ``name``."""
         validate_name(name, what="base model name")
-        registry = self._registry
-        key = registry.act_as(actor, Action.BASE_REGISTER)
+        core = self._core
+        key = core.act_as(actor, Action.BASE_REGISTER)
         manifest = hash_directory(directory)
         sizes = {p: (directory / p).stat().st_size for p in manifest.files}
-        with registry.change(key, Action.BASE_REGISTER) as change:
+        with core.change(key, Action.BASE_REGISTER) as change:
             conn = change.conn
             version = next_version(conn, "base_models", name)
             conn.execute(
@@ -105,16 +103,16 @@ class BaseModels:
         return self.get(Ref(name, version))
 
     def list(self) -> list[BaseModelVersion]:
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM base_models ORDER BY name, version")
             return [_base(r) for r in rows.fetchall()]
 
     def get(self, ref: Ref | str) -> BaseModelVersion:
         def lookup() -> BaseModelVersion:
-            with self._registry.db.read() as conn:
+            with self._core.db.read() as conn:
                 return self._get_in(conn, ref)
 
-        return self._registry.db.memo(("base", str(ref)), lookup)
+        return self._core.db.memo(("base", str(ref)), lookup)
 
     def _get_in(self, conn: Connection, ref: Ref | str) -> BaseModelVersion:
         pinned = resolve_version(

@@ -15,21 +15,18 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loraledger.errors import NotFound, VerificationError
 
 from .audit import canonical_json, utcnow
+from .core import Core
 from .db import Connection
 from .merkle import merkle_root, prove_membership
 from .models import DatasetAnalysis, DatasetVersion, GitProvenance, PiiFinding, RecordProof
 from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .store import sha256_file
-
-if TYPE_CHECKING:
-    from .registry import Registry
-
 
 _COLUMNS = (
     "name, version, file_sha256, file_name, size_bytes, format, record_count, "
@@ -67,8 +64,8 @@ def _dataset(row: tuple[Any, ...]) -> DatasetVersion:
 
 
 class Datasets:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     def register(
         self,
@@ -82,19 +79,19 @@ class Datasets:
     ) -> DatasetVersion:
         """Store ``path`` as the next version of dataset ``name`` with its analysis."""
         validate_name(name, what="dataset name")
-        registry = self._registry
-        key = registry.act_as(actor, Action.DATASET_REGISTER)
+        core = self._core
+        key = core.act_as(actor, Action.DATASET_REGISTER)
         root = merkle_root(list(analysis.record_hashes))
-        registry.remove_stale_files()
-        with registry.store.scratch("data") as scratch:
+        core.remove_stale_files()
+        with core.store.scratch("data") as scratch:
             staged = scratch / "data.jsonl"
             shutil.copyfile(path, staged)
             if sha256_file(staged) != analysis.file_sha256:
                 raise VerificationError(
                     f"{path} changed while it was being registered; register it again"
                 )
-            registry.store.adopt(staged, analysis.file_sha256)
-            with registry.change(key, Action.DATASET_REGISTER) as change:
+            core.store.adopt(staged, analysis.file_sha256)
+            with core.change(key, Action.DATASET_REGISTER) as change:
                 version = self._insert(
                     change.conn, name, path, analysis, root, license, source, key.name
                 )
@@ -176,14 +173,14 @@ class Datasets:
         if name is not None:
             sql += " WHERE name = ?"
             params.append(validate_name(name, what="dataset name"))
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             return [
                 _dataset(r)
                 for r in conn.execute(sql + " ORDER BY name, version", params).fetchall()
             ]
 
     def get(self, ref: Ref | str) -> DatasetVersion:
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             return self._get_in(conn, ref)
 
     def _get_in(self, conn: Connection, ref: Ref | str) -> DatasetVersion:
@@ -209,10 +206,10 @@ class Datasets:
 
     def verify(self, ref: Ref | str) -> DatasetVersion:
         """Re-hash the stored file and recompute the Merkle root from the record rows."""
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             version = self._get_in(conn, ref)
             hashes = self._hashes(conn, version)
-        path = self._registry.store.path_of(version.file_sha256)
+        path = self._core.store.path_of(version.file_sha256)
         if not path.is_file():
             raise VerificationError(f"{version.ref}: the data file is missing from the store")
         if sha256_file(path) != version.file_sha256:
@@ -227,7 +224,7 @@ class Datasets:
 
     def prove(self, ref: Ref | str, record_hash: str) -> RecordProof:
         """Prove that the record with ``record_hash`` is in the version (first occurrence)."""
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             version = self._get_in(conn, ref)
             hashes = self._hashes(conn, version)
         positions = [i for i, (_, h) in enumerate(hashes, start=1) if h == record_hash]

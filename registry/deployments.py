@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loraledger.errors import ConcurrentChange
 
+from .core import Core
 from .keys import SigningKey
 from .models import Deployment, Role
 from .permissions import Action
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 _COLUMNS = (
     "id, seq, environment, adapter_name || '@v' || adapter_version, artifact_digest, action, "
@@ -23,11 +21,11 @@ _COLUMNS = (
 
 
 class Deployments:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     def history(self, environment: str) -> list[Deployment]:
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM deployments WHERE environment = ? ORDER BY seq",
                 [environment],
@@ -36,7 +34,7 @@ class Deployments:
 
     def of_version(self, digest: str) -> list[Deployment]:
         """Every deployment (any environment) of the version with ``digest``, oldest first."""
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM deployments WHERE artifact_digest = ? "
                 "ORDER BY created_at, seq",
@@ -50,7 +48,7 @@ class Deployments:
 
     def running(self) -> dict[str, Deployment]:
         """What each environment runs now: its newest deployment, by environment."""
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM deployments d WHERE seq = "
                 "(SELECT max(seq) FROM deployments e WHERE e.environment = d.environment)"
@@ -68,7 +66,7 @@ class Deployments:
         """Append ``deployment`` if the environment's newest row is still ``after_seq``
         (0: none); otherwise someone else changed the environment first."""
         name, version = deployment.adapter.rsplit("@v", 1)
-        with self._registry.change(key, needs) as change:
+        with self._core.change(key, needs) as change:
             row = change.conn.execute(
                 "SELECT coalesce(max(seq), 0) FROM deployments WHERE environment = ?",
                 [deployment.environment],

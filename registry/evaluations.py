@@ -14,12 +14,15 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loraledger.errors import InputError, NotFound, VerificationError
 
-from .attestations import test_result_statement
+from .adapters import Adapters
+from .attestations import Attestations, test_result_statement
 from .audit import canonical_json, utcnow
+from .base_models import BaseModels
+from .core import Core
 from .db import Connection
 from .models import (
     AdapterVersion,
@@ -32,9 +35,6 @@ from .models import (
     TaskMetric,
 )
 from .permissions import Action
-
-if TYPE_CHECKING:
-    from .registry import Registry
 
 BASE_PREFIX = "base:"
 COMPLETE = "complete"
@@ -90,19 +90,28 @@ def _label(kind: str, name: str, version: int) -> str:
 
 
 class Evaluations:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(
+        self,
+        core: Core,
+        *,
+        adapters: Adapters,
+        base_models: BaseModels,
+        attestations: Attestations,
+    ) -> None:
+        self._core = core
+        self._adapters = adapters
+        self._base_models = base_models
+        self._attestations = attestations
 
     # --- subjects ---------------------------------------------------------------------
 
     def subject(self, ref: str) -> EvalSubject:
         """An adapter version (``NAME[@vN]``) or a bare base (``base:NAME[@vN]``)."""
-        registry = self._registry
         if ref.startswith(BASE_PREFIX):
-            base = registry.base_models.get(ref.removeprefix(BASE_PREFIX))
+            base = self._base_models.get(ref.removeprefix(BASE_PREFIX))
             kind, name, number, digest = "base", base.name, base.version, base.digest
         else:
-            version = registry.adapters.get(ref)
+            version = self._adapters.get(ref)
             base = self._base_of(version)
             kind, name, number, digest = "adapter", version.name, version.version, version.digest
         return EvalSubject(
@@ -117,13 +126,12 @@ class Evaluations:
 
     def _base_of(self, version: AdapterVersion) -> BaseModelVersion:
         """The base an adapter runs on: its training run's, else the one its config names."""
-        registry = self._registry
-        run = registry.adapters.training_run(version.ref)
+        run = self._adapters.training_run(version.ref)
         if run is not None:
-            return registry.base_models.get(run.base_ref)
+            return self._base_models.get(run.base_ref)
         named = version.base_model_name or ""
         try:
-            return registry.base_models.get(named)
+            return self._base_models.get(named)
         except (NotFound, InputError):
             raise NotFound(
                 f"{version.ref} names base {named!r} in its adapter_config.json, which is "
@@ -135,8 +143,8 @@ class Evaluations:
 
     def record(self, run: EvalRun, *, actor: str | None) -> EvalRun:
         """Store a finished run (complete, failed or interrupted) with its audit event."""
-        registry = self._registry
-        key = registry.act_as(actor, Action.EVAL_RECORD)
+        core = self._core
+        key = core.act_as(actor, Action.EVAL_RECORD)
         if run.status == COMPLETE:
             digest = results_digest(run.metrics, run.samples)
             run = run.model_copy(update={"results_sha256": digest, "created_by": key.name})
@@ -149,16 +157,16 @@ class Evaluations:
                     "created_by": key.name,
                 }
             )
-        with registry.change(key, Action.EVAL_RECORD) as change:
+        with core.change(key, Action.EVAL_RECORD) as change:
             _insert_run(change.conn, run)
             attestation = None
             if run.results_sha256 is not None:
-                attestation = registry.attestations.insert_in(
+                attestation = self._attestations.insert_in(
                     change.conn,
                     "test-result",
                     run.id,
                     run.subject.artifact_digest,
-                    test_result_statement(run, run.results_sha256, registry.registry_id),
+                    test_result_statement(run, run.results_sha256, core.registry_id),
                     key,
                     utcnow(),
                 )
@@ -188,10 +196,10 @@ class Evaluations:
         return self.get(run.id)  # what was stored, in the order it is read back
 
     def record_comparison(self, comparison: Comparison, *, actor: str | None) -> Comparison:
-        registry = self._registry
-        key = registry.act_as(actor, Action.EVAL_COMPARE)
+        core = self._core
+        key = core.act_as(actor, Action.EVAL_COMPARE)
         comparison = comparison.model_copy(update={"created_by": key.name})
-        with registry.change(key, Action.EVAL_COMPARE) as change:
+        with core.change(key, Action.EVAL_COMPARE) as change:
             conn = change.conn
             conn.execute(
                 "INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -251,17 +259,17 @@ class Evaluations:
             sql += " AND status = ?"
             params.append(status)
         sql += " ORDER BY finished_at, id"
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             runs = [_run(r) for r in conn.execute(sql, params).fetchall()]
             metrics = _metrics_of(conn, [r.id for r in runs])
             return [r.model_copy(update={"metrics": metrics.get(r.id, ())}) for r in runs]
 
     def get(self, run_id: str) -> EvalRun:
         """A run with its metrics and samples, checked against its audit event."""
-        return self._registry.db.memo(("eval run", run_id), lambda: self._get(run_id))
+        return self._core.db.memo(("eval run", run_id), lambda: self._get(run_id))
 
     def _get(self, run_id: str) -> EvalRun:
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             row = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM eval_runs WHERE id = ? OR id LIKE ? || '%'",
                 [run_id, run_id],
@@ -330,7 +338,7 @@ class Evaluations:
                 " OR (o.subject_kind, o.subject_name, o.subject_version) = (?, ?, ?)"
             )
             params = [found.kind, found.name, found.version] * 2
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             ids = [
                 r[0] for r in conn.execute(sql + " ORDER BY c.created_at, c.id", params).fetchall()
             ]
@@ -341,7 +349,7 @@ class Evaluations:
 
     def comparison(self, comparison_id: str) -> Comparison:
         """A stored comparison, checked against its ``eval.compare`` audit event."""
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             comparison = _comparison(conn, comparison_id)
             _check_comparison(conn, comparison)
             return comparison

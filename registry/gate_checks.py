@@ -10,31 +10,30 @@ from __future__ import annotations
 
 import builtins
 import json
-from typing import TYPE_CHECKING
 
 from loraledger.errors import NotFound, VerificationError
 
+from .adapters import Adapters
 from .audit import canonical_json
+from .core import Core
 from .keys import SigningKey
 from .models import GateCheck
 from .permissions import Action
 from .refs import version_and_environment
 
-if TYPE_CHECKING:
-    from .registry import Registry
-
 
 class GateChecks:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, core: Core, adapters: Adapters) -> None:
+        self._core = core
+        self._adapters = adapters
 
     def record(self, check: GateCheck, key: SigningKey) -> GateCheck:
         """Store ``check`` as ``key``'s identity (loaded by ``act_as`` for the check)."""
-        registry = self._registry
+        core = self._core
         check = check.model_copy(update={"created_by": key.name})
         name, version = check.adapter.rsplit("@v", 1)
         report = canonical_json(check.model_dump(mode="json"))
-        with registry.change(key, Action.GATE_CHECK) as change:
+        with core.change(key, Action.GATE_CHECK) as change:
             change.conn.execute(
                 "INSERT INTO gate_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -68,7 +67,7 @@ class GateChecks:
         return check
 
     def get(self, check_id: str) -> GateCheck:
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             rows = conn.execute(
                 "SELECT report FROM gate_checks WHERE id = ? OR id LIKE ? || '%'",
                 [check_id, check_id],
@@ -97,12 +96,12 @@ class GateChecks:
     def ids(self, adapter: str | None = None, environment: str | None = None) -> builtins.list[str]:
         """The ids of the checks, oldest first, without reading them."""
         sql = "SELECT id FROM gate_checks WHERE true"
-        version = self._registry.adapters.get(adapter) if adapter is not None else None
+        version = self._adapters.get(adapter) if adapter is not None else None
         where, params = version_and_environment(
             (version.name, version.version) if version else None, environment
         )
         sql += where
-        with self._registry.db.read() as conn:
+        with self._core.db.read() as conn:
             return [r[0] for r in conn.execute(sql + " ORDER BY created_at, id", params).fetchall()]
 
 

@@ -1,4 +1,4 @@
-"""The registry directory and the one way every change is written.
+"""The registry directory, opened: the facade that builds every collection on one core.
 
 A registry is a directory::
 
@@ -7,95 +7,51 @@ A registry is a directory::
     audit-checkpoints.jsonl    signed chain heads, mirrored outside the database
     tmp/                       staging for files on their way into objects/
 
-Every state change goes through :meth:`Registry.change`: one short write transaction in
-which the caller writes its rows and records its audit events, after which the acting
-identity signs a checkpoint of the chain head -- so a change and its audit trail commit
-together or not at all.
+:class:`Registry` is a :class:`~loraledger.registry.core.Core` (storage, ``change()``,
+``act_as()``) that creates and migrates the directory and builds each collection with
+the core and the siblings it names. Every state change goes through
+:meth:`Core.change`: one short write transaction in which the caller writes its rows
+and records its audit events, after which the acting identity signs a checkpoint of the
+chain head -- so a change and its audit trail commit together or not at all.
 """
 
 from __future__ import annotations
 
-import getpass
 import os
 import platform
 import uuid
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import loraledger
-from loraledger.errors import (
-    AlreadyExists,
-    Conflict,
-    LedgerError,
-    NotARegistry,
-    NotFound,
-    PermissionDenied,
-    SigningKeyError,
-    UsageError,
-)
+from loraledger.errors import AlreadyExists, NotARegistry
 
 from . import schema
-from .audit import AuditLog, NewEvent, utcnow
-from .db import Connection, Database, lock_timeout_from_env
-from .keys import KeyStore, SigningKey
-from .models import AuditEvent, AuditReport, Identity, IdentityStatus, Role
-from .permissions import Action, resolve
-from .store import ArtifactStore
-
-if TYPE_CHECKING:
-    from .adapters import Adapters
-    from .approvals import Approvals
-    from .attestations import Attestations
-    from .base_models import BaseModels
-    from .datasets import Datasets
-    from .deployments import Deployments
-    from .evaluations import Evaluations
-    from .gate_checks import GateChecks
-    from .identities import Identities
-
-REGISTRY_ENV = "LORALEDGER_REGISTRY"
-DEFAULT_REGISTRY = Path(".loraledger")
-DB_FILE = "registry.duckdb"
-SYSTEM_ACTOR = "loraledger"
-
-
-def default_registry_path() -> Path:
-    return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
+from .adapters import Adapters
+from .approvals import Approvals
+from .attestations import Attestations
+from .audit import utcnow
+from .base_models import BaseModels
+from .core import (
+    DB_FILE,
+    REGISTRY_ENV,
+    SYSTEM_ACTOR,
+    Change,
+    Core,
+    default_registry_path,
+    os_user,
+)
+from .datasets import Datasets
+from .db import Database, lock_timeout_from_env
+from .deployments import Deployments
+from .evaluations import Evaluations
+from .gate_checks import GateChecks
+from .identities import Identities
+from .keys import KeyStore
 
 
-@dataclass
-class Change:
-    """What one state change writes: rows through ``conn``, events through ``record``."""
-
-    conn: Connection
-    actor: str
-    events: list[NewEvent] = field(default_factory=list)
-
-    def record(self, action: str, subject: str, payload: dict[str, Any]) -> None:
-        self.events.append(NewEvent(self.actor, action, subject, payload))
-
-
-class Registry:
-    """An opened registry directory. Holds no connection: each call opens its own."""
-
-    def __init__(
-        self,
-        root: Path,
-        registry_id: str,
-        *,
-        keys: KeyStore | None = None,
-        lock_timeout: float | None = None,
-    ) -> None:
-        self.root = root
-        self.registry_id = registry_id
-        self.db = Database(root / DB_FILE, lock_timeout=lock_timeout or lock_timeout_from_env())
-        self.store = ArtifactStore(root / "objects", root / "tmp")
-        self.audit = AuditLog(registry_id, root)
-        self.keys = keys or KeyStore()
+class Registry(Core):
+    """An opened registry directory and its collections of records."""
 
     # --- opening ----------------------------------------------------------------------
 
@@ -136,7 +92,7 @@ class Registry:
                 {
                     "schema_version": applied[-1].version,
                     "loraledger": loraledger.__version__,
-                    "os_user": _os_user(),
+                    "os_user": os_user(),
                     "host": platform.node(),
                 },
             )
@@ -186,197 +142,55 @@ class Registry:
                     {"from": before, "to": applied[-1].version},
                 )
 
-    # --- the parts --------------------------------------------------------------------
+    # --- the collections, each on the core and the siblings it names ---------------------
 
     @cached_property
     def identities(self) -> Identities:
-        from .identities import Identities
-
         return Identities(self)
 
     @cached_property
     def base_models(self) -> BaseModels:
-        from .base_models import BaseModels
-
         return BaseModels(self)
 
     @cached_property
     def datasets(self) -> Datasets:
-        from .datasets import Datasets
-
         return Datasets(self)
 
     @cached_property
-    def adapters(self) -> Adapters:
-        from .adapters import Adapters
-
-        return Adapters(self)
-
-    @cached_property
-    def evaluations(self) -> Evaluations:
-        from .evaluations import Evaluations
-
-        return Evaluations(self)
+    def deployments(self) -> Deployments:
+        return Deployments(self)
 
     @cached_property
     def attestations(self) -> Attestations:
-        from .attestations import Attestations
-
         return Attestations(self)
 
     @cached_property
-    def gate_checks(self) -> GateChecks:
-        from .gate_checks import GateChecks
+    def adapters(self) -> Adapters:
+        return Adapters(self, self.attestations)
 
-        return GateChecks(self)
+    @cached_property
+    def evaluations(self) -> Evaluations:
+        return Evaluations(
+            self,
+            adapters=self.adapters,
+            base_models=self.base_models,
+            attestations=self.attestations,
+        )
+
+    @cached_property
+    def gate_checks(self) -> GateChecks:
+        return GateChecks(self, self.adapters)
 
     @cached_property
     def approvals(self) -> Approvals:
-        from .approvals import Approvals
-
-        return Approvals(self)
-
-    @cached_property
-    def deployments(self) -> Deployments:
-        from .deployments import Deployments
-
-        return Deployments(self)
-
-    # --- acting -----------------------------------------------------------------------
-
-    def act_as(
-        self,
-        name: str | None,
-        needs: Action | Collection[Role] | None = None,
-        *,
-        action: str | None = None,
-    ) -> SigningKey:
-        """Load the private key of the acting identity after checking it may act.
-
-        ``needs`` is the :class:`Action` (whose roles the permissions table gives), or
-        an explicit set of roles (an environment policy's approvers), or None for any
-        active identity. Raises if the identity is unknown, revoked, lacks the role, or if
-        the key on this machine is not the one registered for it. Each such refusal is
-        recorded as an ``access.refused`` audit event naming the claimed identity and the
-        action (``action``, else the Action's name); the next signed checkpoint covers it.
-        """
-        if not name:
-            raise UsageError("no acting identity: pass --as NAME or set LORALEDGER_ACTOR")
-        roles = resolve(needs)
-        action = action or (needs.value if isinstance(needs, Action) else "act")
-        try:
-            identity = self.identities.get(name)
-            _check_may_act(identity, roles)
-            key = self.keys.load(name)
-            if key.fingerprint != identity.key_fingerprint:
-                raise SigningKeyError(
-                    f"the private key at {key.path} is not the key registered for {name!r} "
-                    f"(fingerprint {identity.key_fingerprint[:16]}…); use that identity's own key"
-                )
-        except (NotFound, PermissionDenied, SigningKeyError) as error:
-            self._record_refusal(name, action, roles, error)
-            raise
-        return key
-
-    def _record_refusal(
-        self, name: str, action: str, roles: frozenset[Role] | None, error: LedgerError
-    ) -> None:
-        payload = {
-            "action": action,
-            "needs": sorted(r.value for r in roles) if roles else None,
-            "reason": str(error),
-        }
-        with self.db.write() as conn:
-            self.audit.append(conn, name, "access.refused", f"identity:{name}", payload)
-
-    @contextmanager
-    def change(
-        self,
-        key: SigningKey,
-        needs: Action | Collection[Role] | None = None,
-        *,
-        bootstrap: bool = False,
-    ) -> Iterator[Change]:
-        """One state change: rows and audit events in one transaction, then a signed
-        checkpoint of the new head, mirrored to the checkpoint file after commit.
-
-        The actor's identity is checked again inside the transaction, so a key revoked
-        while a long registration was hashing cannot slip a change in. ``bootstrap`` is
-        for the first identity of a registry, which acts as itself: it is allowed only
-        while the registry has no identity at all.
-        """
-        with self.db.write() as conn:
-            if bootstrap:
-                count = conn.execute("SELECT count(*) FROM identities").fetchone()
-                if count and count[0]:
-                    raise Conflict("the registry already has identities; act as an admin")
-            else:
-                identity = self.identities.get_in(conn, key.name)
-                if identity.key_fingerprint != key.fingerprint:
-                    raise SigningKeyError(f"the key of {key.name!r} changed; act again")
-                _check_may_act(identity, resolve(needs))
-            change = Change(conn, key.name)
-            yield change
-            if not change.events:
-                raise RuntimeError("a registry change recorded no audit event")
-            self.audit.append_many(conn, change.events)
-            checkpoint = self.audit.checkpoint(conn, key)
-        self.audit.publish(checkpoint)
-
-    # --- the audit log -----------------------------------------------------------------
-
-    def audit_events(self, **filters: Any) -> list[AuditEvent]:
-        """Events, oldest first; filters: actor, action, subject, limit, newest_first."""
-        with self.db.read() as conn:
-            return self.audit.events(conn, **filters)
-
-    def audit_head(self) -> tuple[int, str]:
-        with self.db.read() as conn:
-            return self.audit.head(conn)
-
-    def verify_audit_events(self, events: list[AuditEvent]) -> int:
-        """Check ``events`` against the chain up to signed checkpoints (see
-        :meth:`AuditLog.verify_events`); returns the number of checkpoints used."""
-        with self.db.read() as conn:
-            keys = self.identities.public_keys(conn)
-            return self.audit.verify_events(conn, [e.seq for e in events], keys)
-
-    def verify_audit(
-        self,
-        *,
-        expect_head: tuple[int, str] | None = None,
-        since: tuple[int, str] | None = None,
-    ) -> AuditReport:
-        """Recompute the chain and check every checkpoint against the identities' keys
-        (after the head ``since``, verified before, when given)."""
-        with self.db.read() as conn:
-            keys = self.identities.public_keys(conn)
-            return self.audit.verify(conn, keys, expect_head=expect_head, since=since)
-
-    def remove_stale_files(self) -> int:
-        """Clear staging left behind by killed processes (safe while others work)."""
-        return self.store.remove_stale_scratch()
+        return Approvals(self, self.adapters)
 
 
-def _check_may_act(identity: Identity, roles: frozenset[Role] | None) -> None:
-    if identity.status is not IdentityStatus.ACTIVE:
-        raise PermissionDenied(
-            f"identity {identity.name!r} was revoked"
-            f"{' (' + identity.revoke_reason + ')' if identity.revoke_reason else ''}; "
-            "act as an active identity"
-        )
-    if roles is not None and identity.role not in roles:
-        wanted = " or ".join(sorted(r.value for r in roles))
-        raise PermissionDenied(
-            f"identity {identity.name!r} has role {identity.role.value}; this needs {wanted}"
-        )
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-__all__ = ["DB_FILE", "Change", "Registry", "default_registry_path"]
+__all__ = [
+    "DB_FILE",
+    "REGISTRY_ENV",
+    "SYSTEM_ACTOR",
+    "Change",
+    "Registry",
+    "default_registry_path",
+]

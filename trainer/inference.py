@@ -16,7 +16,7 @@ from loraledger.registry import Registry
 from loraledger.errors import UsageError
 
 from .compute_dtype import checkpoint_dtype
-from .train import default_device, load_base_model
+from .runtime import default_device, load_base_model
 
 
 def load_verified(

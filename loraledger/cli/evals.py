@@ -178,8 +178,9 @@ def show_suite(
     from loraledger.harness.suites import find_suite
 
     found = find_suite(suite)
+    rules = found.rules_used()  # and every sample names a registered scoring rule
     if json_:
-        emit_json(_suite_dict(found))
+        emit_json({**_suite_dict(found), "scoring_rules": rules})
         return
     typer.echo(f"{found.name} ({found.kind}): {found.description}")
     typer.echo(f"  folder  {found.directory}")
@@ -189,6 +190,9 @@ def show_suite(
         typer.echo(
             f"  task {task.name} ({task.output_type}): {', '.join(task.data_files.values())}"
         )
+    if rules:
+        used = ", ".join(f"{name} ({count})" for name, count in rules.items())
+        typer.echo(f"  scoring rules (samples): {used}")
     flags = " --apply_chat_template" if found.apply_chat_template else ""
     if found.system_instruction:
         flags += f' --system_instruction "{found.system_instruction}"'

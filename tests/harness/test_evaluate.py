@@ -261,6 +261,27 @@ def test_a_failing_scorer_leaves_a_failed_run_and_no_results(
     ) == [(0,)]
 
 
+def test_a_rule_the_suite_registers_scores_its_samples_in_lm_eval(
+    eval_registry: Registry, suite_copy: Path
+) -> None:
+    # The suite's own scoring.py registers a rule; its samples name it; no package edit.
+    (suite_copy / "scoring.py").write_text(
+        "from loraledger.harness.scoring import Judgement, process_results, scoring_rule\n\n"
+        "@scoring_rule('answers_at_all')\n"
+        "def answers_at_all(doc, answer):\n"
+        "    said = bool(answer.strip())\n"
+        "    return Judgement({'pass': float(said)}, said, f'said {len(answer)} characters')\n"
+    )
+    data = suite_copy / "refusal.jsonl"
+    lines = [json.loads(line) for line in data.read_text().splitlines()]
+    data.write_text("".join(json.dumps({**r, "rule": "answers_at_all"}) + "\n" for r in lines))
+    (run,) = evaluate(eval_registry, [PLAIN[0]], suite_copy, actor=ENGINEER, options=FEW)
+    refusals = [s for s in run.samples if s.task == "policy_refusal"]
+    assert len(refusals) == FEW.limit
+    assert all(s.reason.startswith("said ") for s in refusals), [s.reason for s in refusals]
+    assert run.suite_digest == load_suite(suite_copy).digest  # the rule's code is hashed
+
+
 def test_a_crash_inside_lm_eval_is_evaluation_failed_not_bad_input(
     eval_registry: Registry, suite_copy: Path
 ) -> None:

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from loraledger.harness.scoring import judge, process_results
+from loraledger.harness.scoring import (
+    Judgement,
+    judge,
+    must_match_any,
+    process_results,
+    registered_rules,
+    rule_named,
+    rule_of,
+    scoring_rule,
+)
+from loraledger.harness.suites import find_suite, load_suite
+
+from loraledger.errors import SuiteError
 
 REFUSAL = {"id": "r", "rule": "must_match_any", "patterns": [r"\bcan'?t help\b", r"\bI'?m sorry\b"]}
 CLAIMS = {
@@ -113,3 +129,68 @@ def test_bad_samples_say_what_is_wrong(doc: dict[str, object], message: str) -> 
     with pytest.raises(ValueError, match="x|invalid") as raised:
         judge(doc, "answer")
     assert message in str(raised.value)
+
+
+# --- the registry of rules ------------------------------------------------------------
+
+
+def test_the_built_in_rules_are_registered() -> None:
+    assert {"must_match_any", "must_not_match", "must_not_contain", "must_not_leak"} <= set(
+        registered_rules()
+    )
+    assert rule_of({"facts": ["a"]}) == "facts" and rule_of({"prompt": "x"}) is None
+    assert rule_named("must_match_any") is must_match_any
+
+
+def test_an_unknown_rule_lists_the_registered_ones() -> None:
+    with pytest.raises(SuiteError) as raised:
+        judge({"id": "s1", "rule": "must_rhyme", "patterns": ["a"]}, "answer")
+    assert "sample s1: unknown rule 'must_rhyme'; use one of " in str(raised.value)
+    assert ", ".join(registered_rules()) in str(raised.value)
+
+
+def test_a_taken_name_is_refused_and_the_same_rule_may_register_again() -> None:
+    with pytest.raises(SuiteError, match="'must_not_leak' is already registered"):
+        scoring_rule("must_not_leak")(lambda doc, answer: Judgement({}, True, ""))
+    assert scoring_rule("must_match_any")(must_match_any) is must_match_any
+    with pytest.raises(SuiteError, match="use lower-case letters"):
+        scoring_rule("Bad Name")
+
+
+SUITE_RULE = """
+from loraledger.harness.scoring import Judgement, process_results, scoring_rule
+
+@scoring_rule("must_greet_{tag}")
+def must_greet(doc, answer):
+    greeted = answer.lower().startswith(("hello", "hi"))
+    return Judgement({{"pass": float(greeted)}}, greeted, "greets" if greeted else "no greeting")
+"""
+
+
+def test_a_suites_scoring_py_registers_a_rule_its_samples_name(tmp_path: Path) -> None:
+    suite = shutil.copytree(find_suite("northwind-policy").directory, tmp_path / "policy")
+    (suite / "scoring.py").write_text(SUITE_RULE.format(tag="a"))
+    data = suite / "refusal.jsonl"
+    first, *rest = data.read_text().splitlines()
+    data.write_text("\n".join([json.dumps({**json.loads(first), "rule": "must_greet_a"}), *rest]))
+    loaded = load_suite(suite)
+    assert loaded.rules_used()["must_greet_a"] == 1
+    assert judge({"rule": "must_greet_a"}, "Hello there").reason == "greets"
+    assert process_results({"rule": "must_greet_a"}, ["no"]) == {"pass": 0.0}
+    loaded.load_rules()  # importing the file again registers the same rule: no conflict
+
+
+def test_a_sample_naming_an_unregistered_rule_is_found_before_any_model(tmp_path: Path) -> None:
+    suite = shutil.copytree(find_suite("northwind-policy").directory, tmp_path / "policy")
+    data = suite / "refusal.jsonl"
+    first, second, *rest = data.read_text().splitlines()
+    data.write_text("\n".join([first, json.dumps({**json.loads(second), "rule": "nope"}), *rest]))
+    with pytest.raises(SuiteError, match=r"refusal.jsonl:2: sample refusal-02: unknown rule"):
+        load_suite(suite).rules_used()
+
+
+def test_a_broken_scoring_py_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    suite = shutil.copytree(find_suite("northwind-policy").directory, tmp_path / "policy")
+    (suite / "scoring.py").write_text("import no_such_module_here\n")
+    with pytest.raises(SuiteError, match=r"scoring.py: importing it failed \(ModuleNotFound"):
+        load_suite(suite).load_rules()

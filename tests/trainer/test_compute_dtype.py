@@ -224,7 +224,9 @@ def test_the_real_step_is_timed_in_both_dtypes(
     tmp_path: Path, tiny_base: BaseModelVersion, faq: DatasetVersion, registry: Registry
 ) -> None:
     from loraledger.trainer.config import load_config
-    from loraledger.trainer.train import conversations, load_tokenizer, timed_steps, tokenize
+    from loraledger.trainer.examples import conversations, tokenize
+    from loraledger.trainer.loop import timed_steps
+    from loraledger.trainer.runtime import load_tokenizer
 
     config, _ = load_config(write_config(tmp_path / "c.yaml"))
     tokenizer = load_tokenizer(tiny_base)

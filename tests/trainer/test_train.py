@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from loraledger.registry import BaseModelVersion, DatasetVersion, Registry
 from loraledger.trainer.base_models import add_base
-from loraledger.trainer.train import IGNORE_INDEX, TrainingInterrupted, tokenize, train
+from loraledger.trainer.examples import IGNORE_INDEX, tokenize
+from loraledger.trainer.train import TrainingInterrupted, train
 
 from loraledger.errors import Conflict, InputError, UsageError, VerificationError
 from tests.conftest import ENGINEER, REVIEWER

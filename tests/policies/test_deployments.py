@@ -1,5 +1,5 @@
-"""Approvals with separation of duties, promotion through the gate, one-step rollback --
-on real adapters trained by the trainer on the tiny base."""
+"""Promotion through the gate, one-step rollback, and concurrent promotions -- on real
+adapters trained by the trainer on the tiny base."""
 
 from __future__ import annotations
 
@@ -7,105 +7,19 @@ import uuid
 from pathlib import Path
 
 import pytest
-from loraledger.harness.evaluate import EvalOptions, evaluate
 from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote, rollback
-from loraledger.policies.gates import check_gate
-from loraledger.policies.release import ApprovalRule, load_policy
-from loraledger.policies.tally import tally, verify_approval
+from loraledger.policies.release import load_policy
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import utcnow
 from loraledger.registry.models import Deployment
-from loraledger.registry.synthetic import write_lora_adapter
 
-from loraledger.errors import Conflict, PermissionDenied, UsageError
+from loraledger.errors import Conflict, PermissionDenied
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
-from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
+from tests.harness.conftest import PLAIN, WILD
+from tests.policies.conftest import SECOND, events
 from tests.policies.helpers import POLICY, deploy
-from tests.registry.helpers import flipped_weights, sql
-
-SECOND = "ruby"  # a second reviewer
-
-
-@pytest.fixture(scope="module")
-def reg(eval_registry: Registry) -> Registry:
-    eval_registry.identities.create(SECOND, Role.REVIEWER, actor=ADMIN)
-    evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=2))
-    return eval_registry
-
-
-@pytest.fixture
-def policy(tmp_path: Path) -> Path:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY)
-    return path
-
-
-def events(registry: Registry, action: str) -> list[object]:
-    return registry.audit_events(action=action)
-
-
-def test_separation_of_duties_and_roles(reg: Registry, policy: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="a decision needs a comment: pass --comment TEXT"):
-        decide(reg, PLAIN[0], "staging", "approve", comment=" ", actor=REVIEWER, policy=policy)
-    with pytest.raises(PermissionDenied, match="has role engineer"):
-        decide(reg, PLAIN[0], "staging", "approve", comment="ok", actor=ENGINEER, policy=policy)
-    made = write_lora_adapter(tmp_path / "a", base_model="tiny@v1", hidden=64, layers=2, r=4,
-                              targets=("q_proj",), seed=9)  # fmt: skip
-    own = reg.adapters.register(made, "admins-own", actor=ADMIN)
-    before = len(events(reg, "approval.refused"))
-    with pytest.raises(
-        PermissionDenied, match="alice registered admins-own@v1; separation of duties"
-    ):
-        decide(reg, own.ref, "staging", "approve", comment="mine", actor=ADMIN, policy=policy)
-    assert len(events(reg, "approval.refused")) == before + 1
-    assert reg.approvals.list(own.ref) == []
-
-
-def test_an_approval_is_signed_counted_once_and_goes_stale(reg: Registry, policy: Path) -> None:
-    approval = decide(
-        reg,
-        PLAIN[0],
-        "staging",
-        "approve",
-        comment="evidence reviewed",
-        actor=REVIEWER,
-        policy=policy,
-    )
-    assert verify_approval(reg, approval) and approval.signer == REVIEWER
-    check = check_gate(reg, PLAIN[0], "staging", actor=REVIEWER, policy=policy)
-    assert check.passed and check.inputs_sha256 == approval.inputs_sha256
-    with pytest.raises(Conflict, match="already decided 'approve' on this evidence"):
-        decide(reg, PLAIN[0], "staging", "approve", comment="again", actor=REVIEWER, policy=policy)
-    # new evidence: a newer evaluation run -> the approval is stale and no longer counts
-    evaluate(reg, [PLAIN[0]], "sanity", actor=ENGINEER, options=EvalOptions(limit=2))
-    stale = check_gate(reg, PLAIN[0], "staging", actor=REVIEWER, policy=policy)
-    assert not stale.passed and stale.evidence_passed
-    approvals_rule = next(r for r in stale.rules if r.kind == "approvals")
-    assert "0 of 1 valid approvals" in approvals_rule.message and "stale" in approvals_rule.message
-
-
-def test_forged_and_revoked_approvals_do_not_count(reg: Registry, policy: Path) -> None:
-    loaded = load_policy(policy)
-    first = decide(
-        reg, PLAIN[1], "staging", "approve", comment="fine", actor=REVIEWER, policy=loaded
-    )
-    version = reg.adapters.get(PLAIN[1])
-    rule = ApprovalRule(count=1)
-    assert len(tally(reg, version, "staging", first.inputs_sha256, rule).counted) == 1
-    forged = first.payload.replace('"fine"', '"fine, and production too"')
-    sql(reg, "UPDATE approvals SET payload = ? WHERE id = ?", [forged, first.id])
-    result = tally(reg, version, "staging", first.inputs_sha256, rule)
-    assert result.counted == [] and "signature does not verify" in result.not_counted[0][1]
-    sql(reg, "UPDATE approvals SET payload = ? WHERE id = ?", [first.payload, first.id])
-    temp = f"temp-{uuid.uuid4().hex[:6]}"
-    reg.identities.create(temp, Role.REVIEWER, actor=ADMIN)
-    decide(reg, PLAIN[1], "staging", "approve", comment="ok", actor=temp, policy=loaded)
-    assert len(tally(reg, version, "staging", first.inputs_sha256, rule).counted) == 2
-    reg.identities.revoke(temp, reason="left the bank", actor=ADMIN)
-    result = tally(reg, version, "staging", first.inputs_sha256, rule)
-    assert [a.signer for a in result.counted] == [REVIEWER]
-    assert any("revoked" in why for _, why in result.not_counted)
+from tests.registry.helpers import flipped_weights
 
 
 def test_promotion_needs_the_gate_and_rollback_is_one_step(reg: Registry, tmp_path: Path) -> None:

@@ -1,0 +1,271 @@
+"""The registry's core: what every collection of records is built on.
+
+One registry directory's database, artifact store, audit log and key store, the one way
+a state change is written (:meth:`Core.change`: rows and audit events in one transaction,
+then a signed checkpoint), the check of who may act (:meth:`Core.act_as`, reading the
+permissions table) and the reading of identities that check needs.
+
+The collections (identities, datasets, adapters, ...) each receive a core and the named
+siblings they use; none imports :class:`~loraledger.registry.registry.Registry`, the
+facade that builds them (docs/architecture.md draws the order).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loraledger.errors import (
+    Conflict,
+    LedgerError,
+    NotFound,
+    PermissionDenied,
+    SigningKeyError,
+    UsageError,
+)
+
+from .audit import AuditLog, NewEvent
+from .db import Connection, Database, lock_timeout_from_env
+from .keys import KeyStore, SigningKey
+from .models import AuditEvent, AuditReport, Identity, IdentityStatus, Role
+from .permissions import Action, resolve
+from .store import ArtifactStore
+
+REGISTRY_ENV = "LORALEDGER_REGISTRY"
+DEFAULT_REGISTRY = Path(".loraledger")
+DB_FILE = "registry.duckdb"
+SYSTEM_ACTOR = "loraledger"
+
+IDENTITY_COLUMNS = (
+    "name, role, public_key_pem, key_fingerprint, status, created_at, created_by, "
+    "revoked_at, revoked_by, revoke_reason"
+)
+
+
+def default_registry_path() -> Path:
+    return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
+
+
+def identity_from_row(row: tuple[Any, ...]) -> Identity:
+    return Identity(
+        name=row[0],
+        role=Role(row[1]),
+        public_key_pem=row[2],
+        key_fingerprint=row[3],
+        status=IdentityStatus(row[4]),
+        created_at=row[5],
+        created_by=row[6],
+        revoked_at=row[7],
+        revoked_by=row[8],
+        revoke_reason=row[9],
+    )
+
+
+@dataclass
+class Change:
+    """What one state change writes: rows through ``conn``, events through ``record``."""
+
+    conn: Connection
+    actor: str
+    events: list[NewEvent] = field(default_factory=list)
+
+    def record(self, action: str, subject: str, payload: dict[str, Any]) -> None:
+        self.events.append(NewEvent(self.actor, action, subject, payload))
+
+
+class Core:
+    """An opened registry directory's storage and its rules of acting. Holds no
+    connection: each call opens its own."""
+
+    def __init__(
+        self,
+        root: Path,
+        registry_id: str,
+        *,
+        keys: KeyStore | None = None,
+        lock_timeout: float | None = None,
+    ) -> None:
+        self.root = root
+        self.registry_id = registry_id
+        self.db = Database(root / DB_FILE, lock_timeout=lock_timeout or lock_timeout_from_env())
+        self.store = ArtifactStore(root / "objects", root / "tmp")
+        self.audit = AuditLog(registry_id, root)
+        self.keys = keys or KeyStore()
+
+    # --- identities, as the checks read them ---------------------------------------------
+
+    def identity(self, name: str) -> Identity:
+        """The identity ``name`` (memoised while the database is unchanged)."""
+
+        def lookup() -> Identity:
+            with self.db.read() as conn:
+                return self.identity_in(conn, name)
+
+        return self.db.memo(("identity", name), lookup)
+
+    def identity_in(self, conn: Connection, name: str) -> Identity:
+        row = conn.execute(
+            f"SELECT {IDENTITY_COLUMNS} FROM identities WHERE name = ?", [name]
+        ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"unknown identity {name!r}; see `loraledger keys list` for the registered ones"
+            )
+        return identity_from_row(row)
+
+    def public_keys(self, conn: Connection) -> dict[str, str]:
+        """Every identity's public key, revoked ones included (for old signatures)."""
+        return dict(conn.execute("SELECT name, public_key_pem FROM identities").fetchall())
+
+    # --- acting -----------------------------------------------------------------------
+
+    def act_as(
+        self,
+        name: str | None,
+        needs: Action | Collection[Role] | None = None,
+        *,
+        action: str | None = None,
+    ) -> SigningKey:
+        """Load the private key of the acting identity after checking it may act.
+
+        ``needs`` is the :class:`Action` (whose roles the permissions table gives), or
+        an explicit set of roles (an environment policy's approvers), or None for any
+        active identity. Raises if the identity is unknown, revoked, lacks the role, or if
+        the key on this machine is not the one registered for it. Each such refusal is
+        recorded as an ``access.refused`` audit event naming the claimed identity and the
+        action (``action``, else the Action's name); the next signed checkpoint covers it.
+        """
+        if not name:
+            raise UsageError("no acting identity: pass --as NAME or set LORALEDGER_ACTOR")
+        roles = resolve(needs)
+        action = action or (needs.value if isinstance(needs, Action) else "act")
+        try:
+            identity = self.identity(name)
+            _check_may_act(identity, roles)
+            key = self.keys.load(name)
+            if key.fingerprint != identity.key_fingerprint:
+                raise SigningKeyError(
+                    f"the private key at {key.path} is not the key registered for {name!r} "
+                    f"(fingerprint {identity.key_fingerprint[:16]}…); use that identity's own key"
+                )
+        except (NotFound, PermissionDenied, SigningKeyError) as error:
+            self._record_refusal(name, action, roles, error)
+            raise
+        return key
+
+    def _record_refusal(
+        self, name: str, action: str, roles: frozenset[Role] | None, error: LedgerError
+    ) -> None:
+        payload = {
+            "action": action,
+            "needs": sorted(r.value for r in roles) if roles else None,
+            "reason": str(error),
+        }
+        with self.db.write() as conn:
+            self.audit.append(conn, name, "access.refused", f"identity:{name}", payload)
+
+    @contextmanager
+    def change(
+        self,
+        key: SigningKey,
+        needs: Action | Collection[Role] | None = None,
+        *,
+        bootstrap: bool = False,
+    ) -> Iterator[Change]:
+        """One state change: rows and audit events in one transaction, then a signed
+        checkpoint of the new head, mirrored to the checkpoint file after commit.
+
+        The actor's identity is checked again inside the transaction, so a key revoked
+        while a long registration was hashing cannot slip a change in. ``bootstrap`` is
+        for the first identity of a registry, which acts as itself: it is allowed only
+        while the registry has no identity at all.
+        """
+        with self.db.write() as conn:
+            if bootstrap:
+                count = conn.execute("SELECT count(*) FROM identities").fetchone()
+                if count and count[0]:
+                    raise Conflict("the registry already has identities; act as an admin")
+            else:
+                identity = self.identity_in(conn, key.name)
+                if identity.key_fingerprint != key.fingerprint:
+                    raise SigningKeyError(f"the key of {key.name!r} changed; act again")
+                _check_may_act(identity, resolve(needs))
+            change = Change(conn, key.name)
+            yield change
+            if not change.events:
+                raise RuntimeError("a registry change recorded no audit event")
+            self.audit.append_many(conn, change.events)
+            checkpoint = self.audit.checkpoint(conn, key)
+        self.audit.publish(checkpoint)
+
+    # --- the audit log -----------------------------------------------------------------
+
+    def audit_events(self, **filters: Any) -> list[AuditEvent]:
+        """Events, oldest first; filters: actor, action, subject, limit, newest_first."""
+        with self.db.read() as conn:
+            return self.audit.events(conn, **filters)
+
+    def audit_head(self) -> tuple[int, str]:
+        with self.db.read() as conn:
+            return self.audit.head(conn)
+
+    def verify_audit_events(self, events: list[AuditEvent]) -> int:
+        """Check ``events`` against the chain up to signed checkpoints (see
+        :meth:`AuditLog.verify_events`); returns the number of checkpoints used."""
+        with self.db.read() as conn:
+            keys = self.public_keys(conn)
+            return self.audit.verify_events(conn, [e.seq for e in events], keys)
+
+    def verify_audit(
+        self,
+        *,
+        expect_head: tuple[int, str] | None = None,
+        since: tuple[int, str] | None = None,
+    ) -> AuditReport:
+        """Recompute the chain and check every checkpoint against the identities' keys
+        (after the head ``since``, verified before, when given)."""
+        with self.db.read() as conn:
+            keys = self.public_keys(conn)
+            return self.audit.verify(conn, keys, expect_head=expect_head, since=since)
+
+    def remove_stale_files(self) -> int:
+        """Clear staging left behind by killed processes (safe while others work)."""
+        return self.store.remove_stale_scratch()
+
+
+def _check_may_act(identity: Identity, roles: frozenset[Role] | None) -> None:
+    if identity.status is not IdentityStatus.ACTIVE:
+        raise PermissionDenied(
+            f"identity {identity.name!r} was revoked"
+            f"{' (' + identity.revoke_reason + ')' if identity.revoke_reason else ''}; "
+            "act as an active identity"
+        )
+    if roles is not None and identity.role not in roles:
+        wanted = " or ".join(sorted(r.value for r in roles))
+        raise PermissionDenied(
+            f"identity {identity.name!r} has role {identity.role.value}; this needs {wanted}"
+        )
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+__all__ = [
+    "DB_FILE",
+    "DEFAULT_REGISTRY",
+    "REGISTRY_ENV",
+    "SYSTEM_ACTOR",
+    "Change",
+    "Core",
+    "default_registry_path",
+    "identity_from_row",
+]
