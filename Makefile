@@ -39,9 +39,13 @@ test: $(STAMP) lint typecheck browser
 # (docs/training.md): the tests that train or evaluate, with each dtype forced. The slow
 # ones (the real SmolLM2) are left out: in bfloat16 on a CPU without it natively they
 # train up to a hundred times slower; they run once above, in this machine's own choice.
+# A dtype auto already chose on this machine is not forced again (scripts/forced_dtypes.py).
 test-dtypes: $(STAMP)
-	LORALEDGER_FORCE_COMPUTE_DTYPE=bfloat16 $(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow" tests/trainer tests/harness
-	LORALEDGER_FORCE_COMPUTE_DTYPE=float32 $(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not slow" tests/trainer tests/harness
+	@for dtype in $$($(BIN)/python scripts/forced_dtypes.py); do \
+	  echo "LORALEDGER_FORCE_COMPUTE_DTYPE=$$dtype"; \
+	  LORALEDGER_FORCE_COMPUTE_DTYPE=$$dtype $(BIN)/python -m pytest -n 2 --dist loadfile -q \
+	    -m "not slow" tests/trainer tests/harness || exit 1; \
+	done
 
 # The quick loop while developing: no slow tests, no lint.
 test-fast: $(STAMP)

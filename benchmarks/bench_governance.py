@@ -155,7 +155,7 @@ def build(root: Path, *, versions: int, events: int, samples: int) -> tuple[Regi
         EvalRun(
             id=str(uuid.uuid4()),
             subject=subject,
-            quantization=run.quantization,
+            quantization=run.quantization.model_dump(mode="json"),
             compute_dtype="float32",
             suite_name=suite.name,
             suite_kind=suite.kind,

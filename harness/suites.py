@@ -27,11 +27,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from loraledger.registry.models import SuiteKind
 from loraledger.registry.signing import hash_directory
 
 from loraledger.errors import InputError, NotFound, SuiteError
 
-KINDS = ("benchmark", "policy")
+KINDS = tuple(kind.value for kind in SuiteKind)  # benchmark, policy
 SUITE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -69,7 +70,7 @@ class Suite:
     """A suite folder, checked and hashed."""
 
     name: str
-    kind: str
+    kind: SuiteKind
     description: str
     directory: Path
     group_file: Path
@@ -249,7 +250,7 @@ def load_suite(directory: Path) -> Suite:
     digest, files = _digest(directory)
     return Suite(
         name=str(group["group"]),
-        kind=kind,
+        kind=SuiteKind(kind),
         description=str(settings.get("description", "")),
         directory=directory,
         group_file=group_file,

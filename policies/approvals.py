@@ -20,7 +20,7 @@ from typing import NoReturn
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import canonical_json, utcnow
 from loraledger.registry.keys import SigningKey
-from loraledger.registry.models import Approval
+from loraledger.registry.models import Approval, Decision
 
 from loraledger.errors import GateRefused, LedgerError, PermissionDenied, UsageError
 
@@ -101,7 +101,7 @@ def decide(
         adapter=version.ref,
         artifact_digest=version.digest,
         environment=environment,
-        decision=decision,
+        decision=Decision(decision),
         comment=comment,
         policy_sha256=loaded.sha256,
         gate_check_id=check.id,

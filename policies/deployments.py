@@ -21,7 +21,7 @@ from typing import NoReturn
 from loraledger.registry import Registry
 from loraledger.registry.audit import utcnow
 from loraledger.registry.keys import SigningKey
-from loraledger.registry.models import Deployment
+from loraledger.registry.models import Deployment, DeploymentAction
 from loraledger.registry.permissions import Action
 
 from loraledger.errors import (
@@ -153,7 +153,7 @@ def _entry(
         environment=environment,
         adapter=adapter,
         artifact_digest=digest,
-        action=action,
+        action=DeploymentAction(action),
         reason=reason,
         gate_check_id=gate_check_id,
         approval_ids=approval_ids,

@@ -15,85 +15,45 @@
                                                 to a signed checkpoint
     ml-bom.cdx.json  model-card/README.md  trace.json  compliance.json  compliance.md
 
-``verify_pack`` checks all of it with the public keys in the pack alone (or against keys
-the auditor trusts, ``trusted``): the manifest signature and that the files are exactly
-the signed ones (changed, added and removed files named); the adapter against its
-model-signing bundle; each DSSE attestation and what it attests (files, results digest);
-each approval's signature and separation of duties; the audit excerpt's hashes, links and
-signed checkpoint, and that every record of the pack is in it; the ML-BOM against the
-CycloneDX 1.6 schema. Nothing needs the registry or a network.
+``verify_pack`` (:mod:`loraledger.policies.pack_checks`, re-exported here) checks all of
+it offline, one named check per claim, with the public keys in the pack alone or the keys
+an auditor trusts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
 import tempfile
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from loraledger.registry import Registry
 from loraledger.registry.attestations import (
     new_statement,
-    open_envelope,
     sign_statement,
-    subject_digests,
 )
-from loraledger.registry.audit import canonical_json, utcnow, verify_excerpt
-from loraledger.registry.evaluations import results_digest
-from loraledger.registry.keys import verify_signature
-from loraledger.registry.manifest import describe_differences
-from loraledger.registry.models import (
-    Approval,
-    Checkpoint,
-    Deployment,
-    EvalRun,
-    GateCheck,
-    TrainingRun,
-)
+from loraledger.registry.audit import canonical_json, utcnow
 from loraledger.registry.permissions import Action
-from loraledger.registry.signing import verify_directory
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loraledger.atomic import write_atomically
-from loraledger.errors import InputError, LedgerError, VerificationError
+from loraledger.errors import InputError
 
 from .compliance import compliance_json, compliance_markdown
-from .mlbom import ml_bom, validate_ml_bom
+from .mlbom import ml_bom
 from .model_card import model_card
-from .tally import authors_of
-
-PACK_PREDICATE = "https://loraledger.dev/evidence-pack/v1"
-MANIFEST = "MANIFEST.dsse.json"
-MAX_PACK_BYTES = 8 * 1024**3
-
-
-class PackCheck(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    passed: bool
-    detail: str
-
-
-class PackReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    pack: str
-    environment: str | None
-    adapter: str | None
-    artifact_digest: str | None
-    keys: dict[str, str]  # identity name -> key fingerprint the pack relied on
-    checks: tuple[PackCheck, ...]
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
-
+from .pack_checks import (
+    MANIFEST,
+    PACK_PREDICATE,
+    PackCheck,
+    PackReport,
+    read_pack,
+    trusted_keys,
+    verify_pack,
+)
+from .pack_checks import sha256_hex as _sha256
 
 # --- export --------------------------------------------------------------------------
 
@@ -266,337 +226,6 @@ def _write_archive(out: Path, files: dict[str, bytes]) -> None:
             info.mode = 0o644
             archive.addfile(info, io.BytesIO(data))
     write_atomically(out, buffer.getvalue())
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-# --- verify --------------------------------------------------------------------------
-
-
-def read_pack(path: Path) -> dict[str, bytes]:
-    """The files of a pack; refuses links, devices, unsafe names and duplicates."""
-    if not path.is_file():
-        raise InputError(f"no evidence pack at {path}; pass the .tar.gz `evidence export` wrote")
-    files: dict[str, bytes] = {}
-    total = 0
-    try:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                name = member.name
-                pure = PurePosixPath(name)
-                if member.isdir():
-                    continue
-                if not member.isfile() or pure.is_absolute() or ".." in pure.parts:
-                    raise VerificationError(
-                        f"{path}: member {name!r} is not a plain file inside the pack; a pack "
-                        "holds only regular files"
-                    )
-                if name in files:
-                    raise VerificationError(f"{path}: member {name!r} appears twice")
-                total += member.size
-                if total > MAX_PACK_BYTES:
-                    raise VerificationError(f"{path}: more than {MAX_PACK_BYTES} bytes unpacked")
-                handle = archive.extractfile(member)
-                assert handle is not None
-                files[pure.as_posix()] = handle.read()
-    except (tarfile.TarError, EOFError, OSError) as error:
-        raise InputError(f"{path} is not a readable evidence pack ({error})") from None
-    return files
-
-
-def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport:
-    """Check every claim of the pack at ``path`` offline; see the module docstring.
-
-    ``trusted`` (key fingerprint -> PEM) restricts the keys a signature may verify with
-    to those the auditor trusts; by default the pack's own ``keys.json`` is used and its
-    fingerprints are reported for comparison with the organisation's published keys.
-    """
-    files = read_pack(path)
-    checks: list[PackCheck] = []
-    context: dict[str, Any] = {}
-
-    def check(name: str, body: Callable[[], str]) -> bool:
-        try:
-            checks.append(PackCheck(name=name, passed=True, detail=body()))
-            return True
-        except (LedgerError, ValidationError, KeyError, ValueError, TypeError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            if isinstance(error, KeyError):
-                reason = f"{reason} is missing"
-            checks.append(PackCheck(name=name, passed=False, detail=reason))
-            return False
-
-    def load(name: str) -> Any:
-        if name not in files:
-            raise VerificationError(f"{name} is missing from the pack")
-        try:
-            return json.loads(files[name])
-        except ValueError:
-            raise VerificationError(f"{name} is not valid JSON") from None
-
-    def keys() -> str:
-        entries = load("keys.json")
-        by_name = {e["name"]: e for e in entries}
-        for entry in entries:
-            pem = entry["public_key_pem"]
-            if trusted is not None and trusted.get(entry["key_fingerprint"]) != pem:
-                continue
-            context.setdefault("pem", {})[entry["name"]] = pem
-            context.setdefault("fingerprints", {})[entry["key_fingerprint"]] = pem
-            context.setdefault("name_of", {})[entry["key_fingerprint"]] = entry["name"]
-        context["identities"] = by_name
-        if not context.get("pem"):
-            raise VerificationError("none of the pack's keys is among the trusted keys")
-        return f"{len(context['pem'])} public keys" + (" (trusted)" if trusted else "")
-
-    if not check("public keys", keys):
-        return _report(path, context, checks)
-
-    def opened(name: str) -> tuple[dict[str, Any], str]:
-        """The statement in the DSSE envelope ``name``, verified, and who signed it."""
-        envelope = load(name)
-        statement = open_envelope(envelope, context["fingerprints"])
-        return statement, context["name_of"][envelope["signatures"][0]["keyid"]]
-
-    def manifest() -> str:
-        statement, signer = opened(MANIFEST)
-        if statement["predicateType"] != PACK_PREDICATE:
-            raise VerificationError(f"the manifest's predicate is {statement['predicateType']}")
-        listed = subject_digests(statement)
-        actual = {name: _sha256(data) for name, data in files.items() if name != MANIFEST}
-        differences = describe_differences(listed, actual)
-        if differences:
-            raise VerificationError(f"the pack's files are not the signed ones ({differences})")
-        context["pack"] = statement["predicate"]
-        return f"{len(listed)} files exactly as signed by {signer}"
-
-    if not check("manifest", manifest):
-        return _report(path, context, checks)
-    pack = context["pack"]
-    digest = pack["artifact_digest"]
-
-    def adapter() -> str:
-        adapter_files = {
-            n[len("adapter/") :]: d for n, d in files.items() if n.startswith("adapter/")
-        }
-        with tempfile.TemporaryDirectory() as scratch:
-            root = Path(scratch) / "adapter"
-            for name, data in adapter_files.items():
-                target = root / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            found = verify_directory(
-                root,
-                files["adapter.sig"],
-                context["pem"][pack["adapter_signer"]],
-                scratch=Path(scratch),
-            )
-        if found.digest != digest:
-            raise VerificationError(f"the signed digest is {found.digest}, not the pack's {digest}")
-        context["adapter_files"] = {n: _sha256(d) for n, d in adapter_files.items()}
-        return (
-            f"{pack['adapter']}: {len(adapter_files)} files match the model-signing bundle "
-            f"of {pack['adapter_signer']}"
-        )
-
-    check("adapter signature", adapter)
-    run = (
-        TrainingRun.model_validate(load("training-run.json"))
-        if "training-run.json" in files
-        else None
-    )
-
-    def provenance() -> str:
-        statement, signer = opened("attestations/provenance.json")
-        if subject_digests(statement) != context.get("adapter_files"):
-            raise VerificationError("its subjects are not the adapter's files")
-        if run is None or signer != run.actor:
-            raise VerificationError(f"signed by {signer}, not by the trainer")
-        dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
-        pinned = {d["name"]: d["digest"] for d in dependencies}
-        for use in run.datasets:
-            recorded = load(f"datasets/{use.ref}.json")
-            if (
-                pinned.get(use.ref) != {"sha256": recorded["file_sha256"]}
-                or recorded["merkle_root"] != use.merkle_root
-            ):
-                raise VerificationError(f"dataset {use.ref} is not the one the provenance pins")
-        base = load("base-model.json")
-        if pinned.get(run.base_ref) != {"sha256": base["digest"]}:
-            raise VerificationError(f"base {run.base_ref} is not the one the provenance pins")
-        return (
-            f"SLSA v1 signed by the trainer {signer}; base, {len(run.datasets)} dataset(s) pinned"
-        )
-
-    if run is not None or "attestations/provenance.json" in files:
-        check("provenance attestation", provenance)
-    runs: dict[str, EvalRun] = {}
-    for name in sorted(n for n in files if n.startswith("evaluations/")):
-        run_id = name.removeprefix("evaluations/").removesuffix(".json")
-
-        def evaluation(run_id: str = run_id, name: str = name) -> str:
-            evaluated = EvalRun.model_validate(load(name))
-            statement, signer = opened(f"attestations/test-result-{run_id}.json")
-            attested = statement["predicate"]["configuration"][1]["digest"]["sha256"]
-            recomputed = results_digest(evaluated.metrics, evaluated.samples)
-            if attested != recomputed or evaluated.results_sha256 != recomputed:
-                raise VerificationError("the results are not the ones attested")
-            if subject_digests(statement) != {evaluated.subject.ref: digest}:
-                raise VerificationError("it attests another artifact")
-            runs[run_id] = evaluated
-            tests = statement["predicate"]
-            return (
-                f"{evaluated.suite_name}: {len(evaluated.samples)} samples as attested by "
-                f"{signer} ({len(tests['passedTests'])} passed, {len(tests['failedTests'])} "
-                "failed)"
-            )
-
-        check(f"evaluation {run_id[:8]}", evaluation)
-    gate_check: GateCheck | None = None
-    if "gate-check.json" in files:
-
-        def gate() -> str:
-            nonlocal gate_check
-            gate_check = GateCheck.model_validate(load("gate-check.json"))
-            if gate_check.artifact_digest != digest or not gate_check.passed:
-                raise VerificationError("it is not a passing check of this artifact")
-            return (
-                f"passed {len(gate_check.rules)} rules for {gate_check.environment} under "
-                f"policy sha256:{gate_check.policy_sha256[:16]}"
-            )
-
-        check("gate check", gate)
-    approvals = [
-        Approval.model_validate(load(n)) for n in sorted(files) if n.startswith("approvals/")
-    ]
-    for approval in approvals:
-
-        def signed(approval: Approval = approval) -> str:
-            pem = context["pem"].get(approval.signer)
-            if pem is None or not verify_signature(
-                pem, approval.signature, approval.payload.encode()
-            ):
-                raise VerificationError(f"the signature of {approval.signer} does not verify")
-            payload = json.loads(approval.payload)
-            if payload["artifact_digest"] != digest:
-                raise VerificationError("it approves another artifact")
-            if gate_check is not None and payload["inputs_sha256"] != gate_check.inputs_sha256:
-                raise VerificationError("it saw other evidence than the promotion's gate check")
-            if approval.signer in authors_of(pack["registered_by"], run.actor if run else None):
-                raise VerificationError(f"{approval.signer} approved their own work")
-            role = context["identities"][approval.signer]["role"]
-            return f"{approval.decision} by {approval.signer} ({role}), independent of the authors"
-
-        check(f"approval {approval.id[:8]}", signed)
-
-    def deployments() -> str:
-        history = [Deployment.model_validate(d) for d in load("deployments.json")]
-        last = history[-1]
-        if last.id != pack["deployment"]["id"] or last.artifact_digest != digest:
-            raise VerificationError("its last entry is not the pack's deployment")
-        return (
-            f"{len(history)} deployments of {pack['environment']}; #{last.seq} {last.action} "
-            f"by {last.created_by}"
-        )
-
-    check("deployment history", deployments)
-
-    def audit() -> str:
-        events = [json.loads(line) for line in files["audit/events.jsonl"].decode().splitlines()]
-        checkpoint = Checkpoint.model_validate(load("audit/checkpoint.json"))
-        if checkpoint.registry_id != pack["registry_id"]:
-            raise VerificationError("the checkpoint belongs to another registry")
-        verify_excerpt(events, checkpoint, context["pem"])
-        payloads = [(e["action"], json.loads(e["payload"])) for e in events]
-
-        def logged(action: str, **fields: Any) -> bool:
-            return any(
-                a == action and all(p.get(k) == v for k, v in fields.items()) for a, p in payloads
-            )
-
-        missing = []
-        if not logged("adapter.register", digest=digest):
-            missing.append("the registration")
-        missing += [
-            f"eval run {i[:8]}"
-            for i, r in runs.items()
-            if not logged("eval.run", run_id=i, results_sha256=r.results_sha256)
-        ]
-        if gate_check is not None and not logged(
-            "gate.check", check_id=gate_check.id, inputs_sha256=gate_check.inputs_sha256
-        ):
-            missing.append("the gate check")
-        missing += [
-            f"approval {a.id[:8]}"
-            for a in approvals
-            if not logged(f"approval.{a.decision}", approval_id=a.id, signature=a.signature)
-        ]
-        deployment = pack["deployment"]
-        if not logged(
-            f"deploy.{deployment['action']}", deployment_id=deployment["id"], artifact_digest=digest
-        ):
-            missing.append("the deployment")
-        if missing:
-            raise VerificationError(f"not in the signed audit chain: {', '.join(missing)}")
-        return (
-            f"events #{events[0]['seq']}-#{checkpoint.seq} link up to the checkpoint signed "
-            f"by {checkpoint.signer}; every record above is in them"
-        )
-
-    check("audit chain", audit)
-
-    def bom() -> str:
-        document = load("ml-bom.cdx.json")
-        validate_ml_bom(document)
-        properties = {
-            p["name"]: p["value"] for p in document["metadata"]["component"].get("properties", [])
-        }
-        if properties.get("loraledger:artifact_digest") != digest:
-            raise VerificationError("it describes another artifact")
-        return "valid CycloneDX 1.6 with a model card"
-
-    check("ML-BOM", bom)
-
-    def compliance() -> str:
-        entries = load("compliance.json")
-        absent = sorted({f for e in entries for f in e["files"] if f not in files})
-        if absent:
-            raise VerificationError(f"it cites files not in the pack: {', '.join(absent)}")
-        return f"{len(entries)} requirements mapped to the pack's files"
-
-    check("compliance map", compliance)
-    return _report(path, context, checks)
-
-
-def _report(path: Path, context: dict[str, Any], checks: list[PackCheck]) -> PackReport:
-    pack = context.get("pack", {})
-    return PackReport(
-        pack=str(path),
-        environment=pack.get("environment"),
-        adapter=pack.get("adapter"),
-        artifact_digest=pack.get("artifact_digest"),
-        keys={name: fpr for fpr, name in context.get("name_of", {}).items()},
-        checks=tuple(checks),
-    )
-
-
-def trusted_keys(path: Path) -> dict[str, str]:
-    """Trusted public keys from a ``keys.json`` (a pack's), or one key as printed by
-    ``loraledger keys export-public NAME --json``."""
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(entries, dict):  # one key, as `keys export-public NAME --json` prints
-            entries = [entries]
-        return {e["key_fingerprint"]: e["public_key_pem"] for e in entries}
-    except FileNotFoundError:
-        raise InputError(f"no trusted keys file at {path}") from None
-    except (ValueError, KeyError, TypeError) as error:
-        raise InputError(
-            f"{path} is not a keys file (a JSON list of {{name, key_fingerprint, "
-            f"public_key_pem}}): {error}"
-        ) from None
 
 
 __all__ = ["PackCheck", "PackReport", "export_pack", "read_pack", "trusted_keys", "verify_pack"]

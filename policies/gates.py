@@ -319,20 +319,20 @@ def _provenance(
             )
         )
     if rule.clean_code_tree:
-        dirty = None if run is None else bool(run.code.get("dirty"))
+        dirty = None if run is None else run.code.dirty
         results.append(
             RuleResult(
                 kind="provenance",
                 rule="trained from a clean code tree",
                 passed=dirty is False,
-                measured=None if run is None else run.code.get("commit"),
+                measured=None if run is None else run.code.commit,
                 evidence={"training_run": run.id if run else None},
                 message="no training-run record"
                 if run is None
                 else (
-                    f"commit {str(run.code.get('commit'))[:12]}, clean"
+                    f"commit {str(run.code.commit)[:12]}, clean"
                     if not dirty
-                    else f"commit {str(run.code.get('commit'))[:12]} with uncommitted changes "
+                    else f"commit {str(run.code.commit)[:12]} with uncommitted changes "
                     "(--allow-dirty)"
                 ),
             )

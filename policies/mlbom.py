@@ -77,7 +77,10 @@ def ml_bom(registry: Registry, ref: str) -> dict[str, Any]:
             description=f"base model {base.ref} ({base.architecture}), frozen and quantized",
             properties=[
                 Property(name="loraledger:base_digest", value=base.digest),
-                Property(name="loraledger:quantization", value=json.dumps(run.quantization)),
+                Property(
+                    name="loraledger:quantization",
+                    value=json.dumps(run.quantization.model_dump(mode="json")),
+                ),
                 Property(name="loraledger:origin", value=json.dumps(base.origin, sort_keys=True)),
             ],
         )

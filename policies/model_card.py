@@ -25,7 +25,7 @@ def model_card(registry: Registry, ref: str) -> str:
     datasets = [registry.datasets.get(use.ref) for use in run.datasets] if run else []
     evaluations = newest_runs(registry, version.ref)
     licence = str(base.origin.get("license", "other")).lower() if base else "other"
-    quantized = run is not None and run.quantization.get("method") == "nf4"
+    quantized = run is not None and run.quantization.method == "nf4"
     metadata: dict[str, Any] = {
         "base_model": str(base.origin.get("model") or base.ref) if base else None,
         "library_name": "peft",
@@ -83,11 +83,11 @@ def model_card(registry: Registry, ref: str) -> str:
         hyper = run.config.get("training", {})
         lines += [
             f"- base: `{run.base_ref}` (`sha256:{run.base_digest[:16]}…`), quantization "
-            f"`{run.quantization}`, compute {run.compute_dtype}",
+            f"`{run.quantization.model_dump()}`, compute {run.compute_dtype}",
             "- data: "
             + ", ".join(f"`{d.ref}` ({d.record_count} records, {d.license})" for d in datasets),
-            f"- code: commit `{run.code.get('commit')}`"
-            + (" (uncommitted changes)" if run.code.get("dirty") else ""),
+            f"- code: commit `{run.code.commit}`"
+            + (" (uncommitted changes)" if run.code.dirty else ""),
             f"- seed {run.seed}, {run.steps} steps, {run.tokens_seen} tokens, "
             f"{run.wall_seconds:.0f} s on {run.device}; settings: `{hyper}`",
             f"- trained by {run.actor}, finished {run.finished_at:%Y-%m-%d %H:%M} UTC",

@@ -140,10 +140,10 @@ def _write_release(registry: Registry, deployment: Deployment, staging: Path) ->
         if base is None
         else {"ref": base.ref, "digest": base.digest, "origin": base.origin},
         "base_model_name": version.base_model_name,
-        "quantization": run.quantization if run else None,
+        "quantization": run.quantization.model_dump(mode="json") if run else None,
         "compute_dtype": run.compute_dtype if run else None,
         "training_run": run.id if run else None,
-        "code_commit": run.code.get("commit") if run else None,
+        "code_commit": run.code.commit if run else None,
         "datasets": [d.model_dump(mode="json") for d in run.datasets] if run else [],
     }
     (staging / "release.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -130,10 +130,10 @@ def _trace_version(registry: Registry, ref: str) -> Trace:
                 verified=True,
                 detail={
                     "config_sha256": run.config_sha256,
-                    "code": run.code,
+                    "code": run.code.model_dump(mode="json"),
                     "seed": run.seed,
                     "libraries": run.libraries,
-                    "hardware": run.hardware,
+                    "hardware": run.hardware.model_dump(mode="json"),
                     "actor": run.actor,
                     "finished_at": run.finished_at.isoformat(),
                 },

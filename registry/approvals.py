@@ -12,7 +12,7 @@ from .models import Approval, Role
 from .permissions import Action
 from .refs import version_and_environment
 
-_FIELDS = tuple(f for f in Approval.model_fields if f != "adapter")
+_FIELDS = tuple(f for f in Approval.model_fields if f not in ("adapter", "format_version"))
 
 
 class Approvals:

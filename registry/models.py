@@ -7,14 +7,91 @@ Each is a frozen pydantic model, defined once here and used by the library API, 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class _Versioned(_Frozen):
+    """A record that is stored or exported: it carries the version of its format, and a
+    record of a newer format than this code reads is refused, not misread."""
+
+    FORMAT_VERSION: ClassVar[int] = 1
+    format_version: int = 1
+
+    @field_validator("format_version")
+    @classmethod
+    def _readable(cls, value: int) -> int:
+        if not 1 <= value <= cls.FORMAT_VERSION:
+            raise ValueError(
+                f"{cls.__name__} format {value} is newer than this LoRA Ledger reads (up to "
+                f"{cls.FORMAT_VERSION}); upgrade loraledger to read it"
+            )
+        return value
+
+
+class _AsRecorded(BaseModel):
+    """A typed part of a stored record that dumps exactly the keys it was given (and any
+    it does not know), so a record written before a field existed hashes as it did."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _as_recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        given = self.model_fields_set | set(self.model_extra or {})
+        return {k: v for k, v in data.items() if k in given}
+
+    # Read as the mapping it was before it was typed (``run.code["commit"]``), for code
+    # written against the first version of the library API.
+
+    def __getitem__(self, key: str) -> Any:
+        recorded = self.model_dump()
+        if key not in recorded:
+            raise KeyError(key)
+        return recorded[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.model_dump().get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self.model_dump() == dict(other)
+        return super().__eq__(other)
+
+
+class Decision(enum.StrEnum):
+    """What a reviewer signs over a version for an environment."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class DeploymentAction(enum.StrEnum):
+    """How an environment came to run a version."""
+
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+class SuiteKind(enum.StrEnum):
+    """A suite measures capability (benchmark) or a rule the product must keep (policy)."""
+
+    BENCHMARK = "benchmark"
+    POLICY = "policy"
 
 
 class Role(enum.StrEnum):
@@ -231,20 +308,52 @@ class LossPoint(_Frozen):
     tokens: int = Field(description="training tokens seen up to and including this step")
 
 
-class TrainingRun(_Frozen):
+class Quantization(_AsRecorded):
+    """How the base was quantized for training (bitsandbytes), or ``method: none``."""
+
+    method: str = Field(description="nf4 | fp4 | none")
+    double_quant: bool = False
+    library: str | None = None
+    load_in_4bit: bool | None = None
+
+
+class CodeProvenance(_AsRecorded):
+    """The trainer's own source tree: repository, commit and whether it had changes."""
+
+    repository: str | None = None
+    remote: str | None = None
+    commit: str | None = None
+    dirty: bool = False
+    changes: list[str] = Field(default_factory=list)
+    allow_dirty: bool | None = None
+    note: str | None = None
+
+
+class Hardware(_AsRecorded):
+    """The machine a run trained on."""
+
+    machine: str | None = None
+    system: str | None = None
+    cpu: str | None = None
+    cpu_count: int | None = None
+    torch_threads: int | None = None
+    memory_gib: float | None = None
+    gpu: str | None = None
+
+
+class TrainingRun(_Versioned):
     """Everything a training run used and produced, stored with the adapter version.
 
     Versioned (``format_version``) so that old records stay readable.
     """
 
-    format_version: int = 1
     id: str
     config: dict[str, Any] = Field(description="the training config as validated")
     config_sha256: str = Field(description="sha256 of the config file's bytes")
     base_ref: str
     base_digest: str
     datasets: tuple[DatasetUse, ...]
-    quantization: dict[str, Any] = Field(description="method, double quant, storage")
+    quantization: Quantization = Field(description="method, double quant, storage")
     compute_dtype: str = Field(description="float32 | bfloat16 | float16, and why")
     compute_dtype_reason: str
     compute_dtype_measurements: dict[str, Any] | None = Field(
@@ -253,9 +362,9 @@ class TrainingRun(_Frozen):
         "other processes' share of the CPU, cached or not); None when set or fixed",
     )
     device: str
-    code: dict[str, Any] = Field(description="repository, commit, dirty, allow_dirty")
+    code: CodeProvenance = Field(description="repository, commit, dirty, allow_dirty")
     libraries: dict[str, str]
-    hardware: dict[str, Any]
+    hardware: Hardware
     seed: int
     loss_curve: tuple[LossPoint, ...]
     steps: int
@@ -315,7 +424,7 @@ class EvalSample(_Frozen):
     reason: str
 
 
-class EvalRun(_Frozen):
+class EvalRun(_Versioned):
     """One suite run on one subject, bound to the artifact's digest and the suite's."""
 
     id: str
@@ -323,7 +432,7 @@ class EvalRun(_Frozen):
     quantization: dict[str, Any]
     compute_dtype: str
     suite_name: str
-    suite_kind: str
+    suite_kind: SuiteKind
     suite_digest: str
     suite_files: dict[str, str]
     task_config_hashes: dict[str, str]
@@ -387,7 +496,7 @@ class RuleResult(_Frozen):
     message: str
 
 
-class GateCheck(_Frozen):
+class GateCheck(_Versioned):
     """A version judged against one environment of a release policy."""
 
     id: str
@@ -410,14 +519,14 @@ class GateCheck(_Frozen):
         return all(r.passed for r in self.rules if r.kind != "approvals")
 
 
-class Approval(_Frozen):
+class Approval(_Versioned):
     """A signed review decision over one version for one environment."""
 
     id: str
     adapter: str
     artifact_digest: str
     environment: str
-    decision: str = Field(description="approve | reject")
+    decision: Decision
     comment: str
     policy_sha256: str
     gate_check_id: str
@@ -444,7 +553,7 @@ class Attestation(_Frozen):
     created_at: datetime
 
 
-class Deployment(_Frozen):
+class Deployment(_Versioned):
     """One change of what an environment runs."""
 
     id: str
@@ -452,7 +561,7 @@ class Deployment(_Frozen):
     environment: str
     adapter: str
     artifact_digest: str
-    action: str = Field(description="promote | rollback")
+    action: DeploymentAction
     reason: str
     gate_check_id: str | None
     approval_ids: tuple[str, ...]

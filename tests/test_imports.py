@@ -7,6 +7,7 @@ no circle (docs/architecture.md draws their order)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -123,6 +124,36 @@ def test_packages_import_only_the_layers_below_them(graph: nx.DiGraph) -> None:
     assert upward == []
 
 
+# docs/architecture.md's order of the registry's modules: each imports only its own line
+# or the lines above it.
+REGISTRY_LAYERS = [
+    "models db store keys refs signing manifest merkle permissions schema adapter_dir synthetic",
+    "audit",
+    "statements dsse",
+    "core",
+    "identities datasets base_models deployments listings",
+    "attestations",
+    "adapters",
+    "evaluations approvals gate_checks",
+    "registry",
+]
+
+
+def test_the_registry_depends_in_the_documented_order(graph: nx.DiGraph) -> None:
+    level = {
+        f"loraledger.registry.{name}": index
+        for index, line in enumerate(REGISTRY_LAYERS)
+        for name in line.split()
+    }
+    level["loraledger.registry"] = len(REGISTRY_LAYERS)  # the package's __init__
+    inside = [m for m in graph if m.startswith("loraledger.registry")]
+    assert sorted(inside) == sorted(level)  # a new module must be placed in a layer
+    upward = sorted(
+        (a, b) for a, b in graph.edges if a in level and b in level and level[b] > level[a]
+    )
+    assert upward == []
+
+
 def test_collections_never_import_the_facade(graph: nx.DiGraph) -> None:
     # Each collection receives the core and its named siblings; only the facade (and the
     # package's own __init__) builds them.
@@ -140,3 +171,19 @@ def test_the_check_finds_a_circle(tmp_path: Path) -> None:
     )
     cycles = nx.simple_cycles(import_graph({"x": tmp_path}))
     assert [sorted(cycle) for cycle in cycles] == [["x.a", "x.b"]]
+
+
+def test_the_dashboard_holds_no_sql() -> None:
+    # Its listings are the registry's read-models (registry/listings.py): a schema change
+    # must break them there, next to the schema, not unseen in a page.
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b.*\b(FROM|INTO|SET|WHERE)\b", re.S)
+    found = []
+    for path in (ROOT / "dashboard").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if sql.search(node.value):
+                    found.append(f"{path.name}:{node.lineno}")
+            elif isinstance(node, ast.Attribute) and node.attr in {"db", "execute", "duckdb"}:
+                found.append(f"{path.name}:{node.lineno}")
+    assert found == []
+    assert sql.search("SELECT name FROM adapter_versions WHERE true")  # the check's control

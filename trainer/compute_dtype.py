@@ -125,6 +125,17 @@ def decide(
     return DtypeDecision(dtype, reason, measurements | {"cached": False})
 
 
+def screened_choice(rows: int, hidden: int) -> str | None:
+    """The dtype ``decide("auto", "cpu")`` picks from the matmul screen alone at this shape,
+    or None where it would go on to time the real step (a CPU with native bfloat16, or a
+    gap under ``CLEAR_BY``): float32 on a CPU that lacks native bfloat16 and multiplies it
+    ``CLEAR_BY`` times slower. ``make test-dtypes`` skips forcing what auto already ran."""
+    if _bf16_flags():
+        return None
+    products = _matmul_seconds(rows, hidden)
+    return "float32" if products["bfloat16"] / products["float32"] >= CLEAR_BY else None
+
+
 def checkpoint_dtype(directory: Path) -> str:
     """The dtype a checkpoint's ``config.json`` names (float32 where it names none or
     another): what ``from_pretrained(dtype="auto")``, and so plain ``lm_eval --model hf``,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from loraledger.registry import Registry
+from loraledger.registry.models import Quantization
 
 from loraledger.errors import UsageError
 
@@ -32,11 +33,11 @@ def load_verified(
     base_version = registry.base_models.verify(base_ref)
     if adapter:
         registry.adapters.require_base(adapter, base_version)
-    quantization: dict[str, Any] = run.quantization if run else {"method": "none"}
+    quantization = run.quantization if run else Quantization(method="none")
     device = default_device()
     dtype = checkpoint_dtype(Path(base_version.location))  # as plain transformers loads it
     model, tokenizer = load_base_model(
-        base_version, quantization["method"], bool(quantization.get("double_quant")), dtype, device
+        base_version, quantization.method, quantization.double_quant, dtype, device
     )
     if adapter:
         from peft import PeftModel

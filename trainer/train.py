@@ -29,7 +29,10 @@ from loraledger.registry.audit import utcnow
 from loraledger.registry.models import (
     AdapterVersion,
     BaseModelVersion,
+    CodeProvenance,
     DatasetUse,
+    Hardware,
+    Quantization,
     TrainingRun,
 )
 from loraledger.registry.permissions import Action
@@ -198,12 +201,12 @@ def train(
             )
             for d in datasets
         ),
-        quantization=_quantization_record(config),
+        quantization=Quantization.model_validate(_quantization_record(config)),
         compute_dtype=dtype_name,
         compute_dtype_reason=decision.reason,
         compute_dtype_measurements=decision.measurements,
         device=device,
-        code=code,
+        code=CodeProvenance.model_validate(code),
         libraries=library_versions(
             "torch",
             "transformers",
@@ -214,7 +217,7 @@ def train(
             "loraledger",
         )
         | {"python": platform.python_version()},
-        hardware=hardware(),
+        hardware=Hardware.model_validate(hardware()),
         seed=config.seed,
         loss_curve=tuple(state.loss_curve),
         steps=state.step,

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from loraledger.dashboard import queries, ui
+from loraledger.dashboard import ui
 from loraledger.policies.evidence import export_pack
 from loraledger.policies.exports import DOCUMENTS
 from loraledger.policies.trace import Trace, trace_environment, trace_version
-from loraledger.registry import Registry
+from loraledger.registry import Registry, listings
 from loraledger.registry.datasets import record_sha256
 
 from loraledger.errors import InputError
 
 
 def events(registry: Registry) -> None:
-    actors, actions = ui.read(queries.audit_facets, registry)
+    actors, actions = ui.read(listings.audit_facets, registry)
     columns = st.columns(5)
     actor = columns[0].selectbox("Actor", ["(any)", *actors], key="audit_actor")
     action = columns[1].selectbox("Action", ["(any)", *actions], key="audit_action")
@@ -36,9 +36,9 @@ def events(registry: Registry) -> None:
         "since": datetime.combine(since, time.min) if since else None,
         "until": datetime.combine(until, time.max) if until else None,
     }
-    total = ui.read(queries.audit_page, registry, **filters, offset=0, limit=0).total
+    total = ui.read(listings.audit_page, registry, **filters, offset=0, limit=0).total
     offset, limit = ui.page_controls(total, "audit_page")
-    page = ui.read(queries.audit_page, registry, **filters, offset=offset, limit=limit)
+    page = ui.read(listings.audit_page, registry, **filters, offset=offset, limit=limit)
     st.caption(f"{total} events match, newest first.")
     st.dataframe(pd.DataFrame(page.rows), hide_index=True, width="stretch")
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from loraledger.dashboard import queries, ui
+from loraledger.dashboard import ui
+from loraledger.registry import listings
 
 
 def render() -> None:
     st.title("Datasets")
     registry = ui.read(ui.registry)
     name_part = st.text_input("Name contains", key="datasets_filter")
-    total = ui.read(queries.datasets_page, registry, name_part, 0, 0).total
+    total = ui.read(listings.datasets_page, registry, name_part, 0, 0).total
     offset, limit = ui.page_controls(total, "datasets_page")
-    page = ui.read(queries.datasets_page, registry, name_part, offset, limit)
+    page = ui.read(listings.datasets_page, registry, name_part, offset, limit)
     st.dataframe(pd.DataFrame(page.rows), hide_index=True, width="stretch")
     choices = [row["dataset"] for row in page.rows]
     if not choices:
@@ -44,7 +45,7 @@ def render() -> None:
     else:
         st.write("None found.")
     st.subheader("Adapter versions trained on it")
-    users = ui.read(queries.dataset_users, registry, dataset.name, dataset.version)
+    users = ui.read(listings.dataset_users, registry, dataset.name, dataset.version)
     if users:
         st.dataframe(pd.DataFrame(users), hide_index=True, width="stretch")
     else:

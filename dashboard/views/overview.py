@@ -7,8 +7,8 @@ import time
 
 import pandas as pd
 import streamlit as st
-from loraledger.dashboard import queries, ui
-from loraledger.registry import Registry
+from loraledger.dashboard import ui
+from loraledger.registry import Registry, listings
 from loraledger.registry.models import AuditReport
 
 FULL_EVERY_S = 600.0
@@ -72,7 +72,7 @@ def render() -> None:
         )
 
     st.subheader("Pending reviews")
-    pending = ui.read(queries.pending_reviews, registry)
+    pending = ui.read(listings.pending_reviews, registry)
     if pending:
         st.dataframe(pd.DataFrame(pending), hide_index=True, width="stretch")
         st.caption("Open one on the Review page to see its gate check and decide.")
@@ -80,7 +80,7 @@ def render() -> None:
         st.write("No version is waiting: every checked version runs where it was checked for.")
 
     st.subheader("Monitoring alerts")
-    alerts = ui.read(queries.alerts, registry)
+    alerts = ui.read(listings.alerts, registry)
     if alerts:
         for alert in alerts:
             payload = alert["payload"]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 import streamlit as st
-from loraledger.dashboard import queries, ui
-from loraledger.registry import Registry
+from loraledger.dashboard import ui
+from loraledger.registry import Registry, listings
 from loraledger.registry.models import AdapterVersion
 
 
@@ -34,12 +34,13 @@ def provenance(registry: Registry, version: AdapterVersion) -> None:
         right.info("Registered without a training run: made outside LoRA Ledger's trainer.")
         return
     code = run.code
-    commit = code.get("commit") or "not in git"
+    commit = code.commit or "not in git"
+    quantization = ", ".join(f"{k}={v}" for k, v in run.quantization.model_dump().items())
     right.markdown(
         f"**Base** {run.base_ref} (`{ui.short(run.base_digest, 16)}`)  \n"
-        f"**Quantization** {', '.join(f'{k}={v}' for k, v in run.quantization.items())}  \n"
+        f"**Quantization** {quantization}  \n"
         f"**Compute dtype** {run.compute_dtype}  \n"
-        f"**Code** `{commit}`{' (dirty tree)' if code.get('dirty') else ''}  \n"
+        f"**Code** `{commit}`{' (dirty tree)' if code.dirty else ''}  \n"
         f"**Seed** {run.seed} · **Hardware** {run.device}"
     )
     st.dataframe(
@@ -49,7 +50,11 @@ def provenance(registry: Registry, version: AdapterVersion) -> None:
     )
     with st.expander("Training config, libraries and hardware"):
         st.json(
-            {"config": run.config, "libraries": run.libraries, "hardware": run.hardware},
+            {
+                "config": run.config,
+                "libraries": run.libraries,
+                "hardware": run.hardware.model_dump(mode="json"),
+            },
             expanded=False,
         )
 
@@ -93,7 +98,7 @@ def evaluations(registry: Registry, version: AdapterVersion) -> None:
         st.info(f"No evaluation yet: run `loraledger eval {version.ref} --suite SUITE`.")
         return
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    history = pd.DataFrame(ui.read(queries.metrics_over_versions, registry, version.name))
+    history = pd.DataFrame(ui.read(listings.metrics_over_versions, registry, version.name))
     if history["version"].nunique() < 2:
         st.caption("The chart across versions appears once a second version is evaluated.")
         return
@@ -150,7 +155,7 @@ def comparisons(registry: Registry, version: AdapterVersion) -> None:
                     st.dataframe(
                         pd.DataFrame(
                             ui.read(
-                                queries.flipped_samples,
+                                listings.flipped_samples,
                                 registry,
                                 comparison.old_run,
                                 comparison.new_run,
@@ -177,9 +182,9 @@ def render() -> None:
     st.subheader("All versions")
     name_part = st.text_input("Name contains", key="versions_filter")
     offset, limit = ui.page_controls(
-        ui.read(queries.adapter_versions, registry, name_part, 0, 1).total, "versions_page"
+        ui.read(listings.adapter_versions, registry, name_part, 0, 1).total, "versions_page"
     )
-    page = ui.read(queries.adapter_versions, registry, name_part, offset, limit)
+    page = ui.read(listings.adapter_versions, registry, name_part, offset, limit)
     st.dataframe(pd.DataFrame(page.rows), hide_index=True, width="stretch")
 
 

@@ -132,11 +132,10 @@ def lineage(
         ),
         (
             "code",
-            f"{code.get('repository')} at {code.get('commit')}"
-            f"{' (dirty, allowed)' if code.get('dirty') else ''}",
+            f"{code.repository} at {code.commit}{' (dirty, allowed)' if code.dirty else ''}",
         ),
         ("config", f"sha256:{run.config_sha256}"),
-        ("quantization", ", ".join(f"{k}={v}" for k, v in run.quantization.items())),
+        ("quantization", ", ".join(f"{k}={v}" for k, v in run.quantization.model_dump().items())),
         ("compute", f"{run.compute_dtype} on {run.device}: {run.compute_dtype_reason}"),
         ("seed", str(run.seed)),
         (
@@ -145,7 +144,7 @@ def lineage(
             f"loss {run.loss_curve[0].loss:.4f} -> {run.loss_curve[-1].loss:.4f}",
         ),
         ("libraries", ", ".join(f"{k} {v}" for k, v in sorted(run.libraries.items()))),
-        ("hardware", ", ".join(f"{k}={v}" for k, v in run.hardware.items())),
+        ("hardware", ", ".join(f"{k}={v}" for k, v in run.hardware.model_dump().items())),
     ):
         out.print(f"  {label + ':':<14}{value}", markup=False)
 

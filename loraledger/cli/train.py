@@ -56,7 +56,7 @@ def train(
         f"-> {last:.3f}"
     )
     typer.echo(
-        f"  base {run.base_ref}, {run.quantization['method']} quantization, "
+        f"  base {run.base_ref}, {run.quantization.method} quantization, "
         f"{run.compute_dtype} compute, training run {run.id}"
     )
 

@@ -1,9 +1,11 @@
-"""The dashboard's read-only listings: filtered, counted and paged in SQL, so a page reads
-one screenful however large the registry grows (never the whole table into pandas).
+"""Read-models for screens: listings filtered, counted and paged in SQL, so a page reads
+one screenful however large the registry grows (never a whole table into memory).
 
+The dashboard reads the registry's tables only through these (no SQL text lives under
+``dashboard/``), so a schema change breaks them here, next to the schema and its tests.
 Each function opens one short read; what it returns is plain rows for display. Anything
-a decision depends on (gate checks, approvals, traces, signatures) comes from the library
-instead, verified.
+a decision depends on (gate checks, approvals, traces, signatures) comes from the
+collections instead, verified.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from loraledger.registry import Registry
+from .core import Core
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ def _contains(column: str, part: str) -> tuple[str, str]:
 
 
 def _page(
-    registry: Registry,
+    registry: Core,
     source: str,
     where: list[str],
     params: list[Any],
@@ -59,7 +61,7 @@ def _page(
     return Page(int(count[0]) if count else 0, rows)
 
 
-def adapter_versions(registry: Registry, name_part: str, offset: int, limit: int) -> Page:
+def adapter_versions(registry: Core, name_part: str, offset: int, limit: int) -> Page:
     """Adapter versions, newest first, whose name contains ``name_part``."""
     where, params = [], []
     if name_part:
@@ -73,7 +75,7 @@ def adapter_versions(registry: Registry, name_part: str, offset: int, limit: int
     )  # fmt: skip
 
 
-def metrics_over_versions(registry: Registry, name: str, limit: int = 50) -> list[dict[str, Any]]:
+def metrics_over_versions(registry: Core, name: str, limit: int = 50) -> list[dict[str, Any]]:
     """Each metric of the newest complete run of every suite, for the last ``limit``
     versions of adapter ``name``: the data of the chart across versions."""
     with registry.db.read() as conn:
@@ -99,7 +101,7 @@ def metrics_over_versions(registry: Registry, name: str, limit: int = 50) -> lis
         )
 
 
-def pending_reviews(registry: Registry, limit: int = 20) -> list[dict[str, Any]]:
+def pending_reviews(registry: Core, limit: int = 20) -> list[dict[str, Any]]:
     """Versions checked against an environment they have never run in: the newest check
     of each, with how many decisions were recorded since (judged on the Review page)."""
     with registry.db.read() as conn:
@@ -134,7 +136,7 @@ def pending_reviews(registry: Registry, limit: int = 20) -> list[dict[str, Any]]
         )
 
 
-def audit_facets(registry: Registry) -> tuple[list[str], list[str]]:
+def audit_facets(registry: Core) -> tuple[list[str], list[str]]:
     """The actors and actions that occur in the log (for the filters)."""
     with registry.db.read() as conn:
         actors = [
@@ -149,7 +151,7 @@ def audit_facets(registry: Registry) -> tuple[list[str], list[str]]:
 
 
 def audit_page(
-    registry: Registry,
+    registry: Core,
     *,
     actor: str | None,
     action: str | None,
@@ -180,7 +182,7 @@ def audit_page(
     )  # fmt: skip
 
 
-def alerts(registry: Registry, limit: int = 10) -> list[dict[str, Any]]:
+def alerts(registry: Core, limit: int = 10) -> list[dict[str, Any]]:
     """The newest monitoring alerts (``loraledger monitor`` found a regression)."""
     with registry.db.read() as conn:
         rows = _dicts(
@@ -195,7 +197,7 @@ def alerts(registry: Registry, limit: int = 10) -> list[dict[str, Any]]:
     return rows
 
 
-def datasets_page(registry: Registry, name_part: str, offset: int, limit: int) -> Page:
+def datasets_page(registry: Core, name_part: str, offset: int, limit: int) -> Page:
     """Dataset versions, newest first, whose name contains ``name_part``; PII as counts."""
     where, params = [], []
     if name_part:
@@ -213,7 +215,7 @@ def datasets_page(registry: Registry, name_part: str, offset: int, limit: int) -
     return page
 
 
-def dataset_users(registry: Registry, name: str, version: int) -> list[dict[str, Any]]:
+def dataset_users(registry: Core, name: str, version: int) -> list[dict[str, Any]]:
     """The adapter versions trained on a dataset version, and where each runs now."""
     with registry.db.read() as conn:
         return _dicts(
@@ -240,7 +242,7 @@ def dataset_users(registry: Registry, name: str, version: int) -> list[dict[str,
 
 
 def flipped_samples(
-    registry: Registry, old_run: str, new_run: str, task: str, keys: list[str]
+    registry: Core, old_run: str, new_run: str, task: str, keys: list[str]
 ) -> list[dict[str, Any]]:
     """The two runs' answers to the samples whose outcome flipped, side by side."""
     if not keys:

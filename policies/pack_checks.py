@@ -1,0 +1,448 @@
+"""Verifying an evidence pack offline: the pack read into a typed :class:`Pack`, and one
+named check function per claim, run in order by :func:`verify_pack`.
+
+With the public keys in the pack alone (or the keys an auditor trusts), the checks are:
+the public keys; the manifest signature and that the files are exactly the signed ones
+(changed, added and removed files named); the adapter against its model-signing bundle;
+each DSSE attestation and what it attests (files, results digest); the gate check; each
+approval's signature and separation of duties; the deployment history; the audit
+excerpt's hashes, links and signed checkpoint, and that every record of the pack is in
+it; the ML-BOM against the CycloneDX 1.6 schema; the compliance map. Nothing needs the
+registry or a network. The pack's format is :mod:`loraledger.policies.evidence`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from loraledger.registry.attestations import open_envelope, subject_digests
+from loraledger.registry.audit import verify_excerpt
+from loraledger.registry.evaluations import results_digest
+from loraledger.registry.keys import verify_signature
+from loraledger.registry.manifest import describe_differences
+from loraledger.registry.models import (
+    Approval,
+    Checkpoint,
+    Deployment,
+    EvalRun,
+    GateCheck,
+    TrainingRun,
+)
+from loraledger.registry.signing import verify_directory
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from loraledger.errors import InputError, LedgerError, VerificationError
+
+from .mlbom import validate_ml_bom
+from .tally import authors_of
+
+PACK_PREDICATE = "https://loraledger.dev/evidence-pack/v1"
+MANIFEST = "MANIFEST.dsse.json"
+MAX_PACK_BYTES = 8 * 1024**3
+
+
+class PackCheck(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class PackReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    pack: str
+    environment: str | None
+    adapter: str | None
+    artifact_digest: str | None
+    keys: dict[str, str]  # identity name -> key fingerprint the pack relied on
+    checks: tuple[PackCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Pack:
+    """A pack's files and what the checks established so far: the keys a signature may
+    verify with, the signed manifest's predicate, the verified adapter files, and the
+    typed records the later checks relate to each other."""
+
+    files: dict[str, bytes]
+    trusted: dict[str, str] | None = None
+    pem: dict[str, str] = field(default_factory=dict)  # identity name -> PEM
+    fingerprints: dict[str, str] = field(default_factory=dict)  # fingerprint -> PEM
+    name_of: dict[str, str] = field(default_factory=dict)  # fingerprint -> identity name
+    identities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)  # the signed predicate
+    adapter_files: dict[str, str] | None = None  # relpath -> sha256, once verified
+    run: TrainingRun | None = None
+    evaluations: dict[str, EvalRun] = field(default_factory=dict)  # verified, by run id
+    gate_check: GateCheck | None = None
+    approvals: list[Approval] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return str(self.manifest["artifact_digest"])
+
+    def load(self, name: str) -> Any:
+        if name not in self.files:
+            raise VerificationError(f"{name} is missing from the pack")
+        try:
+            return json.loads(self.files[name])
+        except ValueError:
+            raise VerificationError(f"{name} is not valid JSON") from None
+
+    def opened(self, name: str) -> tuple[dict[str, Any], str]:
+        """The statement in the DSSE envelope ``name``, verified, and who signed it."""
+        envelope = self.load(name)
+        statement = open_envelope(envelope, self.fingerprints)
+        return statement, self.name_of[envelope["signatures"][0]["keyid"]]
+
+
+# --- the checks, in the order verify_pack runs them --------------------------------------
+
+
+def check_keys(pack: Pack) -> str:
+    entries = pack.load("keys.json")
+    for entry in entries:
+        pem = entry["public_key_pem"]
+        if pack.trusted is not None and pack.trusted.get(entry["key_fingerprint"]) != pem:
+            continue
+        pack.pem[entry["name"]] = pem
+        pack.fingerprints[entry["key_fingerprint"]] = pem
+        pack.name_of[entry["key_fingerprint"]] = entry["name"]
+    pack.identities = {e["name"]: e for e in entries}
+    if not pack.pem:
+        raise VerificationError("none of the pack's keys is among the trusted keys")
+    return f"{len(pack.pem)} public keys" + (" (trusted)" if pack.trusted else "")
+
+
+def check_manifest(pack: Pack) -> str:
+    statement, signer = pack.opened(MANIFEST)
+    if statement["predicateType"] != PACK_PREDICATE:
+        raise VerificationError(f"the manifest's predicate is {statement['predicateType']}")
+    listed = subject_digests(statement)
+    actual = {name: sha256_hex(data) for name, data in pack.files.items() if name != MANIFEST}
+    differences = describe_differences(listed, actual)
+    if differences:
+        raise VerificationError(f"the pack's files are not the signed ones ({differences})")
+    pack.manifest = statement["predicate"]
+    return f"{len(listed)} files exactly as signed by {signer}"
+
+
+def check_adapter(pack: Pack) -> str:
+    files = pack.files
+    adapter_files = {n[len("adapter/") :]: d for n, d in files.items() if n.startswith("adapter/")}
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch) / "adapter"
+        for name, data in adapter_files.items():
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        found = verify_directory(
+            root,
+            files["adapter.sig"],
+            pack.pem[pack.manifest["adapter_signer"]],
+            scratch=Path(scratch),
+        )
+    if found.digest != pack.digest:
+        raise VerificationError(
+            f"the signed digest is {found.digest}, not the pack's {pack.digest}"
+        )
+    pack.adapter_files = {n: sha256_hex(d) for n, d in adapter_files.items()}
+    return (
+        f"{pack.manifest['adapter']}: {len(adapter_files)} files match the model-signing "
+        f"bundle of {pack.manifest['adapter_signer']}"
+    )
+
+
+def check_provenance(pack: Pack) -> str:
+    statement, signer = pack.opened("attestations/provenance.json")
+    run = pack.run
+    if subject_digests(statement) != pack.adapter_files:
+        raise VerificationError("its subjects are not the adapter's files")
+    if run is None or signer != run.actor:
+        raise VerificationError(f"signed by {signer}, not by the trainer")
+    dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    pinned = {d["name"]: d["digest"] for d in dependencies}
+    for use in run.datasets:
+        recorded = pack.load(f"datasets/{use.ref}.json")
+        if (
+            pinned.get(use.ref) != {"sha256": recorded["file_sha256"]}
+            or recorded["merkle_root"] != use.merkle_root
+        ):
+            raise VerificationError(f"dataset {use.ref} is not the one the provenance pins")
+    base = pack.load("base-model.json")
+    if pinned.get(run.base_ref) != {"sha256": base["digest"]}:
+        raise VerificationError(f"base {run.base_ref} is not the one the provenance pins")
+    return f"SLSA v1 signed by the trainer {signer}; base, {len(run.datasets)} dataset(s) pinned"
+
+
+def check_evaluation(pack: Pack, run_id: str) -> str:
+    evaluated = EvalRun.model_validate(pack.load(f"evaluations/{run_id}.json"))
+    statement, signer = pack.opened(f"attestations/test-result-{run_id}.json")
+    attested = statement["predicate"]["configuration"][1]["digest"]["sha256"]
+    recomputed = results_digest(evaluated.metrics, evaluated.samples)
+    if attested != recomputed or evaluated.results_sha256 != recomputed:
+        raise VerificationError("the results are not the ones attested")
+    if subject_digests(statement) != {evaluated.subject.ref: pack.digest}:
+        raise VerificationError("it attests another artifact")
+    pack.evaluations[run_id] = evaluated
+    tests = statement["predicate"]
+    return (
+        f"{evaluated.suite_name}: {len(evaluated.samples)} samples as attested by "
+        f"{signer} ({len(tests['passedTests'])} passed, {len(tests['failedTests'])} failed)"
+    )
+
+
+def check_gate(pack: Pack) -> str:
+    pack.gate_check = check = GateCheck.model_validate(pack.load("gate-check.json"))
+    if check.artifact_digest != pack.digest or not check.passed:
+        raise VerificationError("it is not a passing check of this artifact")
+    return (
+        f"passed {len(check.rules)} rules for {check.environment} under "
+        f"policy sha256:{check.policy_sha256[:16]}"
+    )
+
+
+def check_approval(pack: Pack, approval: Approval) -> str:
+    pem = pack.pem.get(approval.signer)
+    if pem is None or not verify_signature(pem, approval.signature, approval.payload.encode()):
+        raise VerificationError(f"the signature of {approval.signer} does not verify")
+    payload = json.loads(approval.payload)
+    if payload["artifact_digest"] != pack.digest:
+        raise VerificationError("it approves another artifact")
+    gate_check = pack.gate_check
+    if gate_check is not None and payload["inputs_sha256"] != gate_check.inputs_sha256:
+        raise VerificationError("it saw other evidence than the promotion's gate check")
+    trainer = pack.run.actor if pack.run else None
+    if approval.signer in authors_of(pack.manifest["registered_by"], trainer):
+        raise VerificationError(f"{approval.signer} approved their own work")
+    role = pack.identities[approval.signer]["role"]
+    return f"{approval.decision} by {approval.signer} ({role}), independent of the authors"
+
+
+def check_deployments(pack: Pack) -> str:
+    history = [Deployment.model_validate(d) for d in pack.load("deployments.json")]
+    last = history[-1]
+    if last.id != pack.manifest["deployment"]["id"] or last.artifact_digest != pack.digest:
+        raise VerificationError("its last entry is not the pack's deployment")
+    return (
+        f"{len(history)} deployments of {pack.manifest['environment']}; #{last.seq} "
+        f"{last.action} by {last.created_by}"
+    )
+
+
+def check_audit(pack: Pack) -> str:
+    digest = pack.digest
+    lines = pack.files["audit/events.jsonl"].decode().splitlines()
+    events = [json.loads(line) for line in lines]
+    checkpoint = Checkpoint.model_validate(pack.load("audit/checkpoint.json"))
+    if checkpoint.registry_id != pack.manifest["registry_id"]:
+        raise VerificationError("the checkpoint belongs to another registry")
+    verify_excerpt(events, checkpoint, pack.pem)
+    payloads = [(e["action"], json.loads(e["payload"])) for e in events]
+
+    def logged(action: str, **fields: Any) -> bool:
+        return any(
+            a == action and all(p.get(k) == v for k, v in fields.items()) for a, p in payloads
+        )
+
+    missing = []
+    if not logged("adapter.register", digest=digest):
+        missing.append("the registration")
+    missing += [
+        f"eval run {i[:8]}"
+        for i, r in pack.evaluations.items()
+        if not logged("eval.run", run_id=i, results_sha256=r.results_sha256)
+    ]
+    gate_check = pack.gate_check
+    if gate_check is not None and not logged(
+        "gate.check", check_id=gate_check.id, inputs_sha256=gate_check.inputs_sha256
+    ):
+        missing.append("the gate check")
+    missing += [
+        f"approval {a.id[:8]}"
+        for a in pack.approvals
+        if not logged(f"approval.{a.decision}", approval_id=a.id, signature=a.signature)
+    ]
+    deployment = pack.manifest["deployment"]
+    if not logged(
+        f"deploy.{deployment['action']}", deployment_id=deployment["id"], artifact_digest=digest
+    ):
+        missing.append("the deployment")
+    if missing:
+        raise VerificationError(f"not in the signed audit chain: {', '.join(missing)}")
+    return (
+        f"events #{events[0]['seq']}-#{checkpoint.seq} link up to the checkpoint signed "
+        f"by {checkpoint.signer}; every record above is in them"
+    )
+
+
+def check_bom(pack: Pack) -> str:
+    document = pack.load("ml-bom.cdx.json")
+    validate_ml_bom(document)
+    component = document["metadata"]["component"]
+    properties = {p["name"]: p["value"] for p in component.get("properties", [])}
+    if properties.get("loraledger:artifact_digest") != pack.digest:
+        raise VerificationError("it describes another artifact")
+    return "valid CycloneDX 1.6 with a model card"
+
+
+def check_compliance(pack: Pack) -> str:
+    entries = pack.load("compliance.json")
+    absent = sorted({f for e in entries for f in e["files"] if f not in pack.files})
+    if absent:
+        raise VerificationError(f"it cites files not in the pack: {', '.join(absent)}")
+    return f"{len(entries)} requirements mapped to the pack's files"
+
+
+# --- running them ---------------------------------------------------------------------
+
+
+def read_pack(path: Path) -> dict[str, bytes]:
+    """The files of a pack; refuses links, devices, unsafe names and duplicates."""
+    if not path.is_file():
+        raise InputError(f"no evidence pack at {path}; pass the .tar.gz `evidence export` wrote")
+    files: dict[str, bytes] = {}
+    total = 0
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                name = member.name
+                pure = PurePosixPath(name)
+                if member.isdir():
+                    continue
+                if not member.isfile() or pure.is_absolute() or ".." in pure.parts:
+                    raise VerificationError(
+                        f"{path}: member {name!r} is not a plain file inside the pack; a pack "
+                        "holds only regular files"
+                    )
+                if name in files:
+                    raise VerificationError(f"{path}: member {name!r} appears twice")
+                total += member.size
+                if total > MAX_PACK_BYTES:
+                    raise VerificationError(f"{path}: more than {MAX_PACK_BYTES} bytes unpacked")
+                handle = archive.extractfile(member)
+                assert handle is not None
+                files[pure.as_posix()] = handle.read()
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise InputError(f"{path} is not a readable evidence pack ({error})") from None
+    return files
+
+
+def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport:
+    """Check every claim of the pack at ``path`` offline; see the module docstring.
+
+    ``trusted`` (key fingerprint -> PEM) restricts the keys a signature may verify with
+    to those the auditor trusts; by default the pack's own ``keys.json`` is used and its
+    fingerprints are reported for comparison with the organisation's published keys.
+    Without verified keys or manifest nothing else is checked.
+    """
+    pack = Pack(read_pack(path), trusted)
+    checks: list[PackCheck] = []
+
+    def run(name: str, check: Callable[[], str]) -> bool:
+        try:
+            checks.append(PackCheck(name=name, passed=True, detail=check()))
+            return True
+        except (LedgerError, ValidationError, KeyError, ValueError, TypeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if isinstance(error, KeyError):
+                reason = f"{reason} is missing"
+            checks.append(PackCheck(name=name, passed=False, detail=reason))
+            return False
+
+    if not run("public keys", partial(check_keys, pack)) or not run(
+        "manifest", partial(check_manifest, pack)
+    ):
+        return _report(path, pack, checks)
+    run("adapter signature", partial(check_adapter, pack))
+    if "training-run.json" in pack.files:
+        pack.run = TrainingRun.model_validate(pack.load("training-run.json"))
+    if pack.run is not None or "attestations/provenance.json" in pack.files:
+        run("provenance attestation", partial(check_provenance, pack))
+    for name in sorted(n for n in pack.files if n.startswith("evaluations/")):
+        run_id = name.removeprefix("evaluations/").removesuffix(".json")
+        run(f"evaluation {run_id[:8]}", partial(check_evaluation, pack, run_id))
+    if "gate-check.json" in pack.files:
+        run("gate check", partial(check_gate, pack))
+    pack.approvals = [
+        Approval.model_validate(pack.load(n))
+        for n in sorted(pack.files)
+        if n.startswith("approvals/")
+    ]
+    for approval in pack.approvals:
+        run(f"approval {approval.id[:8]}", partial(check_approval, pack, approval))
+    run("deployment history", partial(check_deployments, pack))
+    run("audit chain", partial(check_audit, pack))
+    run("ML-BOM", partial(check_bom, pack))
+    run("compliance map", partial(check_compliance, pack))
+    return _report(path, pack, checks)
+
+
+def _report(path: Path, pack: Pack, checks: list[PackCheck]) -> PackReport:
+    manifest = pack.manifest
+    return PackReport(
+        pack=str(path),
+        environment=manifest.get("environment"),
+        adapter=manifest.get("adapter"),
+        artifact_digest=manifest.get("artifact_digest"),
+        keys={name: fpr for fpr, name in pack.name_of.items()},
+        checks=tuple(checks),
+    )
+
+
+def trusted_keys(path: Path) -> dict[str, str]:
+    """Trusted public keys from a ``keys.json`` (a pack's), or one key as printed by
+    ``loraledger keys export-public NAME --json``."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(entries, dict):  # one key, as `keys export-public NAME --json` prints
+            entries = [entries]
+        return {e["key_fingerprint"]: e["public_key_pem"] for e in entries}
+    except FileNotFoundError:
+        raise InputError(f"no trusted keys file at {path}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(
+            f"{path} is not a keys file (a JSON list of {{name, key_fingerprint, "
+            f"public_key_pem}}): {error}"
+        ) from None
+
+
+__all__ = [
+    "MANIFEST",
+    "PACK_PREDICATE",
+    "Pack",
+    "PackCheck",
+    "PackReport",
+    "check_adapter",
+    "check_approval",
+    "check_audit",
+    "check_bom",
+    "check_compliance",
+    "check_deployments",
+    "check_evaluation",
+    "check_gate",
+    "check_keys",
+    "check_manifest",
+    "check_provenance",
+    "read_pack",
+    "trusted_keys",
+    "verify_pack",
+]
