@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -52,11 +52,55 @@ def load_validated(path: Path, model: type[ModelT], *, what: str) -> tuple[Model
         if first["type"] == "missing":
             message = "is required"
         elif first["type"] == "extra_forbidden":
-            message = "is not a known setting; see the documentation for the allowed keys"
+            known = known_keys(model, loc[:-1])
+            message = (
+                f"is not a known setting; the known ones here are {', '.join(known)}"
+                if known
+                else "is not a known setting; see the documentation for the allowed keys"
+            )
         raise InputError(
             message, path=path, line=line_of(text, loc), field=dotted(loc) or None
         ) from None
     return value, hashlib.sha256(raw).hexdigest(), text
+
+
+def known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model accepts at ``loc`` (a mapping inside ``model``), sorted: its
+    fields, or what its classmethod ``policy_keys()`` names where it has one (an
+    environment's registered gate rules). Empty where ``loc`` does not lead to a model."""
+    current: Any = model
+    for part in loc:
+        current = _inner(current, part)
+        if current is None:
+            return []
+    found = next(
+        (
+            c
+            for c in (current, *get_args(current))
+            if isinstance(c, type) and issubclass(c, BaseModel)
+        ),
+        None,
+    )
+    if found is None:
+        return []
+    named = getattr(found, "policy_keys", None)
+    return sorted(named() if callable(named) else found.model_fields)
+
+
+def _inner(annotation: Any, part: int | str) -> Any:
+    """The type one step inside ``annotation``: a model's field, a list's item, a dict's
+    value (through ``X | None``)."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            if isinstance(part, str) and part in candidate.model_fields:
+                return candidate.model_fields[part].annotation
+            continue
+        origin = get_origin(candidate)
+        if origin in (list, tuple) and isinstance(part, int):
+            return get_args(candidate)[0]
+        if origin is dict and isinstance(part, str):
+            return get_args(candidate)[1]
+    return None
 
 
 def dotted(loc: tuple[int | str, ...]) -> str:
@@ -105,4 +149,4 @@ def line_of(text: str, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-__all__ = ["as_value_error", "dotted", "line_of", "load_validated"]
+__all__ = ["as_value_error", "dotted", "known_keys", "line_of", "load_validated"]

@@ -36,7 +36,7 @@ from pydantic import (
 from loraledger.errors import InputError, NotFound
 from loraledger.yamlfile import line_of, load_validated
 
-from .gate_rules import gate_rule_named
+from .gate_rules import gate_rule_named, load_plugins, registered_gate_rules
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "release.yaml"
 _ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
@@ -147,6 +147,14 @@ class EnvironmentPolicy(_Strict):
                 where = ".".join(str(p) for p in first["loc"])
                 raise ValueError(f"{key}{'.' + where if where else ''}: {first['msg']}") from None
         return {**checked, "registered": plugins} if plugins else checked
+
+    @classmethod
+    def policy_keys(cls) -> list[str]:
+        """The keys an environment may have: the built-in rules and every registered one
+        (what an unknown key's error lists)."""
+        load_plugins()
+        built_in = [name for name in cls.model_fields if name != "registered"]
+        return [*built_in, *(r.name for r in registered_gate_rules() if r.name not in built_in)]
 
     def setting(self, name: str) -> Any:
         """The policy's value for the gate rule ``name`` (None when the key is absent)."""

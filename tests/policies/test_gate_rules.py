@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from loraledger.policies import gates
+from loraledger.policies import gate_rules, gates
 from loraledger.policies.gate_rules import (
     GateContext,
     gate_rule,
@@ -76,12 +76,15 @@ def test_a_registered_rule_judges_a_version(eval_registry: Registry, tmp_path: P
     assert not check.passed and check.rules[0].message == f"{size} bytes"
 
 
-def test_an_unknown_key_is_refused_at_its_line(tmp_path: Path) -> None:
+def test_an_unknown_key_is_refused_at_its_line_listing_the_registered_rules(
+    tmp_path: Path,
+) -> None:
     with pytest.raises(InputError) as raised:
         load_policy(policy(tmp_path, "data: {pii: none}\nmax_adapter_size: 10\n"))
-    assert str(raised.value).startswith(
+    assert str(raised.value) == (
         f"{tmp_path / 'policy.yaml'}:5: field 'environments.staging.max_adapter_size': is not "
-        "a known setting"
+        "a known setting; the known ones here are approvals, data, max_adapter_bytes, "
+        "no_regression_against, provenance, requires_environment, thresholds"
     )
 
 
@@ -123,6 +126,7 @@ def test_an_installed_package_registers_its_rule_through_the_entry_point_group(
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: northwind-rules\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[loraledger.gate_rules]\ntickets = northwind_rules\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(gate_rules, "_RULES", dict(gate_rules._RULES))  # undone afterwards
     load_plugins.cache_clear()
     try:
         loaded = load_policy(policy(tmp_path, "ticket_reference: CHG-1042\n"))
