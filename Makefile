@@ -31,11 +31,8 @@ browser:
 
 # Everything CI runs: lint, types, and every test including the slow ones; then the
 # trainer's and harness's tests again with the training dtype decision forced each way.
-# --no-loadscope-reorder keeps the collection order (tests/conftest.py puts the demo, most
-# of the time, first): xdist would otherwise hand out the files with most tests first and
-# the one-test demo last.
 test: $(STAMP) lint typecheck browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q --durations=25
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25
 	$(MAKE) --no-print-directory test-dtypes
 
 # The outcome must not depend on which dtype this CPU trains faster in
