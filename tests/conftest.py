@@ -78,10 +78,3 @@ def no_scratch_left(registry: Registry) -> Iterator[None]:
     yield
     leftovers = list(registry.store.tmp.iterdir()) if registry.store.tmp.exists() else []
     assert leftovers == [], f"staging files left behind: {leftovers}"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The demo first: it is most of `make test` (two real trainings, half an hour on 2
-    cores), so under `-n 2 --dist loadfile` it must take one worker at the start while the
-    other worker runs everything else; collected last, it started twelve minutes late."""
-    items.sort(key=lambda item: item.path.name != "test_demo.py")  # stable: the rest keep order
