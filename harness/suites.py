@@ -32,6 +32,8 @@ from loraledger.registry.signing import hash_directory
 
 from loraledger.errors import InputError, NotFound, SuiteError
 
+from . import scoring
+
 KINDS = tuple(kind.value for kind in SuiteKind)  # benchmark, policy
 SUITE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -93,8 +95,6 @@ class Suite:
     def load_rules(self) -> None:
         """Import the suite's ``scoring.py``, if it has one, so the scoring rules it
         registers exist in this process."""
-        from . import scoring
-
         if (self.directory / "scoring.py").is_file():
             scoring.load_rules(self.directory / "scoring.py")
 
@@ -102,8 +102,6 @@ class Suite:
         """How many samples name each scoring rule, after loading the suite's own rules;
         a sample naming an unregistered rule is a :class:`SuiteError` naming the file,
         the line and the registered rules."""
-        from . import scoring
-
         self.load_rules()
         used: dict[str, int] = {}
         for task in self.tasks:

@@ -50,10 +50,10 @@ from .pack_checks import (
     PackCheck,
     PackReport,
     read_pack,
+    sha256_hex,
     trusted_keys,
     verify_pack,
 )
-from .pack_checks import sha256_hex as _sha256
 
 # --- export --------------------------------------------------------------------------
 
@@ -145,7 +145,7 @@ def _export_pack(
                 comparison = registry.evaluations.comparison(comparison_id)
                 put(f"comparisons/{comparison_id}.json", comparison.model_dump(mode="json"))
         candidate = policy_file or DEFAULT_POLICY
-        if candidate.is_file() and _sha256(candidate.read_bytes()) == gate.policy_sha256:
+        if candidate.is_file() and sha256_hex(candidate.read_bytes()) == gate.policy_sha256:
             put("policy.yaml", candidate.read_bytes())
     put("deployments.json", [d.model_dump(mode="json") for d in history])
     put("keys.json", _keys(registry))
@@ -169,7 +169,7 @@ def _export_pack(
     created = utcnow()
     statement = new_statement(
         [
-            {"name": path, "digest": {"sha256": _sha256(data)}}
+            {"name": path, "digest": {"sha256": sha256_hex(data)}}
             for path, data in sorted(files.items())
         ],
         PACK_PREDICATE,
@@ -196,7 +196,7 @@ def _export_pack(
                 "deployment_id": deployment.id,
                 "adapter": version.ref,
                 "artifact_digest": version.digest,
-                "pack_sha256": _sha256(out.read_bytes()),
+                "pack_sha256": sha256_hex(out.read_bytes()),
                 "files": len(files),
             },
         )

@@ -81,12 +81,17 @@ def _check_gate(
         environment=environment,
         policy=rules_of,
     )
-    registered = registered_gate_rules()
-    results: list[RuleResult] = []
-    for rule in (r for r in registered if not r.after_evidence):
-        setting = rules_of.setting(rule.name)
-        if setting is not None and setting != []:
-            results.extend(rule.judge(context, setting))
+
+    def judged(after_evidence: bool) -> list[RuleResult]:
+        """What each registered rule of this stage says, for the keys the policy names."""
+        found: list[RuleResult] = []
+        for rule in registered_gate_rules():
+            setting = rules_of.setting(rule.name)
+            if rule.after_evidence is after_evidence and setting is not None:
+                found.extend(rule.judge(context, setting))
+        return found
+
+    results = judged(after_evidence=False)
     inputs = {
         "policy_sha256": loaded.sha256,
         "artifact_digest": version.digest,
@@ -94,10 +99,7 @@ def _check_gate(
         "evidence": [r.evidence for r in results],
     }
     context.inputs_sha256 = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
-    for rule in (r for r in registered if r.after_evidence):
-        setting = rules_of.setting(rule.name)
-        if setting is not None:
-            results.extend(rule.judge(context, setting))
+    results += judged(after_evidence=True)
     check = GateCheck(
         id=str(uuid.uuid4()),
         adapter=version.ref,
@@ -372,8 +374,8 @@ def requires_environment(context: GateContext, needed: str) -> list[RuleResult]:
 @gate_rule("no_regression_against", settings=str)
 def no_regression_against(context: GateContext, environment: str) -> list[RuleResult]:
     """On every threshold suite, the paired verdict against what ``environment`` runs."""
-    thresholds: list[Threshold] = context.policy.setting("thresholds") or []
-    suites = list(dict.fromkeys(rule.suite for rule in thresholds))
+    bounds: list[Threshold] = context.policy.setting("thresholds") or []
+    suites = list(dict.fromkeys(rule.suite for rule in bounds))
     return [_no_regression(context, context.version, environment, suite) for suite in suites]
 
 

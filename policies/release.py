@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from loraledger.errors import InputError, NotFound
-from loraledger.yamlfile import line_of, load_validated
+from loraledger.yamlfile import dotted, line_of, load_validated
 
 from .gate_rules import gate_rule_named, load_plugins, registered_gate_rules
 
@@ -144,8 +144,8 @@ class EnvironmentPolicy(_Strict):
                 plugins[key] = rule.validate(value)
             except ValidationError as error:
                 first = error.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise ValueError(f"{key}{'.' + where if where else ''}: {first['msg']}") from None
+                where = dotted((key, *first["loc"]))
+                raise ValueError(f"{where}: {first['msg']}") from None
         return {**checked, "registered": plugins} if plugins else checked
 
     @classmethod
