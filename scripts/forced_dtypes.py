@@ -22,7 +22,7 @@ def main() -> None:
     if chosen:
         print(
             f"forced dtypes: {', '.join(forced)} ({chosen} is what auto already chose here: "
-            "no native bfloat16)",
+            "bfloat16 multiplies several times slower)",
             file=sys.stderr,
         )
     print("\n".join(forced))

@@ -126,14 +126,19 @@ def decide(
 
 
 def screened_choice(rows: int, hidden: int) -> str | None:
-    """The dtype ``decide("auto", "cpu")`` picks from the matmul screen alone at this shape,
-    or None where it would go on to time the real step (a CPU with native bfloat16, or a
-    gap under ``CLEAR_BY``): float32 on a CPU that lacks native bfloat16 and multiplies it
-    ``CLEAR_BY`` times slower. ``make test-dtypes`` skips forcing what auto already ran."""
-    if _bf16_flags():
-        return None
+    """The dtype ``decide("auto", "cpu")`` picks from the matmul screen alone at this shape
+    (float32, where bfloat16 multiplies ``CLEAR_BY`` times slower: a CPU without native
+    bfloat16), or None where it would go on to time the real step. ``make test-dtypes``
+    skips forcing what auto already ran."""
+    _, slower = _screen(rows, hidden)
+    return "float32" if slower >= CLEAR_BY else None
+
+
+def _screen(rows: int, hidden: int) -> tuple[dict[str, float], float]:
+    """The matmul screen: each dtype's fastest product, and how many times slower
+    bfloat16 is."""
     products = _matmul_seconds(rows, hidden)
-    return "float32" if products["bfloat16"] / products["float32"] >= CLEAR_BY else None
+    return products, products["bfloat16"] / products["float32"]
 
 
 def checkpoint_dtype(directory: Path) -> str:
@@ -156,8 +161,7 @@ def _measure(steps: StepFactory, screen: tuple[int, int] | None) -> tuple[str, s
     idle_load = _idle_load()
     before = _cpu_sample()
     if screen is not None:
-        products = _matmul_seconds(*screen)
-        slower = products["bfloat16"] / products["float32"]
+        products, slower = _screen(*screen)
         if slower >= CLEAR_BY:
             other_load = _worst(idle_load, _other_load(before, _cpu_sample()))
             reason = (

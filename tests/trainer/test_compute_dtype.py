@@ -242,16 +242,15 @@ def test_the_real_step_is_timed_in_both_dtypes(
     assert result.dtype == (expected or "float32") or "within the noise" in result.reason
 
 
-def test_the_screen_alone_decides_only_without_native_bfloat16(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # What `make test-dtypes` relies on to skip forcing what auto already chose.
+def test_the_screen_alone_decides_as_auto_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `make test-dtypes` relies on to skip forcing what auto already chose: the same
+    # screen, the same bound as decide().
     measured = compute_dtype._matmul_seconds(512, 64)  # the real screen, on this CPU
     ratio = measured["bfloat16"] / measured["float32"]
-    expected = (
-        "float32" if not compute_dtype._bf16_flags() and ratio >= compute_dtype.CLEAR_BY else None
-    )
-    if (ratio >= compute_dtype.CLEAR_BY * 0.8) == (ratio >= compute_dtype.CLEAR_BY * 1.25):
-        assert compute_dtype.screened_choice(512, 64) == expected  # not at the edge: stable
-    monkeypatch.setattr(compute_dtype, "_bf16_flags", lambda: {"avx512_bf16"})
-    assert compute_dtype.screened_choice(512, 64) is None  # native bfloat16: auto times it
+    expected = "float32" if ratio >= compute_dtype.CLEAR_BY else None
+    monkeypatch.setattr(compute_dtype, "_matmul_seconds", lambda r, h: measured)  # same numbers
+    assert compute_dtype.screened_choice(512, 64) == expected
+    for bfloat16, chosen in ((3.0, "float32"), (2.9, None)):  # CLEAR_BY is 3
+        timings = {"float32": 1.0, "bfloat16": bfloat16}
+        monkeypatch.setattr(compute_dtype, "_matmul_seconds", lambda r, h, t=timings: t)
+        assert compute_dtype.screened_choice(512, 64) == chosen
