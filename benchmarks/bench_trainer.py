@@ -101,11 +101,16 @@ def run_loraledger(
     checkpointing: bool,
     micro_batch_size: int | None,
 ) -> dict[str, Any]:
-    """This trainer's own loading path and loop (trainer/train.py)."""
+    """This trainer's own loading path and loop (trainer/runtime.py, trainer/loop.py)."""
     import torch
+    from loraledger.registry.audit import utcnow
     from loraledger.registry.models import BaseModelVersion
-    from loraledger.trainer import train as t
+    from loraledger.trainer.checkpoints import TrainState
     from loraledger.trainer.config import LoraSettings, TrainingConfig
+    from loraledger.trainer.examples import batches
+    from loraledger.trainer.loop import make_optimizer, one_step
+    from loraledger.trainer.runtime import load_peft_model
+    from loraledger.trainer.train import training_dtype
 
     config = TrainingConfig(
         base="b",
@@ -128,20 +133,20 @@ def run_loraledger(
         origin={},
         file_count=0,
         total_bytes=0,
-        created_at=t.utcnow(),
+        created_at=utcnow(),
         created_by="",
     )
-    dtype = t.training_dtype(base, config, data, "cpu").dtype  # as `loraledger train` decides
+    dtype = training_dtype(base, config, data, "cpu").dtype  # as `loraledger train` decides
     torch.manual_seed(0)
-    model, _ = t._load_model(base, config, dtype, "cpu")
-    optimizer, scheduler = t._optimizer(model, config, steps + 1)
-    stream = t.batches(data, batch_size, 0, pad_id=2)
-    state = t._State()
+    model, _ = load_peft_model(base, config, dtype, "cpu")
+    optimizer, scheduler = make_optimizer(model, config, steps + 1)
+    stream = batches(data, batch_size, 0, pad_id=2)
+    state = TrainState()
     model.train()
-    t._one_step(model, optimizer, scheduler, stream, config, "cpu", state)  # warm-up
+    one_step(model, optimizer, scheduler, stream, config, "cpu", state)  # warm-up
     tokens_before, seconds_before = state.tokens, state.elapsed
     for _ in range(steps):
-        t._one_step(model, optimizer, scheduler, stream, config, "cpu", state)
+        one_step(model, optimizer, scheduler, stream, config, "cpu", state)
     return {
         "tokens": state.tokens - tokens_before,
         "seconds": state.elapsed - seconds_before,
