@@ -143,6 +143,15 @@ def click(page: Any, name: str) -> None:
     settle(page)
 
 
+def shown(locator: Any, timeout_ms: int = 60_000) -> None:
+    """Wait until exactly one element matches: a result message appears when the run
+    that the click started has finished, which on a loaded machine can be after
+    ``settle`` saw the page idle (the click's rerun had not begun yet)."""
+    from playwright.sync_api import expect
+
+    expect(locator).to_have_count(1, timeout=timeout_ms)
+
+
 def shot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

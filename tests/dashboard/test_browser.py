@@ -20,6 +20,7 @@ from tests.dashboard.browser import (
     problems,
     settle,
     shot,
+    shown,
     signed_in,
 )
 from tests.dashboard.conftest import Site, prepared, site  # noqa: F401  (fixtures)
@@ -60,17 +61,17 @@ def test_review_release_rollback_and_audit_in_chromium(site: Site) -> None:
         page = signed_in(browser, url, REVIEWER)
         shot(page, "01-overview-reviewer")
         approve(page, V1, "Sanity holds; approved for staging.")
-        assert page.get_by_text(f"Approved {V1} for staging as {REVIEWER}").count() == 1
+        shown(page.get_by_text(f"Approved {V1} for staging as {REVIEWER}"))
         shot(page, "02-review-approved")
         promote(page, V1)
-        assert page.get_by_text(f"staging now runs {V1}").count() == 1
+        shown(page.get_by_text(f"staging now runs {V1}"))
         approve(page, V2, "The new seed; approved for staging.")
         promote(page, V2)
         shot(page, "03-release-promoted")
         fill(page, "Reason (required, recorded with the rollback)", "v2 regressed on refunds")
         page.get_by_text("I confirm: roll staging back").click()
         click(page, "Roll back")
-        assert page.get_by_text(f"staging rolled back to {V1}").count() == 1
+        shown(page.get_by_text(f"staging rolled back to {V1}"))
         shot(page, "04-release-rolled-back")
         go(page, "Adapter version")
         fill(page, "Version (NAME@vN)", V2)
@@ -83,7 +84,8 @@ def test_review_release_rollback_and_audit_in_chromium(site: Site) -> None:
         trainer = signed_in(browser, url, ENGINEER)
         approve(trainer, V1, "I trained it; approving my own work.")
         refused = trainer.get_by_text("Refused:")
-        assert refused.count() == 1 and ENGINEER in refused.inner_text()
+        shown(refused)
+        assert ENGINEER in refused.inner_text()
         shot(trainer, "07-review-self-approval-refused")
 
         auditor = signed_in(browser, url, AUDITOR)
