@@ -81,8 +81,10 @@ def decide(
             )  # fmt: skip
     created = utcnow()
     approval_id = str(uuid.uuid4())
+    head_seq, head_hash = registry.audit_head()
     payload = canonical_json(
         {
+            "audit_head": {"seq": head_seq, "hash": head_hash},
             "approval_id": approval_id,
             "adapter": version.ref,
             "artifact_digest": version.digest,

@@ -149,11 +149,9 @@ def _export_pack(
             put("policy.yaml", candidate.read_bytes())
     put("deployments.json", [d.model_dump(mode="json") for d in history])
     put("keys.json", _keys(registry))
-    registration = registry.audit_events(
-        action="adapter.register", subject=f"adapter:{version.ref}"
-    )
+    registration = registry.adapters.registration(version.ref)
     with registry.db.read() as conn:
-        events, checkpoint = registry.audit.excerpt(conn, registration[0].seq)
+        events, checkpoint = registry.audit.excerpt(conn, registration.seq)
     put("audit/events.jsonl", "".join(canonical_json(e) + "\n" for e in events))
     put("audit/checkpoint.json", checkpoint.model_dump(mode="json"))
     put("ml-bom.cdx.json", ml_bom(registry, version.ref))
@@ -180,7 +178,7 @@ def _export_pack(
             "adapter": version.ref,
             "artifact_digest": version.digest,
             "adapter_signer": version.signer,
-            "registered_by": version.created_by,
+            "registered_by": registry.adapters.registration(version.ref).actor,
             "exported_by": key.name,
             "exported_at": created.isoformat(),
             "at": at.isoformat() if at else None,

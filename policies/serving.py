@@ -106,6 +106,32 @@ def check_release(release: Path) -> list[str]:
     return []
 
 
+def check_against(registry: Registry, directory: Path) -> Deployment:
+    """The deployment ``directory`` serves (its ``deployment.json``) must be the one its
+    environment runs in ``registry`` now, in a log that still holds the audit head that
+    record committed to; returns it. Raises naming what differs."""
+    from . import witness
+
+    try:
+        served = Deployment.model_validate_json((directory / witness.DEPLOYMENT_FILE).read_bytes())
+    except (OSError, ValueError) as error:
+        raise InputError(
+            f"has no readable {witness.DEPLOYMENT_FILE} ({str(error).splitlines()[0]}); run "
+            "`loraledger sync` again",
+            path=directory,
+        ) from None
+    witness.check(registry, witness.of_deployment(served, f"{directory}/deployment.json"))
+    current = registry.deployments.current(served.environment)
+    if current is None or current.id != served.id:
+        now = f"{current.adapter} (deployment #{current.seq})" if current else "nothing"
+        raise VerificationError(
+            f"{directory} serves {served.adapter} (deployment #{served.seq} of "
+            f"{served.environment}), but {served.environment} now runs {now}; run "
+            f"`loraledger sync {directory} --env {served.environment}`"
+        )
+    return current
+
+
 def load_deployed(registry: Registry, environment: str) -> tuple[Any, Any, Deployment]:
     """The environment's current version as a ready peft model, and its tokenizer."""
     from loraledger.trainer.inference import load_verified

@@ -96,9 +96,12 @@ def _problem(
 
 
 def authors(registry: Registry, version: AdapterVersion) -> dict[str, str]:
-    """Who made the version, and how (see :func:`authors_of`)."""
+    """Who made the version, and how (see :func:`authors_of`): read from its signed
+    registration and its training run's provenance (both checked against the audit
+    chain), never from the version row's ``created_by``."""
+    registered = registry.adapters.registration(version.ref)
     run = registry.adapters.training_run(version.ref)
-    return authors_of(version.created_by, run.actor if run is not None else None)
+    return authors_of(registered.actor, run.actor if run is not None else None)
 
 
 def authors_of(registered_by: str, trained_by: str | None) -> dict[str, str]:

@@ -12,6 +12,7 @@ against the signer's registered public key before anything is handed out.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import shutil
@@ -28,10 +29,12 @@ from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_
 from .attestations import Attestations, provenance_statement
 from .audit import utcnow
 from .core import Core
+from .crosscheck import RESTORE, check_row
 from .db import Connection
 from .manifest import PREDICATE_TYPE, Manifest
 from .models import (
     AdapterVersion,
+    AuditEvent,
     BaseModelVersion,
     FileEntry,
     IdentityStatus,
@@ -263,6 +266,52 @@ class Adapters:
         )
         return _version(row, files)
 
+    def registration(self, ref: Ref | str) -> AuditEvent:
+        """The version's ``adapter.register`` audit event -- intact up to the checkpoint its
+        registrant signed -- after checking the version's row against it: who registered
+        the version (for separation of duties), its digest, signature bundle and files
+        come from here, never from the row alone."""
+        return self._core.db.memo(("registration", str(ref)), lambda: self._registration(ref))
+
+    def _registration(self, ref: Ref | str) -> AuditEvent:
+        version = self.get(ref)
+        with self._core.db.read() as conn:
+            events = self._core.audited(conn, ("adapter.register",), f"adapter:{version.ref}")
+        return check_registration(version, events)
+
+    def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
+        """Every version row and its file rows against ``events`` (the log's
+        ``adapter.register`` events, verified by the caller); returns the rows checked."""
+        by_subject: dict[str, builtins.list[AuditEvent]] = {}
+        for event in events:
+            by_subject.setdefault(event.subject, []).append(event)
+        files: dict[tuple[str, int], builtins.list[FileEntry]] = {}
+        for name, number, path, digest, size in conn.execute(
+            "SELECT adapter_name, version, path, sha256, size_bytes FROM adapter_files "
+            "ORDER BY path"
+        ).fetchall():
+            files.setdefault((name, number), []).append(
+                FileEntry(path=path, sha256=digest, size_bytes=size)
+            )
+        versions = [
+            _version(r, tuple(files.pop((r[0], r[1]), ())))
+            for r in conn.execute(_VERSION_SQL + " ORDER BY v.name, v.version").fetchall()
+        ]
+        for version in versions:
+            check_registration(version, by_subject.pop(f"adapter:{version.ref}", []))
+        if files:
+            name, number = next(iter(files))
+            raise VerificationError(
+                f"adapter_files rows of {name}@v{number} belong to no signed version; {RESTORE}"
+            )
+        if by_subject:
+            subject, found = next(iter(by_subject.items()))
+            raise VerificationError(
+                f"adapter_versions row {subject.removeprefix('adapter:')}, recorded by audit "
+                f"event #{found[0].seq}, is missing from the database; {RESTORE}"
+            )
+        return len(versions)
+
     def training_run(self, ref: Ref | str) -> TrainingRun | None:
         """The provenance record of the run that produced the version, if it was trained
         by LoRA Ledger (None for an adapter registered from elsewhere).
@@ -403,6 +452,9 @@ class Adapters:
         _compare_files(ref_text, {f.path: f.sha256 for f in version.files}, manifest.files)
         core.store.materialize(manifest.files, directory, link=link)
         verify_directory(directory, bundle, public_pem, scratch=scratch)
+        # the signed files must also be the registered ones: re-signing swapped weights
+        # with the signer's own key leaves the registrant's audit event behind
+        self.registration(version.ref)
         return version
 
     @staticmethod
@@ -416,6 +468,33 @@ class Adapters:
             bytes_verified=sum(f.size_bytes for f in version.files),
             seconds=time.perf_counter() - started,
         )
+
+
+def check_registration(version: AdapterVersion, events: list[AuditEvent]) -> AuditEvent:
+    """The version's row (who registered it, its digest, bundle and files) against its one
+    ``adapter.register`` event; returns the event."""
+    if len(events) != 1:
+        raise VerificationError(
+            f"adapter_versions row {version.ref} has {len(events)} adapter.register audit "
+            f"events, not one; {RESTORE}"
+        )
+    (event,) = events
+    recorded = {
+        "created_by": event.actor,
+        "signer": event.actor,
+        "digest": event.payload.get("digest"),
+        "bundle_sha256": event.payload.get("bundle_sha256"),
+        "files": event.payload.get("files"),
+    }
+    stored = {
+        "created_by": version.created_by,
+        "signer": version.signer,
+        "digest": version.digest,
+        "bundle_sha256": version.bundle_sha256,
+        "files": {f.path: f.sha256 for f in version.files},
+    }
+    check_row("adapter_versions", version.ref, stored, recorded, f"audit event #{event.seq}")
+    return event
 
 
 def _compare_files(ref: str, recorded: dict[str, str], signed: dict[str, str]) -> None:

@@ -33,6 +33,7 @@ from .models import AuditEvent, AuditReport, Checkpoint
 GENESIS_HASH = "0" * 64
 CHAIN_FORMAT = 1
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"
+_TAIL_BYTES = 8192  # several checkpoint lines (each well under 1 KiB)
 
 
 def utcnow() -> datetime:
@@ -278,6 +279,47 @@ class AuditLog:
             ]
             verify_excerpt(piece, checkpoint, public_keys)
         return len(pieces)
+
+    def last_published(self) -> Checkpoint | None:
+        """The newest checkpoint in the file beside the database (None when it has none).
+        Only the file's end is read; a line being appended right now is skipped."""
+        try:
+            with self.checkpoint_file.open("rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - _TAIL_BYTES))
+                tail = f.read()
+        except FileNotFoundError:
+            return None
+        for line in reversed(tail.splitlines()):
+            try:
+                return Checkpoint.model_validate_json(line)
+            except ValueError:
+                continue  # a partial line (being written) or an edit: `audit verify` names it
+        return None
+
+    def check_tail(self, conn: Connection) -> None:
+        """The database's log must still hold the newest published checkpoint's event,
+        with its hash: events cut from the end of the log (with their rows and the
+        checkpoints in the database) are refused where a decision reads the log."""
+        published = self.last_published()
+        if published is None:
+            return
+        row = conn.execute(
+            "SELECT hash FROM audit_events WHERE seq = ?", [published.seq]
+        ).fetchone()
+        if row is None:
+            seq, _ = self.head(conn)
+            raise VerificationError(
+                f"audit log truncated: {CHECKPOINT_FILE} records a checkpoint at event "
+                f"#{published.seq} (signed by {published.signer}) but the log ends at #{seq}; "
+                "events were deleted: restore the registry from a backup"
+            )
+        if row[0] != published.head_hash:
+            raise VerificationError(
+                f"audit log rewritten: {CHECKPOINT_FILE} records hash "
+                f"{published.head_hash[:16]}… for event #{published.seq} but the log has "
+                f"{str(row[0])[:16]}…; restore the registry from a backup"
+            )
 
     def head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")

@@ -27,6 +27,7 @@ from loraledger.errors import (
     PermissionDenied,
     SigningKeyError,
     UsageError,
+    VerificationError,
 )
 
 from .audit import AuditLog, NewEvent
@@ -213,6 +214,41 @@ class Core:
     def audit_head(self) -> tuple[int, str]:
         with self.db.read() as conn:
             return self.audit.head(conn)
+
+    def audited(
+        self, conn: Connection, actions: Collection[str], subject: str | None = None
+    ) -> list[AuditEvent]:
+        """The events ``actions`` (on ``subject``), oldest first, each checked intact up to
+        a signed checkpoint, in a log that was not cut short (see
+        :meth:`AuditLog.check_tail`): the signed records that rows are checked against
+        (:mod:`.crosscheck`)."""
+        self.audit.check_tail(conn)
+        if subject is not None:
+            found = self.audit.events(conn, subject=subject)
+            events = [e for e in found if e.action in actions]
+        else:
+            found = [e for action in actions for e in self.audit.events(conn, action=action)]
+            events = sorted(found, key=lambda e: e.seq)
+        self.audit.verify_events(conn, [e.seq for e in events], self.public_keys(conn))
+        return events
+
+    def check_contains(self, seq: int, head_hash: str, what: str) -> None:
+        """Refuse a log that no longer holds event ``seq`` with ``head_hash`` -- the head an
+        artifact (``what``) committed to when it was made: events were cut since."""
+        with self.db.read() as conn:
+            row = conn.execute("SELECT hash FROM audit_events WHERE seq = ?", [seq]).fetchone()
+            head, _ = self.audit.head(conn)
+        if row is None:
+            raise VerificationError(
+                f"{what} was made at audit event #{seq}, but this registry's log ends at "
+                f"#{head}: events were cut since; restore the registry from a backup"
+            )
+        if row[0] != head_hash:
+            raise VerificationError(
+                f"{what} was made at audit event #{seq} with hash {head_hash[:16]}…, but this "
+                f"registry's event #{seq} has {str(row[0])[:16]}…: the log was rewritten "
+                "(or the artifact is from another registry)"
+            )
 
     def verify_audit_events(self, events: list[AuditEvent]) -> int:
         """Check ``events`` against the chain up to signed checkpoints (see

@@ -1,23 +1,73 @@
-"""The deployment history of environments, as stored: one row per promotion or rollback,
-newest last. The rules live in :mod:`loraledger.policies.deployments`."""
+"""The deployment history of environments: one signed record per promotion or rollback,
+newest last. The rules live in :mod:`loraledger.policies.deployments`.
+
+Each record is signed by its actor and chained to the environment's previous one (its
+id and the sha256 of its signed payload), and commits to the audit head at its time.
+What an environment runs is read from these records, checked where it is read: every row
+against its signed payload and against the audit event that recorded it, the rows of an
+environment exactly the deployments the audit log recorded, in order, and the log not
+cut short (:mod:`.crosscheck`). A deleted, edited or inserted deployment row is refused by
+everything that asks what runs -- promote, rollback, sync, serving, trace, evidence.
+"""
 
 from __future__ import annotations
 
+import builtins
+import hashlib
 import json
 from collections.abc import Collection
 from typing import Any
 
-from loraledger.errors import ConcurrentChange
+from loraledger.errors import ConcurrentChange, VerificationError
 
+from .audit import canonical_json
 from .core import Core
-from .keys import SigningKey
-from .models import Deployment, Role
+from .crosscheck import RESTORE, check_row, check_same_ids
+from .db import Connection
+from .keys import SigningKey, fingerprint, verify_signature
+from .models import AuditEvent, Deployment, Role
 from .permissions import Action
 
+DEPLOY_EVENTS = ("deploy.promote", "deploy.rollback")
 _COLUMNS = (
     "id, seq, environment, adapter_name || '@v' || adapter_version, artifact_digest, action, "
-    "reason, gate_check_id, approval_ids, policy_sha256, created_at, created_by"
+    "reason, gate_check_id, approval_ids, policy_sha256, created_at, created_by, payload, "
+    "key_fingerprint, signature"
 )
+# The fields a deployment's audit event records (the event's key: the Deployment field).
+_AUDITED = {
+    "deployment_id": "id",
+    "seq": "seq",
+    "adapter": "adapter",
+    "artifact_digest": "artifact_digest",
+    "reason": "reason",
+    "gate_check_id": "gate_check_id",
+    "approval_ids": "approval_ids",
+    "policy_sha256": "policy_sha256",
+}
+_SIGNED = (
+    "id", "seq", "environment", "adapter", "artifact_digest", "action", "reason",
+    "gate_check_id", "approval_ids", "policy_sha256", "created_at", "created_by",
+)  # fmt: skip
+
+
+def payload_sha256(deployment: Deployment) -> str | None:
+    if deployment.payload is None:
+        return None
+    return hashlib.sha256(deployment.payload.encode("utf-8")).hexdigest()
+
+
+def link_to(previous: Deployment | None) -> dict[str, Any] | None:
+    """What a deployment's signed payload says of the one it follows."""
+    if previous is None:
+        return None
+    return {"id": previous.id, "payload_sha256": payload_sha256(previous)}
+
+
+def signed_fields(deployment: Deployment) -> dict[str, Any]:
+    """The fields of ``deployment`` its signature covers, as JSON values."""
+    dumped = deployment.model_dump(mode="json")
+    return {field: dumped[field] for field in _SIGNED}
 
 
 class Deployments:
@@ -25,22 +75,35 @@ class Deployments:
         self._core = core
 
     def history(self, environment: str) -> list[Deployment]:
+        """The environment's deployments, oldest first, each checked against what was
+        signed and audited."""
         with self._core.db.read() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM deployments WHERE environment = ? ORDER BY seq",
-                [environment],
-            ).fetchall()
-        return [_deployment(r) for r in rows]
+            return self._history_in(conn, environment)
+
+    def _history_in(self, conn: Connection, environment: str) -> builtins.list[Deployment]:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM deployments WHERE environment = ? ORDER BY seq",
+            [environment],
+        ).fetchall()
+        history = [_deployment(r) for r in rows]
+        events = self._core.audited(conn, DEPLOY_EVENTS, f"env:{environment}")
+        self._check(conn, environment, history, events)
+        return history
+
+    def environments(self) -> builtins.list[str]:
+        """Every environment that has (or had) a deployment, by name."""
+        with self._core.db.read() as conn:
+            return _environments(conn)
 
     def of_version(self, digest: str) -> list[Deployment]:
         """Every deployment (any environment) of the version with ``digest``, oldest first."""
-        with self._core.db.read() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM deployments WHERE artifact_digest = ? "
-                "ORDER BY created_at, seq",
-                [digest],
-            ).fetchall()
-        return [_deployment(r) for r in rows]
+        found = [
+            d
+            for environment in self.environments()
+            for d in self.history(environment)
+            if d.artifact_digest == digest
+        ]
+        return sorted(found, key=lambda d: (d.created_at, d.seq))
 
     def current(self, environment: str) -> Deployment | None:
         history = self.history(environment)
@@ -48,12 +111,13 @@ class Deployments:
 
     def running(self) -> dict[str, Deployment]:
         """What each environment runs now: its newest deployment, by environment."""
+        running: dict[str, Deployment] = {}
         with self._core.db.read() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM deployments d WHERE seq = "
-                "(SELECT max(seq) FROM deployments e WHERE e.environment = d.environment)"
-            ).fetchall()
-        return {d.environment: d for d in map(_deployment, rows)}
+            for environment in _environments(conn):
+                history = self._history_in(conn, environment)
+                if history:
+                    running[environment] = history[-1]
+        return running
 
     def record(
         self,
@@ -63,28 +127,47 @@ class Deployments:
         *,
         after_seq: int,
     ) -> Deployment:
-        """Append ``deployment`` if the environment's newest row is still ``after_seq``
-        (0: none); otherwise someone else changed the environment first."""
+        """Sign and append ``deployment`` if the environment's newest record is still
+        ``after_seq`` (0: none); otherwise someone else changed the environment first."""
         name, version = deployment.adapter.rsplit("@v", 1)
+        environment = deployment.environment
         with self._core.change(key, needs) as change:
-            row = change.conn.execute(
-                "SELECT coalesce(max(seq), 0) FROM deployments WHERE environment = ?",
-                [deployment.environment],
-            ).fetchone()
-            newest = int(row[0]) if row else 0
+            conn = change.conn
+            history = self._history_in(conn, environment)
+            newest = history[-1].seq if history else 0
             if newest != after_seq:
                 raise ConcurrentChange(
-                    f"environment {deployment.environment!r} changed while this ran (now at "
+                    f"environment {environment!r} changed while this ran (now at "
                     f"deployment #{newest}); look at `loraledger deployments --env "
-                    f"{deployment.environment}` and try again"
+                    f"{environment}` and try again"
                 )
             deployment = deployment.model_copy(update={"seq": newest + 1})
-            change.conn.execute(
-                "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            head_seq, head_hash = self._core.audit.head(conn)
+            payload = canonical_json(
+                {
+                    **signed_fields(deployment),
+                    "previous": link_to(history[-1] if history else None),
+                    "registry_id": self._core.registry_id,
+                    "audit_head": {"seq": head_seq, "hash": head_hash},
+                }
+            )
+            deployment = deployment.model_copy(
+                update={
+                    "format_version": Deployment.FORMAT_VERSION,
+                    "payload": payload,
+                    "key_fingerprint": key.fingerprint,
+                    "signature": key.sign(payload.encode("utf-8")),
+                }
+            )
+            conn.execute(
+                "INSERT INTO deployments (id, seq, environment, adapter_name, adapter_version, "
+                "artifact_digest, action, reason, gate_check_id, approval_ids, policy_sha256, "
+                "created_at, created_by, payload, key_fingerprint, signature) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     deployment.id,
                     deployment.seq,
-                    deployment.environment,
+                    environment,
                     name,
                     int(version),
                     deployment.artifact_digest,
@@ -95,11 +178,14 @@ class Deployments:
                     deployment.policy_sha256,
                     deployment.created_at,
                     deployment.created_by,
+                    deployment.payload,
+                    deployment.key_fingerprint,
+                    deployment.signature,
                 ],
             )
             change.record(
                 f"deploy.{deployment.action}",
-                f"env:{deployment.environment}",
+                f"env:{environment}",
                 {
                     "deployment_id": deployment.id,
                     "seq": deployment.seq,
@@ -109,12 +195,109 @@ class Deployments:
                     "gate_check_id": deployment.gate_check_id,
                     "approval_ids": list(deployment.approval_ids),
                     "policy_sha256": deployment.policy_sha256,
+                    "signature": deployment.signature,
+                    "payload_sha256": payload_sha256(deployment),
                 },
             )
         return deployment
 
+    # --- checking what was read ---------------------------------------------------------
+
+    def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
+        """Every environment's rows against ``events`` (the log's deployment events,
+        verified by the caller); returns the rows checked."""
+        checked = 0
+        for environment in _environments(conn):
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM deployments WHERE environment = ? ORDER BY seq",
+                [environment],
+            ).fetchall()
+            history = [_deployment(r) for r in rows]
+            mine = [e for e in events if e.subject == f"env:{environment}"]
+            self._check(conn, environment, history, mine)
+            checked += len(history)
+        return checked
+
+    def _check(
+        self,
+        conn: Connection,
+        environment: str,
+        history: builtins.list[Deployment],
+        events: builtins.list[AuditEvent],
+    ) -> None:
+        check_same_ids(
+            "deployments",
+            environment,
+            [d.id for d in history],
+            [(str(e.payload.get("deployment_id")), e.seq) for e in events],
+        )
+        keys = self._core.public_keys(conn)
+        previous: Deployment | None = None
+        for deployment, event in zip(history, events, strict=True):
+            _check_against_event(deployment, event)
+            _check_signed(deployment, previous, keys.get(deployment.created_by))
+            previous = deployment
+
+
+def _environments(conn: Connection) -> list[str]:
+    """Environments with deployment rows or deployment events (a deleted row's too)."""
+    rows = conn.execute(
+        "SELECT DISTINCT environment FROM deployments UNION "
+        "SELECT DISTINCT substr(subject, 5) FROM audit_events "
+        "WHERE action IN ('deploy.promote', 'deploy.rollback') ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _check_against_event(deployment: Deployment, event: AuditEvent) -> None:
+    dumped = deployment.model_dump(mode="json")
+    stored = {key: dumped[field] for key, field in _AUDITED.items()}
+    stored.update(actor=deployment.created_by, action=deployment.action.value)
+    recorded = {**event.payload, "actor": event.actor, "action": event.action.split(".")[1]}
+    if "signature" in event.payload or deployment.signature is not None:
+        stored["signature"] = deployment.signature  # a signed record cannot lose it
+    check_row("deployments", deployment.id, stored, recorded, f"audit event #{event.seq}")
+
+
+def _check_signed(deployment: Deployment, previous: Deployment | None, pem: str | None) -> None:
+    """A signed row: its columns are its payload, its signature verifies with the actor's
+    registered key, and it follows the environment's previous record."""
+    where = f"deployments row {deployment.id} ({deployment.environment} #{deployment.seq})"
+    if deployment.payload is None and deployment.signature is None:
+        return  # format 1, before records were signed: its audit event vouches for it
+    if deployment.payload is None or deployment.signature is None:
+        raise VerificationError(f"{where} has lost its signature or its payload; {RESTORE}")
+    try:
+        signed: Any = json.loads(deployment.payload)
+    except ValueError:
+        signed = None
+    if not isinstance(signed, dict):
+        raise VerificationError(f"{where}: its signed payload is not a JSON object; {RESTORE}")
+    check_row("deployments", deployment.id, signed_fields(deployment), signed, "its signed payload")
+    check_row(
+        "deployments",
+        deployment.id,
+        {"key_fingerprint": deployment.key_fingerprint},
+        {"key_fingerprint": fingerprint(pem) if pem is not None else None},
+        f"the registered key of {deployment.created_by!r}",
+    )
+    if pem is None or not verify_signature(
+        pem, deployment.signature, deployment.payload.encode("utf-8")
+    ):
+        raise VerificationError(
+            f"{where}: its signature does not verify with {deployment.created_by!r}'s "
+            f"registered key; {RESTORE}"
+        )
+    if signed.get("previous") != link_to(previous):
+        raise VerificationError(
+            f"{where} does not follow the environment's previous deployment "
+            f"({previous.id if previous else 'none'}): a record was deleted, inserted or "
+            f"edited; {RESTORE}"
+        )
+
 
 def _deployment(row: tuple[Any, ...]) -> Deployment:
+    signed = row[12] is not None
     return Deployment(
         id=row[0],
         seq=row[1],
@@ -128,7 +311,11 @@ def _deployment(row: tuple[Any, ...]) -> Deployment:
         policy_sha256=row[9],
         created_at=row[10],
         created_by=row[11],
+        payload=row[12],
+        key_fingerprint=row[13],
+        signature=row[14],
+        format_version=Deployment.FORMAT_VERSION if signed else 1,
     )
 
 
-__all__ = ["Deployments"]
+__all__ = ["DEPLOY_EVENTS", "Deployments", "link_to", "payload_sha256", "signed_fields"]

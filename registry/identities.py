@@ -8,18 +8,21 @@ verifying.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from loraledger.errors import (
     AlreadyExists,
     Conflict,
     InputError,
     PermissionDenied,
     UsageError,
+    VerificationError,
 )
 
 from .audit import utcnow
 from .core import IDENTITY_COLUMNS, Core, identity_from_row
 from .db import Connection
-from .keys import SigningKey
+from .keys import SigningKey, fingerprint, load_public_key, public_pem
 from .models import Identity, IdentityStatus, Role
 from .permissions import Action
 from .refs import validate_name
@@ -58,13 +61,22 @@ class Identities:
         actor: str | None,
         passphrase: bytes | None = None,
         reuse_key: bool = False,
+        public_key_pem: str | None = None,
+        public_key_file: Path | None = None,
     ) -> Identity:
-        """Create identity ``name`` with a new key pair (or its existing key file).
+        """Create identity ``name`` with a new key pair (or its existing key file), or --
+        with ``public_key_pem`` -- enrol the public key ``name`` generated on their own
+        machine (``loraledger keys generate``): the admin never holds their private key.
+        ``public_key_file`` (where that key was read from) is named in errors.
 
         With no identity in the registry yet, ``name`` bootstraps it: it must be an admin
-        and acts as itself. Otherwise ``actor`` must be an active admin.
+        and acts as itself (with its own private key). Otherwise ``actor`` must be an
+        active admin.
         """
         validate_name(name, what="identity name")
+        enrolled = (
+            None if public_key_pem is None else _enrolment(name, public_key_pem, public_key_file)
+        )
         core = self._core
         with core.db.read() as conn:
             empty = conn.execute("SELECT count(*) FROM identities").fetchone() == (0,)
@@ -82,15 +94,27 @@ class Identities:
                     f"the registry has no identities yet, so {actor!r} cannot act; create the "
                     "first admin without --as"
                 )
+            if enrolled is not None:
+                raise UsageError(
+                    f"the first admin signs for the registry and needs its private key here: "
+                    f"run `loraledger keys generate {name}` and then `loraledger keys create "
+                    f"{name} --role admin --reuse-key`"
+                )
             actor_key = None
         else:
             actor_key = core.act_as(actor, Action.IDENTITY_CREATE)
 
-        created_file = not (reuse_key and core.keys.path_for(name).exists())
-        key: SigningKey = (
-            core.keys.create(name, passphrase) if created_file else core.keys.load(name, passphrase)
-        )
+        created_file = enrolled is None and not (reuse_key and core.keys.path_for(name).exists())
+        key: SigningKey | None = None
+        if enrolled is None:
+            key = (
+                core.keys.create(name, passphrase)
+                if created_file
+                else core.keys.load(name, passphrase)
+            )
+            enrolled = (key.public_key_pem, key.fingerprint)
         signer = actor_key or key
+        assert signer is not None  # the bootstrap identity has its own key
         try:
             with core.change(signer, Action.IDENTITY_CREATE, bootstrap=actor_key is None) as change:
                 if change.conn.execute(
@@ -101,19 +125,20 @@ class Identities:
                 change.conn.execute(
                     f"INSERT INTO identities ({IDENTITY_COLUMNS}) "
                     "VALUES (?, ?, ?, ?, 'active', ?, ?, NULL, NULL, NULL)",
-                    [name, role.value, key.public_key_pem, key.fingerprint, now, signer.name],
+                    [name, role.value, enrolled[0], enrolled[1], now, signer.name],
                 )
                 change.record(
                     "identity.create",
                     f"identity:{name}",
                     {
                         "role": role.value,
-                        "key_fingerprint": key.fingerprint,
-                        "public_key_pem": key.public_key_pem,
+                        "key_fingerprint": enrolled[1],
+                        "public_key_pem": enrolled[0],
+                        "enrolled": "public key" if key is None else "key made here",
                     },
                 )
         except BaseException:
-            if created_file:
+            if created_file and key is not None:
                 key.path.unlink(missing_ok=True)
             raise
         return self.get(name)
@@ -147,3 +172,31 @@ class Identities:
                 {"reason": reason, "key_fingerprint": target.key_fingerprint},
             )
         return self.get(name)
+
+
+def _enrolment(name: str, public_key_pem: str, path: Path | None) -> tuple[str, str]:
+    """A public key given for enrolment, as (PEM, fingerprint): a P-256 public key, never
+    a private one."""
+    if "PRIVATE KEY" in public_key_pem:
+        raise InputError(
+            f"is a private key; {name} keeps it and sends only the public key "
+            f"(`loraledger keys generate {name}` prints it)",
+            path=path,
+            field=None if path else "public key",
+        )
+    try:
+        key = load_public_key(public_key_pem)
+    except VerificationError as error:
+        raise InputError(
+            f"is not the PEM public key of {name} ({error})",
+            path=path,
+            field=None if path else "public key",
+        ) from None
+    if key.curve.name != "secp256r1":
+        raise InputError(
+            f"is a key on {key.curve.name}; enrol a P-256 key (`keys generate` makes one)",
+            path=path,
+            field=None if path else "public key",
+        )
+    pem = public_pem(key)
+    return pem, fingerprint(pem)

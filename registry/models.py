@@ -201,6 +201,11 @@ class AuditReport(_Frozen):
     head_hash: str
     checkpoints_verified: int
     seconds: float
+    records_verified: dict[str, int] | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="rows checked against their signed records, by table",
+    )
 
 
 class PiiFinding(_Frozen):
@@ -554,7 +559,15 @@ class Attestation(_Frozen):
 
 
 class Deployment(_Versioned):
-    """One change of what an environment runs."""
+    """One change of what an environment runs.
+
+    From format 2 each is a signed statement: ``payload`` (canonical JSON of the fields
+    below, the previous deployment of the environment it follows, and the audit head when
+    it was made) signed by ``created_by``'s key. Format 1 records (made before) have no
+    signature; the audit chain alone vouches for them.
+    """
+
+    FORMAT_VERSION: ClassVar[int] = 2
 
     id: str
     seq: int
@@ -568,3 +581,8 @@ class Deployment(_Versioned):
     policy_sha256: str | None
     created_at: datetime
     created_by: str
+    payload: str | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="the JSON that was signed"
+    )
+    key_fingerprint: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    signature: str | None = Field(default=None, exclude_if=lambda v: v is None)

@@ -28,7 +28,7 @@ from loraledger.errors import AlreadyExists, NotARegistry
 
 from . import schema
 from .adapters import Adapters
-from .approvals import Approvals
+from .approvals import DECISION_EVENTS, Approvals
 from .attestations import Attestations
 from .audit import utcnow
 from .base_models import BaseModels
@@ -43,11 +43,12 @@ from .core import (
 )
 from .datasets import Datasets
 from .db import Database, lock_timeout_from_env
-from .deployments import Deployments
+from .deployments import DEPLOY_EVENTS, Deployments
 from .evaluations import Evaluations
 from .gate_checks import GateChecks
 from .identities import Identities
 from .keys import KeyStore
+from .models import AuditEvent
 
 
 class Registry(Core):
@@ -141,6 +142,26 @@ class Registry(Core):
                     f"registry:{self.registry_id}",
                     {"from": before, "to": applied[-1].version},
                 )
+
+    # --- the whole registry checked: the chain, then every row against it ----------------
+
+    def verify_records(self) -> dict[str, int]:
+        """Check every row that indexes a signed or audited record against it (adapter
+        versions and their files, approvals, deployments) and return the rows checked
+        by table; raise at the first mismatch, naming its table, row and field. Run
+        after the whole chain verified (:meth:`verify_audit`), whose events it trusts."""
+        with self.db.read() as conn:
+            self.audit.check_tail(conn)
+
+            def logged(*actions: str) -> list[AuditEvent]:
+                found = [e for a in actions for e in self.audit.events(conn, action=a)]
+                return sorted(found, key=lambda e: e.seq)
+
+            return {
+                "adapter_versions": self.adapters.check_all(conn, logged("adapter.register")),
+                "approvals": self.approvals.check_all(conn, logged(*DECISION_EVENTS)),
+                "deployments": self.deployments.check_all(conn, logged(*DEPLOY_EVENTS)),
+            }
 
     # --- the collections, each on the core and the siblings it names ---------------------
 

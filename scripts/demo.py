@@ -25,7 +25,9 @@ transcript a newcomer can retype:
 9. verify the adapter with the official `model_signing` CLI; register a version made
    elsewhere and see its registrant's approval refused (separation of duties); tamper
    with a stored file and watch `verify` and `fetch` refuse it; tamper with the audit
-   log through raw SQL and watch `audit verify` name the event.
+   log through raw SQL and watch `audit verify` name the event; copy a signed approval
+   onto an unreviewed version through SQL and watch `promote` and `audit verify` refuse
+   the forged row.
 """
 
 from __future__ import annotations
@@ -300,6 +302,7 @@ def tampering(v1: str) -> None:
     conn.close()
     run("--registry", "tampered", "audit", "verify", expect=1)
     run("audit", "verify", "--expect-head", head)
+    forged_approval(v1)
 
     policy = release_policy(quiet=True)
     dashboard = [".venv/bin/loraledger", "--registry", str(OUT / "registry"), "--keys-dir",
@@ -316,6 +319,31 @@ def tampering(v1: str) -> None:
         f"eve or alice, password {DASHBOARD_PASSWORD}; then open http://127.0.0.1:8501):\n"
         f"  {shlex.join(dashboard)}"
     )
+
+
+def forged_approval(v1: str) -> None:
+    """An insider with write access to the files but no reviewer's key copies a signed
+    approval onto a version nobody reviewed: the row is refused where it is read."""
+    import duckdb
+
+    say("A forged decision: an approval row copied onto an unreviewed version through SQL")
+    shutil.copytree(OUT / "registry", OUT / "forged")
+    forgery = (
+        "INSERT INTO approvals SELECT * REPLACE (uuid()::VARCHAR AS id, 'partner' AS "
+        "adapter_name, 1 AS adapter_version, (SELECT digest FROM adapter_versions WHERE "
+        "name = 'partner' AND version = 1) AS artifact_digest) FROM approvals WHERE "
+        f"adapter_name || '@v' || adapter_version = '{v1}' AND environment = 'staging' "
+        "AND decision = 'approve' LIMIT 1"
+    )
+    print(f"(in a copy of the registry, forged/: {forgery})")
+    conn = duckdb.connect(str(OUT / "forged" / "registry.duckdb"))
+    conn.execute(forgery)
+    conn.close()
+    policy = release_policy(quiet=True)
+    run("--registry", "forged", "--as", "ruby", "promote", "partner@v1", "--env", "staging",
+        *policy, expect=1)  # fmt: skip
+    run("--registry", "forged", "audit", "verify", expect=1)
+    shutil.rmtree(OUT / "forged")
 
 
 def tampered_pack(source: str, target: str) -> None:

@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 from loraledger.dashboard import ui
 from loraledger.registry import Registry, listings
-from loraledger.registry.models import AuditReport
+from loraledger.registry.models import AuditReport, Deployment
+
+from loraledger.errors import VerificationError
 
 FULL_EVERY_S = 600.0
 
@@ -37,24 +39,19 @@ def verify_chain(registry: Registry) -> AuditReport:
     return report
 
 
+def _running(registry: Registry, environment: str) -> Deployment | VerificationError | None:
+    """What ``environment`` runs, or why its signed history does not verify."""
+    try:
+        return registry.deployments.current(environment)
+    except VerificationError as error:
+        return error
+
+
 def render() -> None:
     st.title("Overview")
     registry = ui.read(ui.registry)
     environments = list(ui.read(ui.policy).policy.environments)
-    columns = st.columns(len(environments))
-    for column, environment in zip(columns, environments, strict=True):
-        deployed = ui.read(registry.deployments.current, environment)
-        with column.container(border=True):
-            st.subheader(environment)
-            if deployed is None:
-                st.write("Nothing deployed yet.")
-                continue
-            st.metric("Running", deployed.adapter)
-            st.caption(
-                f"digest `{ui.short(deployed.artifact_digest, 16)}` · "
-                f"{deployed.action} #{deployed.seq} by **{deployed.created_by}** since "
-                f"{deployed.created_at:%Y-%m-%d %H:%M:%S} UTC"
-            )
+    running = st.container()  # first on the page, filled once the chain is known
 
     st.subheader("Audit chain")
     report = ui.check(
@@ -70,6 +67,27 @@ def render() -> None:
             f"signed checkpoints in {report.seconds * 1000:.0f} ms (the whole chain at least "
             f"every {FULL_EVERY_S / 60:.0f} minutes, the new events on every load)."
         )
+
+    columns = running.columns(len(environments))
+    for column, environment in zip(columns, environments, strict=True):
+        with column.container(border=True):
+            st.subheader(environment)
+            if report is None:
+                st.warning("Not shown: the audit chain below does not verify.")
+                continue
+            deployed = ui.read(_running, registry, environment)
+            if isinstance(deployed, VerificationError):
+                st.error(f"What {environment} runs does NOT verify: {deployed}")
+                continue
+            if deployed is None:
+                st.write("Nothing deployed yet.")
+                continue
+            st.metric("Running", deployed.adapter)
+            st.caption(
+                f"digest `{ui.short(deployed.artifact_digest, 16)}` · "
+                f"{deployed.action} #{deployed.seq} by **{deployed.created_by}** since "
+                f"{deployed.created_at:%Y-%m-%d %H:%M:%S} UTC"
+            )
 
     st.subheader("Pending reviews")
     pending = ui.read(listings.pending_reviews, registry)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import typer
 
 from ._app import JSON_OPTION, emit_json, emit_table, new_app, settings
@@ -55,19 +58,43 @@ def verify(
         metavar="SEQ:HASH",
         help="A head recorded earlier (`audit head`) that the log must still contain.",
     ),
+    against: list[Path] = typer.Option(
+        None,
+        "--against",
+        metavar="FILE",
+        help="An artifact kept from earlier (an evidence pack, a serving directory or its "
+        "deployment.json, an approval or deployment record printed with --json) whose audit "
+        "head and record the registry must still hold. Repeatable.",
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Recompute the hash chain and check every signed checkpoint."""
+    """Recompute the hash chain, check every signed checkpoint, and check every row that
+    indexes a signed record against it."""
+    from loraledger.policies import witness
     from loraledger.registry.audit import parse_head
 
     expected = parse_head(expect_head) if expect_head else None
-    report = settings(ctx).open().verify_audit(expect_head=expected)
+    witnesses = [w for path in against or () for w in witness.of_file(path)]
+    registry = settings(ctx).open()
+    report = registry.verify_audit(expect_head=expected)
+    started = time.perf_counter()
+    records = registry.verify_records()
+    witness.check(registry, witnesses)
+    report = report.model_copy(
+        update={
+            "records_verified": records,
+            "seconds": report.seconds + time.perf_counter() - started,
+        }
+    )
     if json_:
         emit_json(report)
         return
+    rows = ", ".join(f"{count} {table}" for table, count in records.items())
     typer.echo(
         f"Audit log verified: {report.events} events, {report.checkpoints_verified} signed "
-        f"checkpoints, head #{report.head_seq} {report.head_hash}"
+        f"checkpoints, head #{report.head_seq} {report.head_hash}; rows match their signed "
+        f"records ({rows})"
+        + (f"; it holds what {len(against)} kept artifact(s) saw" if against else "")
     )
 
 

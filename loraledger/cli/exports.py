@@ -66,6 +66,7 @@ def evidence_export(
 
 @evidence_app.command("verify")
 def evidence_verify(
+    ctx: typer.Context,
     pack: Path = typer.Argument(..., help="An evidence pack (.tar.gz)."),
     trusted_keys: Path = typer.Option(
         None,
@@ -74,11 +75,21 @@ def evidence_verify(
     ),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Check every signature, hash and link of a pack offline. Exit 1 if any fails."""
+    """Check every signature, hash and link of a pack offline, then (when a registry is
+    configured) that the registry still holds what the pack saw. Exit 1 if any fails."""
+    from loraledger.errors import NotARegistry
+    from loraledger.policies import witness
     from loraledger.policies.evidence import trusted_keys as read_keys
     from loraledger.policies.evidence import verify_pack
 
     report = verify_pack(pack, read_keys(trusted_keys) if trusted_keys else None)
+    if report.passed:
+        try:
+            registry = settings(ctx).open()
+        except NotARegistry:
+            registry = None
+        if registry is not None:
+            report = witness.check_pack(registry, report)
     if json_:
         emit_json({**report.model_dump(mode="json"), "passed": report.passed})
     else:

@@ -149,7 +149,7 @@ def sync(
     ),
 ) -> None:
     """Write an environment's current bundle into DIR atomically, or --check it for drift."""
-    from loraledger.errors import UsageError, VerificationError
+    from loraledger.errors import NotARegistry, UsageError, VerificationError
     from loraledger.policies import serving
 
     if check:
@@ -158,6 +158,16 @@ def sync(
             raise VerificationError("; ".join(problems))
         target = (directory / serving.CURRENT).resolve()
         typer.echo(f"{directory}/current ({target.name[:16]}…) matches its signed manifest")
+        try:
+            registry = settings(ctx).open()
+        except NotARegistry:
+            typer.echo("(no registry here: checked offline, not against what the registry says)")
+            return
+        deployment = serving.check_against(registry, directory)
+        typer.echo(
+            f"and it is what {deployment.environment} runs in the registry (deployment "
+            f"#{deployment.seq}, {deployment.adapter}), whose log still holds its audit head"
+        )
         return
     if env is None:
         raise UsageError("name the environment with --env ENV (or pass --check)")

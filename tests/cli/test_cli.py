@@ -44,6 +44,27 @@ def test_init_and_keys(cli: Cli, tmp_path: Path) -> None:
     assert "alice" in cli("keys", "list").stdout
 
 
+def test_keys_generate_and_enrol_the_public_key(ready: Cli, tmp_path: Path) -> None:
+    bob = Cli(tmp_path / "reg", tmp_path / "bobs-keys")  # bob's own machine
+    pub = tmp_path / "bob.pub"
+    made = bob("keys", "generate", "bob", "-o", str(pub))
+    assert made.stdout == "" and pub.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    assert f"the private key stays at {tmp_path / 'bobs-keys' / 'bob.pem'}" in made.stderr
+    out = ready("keys", "create", "bob", "--role", "reviewer", "--public-key", str(pub),
+                actor="alice")  # fmt: skip
+    assert (
+        out.stdout.splitlines()[1] == f"  enrolled public key from {pub}; bob holds the private key"
+    )
+    assert "note:" not in out.stderr and not (tmp_path / "keys" / "bob.pem").exists()
+    bob("keys", "export-public", "bob")
+    # the one-step form for someone else says who now holds the key
+    made_here = ready("keys", "create", "carl", "--role", "engineer", actor="alice")
+    assert "note: carl's private key was made in your key directory" in made_here.stderr
+    private = ready("keys", "create", "dan", "--role", "engineer", "--public-key",
+                    str(tmp_path / "keys" / "carl.pem"), actor="alice", code=2)  # fmt: skip
+    assert "carl.pem: is a private key" in private.stderr
+
+
 def test_register_list_show_verify_fetch(ready: Cli, tmp_path: Path) -> None:
     adapter = small_adapter(tmp_path / "adapter")
     out = ready("adapters", "register", str(adapter), "--name", "bank", actor="eve").stdout

@@ -16,7 +16,7 @@ from loraledger.policies.tally import tally, verify_approval
 from loraledger.registry import Registry, Role
 from loraledger.registry.synthetic import write_lora_adapter
 
-from loraledger.errors import Conflict, PermissionDenied, UsageError
+from loraledger.errors import Conflict, PermissionDenied, UsageError, VerificationError
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN
 from tests.policies.conftest import events
@@ -73,8 +73,10 @@ def test_forged_and_revoked_approvals_do_not_count(reg: Registry, policy: Path) 
     assert len(tally(reg, version, "staging", first.inputs_sha256, rule).counted) == 1
     forged = first.payload.replace('"fine"', '"fine, and production too"')
     sql(reg, "UPDATE approvals SET payload = ? WHERE id = ?", [forged, first.id])
-    result = tally(reg, version, "staging", first.inputs_sha256, rule)
-    assert result.counted == [] and "signature does not verify" in result.not_counted[0][1]
+    # A payload that differs from its row is not merely left uncounted: it is a
+    # verification failure, named (issue #17; tests/test_forgery.py has the rest).
+    with pytest.raises(VerificationError, match=f"approvals row {first.id}: comment is"):
+        tally(reg, version, "staging", first.inputs_sha256, rule)
     sql(reg, "UPDATE approvals SET payload = ? WHERE id = ?", [first.payload, first.id])
     temp = f"temp-{uuid.uuid4().hex[:6]}"
     reg.identities.create(temp, Role.REVIEWER, actor=ADMIN)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from loraledger.errors import Conflict, InputError, NotFound, PermissionDenied, 
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import POLICY
-from tests.registry.helpers import refusals
+from tests.registry.helpers import refusals, sql
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -266,3 +267,26 @@ def test_the_commands(eval_registry: Registry, pack: Path, tmp_path: Path) -> No
     new_pack = tmp_path / "cli.tar.gz"
     ledger("evidence", "export", "--env", "staging", "-o", str(new_pack), actor=AUDITOR)
     assert verify_pack(new_pack).passed
+
+
+def test_a_registry_cut_since_the_export_is_refused_by_the_pack(
+    eval_registry: Registry, pack: Path, tmp_path: Path
+) -> None:
+    from loraledger.policies import witness
+
+    copy = Registry.open(
+        Path(shutil.copytree(eval_registry.root, tmp_path / "reg")), keys=eval_registry.keys
+    )
+    report = verify_pack(pack)
+    checked = witness.check_pack(copy, report)
+    assert checked.passed and checked.checks[-1].name == "against the registry"
+    # the events from the pack's head on are cut, in the database and the checkpoint file
+    head = json.loads(read_pack(pack)["audit/checkpoint.json"])["seq"]
+    sql(copy, "DELETE FROM audit_events WHERE seq >= ?", [head])
+    sql(copy, "DELETE FROM audit_checkpoints WHERE seq >= ?", [head])
+    file = copy.root / "audit-checkpoints.jsonl"
+    kept = [line for line in file.read_text().splitlines() if json.loads(line)["seq"] < head]
+    file.write_text("".join(line + "\n" for line in kept))
+    refused = witness.check_pack(copy, report)
+    assert not refused.passed
+    assert f"was made at audit event #{head}" in refused.checks[-1].detail

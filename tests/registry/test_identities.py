@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from loraledger.registry import IdentityStatus, Registry, Role
+from loraledger.registry.keys import KeyStore, public_pem
 
 from loraledger.errors import (
     Conflict,
@@ -122,3 +126,62 @@ def test_every_access_refusal_is_audited(registry: Registry) -> None:
     # The refusals sit in the hash chain like any event; the next checkpoint covers them.
     registry.identities.create("carl", Role.REVIEWER, actor=ADMIN)
     assert registry.verify_audit().head_seq == registry.audit_head()[0]
+
+
+# --- keys belong to their owners ------------------------------------------------------
+
+
+def test_a_public_key_made_in_another_key_directory_is_enrolled(
+    registry: Registry, tmp_path: Path, adapter_dir: Path
+) -> None:
+    # bob makes his key pair on his own machine; the admin enrols only the public key
+    bobs = KeyStore(tmp_path / "bobs-machine")
+    key = bobs.create("bob")
+    identity = registry.identities.create(
+        "bob", Role.ENGINEER, actor=ADMIN, public_key_pem=key.public_key_pem
+    )
+    assert identity.key_fingerprint == key.fingerprint
+    assert not registry.keys.path_for("bob").exists()  # the admin never held it
+    (event,) = registry.audit_events(action="identity.create", subject="identity:bob")
+    assert event.actor == ADMIN and event.payload["enrolled"] == "public key"
+    # the admin's machine cannot act as bob; bob's own machine can
+    with pytest.raises(SigningKeyError):
+        registry.adapters.register(adapter_dir, "bobs", actor="bob")
+    on_bobs = Registry.open(registry.root, keys=bobs)
+    version = on_bobs.adapters.register(adapter_dir, "bobs", actor="bob")
+    assert version.signer == "bob" and registry.adapters.verify(version.ref).signer == "bob"
+    registry.verify_audit()
+    assert registry.verify_records()["adapter_versions"] == 1
+
+
+@pytest.mark.parametrize(
+    ("pem", "message"),
+    [
+        ("private", "is a private key; bob keeps it"),
+        ("-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n", "not the PEM public"),
+        ("p384", "is a key on secp384r1; enrol a P-256 key"),
+    ],
+)
+def test_enrolment_takes_only_a_p256_public_key(
+    registry: Registry, tmp_path: Path, pem: str, message: str
+) -> None:
+    if pem == "private":
+        pem = KeyStore(tmp_path / "keys-of-bob").create("bob").path.read_text()
+    elif pem == "p384":
+        pem = public_pem(ec.generate_private_key(ec.SECP384R1()).public_key())
+    before = snapshot(registry)
+    with pytest.raises(InputError, match=message):
+        registry.identities.create(
+            "bob", Role.ENGINEER, actor=ADMIN, public_key_pem=pem, public_key_file=tmp_path / "b"
+        )
+    assert snapshot(registry) == before
+
+
+def test_the_first_admin_needs_its_own_private_key(
+    empty_registry: Registry, tmp_path: Path
+) -> None:
+    key = KeyStore(tmp_path / "elsewhere").create("root")
+    with pytest.raises(UsageError, match="keys generate root.*--reuse-key"):
+        empty_registry.identities.create(
+            "root", Role.ADMIN, actor=None, public_key_pem=key.public_key_pem
+        )

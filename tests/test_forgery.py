@@ -1,0 +1,408 @@
+"""The forgery suite: an insider who can write every registry file but holds no
+reviewer's or admin's private key edits the database with plain SQL (or the store's
+files), and every decision that reads the edited rows refuses, naming the row and the
+field (docs/threat-model.md lists each attack with its test here).
+
+One registry is built per module -- four synthetic adapter versions, approvals, a
+rejection, promotions and a rollback through the real gate -- and each test attacks its
+own copy of the directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from loraledger.policies import witness
+from loraledger.policies.approvals import decide
+from loraledger.policies.deployments import promote, rollback
+from loraledger.policies.gates import check_gate
+from loraledger.policies.serving import check_against, load_deployed, sync
+from loraledger.policies.trace import trace_environment
+from loraledger.registry import Registry, Role
+from loraledger.registry.keys import KeyStore
+from loraledger.registry.signing import sign_directory
+from typer.testing import CliRunner
+
+from loraledger.cli import app
+from loraledger.errors import VerificationError
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, small_adapter
+from tests.registry.helpers import sql
+
+SECOND = "ruby"  # a second reviewer
+POLICY = """\
+version: 1
+environments:
+  staging:
+    provenance: {signed: true}
+    approvals: {count: 1, role: reviewer}
+  production:
+    requires_environment: staging
+    provenance: {signed: true}
+    approvals: {count: 1, role: reviewer}
+"""
+V1, V2, V3, V4, OWN = "bot@v1", "bot@v2", "bot@v3", "bot@v4", "own@v1"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bot@v1 and bot@v2 approved and promoted to staging, then staging rolled back to
+    v1; ruby rejected bot@v3; bot@v4 never reviewed; own@v1 registered by the admin."""
+    root = tmp_path_factory.mktemp("forgery")
+    reg = Registry.init(root / "reg", keys=KeyStore(root / "keys"))
+    reg.identities.create(ADMIN, Role.ADMIN, actor=None)
+    reg.identities.create(ENGINEER, Role.ENGINEER, actor=ADMIN)
+    reg.identities.create(REVIEWER, Role.REVIEWER, actor=ADMIN)
+    reg.identities.create(SECOND, Role.REVIEWER, actor=ADMIN)
+    reg.identities.create(AUDITOR, Role.AUDITOR, actor=ADMIN)
+    for seed in (1, 2, 3, 4):
+        reg.adapters.register(small_adapter(root / f"a{seed}", seed), "bot", actor=ENGINEER)
+    reg.adapters.register(small_adapter(root / "own", 9), "own", actor=ADMIN)
+    policy = root / "policy.yaml"
+    policy.write_text(POLICY)
+    for ref in (V1, V2):
+        decide(reg, ref, "staging", "approve", comment="ok", actor=REVIEWER, policy=policy)
+        promote(reg, ref, "staging", actor=REVIEWER, policy=policy)
+    rollback(reg, "staging", reason="v2 regressed", actor=REVIEWER)
+    decide(reg, V3, "staging", "reject", comment="no", actor=SECOND, policy=policy)
+    return root
+
+
+@pytest.fixture
+def site(built: Path, tmp_path: Path) -> Path:
+    """A private copy of the built registry directory (and its keys)."""
+    return Path(shutil.copytree(built, tmp_path / "site"))
+
+
+def opened(site: Path) -> Registry:
+    return Registry.open(site / "reg", keys=KeyStore(site / "keys"))
+
+
+def approval_id(reg: Registry, ref: str, decision: str = "approve") -> str:
+    rows = sql(
+        reg,
+        "SELECT id FROM approvals WHERE adapter_name || '@v' || adapter_version = ? "
+        "AND decision = ?",
+        [ref, decision],
+    )
+    return str(rows[0][0])
+
+
+def cli(site: Path, *args: str) -> Any:
+    env = {
+        "LORALEDGER_REGISTRY": str(site / "reg"),
+        "LORALEDGER_KEYS_DIR": str(site / "keys"),
+        "LORALEDGER_ACTOR": None,
+    }
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def refused_everywhere(site: Path, message: str, *, env: str = "staging") -> None:
+    """Every command that asks what ``env`` runs refuses with ``message``."""
+    reg = opened(site)
+    policy = site / "policy.yaml"
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("deployments", lambda: reg.deployments.history(env)),
+        ("running", reg.deployments.running),
+        ("promote", lambda: promote(reg, V4, env, actor=REVIEWER, policy=policy)),
+        ("rollback", lambda: rollback(reg, env, reason="x", actor=REVIEWER)),
+        ("sync", lambda: sync(reg, env, site / "serve")),
+        ("load_deployed", lambda: load_deployed(reg, env)),
+        ("trace", lambda: trace_environment(reg, env)),
+        ("audit verify", reg.verify_records),
+    ]
+    for name, call in checks:
+        with pytest.raises(VerificationError, match=message):
+            call()
+        assert name  # (the name shows in the traceback of a failing check)
+    assert not (site / "serve" / "current").exists()
+    for args in (["deployments", "--env", env], ["audit", "verify"], ["trace", "--env", env]):
+        result = cli(site, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+# --- approvals -------------------------------------------------------------------------
+
+
+def test_an_approval_copied_onto_an_unreviewed_version_is_refused(site: Path) -> None:
+    reg = opened(site)
+    policy = site / "policy.yaml"
+    v4 = reg.adapters.get(V4)
+    evidence = check_gate(reg, V4, "staging", actor=REVIEWER, policy=policy).inputs_sha256
+    sql(
+        reg,
+        "INSERT INTO approvals SELECT * REPLACE ('forged-1' AS id, 4 AS adapter_version, "
+        "? AS artifact_digest, ? AS inputs_sha256) FROM approvals WHERE id = ?",
+        [v4.digest, evidence, approval_id(reg, V1)],
+    )
+    with pytest.raises(VerificationError, match="approvals row forged-1 .*has no audit event"):
+        check_gate(reg, V4, "staging", actor=REVIEWER, policy=policy)
+    with pytest.raises(VerificationError, match="approvals row forged-1"):
+        promote(reg, V4, "staging", actor=REVIEWER, policy=policy)
+    with pytest.raises(VerificationError, match="approvals row forged-1"):
+        reg.verify_records()
+    assert reg.deployments.current("staging").adapter == V1  # type: ignore[union-attr]
+
+
+def test_the_same_copy_keeping_the_audited_id_is_refused_by_its_payload(site: Path) -> None:
+    # The attacker also rewrites the original row, so the id the audit log knows is on
+    # the unreviewed version: the signed payload (and the event) still name v1.
+    reg = opened(site)
+    v4 = reg.adapters.get(V4)
+    sql(
+        reg,
+        "UPDATE approvals SET adapter_version = 4, artifact_digest = ? WHERE id = ?",
+        [v4.digest, approval_id(reg, V1)],
+    )
+    message = r"approvals row .*: adapter is \"bot@v4\" but its signed payload says \"bot@v1\""
+    with pytest.raises(VerificationError, match=message):
+        reg.approvals.list()
+    with pytest.raises(VerificationError, match=r"approvals row .* \(bot@v4\) has no audit"):
+        reg.approvals.list(V4)
+    with pytest.raises(VerificationError, match="approvals row"):
+        check_gate(reg, V4, "staging", actor=REVIEWER, policy=site / "policy.yaml")
+
+
+def test_a_flipped_decision_is_refused(site: Path) -> None:
+    reg = opened(site)
+    rejection = approval_id(reg, V3, "reject")
+    sql(reg, f"UPDATE approvals SET decision = 'approve' WHERE id = '{rejection}'")
+    message = f'approvals row {rejection}: decision is "approve" but its signed payload says'
+    with pytest.raises(VerificationError, match=message):
+        promote(reg, V3, "staging", actor=REVIEWER, policy=site / "policy.yaml")
+    with pytest.raises(VerificationError, match=message):
+        reg.verify_records()
+
+
+def test_a_deleted_rejection_is_refused(site: Path) -> None:
+    reg = opened(site)
+    rejection = approval_id(reg, V3, "reject")
+    sql(reg, f"DELETE FROM approvals WHERE id = '{rejection}'")
+    with pytest.raises(VerificationError, match=f"approvals row {rejection} .*is missing"):
+        check_gate(reg, V3, "staging", actor=REVIEWER, policy=site / "policy.yaml")
+
+
+# --- who made a version ----------------------------------------------------------------
+
+
+def test_an_edited_author_cannot_approve_her_own_version(site: Path) -> None:
+    reg = opened(site)
+    sql(reg, "UPDATE adapter_versions SET created_by = ? WHERE name = 'own'", [ENGINEER])
+    assert reg.adapters.get(OWN).created_by == ENGINEER  # the row says so; nothing believes it
+    message = 'adapter_versions row own@v1: created_by is "eve" but audit event #.* says "alice"'
+    with pytest.raises(VerificationError, match=message):
+        decide(reg, OWN, "staging", "approve", comment="mine", actor=ADMIN,
+               policy=site / "policy.yaml")  # fmt: skip
+    with pytest.raises(VerificationError, match=message):
+        reg.verify_records()
+
+
+def test_weights_swapped_and_re_signed_with_the_signers_own_key_are_refused(
+    site: Path, tmp_path: Path
+) -> None:
+    # The engineer holds her own key: she swaps v1's weights for v2's and signs the
+    # result, updating every row (digest, files, signature bundle) to match.
+    reg = opened(site)
+    v1, v2 = reg.adapters.get(V1), reg.adapters.get(V2)
+    forged = tmp_path / "bot"
+    reg.adapters.fetch(V1, forged)
+    weights = "adapter_model.safetensors"
+    (forged / weights).chmod(0o644)
+    reg.adapters.fetch(V2, tmp_path / "v2")
+    (forged / weights).write_bytes((tmp_path / "v2" / weights).read_bytes())
+    manifest = sign_directory(forged, reg.keys.load(ENGINEER), tmp_path / "bundle.sig")
+    bundle = reg.store.put_bytes((tmp_path / "bundle.sig").read_bytes())
+    sql(reg, "UPDATE adapter_versions SET digest = ? WHERE name = 'bot' AND version = 1",
+        [manifest.digest])  # fmt: skip
+    sql(reg, "UPDATE signatures SET bundle_sha256 = ?, subject_digest = ? WHERE id = ?",
+        [bundle, manifest.digest, v1.signature_id])  # fmt: skip
+    sql(reg, "UPDATE adapter_files SET sha256 = ? WHERE adapter_name = 'bot' AND version = 1 "
+        "AND path = ?", [manifest.files[weights], weights])  # fmt: skip
+    assert manifest.files[weights] == next(f.sha256 for f in v2.files if f.path == weights)
+    with pytest.raises(VerificationError, match="adapter_versions row bot@v1: digest is"):
+        opened(site).adapters.verify(V1)
+    with pytest.raises(VerificationError, match="bot@v1 has digest .*tampered"):
+        sync(opened(site), "staging", site / "serve")
+    assert not (site / "serve" / "current").exists()
+
+
+# --- what an environment runs ----------------------------------------------------------
+
+
+def test_a_deleted_rollback_is_refused_everywhere(site: Path) -> None:
+    reg = opened(site)
+    newest = sql(reg, "SELECT id FROM deployments WHERE environment = 'staging' AND seq = 3")
+    sql(reg, "DELETE FROM deployments WHERE environment = 'staging' AND seq = 3")
+    refused_everywhere(site, f"deployments row {newest[0][0]} \\(staging\\).* is missing")
+
+
+def test_the_newest_deployment_pointed_at_an_unreviewed_version_is_refused(site: Path) -> None:
+    reg = opened(site)
+    v4 = reg.adapters.get(V4)
+    sql(
+        reg,
+        "UPDATE deployments SET adapter_version = 4, artifact_digest = ? "
+        "WHERE environment = 'staging' AND seq = 3",
+        [v4.digest],
+    )
+    refused_everywhere(site, r'deployments row .*: adapter is "bot@v4" but audit event')
+
+
+def test_an_inserted_deployment_is_refused(site: Path) -> None:
+    reg = opened(site)
+    sql(
+        reg,
+        "INSERT INTO deployments SELECT * REPLACE ('forged-d' AS id, 4 AS seq, "
+        "'production' AS environment) FROM deployments WHERE environment = 'staging' "
+        "AND seq = 2",
+    )
+    refused_everywhere(site, "deployments row forged-d .*has no audit event", env="production")
+
+
+def test_a_cut_log_is_refused(site: Path) -> None:
+    # The newest events (the rejection and its checkpoint) are cut from the database with
+    # the rows they recorded: the checkpoint file beside it still holds the head.
+    reg = opened(site)
+    rejection = approval_id(reg, V3, "reject")
+    (seq,) = sql(reg, "SELECT max(seq) FROM audit_events WHERE action = 'deploy.rollback'")[0]
+    sql(reg, f"DELETE FROM approvals WHERE id = '{rejection}'")
+    sql(reg, f"DELETE FROM audit_events WHERE seq > {seq}")
+    sql(reg, f"DELETE FROM audit_checkpoints WHERE seq > {seq}")
+    refused_everywhere(site, "audit log truncated: audit-checkpoints.jsonl records")
+    with pytest.raises(VerificationError, match="audit log truncated"):
+        check_gate(reg, V3, "staging", actor=REVIEWER, policy=site / "policy.yaml")
+
+
+def test_an_untouched_registry_verifies(site: Path) -> None:
+    reg = opened(site)
+    assert reg.verify_records() == {"adapter_versions": 5, "approvals": 3, "deployments": 3}
+    assert reg.deployments.current("staging").adapter == V1  # type: ignore[union-attr]
+    result = cli(site, "audit", "verify")
+    assert result.exit_code == 0 and "rows match their signed records" in result.output
+
+
+# --- any column of any row -------------------------------------------------------------
+
+APPROVAL_COLUMNS = (
+    "id", "adapter_name", "adapter_version", "artifact_digest", "environment", "decision",
+    "comment", "policy_sha256", "gate_check_id", "inputs_sha256", "payload", "signer",
+    "key_fingerprint", "signature", "created_at",
+)  # fmt: skip
+DEPLOYMENT_COLUMNS = (
+    "id", "seq", "environment", "adapter_name", "adapter_version", "artifact_digest", "action",
+    "reason", "gate_check_id", "approval_ids", "policy_sha256", "created_at", "created_by",
+    "payload", "key_fingerprint", "signature",
+)  # fmt: skip
+
+
+def changed(column: str, value: Any, salt: int) -> Any:
+    """Another value of the column's type (never the same one)."""
+    if column in ("adapter_version", "seq"):
+        return int(value) + 10 + salt  # past every existing one (seq is unique)
+    if column == "created_at":
+        return f"2030-01-0{1 + salt % 9} 00:00:00"
+    if column == "approval_ids":
+        return json.dumps([*json.loads(value), f"x{salt}"])
+    if column == "action":
+        return {"promote": "rollback", "rollback": "promote"}[value]
+    if column == "decision":
+        return {"approve": "reject", "reject": "approve"}[value]
+    return f"{value or ''}x{salt}"
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    table=st.sampled_from(["approvals", "deployments"]),
+    row=st.integers(0, 2),
+    which=st.integers(0, 100),
+    salt=st.integers(0, 8),
+)
+def test_any_column_of_any_row_changed_is_refused(
+    built: Path, tmp_path_factory: pytest.TempPathFactory, table: str, row: int, which: int,
+    salt: int,
+) -> None:  # fmt: skip
+    site = Path(shutil.copytree(built, tmp_path_factory.mktemp("prop") / "site"))
+    reg = opened(site)
+    columns = APPROVAL_COLUMNS if table == "approvals" else DEPLOYMENT_COLUMNS
+    column = columns[which % len(columns)]
+    ids = [r[0] for r in sql(reg, f"SELECT id FROM {table} ORDER BY created_at")]
+    target = ids[row % len(ids)]
+    (value,) = sql(reg, f"SELECT {column} FROM {table} WHERE id = ?", [target])[0]
+    new = changed(column, value, salt)
+    sql(reg, f"UPDATE {table} SET {column} = ? WHERE id = ?", [new, target])
+    with pytest.raises(VerificationError):
+        reg.verify_records()
+    with pytest.raises(VerificationError):
+        if table == "approvals":
+            reg.approvals.list()
+        else:
+            reg.deployments.running()
+
+
+# --- a log cut short, checkpoint file and all: the artifacts people kept refuse it --------
+
+
+def cut_from(reg: Registry, site: Path, seq: int) -> None:
+    """Cut every event from ``seq`` on, with the rows they recorded and their checkpoints
+    in the database and in the checkpoint file: a registry consistent in itself."""
+    for table, column in (("approvals", "id"), ("deployments", "id")):
+        ids = [
+            e.payload.get("approval_id") or e.payload.get("deployment_id")
+            for e in reg.audit_events()
+            if e.seq >= seq
+        ]
+        for row_id in ids:
+            if row_id:
+                sql(reg, f"DELETE FROM {table} WHERE {column} = ?", [row_id])
+    sql(reg, "DELETE FROM audit_events WHERE seq >= ?", [seq])
+    sql(reg, "DELETE FROM audit_checkpoints WHERE seq >= ?", [seq])
+    checkpoints = site / "reg" / "audit-checkpoints.jsonl"
+    kept = [line for line in checkpoints.read_text().splitlines() if json.loads(line)["seq"] < seq]
+    checkpoints.write_text("".join(line + "\n" for line in kept))
+
+
+def test_a_cut_log_is_refused_by_the_artifacts_kept_from_it(site: Path) -> None:
+    reg = opened(site)
+    sync(reg, "staging", site / "serve")  # serves the rollback, staging #3
+    (rejection,) = reg.approvals.list(V3)
+    (site / "kept-approval.json").write_text(rejection.model_dump_json())
+    (seq,) = sql(reg, "SELECT seq FROM audit_events WHERE action = 'deploy.rollback'")[0]
+    cut_from(reg, site, seq)
+    reg.verify_audit()  # consistent in itself: the chain, the checkpoints, every row
+    assert reg.verify_records() == {"adapter_versions": 5, "approvals": 2, "deployments": 2}
+    with pytest.raises(VerificationError, match="deployment .* of staging is no longer in"):
+        witness.check(reg, witness.of_file(site / "serve"))
+    with pytest.raises(VerificationError, match="is no longer in the registry"):
+        check_against(reg, site / "serve")
+    with pytest.raises(VerificationError, match="was made at audit event #.*events were cut"):
+        witness.check(reg, witness.of_file(site / "kept-approval.json"))
+    for args in (
+        ["audit", "verify", "--against", str(site / "serve")],
+        ["audit", "verify", "--against", str(site / "kept-approval.json")],
+        ["sync", str(site / "serve"), "--check"],
+    ):
+        result = cli(site, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "events were cut" in result.stderr or "no longer in" in result.stderr
+
+
+def test_kept_artifacts_of_an_intact_registry_pass(site: Path) -> None:
+    reg = opened(site)
+    sync(reg, "staging", site / "serve")
+    (rejection,) = reg.approvals.list(V3)
+    (site / "kept-approval.json").write_text(rejection.model_dump_json())
+    assert check_against(reg, site / "serve").adapter == V1
+    result = cli(site, "audit", "verify", "--against", str(site / "serve"), "--against",
+                 str(site / "kept-approval.json"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "it holds what 2 kept artifact(s) saw" in result.output
+    result = cli(site, "sync", str(site / "serve"), "--check")
+    assert result.exit_code == 0 and "and it is what staging runs" in result.output
