@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -321,6 +321,27 @@ class AuditLog:
                 f"{str(row[0])[:16]}…; restore the registry from a backup"
             )
 
+    def check_links(self, conn: Connection, since: tuple[int, str] | None = None) -> None:
+        """Recompute the hash chain alone (after ``since``); raise at the first break."""
+        first, prev = (since[0] + 1, since[1]) if since else (1, GENESIS_HASH)
+        rows = conn.execute(
+            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
+            "FROM audit_events WHERE seq >= ? ORDER BY seq",
+            [first],
+        ).fetchall()
+        _verify_chain(rows, first_seq=first, prev=prev)
+
+    def covering_signers(self, conn: Connection, seqs: list[int]) -> dict[int, str]:
+        """For each event of ``seqs``, the signer of the first checkpoint at or after it."""
+        if not seqs:
+            return {}
+        rows = conn.execute(
+            "SELECT t.w, c.signer FROM (SELECT unnest(?::BIGINT[]) AS w) t "
+            "ASOF JOIN audit_checkpoints c ON c.seq >= t.w",
+            [seqs],
+        ).fetchall()
+        return {int(seq): str(signer) for seq, signer in rows}
+
     def head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
         head = row.fetchone()
@@ -335,8 +356,13 @@ class AuditLog:
         *,
         expect_head: tuple[int, str] | None = None,
         since: tuple[int, str] | None = None,
+        signer_valid: Callable[[str, int], bool] | None = None,
     ) -> AuditReport:
         """Recompute the chain and check every checkpoint; raise at the first break.
+
+        ``signer_valid(name, seq)`` says whether ``name`` could sign a checkpoint of event
+        ``seq`` (created before it, not revoked): a checkpoint signed outside that window
+        is refused.
 
         ``public_keys`` maps identity names to PEM public keys (the checkpoint signers).
         ``since`` -- a head ``(seq, hash)`` verified before -- checks only what came
@@ -365,6 +391,12 @@ class AuditLog:
         checkpoints = [(o, cp) for o, cp in self._stored_checkpoints(conn) if cp.seq >= first]
         for origin, cp in checkpoints:
             _verify_checkpoint(self.registry_id, origin, cp, public_keys, hashes, first)
+            if signer_valid is not None and not signer_valid(cp.signer, cp.seq):
+                raise VerificationError(
+                    f"checkpoint at event #{cp.seq} ({origin}) is signed by {cp.signer}, who "
+                    "did not hold a valid key at that point of the chain (not yet created, or "
+                    "already revoked)"
+                )
         db_entries = {_cp_key(cp) for origin, cp in checkpoints if origin == "database"}
         for origin, cp in checkpoints:
             if origin != "database" and _cp_key(cp) not in db_entries:

@@ -31,17 +31,31 @@ from loraledger.errors import (
 )
 
 from .audit import AuditLog, NewEvent
+from .crosscheck import RESTORE, check_row
 from .db import Connection, Database, lock_timeout_from_env
 from .keys import KeyStore, SigningKey
 from .models import AuditEvent, AuditReport, Identity, IdentityStatus, Role
 from .permissions import Action, resolve
 from .store import ArtifactStore
+from .trust import (
+    IDENTITY_EVENTS,
+    Enrolment,
+    TrustRoot,
+    check_root,
+    pinned_from_env,
+    replay,
+    root_of,
+)
 
 REGISTRY_ENV = "LORALEDGER_REGISTRY"
 DEFAULT_REGISTRY = Path(".loraledger")
 DB_FILE = "registry.duckdb"
 SYSTEM_ACTOR = "loraledger"
 
+_ENROLLED = (
+    "role", "public_key_pem", "key_fingerprint", "status", "created_by", "revoked_by",
+    "revoke_reason",
+)  # fmt: skip
 IDENTITY_COLUMNS = (
     "name, role, public_key_pem, key_fingerprint, status, created_at, created_by, "
     "revoked_at, revoked_by, revoke_reason"
@@ -90,6 +104,7 @@ class Core:
         *,
         keys: KeyStore | None = None,
         lock_timeout: float | None = None,
+        trust_root: TrustRoot | None = None,
     ) -> None:
         self.root = root
         self.registry_id = registry_id
@@ -97,6 +112,8 @@ class Core:
         self.store = ArtifactStore(root / "objects", root / "tmp")
         self.audit = AuditLog(registry_id, root)
         self.keys = keys or KeyStore()
+        self.trust_root = trust_root if trust_root is not None else pinned_from_env()
+        self.root_trusted: str | None = None  # how the root was trusted: see trust.check_root
 
     # --- identities, as the checks read them ---------------------------------------------
 
@@ -110,18 +127,75 @@ class Core:
         return self.db.memo(("identity", name), lookup)
 
     def identity_in(self, conn: Connection, name: str) -> Identity:
-        row = conn.execute(
-            f"SELECT {IDENTITY_COLUMNS} FROM identities WHERE name = ?", [name]
-        ).fetchone()
-        if row is None:
+        identity = self.trusted_identities(conn).get(name)
+        if identity is None:
             raise NotFound(
                 f"unknown identity {name!r}; see `loraledger keys list` for the registered ones"
             )
-        return identity_from_row(row)
+        return identity
 
     def public_keys(self, conn: Connection) -> dict[str, str]:
-        """Every identity's public key, revoked ones included (for old signatures)."""
-        return dict(conn.execute("SELECT name, public_key_pem FROM identities").fetchall())
+        """Every identity's public key, revoked ones included (for old signatures), as
+        the identity history verified back to the root says (:mod:`.trust`)."""
+        return {n: i.public_key_pem for n, i in self.trusted_identities(conn).items()}
+
+    def trusted_identities(self, conn: Connection) -> dict[str, Identity]:
+        """The identities, by name, replayed from their signed history back to the trust
+        root, with each ``identities`` row checked against it (a row that differs, or has
+        no history, is refused). Remembered while the log's head is unchanged."""
+        head = self.audit.head(conn)
+        return self.db.memo(("trusted identities", head), lambda: self._trusted(conn))
+
+    def history(self, conn: Connection) -> dict[str, Enrolment]:
+        """The verified identity history (see :func:`.trust.replay`), root checked."""
+        found = [e for a in IDENTITY_EVENTS for e in self.audit.events(conn, action=a)]
+        events = sorted(found, key=lambda e: e.seq)
+        seqs = [e.seq for e in events]
+        history = replay(events, self.audit.covering_signers(conn, seqs))
+        root = root_of(history)
+        if root is not None:
+            how = check_root(self.registry_id, root, self.trust_root)
+            if self.root_trusted != "first use":  # said once, for this process
+                self.root_trusted = how
+            keys = {n: e.public_key_pem for n, e in history.items()}
+            self.audit.verify_events(conn, seqs, keys)
+        return history
+
+    def _trusted(self, conn: Connection) -> dict[str, Identity]:
+        history = self.history(conn)
+        rows = {
+            r[0]: identity_from_row(r)
+            for r in conn.execute(f"SELECT {IDENTITY_COLUMNS} FROM identities").fetchall()
+        }
+        for name, identity in rows.items():
+            enrolled = history.get(name)
+            if enrolled is None:
+                raise VerificationError(
+                    f"identities row {name} has no identity.create event: it was not written "
+                    f"by LoRA Ledger; {RESTORE}"
+                )
+            stored = identity.model_dump(mode="json")
+            check_row(
+                "identities",
+                name,
+                {f: stored[f] for f in _ENROLLED},
+                {
+                    "role": enrolled.role.value,
+                    "public_key_pem": enrolled.public_key_pem,
+                    "key_fingerprint": enrolled.key_fingerprint,
+                    "status": enrolled.status.value,
+                    "created_by": enrolled.created_by,
+                    "revoked_by": enrolled.revoked_by,
+                    "revoke_reason": enrolled.revoke_reason,
+                },
+                "its signed history",
+            )
+        for name in history.keys() - rows.keys():
+            raise VerificationError(
+                f"identities row {name}, created by audit event #{history[name].created_seq}, "
+                f"is missing from the database; {RESTORE}"
+            )
+        return rows
 
     # --- acting -----------------------------------------------------------------------
 
@@ -167,8 +241,27 @@ class Core:
             "needs": sorted(r.value for r in roles) if roles else None,
             "reason": str(error),
         }
+        own = self._own_key(name)
         with self.db.write() as conn:
             self.audit.append(conn, name, "access.refused", f"identity:{name}", payload)
+            checkpoint = self.audit.checkpoint(conn, own) if own is not None else None
+        if checkpoint is not None:
+            self.audit.publish(checkpoint)
+
+    def _own_key(self, name: str) -> SigningKey | None:
+        """The refused actor's own valid key, when it is on this machine and opens without
+        a prompt (a role refusal): it signs the checkpoint of its own refusal, so the
+        refusal cannot be cut from the log unseen. An unknown name, a revoked identity or a
+        key that is not the registered one has no valid key; the next signed change
+        covers that refusal (docs/threat-model.md)."""
+        try:
+            identity = self.identity(name)
+            if identity.status is not IdentityStatus.ACTIVE:
+                return None
+            key = KeyStore(self.keys.directory).load(name)
+        except LedgerError:
+            return None
+        return key if key.fingerprint == identity.key_fingerprint else None
 
     @contextmanager
     def change(
@@ -266,8 +359,21 @@ class Core:
         """Recompute the chain and check every checkpoint against the identities' keys
         (after the head ``since``, verified before, when given)."""
         with self.db.read() as conn:
-            keys = self.public_keys(conn)
-            return self.audit.verify(conn, keys, expect_head=expect_head, since=since)
+            try:
+                history = self.history(conn)
+            except VerificationError:
+                self.audit.check_links(conn, since)  # a broken link is the first thing to name
+                raise
+            keys = {n: e.public_key_pem for n, e in history.items()}
+            root = root_of(history)
+
+            def signer_valid(name: str, seq: int) -> bool:
+                enrolled = history.get(name)
+                return enrolled is not None and enrolled.valid_at(seq, bootstrap=enrolled == root)
+
+            return self.audit.verify(
+                conn, keys, expect_head=expect_head, since=since, signer_valid=signer_valid
+            )
 
     def remove_stale_files(self) -> int:
         """Clear staging left behind by killed processes (safe while others work)."""

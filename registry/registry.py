@@ -49,6 +49,7 @@ from .gate_checks import GateChecks
 from .identities import Identities
 from .keys import KeyStore
 from .models import AuditEvent
+from .trust import TrustRoot
 
 
 class Registry(Core):
@@ -58,7 +59,12 @@ class Registry(Core):
 
     @classmethod
     def init(
-        cls, root: Path, *, keys: KeyStore | None = None, lock_timeout: float | None = None
+        cls,
+        root: Path,
+        *,
+        keys: KeyStore | None = None,
+        lock_timeout: float | None = None,
+        trust_root: TrustRoot | None = None,
     ) -> Registry:
         """Create a new registry at ``root`` (a new or empty directory)."""
         if (root / DB_FILE).exists():
@@ -72,7 +78,9 @@ class Registry(Core):
         # Build the database under a temporary name and rename it into place, so a
         # crash during init never leaves a half-made registry behind.
         building = root / f"{DB_FILE}.init-{os.getpid()}"
-        registry = cls(root, registry_id, keys=keys, lock_timeout=lock_timeout)
+        registry = cls(
+            root, registry_id, keys=keys, lock_timeout=lock_timeout, trust_root=trust_root
+        )
         builder = Database(building, lock_timeout=registry.db.lock_timeout)
         now = utcnow()
         with builder.write() as conn:
@@ -104,9 +112,15 @@ class Registry(Core):
 
     @classmethod
     def open(
-        cls, root: Path, *, keys: KeyStore | None = None, lock_timeout: float | None = None
+        cls,
+        root: Path,
+        *,
+        keys: KeyStore | None = None,
+        lock_timeout: float | None = None,
+        trust_root: TrustRoot | None = None,
     ) -> Registry:
-        """Open an existing registry, migrating an older schema forward."""
+        """Open an existing registry, migrating an older schema forward. ``trust_root``
+        pins its root (else ``LORALEDGER_TRUST_ROOT``, else trust on first use)."""
         if not root.is_dir():
             raise NotARegistry(
                 f"no registry at {root}; run `loraledger init` there, or pass --registry / "
@@ -125,7 +139,9 @@ class Registry(Core):
             ).fetchone()
         if row is None:
             raise NotARegistry(f"{root} has no registry id; it was not made by `loraledger init`")
-        registry = cls(root, str(row[0]), keys=keys, lock_timeout=lock_timeout)
+        registry = cls(
+            root, str(row[0]), keys=keys, lock_timeout=lock_timeout, trust_root=trust_root
+        )
         if version < schema.LATEST_VERSION:
             registry._migrate()
         return registry

@@ -132,11 +132,14 @@ def main() -> None:
         {
             "LORALEDGER_REGISTRY": str(OUT / "registry"),
             "LORALEDGER_KEYS_DIR": str(OUT / "keys"),
+            # the root this machine trusts for the demo's registry, kept with the demo
+            "LORALEDGER_KNOWN_ROOTS": str(OUT / "known-roots.json"),
             "COLUMNS": "160",
             "TQDM_DISABLE": "1",  # lm-eval's progress bars, which a transcript cannot show
         }
     )
     os.environ.pop("LORALEDGER_ACTOR", None)
+    os.environ.pop("LORALEDGER_TRUST_ROOT", None)
     v1, v2 = "northwind-support@v1", "northwind-support@v2"
 
     say("A new registry, and who may act on it")
@@ -230,6 +233,10 @@ def release_story(v1: str, v2: str) -> None:
 
 def auditor(v1: str) -> None:
     say("The auditor: what answers customers now, every link verified")
+    # the registry's root (its first admin's key), kept apart: the whole history verifies
+    # back to it, so a registry rewritten under another key would be refused
+    run("trust", "export", to_file="root.json")
+    run("--trust-root", "root.json", "audit", "verify")
     run("trace", "--env", "production")
     run("--as", "otto", "evidence", "export", "--env", "production", "-o", "production.tar.gz")
     run("evidence", "verify", "production.tar.gz")

@@ -18,6 +18,8 @@ ADMIN, ENGINEER, REVIEWER, AUDITOR = "alice", "eve", "rita", "otto"
 # never the user's: a decision cached on the user's machine must not steer a test.
 TEST_CACHE = Path(__file__).resolve().parents[1] / ".pytest_cache" / "loraledger"
 os.environ["LORALEDGER_CACHE"] = str(TEST_CACHE)
+# Registries built outside a test (module fixtures) remember their roots here too.
+os.environ["LORALEDGER_KNOWN_ROOTS"] = str(TEST_CACHE / "known-roots.json")
 
 
 def _share_the_cores() -> None:
@@ -30,9 +32,13 @@ def _share_the_cores() -> None:
     if workers > 1:
         threads = str(max(1, (os.cpu_count() or 1) // workers))
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, threads)
+            if var not in os.environ:
+                os.environ[var] = threads
+                SHARED_THREADS.append(var)
 
 
+SHARED_THREADS: list[str] = []  # the variables set here (a process that runs mostly alone,
+# like the demo, is started without them: it gets every core)
 _share_the_cores()
 
 
@@ -47,6 +53,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LORALEDGER_KEYS_DIR", str(tmp_path / "keys"))
+    # the roots trusted on first use are this test's, not the developer's
+    monkeypatch.setenv("LORALEDGER_KNOWN_ROOTS", str(tmp_path / "known-roots.json"))
+    monkeypatch.delenv("LORALEDGER_TRUST_ROOT", raising=False)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,15 @@ from loraledger.policies.gates import check_gate
 from loraledger.policies.serving import check_against, load_deployed, sync
 from loraledger.policies.trace import trace_environment
 from loraledger.registry import Registry, Role
+from loraledger.registry.audit import canonical_json, checkpoint_message, event_hash, utcnow
 from loraledger.registry.keys import KeyStore
+from loraledger.registry.models import Checkpoint
 from loraledger.registry.signing import sign_directory
+from loraledger.registry.trust import TrustRoot
 from typer.testing import CliRunner
 
 from loraledger.cli import app
-from loraledger.errors import VerificationError
+from loraledger.errors import PermissionDenied, VerificationError
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, small_adapter
 from tests.registry.helpers import sql
 
@@ -93,10 +97,12 @@ def approval_id(reg: Registry, ref: str, decision: str = "approve") -> str:
     return str(rows[0][0])
 
 
-def cli(site: Path, *args: str) -> Any:
+def cli(site: Path, *args: str, keys: Path | None = None) -> Any:
+    """`loraledger ARGS` on ``site``'s registry (or on ``site`` itself when it is one)."""
+    registry = site if (site / "registry.duckdb").exists() else site / "reg"
     env = {
-        "LORALEDGER_REGISTRY": str(site / "reg"),
-        "LORALEDGER_KEYS_DIR": str(site / "keys"),
+        "LORALEDGER_REGISTRY": str(registry),
+        "LORALEDGER_KEYS_DIR": str(keys or site / "keys"),
         "LORALEDGER_ACTOR": None,
     }
     return CliRunner().invoke(app, list(args), env=env)
@@ -406,3 +412,153 @@ def test_kept_artifacts_of_an_intact_registry_pass(site: Path) -> None:
     assert "it holds what 2 kept artifact(s) saw" in result.output
     result = cli(site, "sync", str(site / "serve"), "--check")
     assert result.exit_code == 0 and "and it is what staging runs" in result.output
+
+
+# --- identities: keys come from the history signed back to the root ---------------------
+
+
+def append_event(reg: Registry, site: Path, actor: str, action: str, subject: str,
+                 payload: dict[str, Any], key: Any) -> int:  # fmt: skip
+    """Append an event to the chain, hashed correctly, with a checkpoint signed by ``key``
+    (in the database and the file), as an insider with a key of their own would."""
+    seq, prev = reg.audit_head()
+    now = utcnow()
+    text = canonical_json(payload)
+    digest = event_hash(seq + 1, prev, now, actor, action, subject, text)
+    sql(reg, "INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [seq + 1, now, actor, action, subject, text, prev, digest])  # fmt: skip
+    signature = key.sign(checkpoint_message(reg.registry_id, seq + 1, digest, key.name, now))
+    sql(reg, "INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?)",
+        [seq + 1, digest, key.name, signature, now])  # fmt: skip
+    reg.audit.publish(Checkpoint(registry_id=reg.registry_id, seq=seq + 1, head_hash=digest,
+                                 signer=key.name, signature=signature, created_at=now))  # fmt: skip
+    return seq + 1
+
+
+@pytest.mark.parametrize("claimed", [ADMIN, "mallory"])
+def test_a_forged_admin_cannot_act_or_pass_verification(site: Path, claimed: str) -> None:
+    # mallory makes her own key, inserts herself as an admin and an identity.create event
+    # (claimed by alice, or by herself), and signs the new head with her own key
+    reg = opened(site)
+    head = reg.audit_head()
+    mallory = KeyStore(site / "keys").create("mallory")
+    sql(reg, "INSERT INTO identities VALUES (?, 'admin', ?, ?, 'active', ?, ?, NULL, NULL, NULL)",
+        ["mallory", mallory.public_key_pem, mallory.fingerprint, utcnow(), claimed])  # fmt: skip
+    seq = append_event(reg, site, claimed, "identity.create", "identity:mallory",
+                       {"role": "admin", "key_fingerprint": mallory.fingerprint,
+                        "public_key_pem": mallory.public_key_pem}, mallory)  # fmt: skip
+    expected = (
+        f"audit event #{seq} .*is covered by a checkpoint signed by 'mallory', not by its actor"
+        if claimed == ADMIN
+        else f"audit event #{seq} .*'mallory' was not an active admin at that point"
+    )
+    with pytest.raises(VerificationError, match=expected):
+        reg.verify_audit(expect_head=head)
+    with pytest.raises(VerificationError, match=expected):
+        reg.identities.create("mallory2", Role.REVIEWER, actor="mallory")
+    with pytest.raises(VerificationError, match=expected):
+        reg.deployments.current("staging")
+    result = cli(site, "audit", "verify", "--expect-head", f"{head[0]}:{head[1]}")
+    assert result.exit_code == 1 and "not" in result.stderr
+
+
+def test_a_replaced_admin_key_is_refused(site: Path) -> None:
+    # the admin's public key is swapped for mallory's, and every checkpoint the admin
+    # signed is re-signed with mallory's key (database and file)
+    reg = opened(site)
+    mallory = KeyStore(site / "mallory").create(ADMIN)
+    sql(reg, "UPDATE identities SET public_key_pem = ?, key_fingerprint = ? WHERE name = ?",
+        [mallory.public_key_pem, mallory.fingerprint, ADMIN])  # fmt: skip
+    for seq, digest, created in sql(
+        reg, "SELECT seq, head_hash, created_at FROM audit_checkpoints WHERE signer = ?", [ADMIN]
+    ):
+        message = checkpoint_message(reg.registry_id, seq, digest, ADMIN, created)
+        sql(reg, "UPDATE audit_checkpoints SET signature = ? WHERE seq = ? AND signer = ?",
+            [mallory.sign(message), seq, ADMIN])  # fmt: skip
+    file = site / "reg" / "audit-checkpoints.jsonl"
+    lines = []
+    for line in file.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["signer"] == ADMIN:
+            created = datetime.fromisoformat(entry["created_at"])
+            message = checkpoint_message(reg.registry_id, entry["seq"], entry["head_hash"],
+                                         ADMIN, created)  # fmt: skip
+            entry["signature"] = mallory.sign(message)
+        lines.append(json.dumps(entry))
+    file.write_text("".join(line + "\n" for line in lines))
+    with pytest.raises(VerificationError, match="signed by alice.*does not verify"):
+        reg.verify_audit()
+    with pytest.raises(VerificationError):
+        Registry.open(site / "reg", keys=KeyStore(site / "mallory")).identities.create(
+            "bob", Role.ADMIN, actor=ADMIN
+        )
+
+
+def test_an_engineer_who_edits_her_role_cannot_act_as_admin(site: Path) -> None:
+    reg = opened(site)
+    sql(reg, "UPDATE identities SET role = 'admin' WHERE name = ?", [ENGINEER])
+    with pytest.raises(VerificationError, match='identities row eve: role is "admin" but its '
+                       'signed history says "engineer"'):  # fmt: skip
+        reg.identities.create("bob", Role.ADMIN, actor=ENGINEER)
+    assert "bob" not in {r[0] for r in sql(reg, "SELECT name FROM identities")}
+
+
+def test_the_registry_verifies_from_outside_with_only_its_root_file(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = cli(site, "trust", "export")
+    assert result.exit_code == 0, result.output
+    root_file = tmp_path / "root.json"
+    root_file.write_text(result.stdout)
+    pinned = TrustRoot.read(root_file)
+    assert pinned.name == ADMIN and pinned.registry_id == opened(site).registry_id
+    # the attacker rebuilds the history under another admin key (same registry id, names)
+    monkeypatch.setenv("LORALEDGER_KNOWN_ROOTS", str(tmp_path / "attackers-known.json"))
+    fake = Registry.init(tmp_path / "fake", keys=KeyStore(tmp_path / "fake-keys"))
+    sql(fake, "UPDATE registry_meta SET value = ? WHERE key = 'registry_id'", [pinned.registry_id])
+    fake = Registry.open(tmp_path / "fake", keys=KeyStore(tmp_path / "fake-keys"))
+    fake.identities.create(ADMIN, Role.ADMIN, actor=None)
+    # an auditor's fresh machine: nothing known, only the root file
+    monkeypatch.setenv("LORALEDGER_KNOWN_ROOTS", str(tmp_path / "fresh-known.json"))
+    verified = cli(site, "--trust-root", str(root_file), "audit", "verify")
+    assert verified.exit_code == 0 and "as pinned by --trust-root" in verified.stdout
+    refused = cli(tmp_path / "fake", "--trust-root", str(root_file), "audit", "verify",
+                  keys=tmp_path / "fake-keys")  # fmt: skip
+    assert refused.exit_code == 1
+    assert "not from the pinned root 'alice'" in refused.stderr
+    # unpinned, this machine remembers the root it saw first and refuses a change
+    first = cli(site, "audit", "verify")
+    assert first.exit_code == 0, first.output
+    changed = cli(tmp_path / "fake", "audit", "verify", keys=tmp_path / "fake-keys")
+    assert changed.exit_code == 1 and "when this machine first used it" in changed.stderr
+
+
+def test_a_refusal_cannot_be_cut_from_the_log_unseen(site: Path) -> None:
+    # The engineer tries to approve (her role may not), then deletes the refusal: it was
+    # checkpointed with her own key, in the database and the file beside it.
+    reg = opened(site)
+    with pytest.raises(PermissionDenied):
+        decide(reg, V4, "staging", "approve", comment="mine", actor=ENGINEER,
+               policy=site / "policy.yaml")  # fmt: skip
+    refusal = reg.audit_events(action="access.refused")[-1]
+    assert refusal.actor == ENGINEER and reg.audit_head()[0] == refusal.seq
+    (signer,) = sql(reg, "SELECT signer FROM audit_checkpoints WHERE seq = ?", [refusal.seq])[0]
+    assert signer == ENGINEER
+    sql(reg, "DELETE FROM audit_events WHERE seq = ?", [refusal.seq])
+    sql(reg, "DELETE FROM audit_checkpoints WHERE seq = ?", [refusal.seq])
+    with pytest.raises(VerificationError, match="audit log truncated"):
+        reg.deployments.current("staging")
+    with pytest.raises(VerificationError, match="truncated"):
+        reg.verify_audit()
+
+
+def test_every_test_the_threat_model_cites_exists() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "threat-model.md").read_text()
+    cited = re.findall(r"`((?:tests/[\w/]+\.py)|test_forgery)::(\w+)`", text)
+    assert len(cited) >= 20
+    for module, name in cited:
+        path = root / "tests" / "test_forgery.py" if module == "test_forgery" else root / module
+        assert f"def {name}(" in path.read_text(), f"{module}::{name} is cited but missing"

@@ -8,7 +8,7 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, base, dashboard, data, evals, exports, gate, keys, release
+from . import adapters, audit, base, dashboard, data, evals, exports, gate, keys, release, trust
 from . import trace as trace_command
 from . import train as train_command
 from ._app import Settings, new_app, settings
@@ -40,6 +40,7 @@ app.command("trace")(trace_command.trace)
 app.add_typer(exports.export_app, name="export")
 app.add_typer(exports.evidence_app, name="evidence")
 app.add_typer(audit.app, name="audit")
+app.add_typer(trust.app, name="trust")
 app.add_typer(dashboard.app, name="dashboard")
 
 
@@ -68,12 +69,24 @@ def _root(
         envvar="LORALEDGER_KEYS_DIR",
         help="Directory of private keys (default ~/.loraledger/keys).",
     ),
+    trust_root: Path = typer.Option(
+        None,
+        "--trust-root",
+        envvar="LORALEDGER_TRUST_ROOT",
+        help="The registry's root file (`trust export`): verify its history against it.",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of errors."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
-    ctx.obj = Settings(registry=registry, actor=actor, keys_dir=keys_dir, verbose=verbose)
+    ctx.obj = Settings(
+        registry=registry,
+        actor=actor,
+        keys_dir=keys_dir,
+        verbose=verbose,
+        trust_root=trust_root,
+    )
 
 
 @app.command()

@@ -31,13 +31,20 @@ class Settings:
     actor: str | None
     keys_dir: Path | None
     verbose: bool
+    trust_root: Path | None = None
 
     def open(self) -> Any:
+        """The registry, its identity history to be verified back to its root: the pinned
+        one (--trust-root), or the one this machine saw first (`audit verify` says which)."""
         from loraledger.registry import Registry
         from loraledger.registry.keys import KeyStore
+        from loraledger.registry.trust import TrustRoot
 
         prompt = _prompt_passphrase if sys.stdin.isatty() else None
-        return Registry.open(self.registry, keys=KeyStore(self.keys_dir, prompt=prompt))
+        pinned = TrustRoot.read(self.trust_root) if self.trust_root else None
+        return Registry.open(
+            self.registry, keys=KeyStore(self.keys_dir, prompt=prompt), trust_root=pinned
+        )
 
 
 def _prompt_passphrase(text: str) -> str:

@@ -72,6 +72,7 @@ def verify(
     indexes a signed record against it."""
     from loraledger.policies import witness
     from loraledger.registry.audit import parse_head
+    from loraledger.registry.trust import root_of
 
     expected = parse_head(expect_head) if expect_head else None
     witnesses = [w for path in against or () for w in witness.of_file(path)]
@@ -96,6 +97,16 @@ def verify(
         f"records ({rows})"
         + (f"; it holds what {len(against)} kept artifact(s) saw" if against else "")
     )
+    with registry.db.read() as conn:
+        root = root_of(registry.history(conn))
+    if root is not None:
+        how = {
+            "pinned": "as pinned by --trust-root",
+            "known": "as this machine first saw it",
+            "first use": "trusted on first use (now remembered); pin it with `loraledger "
+            "trust export > root.json` and --trust-root root.json",
+        }[registry.root_trusted or "first use"]
+        typer.echo(f"Root: {root.name} (key {root.key_fingerprint}), {how}")
 
 
 @app.command()

@@ -108,6 +108,11 @@ def create(
     else:
         typer.echo(f"  private key: {registry.keys.path_for(identity.name)}")
     typer.echo(f"  fingerprint: {identity.key_fingerprint}")
+    if identity.created_by == identity.name:  # the first admin: the registry's root
+        typer.echo(
+            f"  {name} is the root of this registry; give auditors its root file: "
+            "`loraledger trust export > root.json` (verify with --trust-root root.json)"
+        )
     if pem is None and identity.created_by != identity.name:
         typer.echo(
             f"note: {name}'s private key was made in your key directory, so you hold it: "

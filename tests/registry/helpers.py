@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -33,25 +34,38 @@ def sql(registry: Registry, statement: str, params: list[Any] | None = None) -> 
 def snapshot(registry: Registry) -> dict[str, Any]:
     """Everything a failed operation must leave untouched.
 
-    The audit events of refusals (``*.refused``) are left out: a refused action records
-    one on purpose, and :func:`refusals` shows them.
+    The audit events of refusals (``*.refused``) are left out, with the checkpoints the
+    refused actors signed over them: a refused action records one on purpose, and
+    :func:`refusals` shows them.
     """
     with registry.db.read() as conn:
+        refused = {
+            r[0]
+            for r in conn.execute(
+                "SELECT seq FROM audit_events WHERE action LIKE '%.refused'"
+            ).fetchall()
+        }
         state: dict[str, Any] = {
             t: conn.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
             for t in TABLES
-            if t != "audit_events"
+            if t not in ("audit_events", "audit_checkpoints")
         }
         state["audit_events"] = conn.execute(
             "SELECT * FROM audit_events WHERE action NOT LIKE '%.refused' ORDER BY seq"
         ).fetchall()
+        state["audit_checkpoints"] = [
+            r
+            for r in conn.execute("SELECT * FROM audit_checkpoints ORDER BY ALL").fetchall()
+            if r[0] not in refused
+        ]
     state["objects"] = sorted(p.name for p in registry.store.iter_objects())
     state["tmp"] = sorted(p.name for p in registry.store.tmp.iterdir())
-    state["checkpoints"] = (
-        registry.audit.checkpoint_file.read_text()
-        if registry.audit.checkpoint_file.exists()
-        else ""
-    )
+    file = registry.audit.checkpoint_file
+    state["checkpoints"] = [
+        line
+        for line in (file.read_text().splitlines() if file.exists() else [])
+        if json.loads(line)["seq"] not in refused
+    ]
     return state
 
 
