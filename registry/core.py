@@ -114,6 +114,7 @@ class Core:
         self.keys = keys or KeyStore()
         self.trust_root = trust_root if trust_root is not None else pinned_from_env()
         self.root_trusted: str | None = None  # how the root was trusted: see trust.check_root
+        self._trusted_at: tuple[tuple[int, str], dict[str, Identity]] | None = None
 
     # --- identities, as the checks read them ---------------------------------------------
 
@@ -142,9 +143,16 @@ class Core:
     def trusted_identities(self, conn: Connection) -> dict[str, Identity]:
         """The identities, by name, replayed from their signed history back to the trust
         root, with each ``identities`` row checked against it (a row that differs, or has
-        no history, is refused). Remembered while the log's head is unchanged."""
+        no history, is refused). Remembered by this process while the log's head is the
+        same: the head's hash commits to every event the replay read, so what was verified
+        for it stays true (a later edit of a row changes nothing decided from this)."""
         head = self.audit.head(conn)
-        return self.db.memo(("trusted identities", head), lambda: self._trusted(conn))
+        cached = self._trusted_at
+        if cached is not None and cached[0] == head:
+            return cached[1]
+        trusted = self._trusted(conn)
+        self._trusted_at = (head, trusted)
+        return trusted
 
     def history(self, conn: Connection) -> dict[str, Enrolment]:
         """The verified identity history (see :func:`.trust.replay`), root checked."""
