@@ -1,0 +1,112 @@
+"""Evaluation runs as stored: recorded with their audit event and signed test result,
+read back only when their results match what was audited, refused otherwise. (The
+harness that produces runs is tested in tests/harness/.)"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from loraledger.harness.suites import find_suite
+from loraledger.registry import Registry
+from loraledger.registry.audit import utcnow
+from loraledger.registry.evaluations import results_digest
+from loraledger.registry.models import EvalRun, EvalSample, TaskMetric
+from loraledger.registry.synthetic import write_lora_adapter
+
+from loraledger.errors import NotFound, PermissionDenied, VerificationError
+from tests.conftest import AUDITOR, ENGINEER
+from tests.registry.helpers import sql
+from tests.registry.test_base_models import base_files, register
+
+SUITE, TASK = "sanity", "sanity_mc"
+
+
+@pytest.fixture
+def subject(registry: Registry, tmp_path: Path) -> str:
+    register(registry, base_files(tmp_path / "base"))
+    adapter = write_lora_adapter(tmp_path / "adapter", base_model="tiny@v1", hidden=16, layers=1)
+    return registry.adapters.register(adapter, "bot", actor=ENGINEER).ref
+
+
+def a_run(registry: Registry, ref: str, *, status: str = "complete", n: int = 6) -> EvalRun:
+    suite = find_suite(SUITE)
+    samples = tuple(
+        EvalSample(
+            task=TASK, doc_id=i, filter="none", sample_key=f"q{i}", doc_hash=f"{i:064x}",
+            prompt_hash=f"{i:064x}", input=f"question {i}", output="A", target="A",
+            metrics={"acc": float(i % 3 != 0)}, passed=i % 3 != 0, reason="test",
+        )
+        for i in range(n)
+    )  # fmt: skip
+    accuracy = sum(s.metrics["acc"] for s in samples) / n
+    now = utcnow()
+    return EvalRun(
+        id=str(uuid.uuid4()), subject=registry.evaluations.subject(ref),
+        quantization={"method": "none"}, compute_dtype="float32", suite_name=suite.name,
+        suite_kind=suite.kind, suite_digest=suite.digest, suite_files=suite.files,
+        task_config_hashes={}, settings={}, seed=1, lm_eval_version="test", libraries={},
+        status=status, error=None if status == "complete" else "it broke", sample_count=n,
+        results_sha256=None, started_at=now, finished_at=now, created_by="whoever",
+        metrics=(TaskMetric(task=TASK, metric="acc", filter="none", value=accuracy,
+                            stderr=None, higher_is_better=True, sample_count=n),),
+        samples=samples,
+    )  # fmt: skip
+
+
+def test_a_run_is_stored_audited_and_read_back_whole(registry: Registry, subject: str) -> None:
+    run = a_run(registry, subject)
+    stored = registry.evaluations.record(run, actor=ENGINEER)
+    assert stored.created_by == ENGINEER  # the actor, whatever the record said
+    assert stored.results_sha256 == results_digest(run.metrics, run.samples)
+    assert stored.samples == run.samples and stored.metrics == run.metrics
+    (event,) = registry.audit_events(action="eval.run")
+    assert event.payload["run_id"] == run.id and event.payload["results_sha256"]
+    assert registry.evaluations.latest(subject, SUITE).id == run.id
+    (listed,) = registry.evaluations.list(subject)
+    assert listed.samples == () and listed.metrics == run.metrics  # listings skip samples
+    assert registry.evaluations.get(run.id[:8]).id == run.id  # a unique prefix will do
+    (attestation,) = registry.attestations.list(subject=run.id)
+    assert attestation.kind == "test-result" and attestation.signer == ENGINEER
+
+
+def test_a_failed_run_keeps_no_results(registry: Registry, subject: str) -> None:
+    stored = registry.evaluations.record(a_run(registry, subject, status="failed"), actor=ENGINEER)
+    assert (stored.metrics, stored.samples, stored.results_sha256) == ((), (), None)
+    assert stored.error == "it broke"
+    with pytest.raises(NotFound, match="has no complete evaluation"):
+        registry.evaluations.latest(subject, SUITE)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("UPDATE eval_samples SET passed = NOT passed WHERE doc_id = 1", "metrics or samples"),
+        ("DELETE FROM eval_samples WHERE doc_id = 2", "metrics or samples"),
+        ("UPDATE eval_metrics SET value = 1.0", "metrics or samples"),
+        ("UPDATE eval_runs SET suite_digest = 'x' || suite_digest", "its suite_digest differs"),
+        ("UPDATE eval_runs SET status = 'complete', results_sha256 = NULL", "metrics or samples"),
+    ],
+)
+def test_an_edited_run_is_refused(
+    registry: Registry, subject: str, edit: str, message: str
+) -> None:
+    run = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
+    sql(registry, edit)
+    with pytest.raises(VerificationError, match=message):
+        registry.evaluations.get(run.id)
+
+
+def test_a_run_without_its_event_is_refused(registry: Registry, subject: str) -> None:
+    run = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
+    sql(registry, "INSERT INTO eval_runs SELECT * REPLACE ('copied' AS id) FROM eval_runs")
+    with pytest.raises(VerificationError, match="evaluation run copied has no audit event"):
+        registry.evaluations.get("copied")
+    assert registry.evaluations.get(run.id).id == run.id
+
+
+def test_only_those_who_evaluate_record(registry: Registry, subject: str) -> None:
+    with pytest.raises(PermissionDenied):
+        registry.evaluations.record(a_run(registry, subject), actor=AUDITOR)
+    assert registry.evaluations.list() == []
