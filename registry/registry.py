@@ -162,8 +162,8 @@ class Registry(Core):
     # --- the whole registry checked: the chain, then every row against it ----------------
 
     def verify_records(self) -> dict[str, int]:
-        """Check every row that indexes a signed or audited record against it (adapter
-        versions and their files, approvals, deployments) and return the rows checked
+        """Check every row that indexes a signed or audited record against it (identities,
+        adapter versions and their files, approvals, deployments) and return the rows checked
         by table; raise at the first mismatch, naming its table, row and field. Run
         after the whole chain verified (:meth:`verify_audit`), whose events it trusts."""
         with self.db.read() as conn:
@@ -174,6 +174,7 @@ class Registry(Core):
                 return sorted(found, key=lambda e: e.seq)
 
             return {
+                "identities": len(self.trusted_identities(conn)),
                 "adapter_versions": self.adapters.check_all(conn, logged("adapter.register")),
                 "approvals": self.approvals.check_all(conn, logged(*DECISION_EVENTS)),
                 "deployments": self.deployments.check_all(conn, logged(*DEPLOY_EVENTS)),

@@ -287,7 +287,12 @@ def test_a_cut_log_is_refused(site: Path) -> None:
 
 def test_an_untouched_registry_verifies(site: Path) -> None:
     reg = opened(site)
-    assert reg.verify_records() == {"adapter_versions": 5, "approvals": 3, "deployments": 3}
+    assert reg.verify_records() == {
+        "identities": 5,
+        "adapter_versions": 5,
+        "approvals": 3,
+        "deployments": 3,
+    }
     assert reg.deployments.current("staging").adapter == V1  # type: ignore[union-attr]
     result = cli(site, "audit", "verify")
     assert result.exit_code == 0 and "rows match their signed records" in result.output
@@ -383,7 +388,12 @@ def test_a_cut_log_is_refused_by_the_artifacts_kept_from_it(site: Path) -> None:
     (seq,) = sql(reg, "SELECT seq FROM audit_events WHERE action = 'deploy.rollback'")[0]
     cut_from(reg, site, seq)
     reg.verify_audit()  # consistent in itself: the chain, the checkpoints, every row
-    assert reg.verify_records() == {"adapter_versions": 5, "approvals": 2, "deployments": 2}
+    assert reg.verify_records() == {
+        "identities": 5,
+        "adapter_versions": 5,
+        "approvals": 2,
+        "deployments": 2,
+    }
     with pytest.raises(VerificationError, match="deployment .* of staging is no longer in"):
         witness.check(reg, witness.of_file(site / "serve"))
     with pytest.raises(VerificationError, match="is no longer in the registry"):
