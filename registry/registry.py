@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 
 import loraledger
-from loraledger.errors import AlreadyExists, NotARegistry
+from loraledger.errors import AlreadyExists, NotARegistry, VerificationError
 
 from . import schema
 from .adapters import Adapters
@@ -179,6 +179,46 @@ class Registry(Core):
                 "approvals": self.approvals.check_all(conn, logged(*DECISION_EVENTS)),
                 "deployments": self.deployments.check_all(conn, logged(*DEPLOY_EVENTS)),
             }
+
+    def verify_records_since(self, seq: int) -> dict[str, int]:
+        """The quick form of :meth:`verify_records`, after a head verified before (event
+        ``seq``): the identities, the rows the newer events recorded (each version,
+        version's decisions and environment they touched, as every read checks them), and
+        each table's row count against its audited total (so a row inserted or deleted
+        anywhere is found). An older row edited in place is found only by the full check."""
+        new = [e for e in self.audit_events() if e.seq > seq]
+        checked: dict[str, int] = {}
+        with self.db.read() as conn:
+            self.audit.check_tail(conn)
+            checked["identities"] = len(self.trusted_identities(conn))
+            for table, actions in (
+                ("adapter_versions", ("adapter.register",)),
+                ("approvals", DECISION_EVENTS),
+                ("deployments", DEPLOY_EVENTS),
+            ):
+                placeholders = ", ".join("?" * len(actions))
+                (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+                (logged,) = conn.execute(
+                    f"SELECT count(*) FROM audit_events WHERE action IN ({placeholders})",
+                    list(actions),
+                ).fetchone() or (0,)
+                if rows != logged:
+                    raise VerificationError(
+                        f"{table} has {rows} rows but the audit log recorded {logged}: rows were "
+                        f"inserted or deleted outside LoRA Ledger; run `loraledger audit verify` "
+                        "(without --quick) to name them"
+                    )
+        versions = {
+            e.subject.removeprefix("adapter:") for e in new if e.action == "adapter.register"
+        }
+        decided = {e.subject.removeprefix("adapter:") for e in new if e.action in DECISION_EVENTS}
+        environments = {e.subject.removeprefix("env:") for e in new if e.action in DEPLOY_EVENTS}
+        for ref in sorted(versions):
+            self.adapters.registration(ref)
+        checked["adapter_versions"] = len(versions)
+        checked["approvals"] = sum(len(self.approvals.list(ref)) for ref in sorted(decided))
+        checked["deployments"] = sum(len(self.deployments.history(e)) for e in sorted(environments))
+        return checked
 
     # --- the collections, each on the core and the siblings it names ---------------------
 

@@ -572,3 +572,25 @@ def test_every_test_the_threat_model_cites_exists() -> None:
     for module, name in cited:
         path = root / "tests" / "test_forgery.py" if module == "test_forgery" else root / module
         assert f"def {name}(" in path.read_text(), f"{module}::{name} is cited but missing"
+
+
+def test_quick_verification_checks_what_came_after_a_known_head(site: Path) -> None:
+    reg = opened(site)
+    seq, digest = reg.audit_head()
+    decide(reg, V4, "staging", "approve", comment="ok", actor=SECOND, policy=site / "policy.yaml")
+    quick = reg.verify_records_since(seq)
+    assert quick["approvals"] == 1 and quick["adapter_versions"] == 0 and quick["identities"] == 5
+    result = cli(site, "audit", "verify", "--quick", "--expect-head", f"{seq}:{digest}")
+    assert result.exit_code == 0 and f"quick: since #{seq}" in result.stdout, result.output
+    assert cli(site, "audit", "verify", "--quick").exit_code == 2
+    # a row inserted anywhere is found by the counts; an older row edited in place only by
+    # the full check
+    sql(reg, "UPDATE approvals SET comment = 'edited' WHERE id = ?", [approval_id(reg, V1)])
+    reg.verify_records_since(reg.audit_head()[0])
+    with pytest.raises(VerificationError, match="comment is"):
+        reg.verify_records()
+    sql(reg, "INSERT INTO approvals SELECT * REPLACE ('forged-q' AS id) FROM approvals LIMIT 1")
+    with pytest.raises(
+        VerificationError, match="approvals has 5 rows but the audit log recorded 4"
+    ):
+        reg.verify_records_since(reg.audit_head()[0])
