@@ -18,6 +18,7 @@ later change of it is refused; the commands say which root they trusted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -188,7 +189,9 @@ def check_root(registry_id: str, root: Enrolment, pinned: TrustRoot | None) -> s
             )
         return "known"
     known[registry_id] = {"name": root.name, "key_fingerprint": root.key_fingerprint}
-    write_atomically(known_roots_file(), json.dumps(known, indent=2, sort_keys=True) + "\n")
+    # a home that cannot be written: trusted for this use only, never remembered
+    with contextlib.suppress(OSError):
+        write_atomically(known_roots_file(), json.dumps(known, indent=2, sort_keys=True) + "\n")
     return "first use"
 
 

@@ -120,8 +120,8 @@ def verify(
         how = {
             "pinned": "as pinned by --trust-root",
             "known": "as this machine first saw it",
-            "first use": "trusted on first use (now remembered); pin it with `loraledger "
-            "trust export > root.json` and --trust-root root.json",
+            "first use": "trusted on first use (remembered on this machine); pin it with "
+            "`loraledger trust export > root.json` and --trust-root root.json",
         }[registry.root_trusted or "first use"]
         typer.echo(f"Root: {root.name} (key {root.key_fingerprint}), {how}")
 
