@@ -126,6 +126,7 @@ def of_file(path: Path) -> list[Witness]:
 def check(registry: Registry, witnesses: list[Witness]) -> int:
     """Refuse ``registry`` if it no longer holds what any witness saw; returns how many
     were checked."""
+    approval_ids: set[str] | None = None  # read (and checked) once, when first needed
     for witness in witnesses:
         registry.check_contains(witness.seq, witness.hash, witness.what)
         if witness.kind == "deployment" and witness.environment is not None:
@@ -137,8 +138,9 @@ def check(registry: Registry, witnesses: list[Witness]) -> int:
                     "cut; restore the registry from a backup"
                 )
         if witness.kind == "approval":
-            ids = {a.id for a in registry.approvals.list()}
-            if witness.record_id not in ids:
+            if approval_ids is None:
+                approval_ids = {a.id for a in registry.approvals.list()}
+            if witness.record_id not in approval_ids:
                 raise VerificationError(
                     f"{witness.what}: approval {witness.record_id} is no longer in the "
                     "registry: its events were cut; restore the registry from a backup"

@@ -21,8 +21,8 @@ from .adapters import Adapters
 from .core import Core
 from .crosscheck import RESTORE, check_row, check_same_ids
 from .db import Connection
-from .keys import SigningKey, fingerprint
-from .models import Approval, AuditEvent, Role
+from .keys import SigningKey
+from .models import Approval, AuditEvent, Identity, Role
 from .permissions import Action
 from .refs import version_and_environment
 
@@ -150,12 +150,12 @@ class Approvals:
             sorted(a.id for a in approvals),
             sorted((i, e.seq) for i, e in by_id.items()),
         )
-        keys = self._core.public_keys(conn)
+        identities = self._core.trusted_identities(conn)
         for approval in approvals:
-            _check_approval(approval, by_id[approval.id], keys.get(approval.signer))
+            _check_approval(approval, by_id[approval.id], identities.get(approval.signer))
 
 
-def _check_approval(approval: Approval, event: AuditEvent, pem: str | None) -> None:
+def _check_approval(approval: Approval, event: AuditEvent, signer: Identity | None) -> None:
     """The row against its own signed payload, then against its audit event; its key
     fingerprint must be the signer's registered key's."""
     row = approval.model_dump(mode="json")
@@ -178,7 +178,7 @@ def _check_approval(approval: Approval, event: AuditEvent, pem: str | None) -> N
     stored = {key: row[field] for key, field in _AUDITED.items()}
     stored.update(actor=approval.signer, decision=row["decision"])
     check_row("approvals", approval.id, stored, audited, f"audit event #{event.seq}")
-    registered = fingerprint(pem) if pem is not None else None
+    registered = signer.key_fingerprint if signer is not None else None
     check_row(
         "approvals",
         approval.id,

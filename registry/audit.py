@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,12 +183,19 @@ class AuditLog:
         subject: str | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        actions: Collection[str] | None = None,
     ) -> list[AuditEvent]:
-        where, params = [], []
+        """Events oldest first (or newest first), filtered by actor, one action or any of
+        ``actions``, and subject."""
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (("actor", actor), ("action", action), ("subject", subject)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if actions is not None:
+            where.append("action IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(actions))
         sql = "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
         sql += "FROM audit_events"
         if where:

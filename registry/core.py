@@ -52,10 +52,6 @@ DEFAULT_REGISTRY = Path(".loraledger")
 DB_FILE = "registry.duckdb"
 SYSTEM_ACTOR = "loraledger"
 
-_ENROLLED = (
-    "role", "public_key_pem", "key_fingerprint", "status", "created_by", "revoked_by",
-    "revoke_reason",
-)  # fmt: skip
 IDENTITY_COLUMNS = (
     "name, role, public_key_pem, key_fingerprint, status, created_at, created_by, "
     "revoked_at, revoked_by, revoke_reason"
@@ -156,8 +152,7 @@ class Core:
 
     def history(self, conn: Connection) -> dict[str, Enrolment]:
         """The verified identity history (see :func:`.trust.replay`), root checked."""
-        found = [e for a in IDENTITY_EVENTS for e in self.audit.events(conn, action=a)]
-        events = sorted(found, key=lambda e: e.seq)
+        events = self.audit.events(conn, actions=IDENTITY_EVENTS)
         seqs = [e.seq for e in events]
         history = replay(events, self.audit.covering_signers(conn, seqs))
         root = root_of(history)
@@ -182,20 +177,13 @@ class Core:
                     f"identities row {name} has no identity.create event: it was not written "
                     f"by LoRA Ledger; {RESTORE}"
                 )
+            recorded = enrolled.recorded()
             stored = identity.model_dump(mode="json")
             check_row(
                 "identities",
                 name,
-                {f: stored[f] for f in _ENROLLED},
-                {
-                    "role": enrolled.role.value,
-                    "public_key_pem": enrolled.public_key_pem,
-                    "key_fingerprint": enrolled.key_fingerprint,
-                    "status": enrolled.status.value,
-                    "created_by": enrolled.created_by,
-                    "revoked_by": enrolled.revoked_by,
-                    "revoke_reason": enrolled.revoke_reason,
-                },
+                {f: stored[f] for f in recorded},
+                recorded,
                 "its signed history",
             )
         for name in history.keys() - rows.keys():
@@ -324,12 +312,7 @@ class Core:
         :meth:`AuditLog.check_tail`): the signed records that rows are checked against
         (:mod:`.crosscheck`)."""
         self.audit.check_tail(conn)
-        if subject is not None:
-            found = self.audit.events(conn, subject=subject)
-            events = [e for e in found if e.action in actions]
-        else:
-            found = [e for action in actions for e in self.audit.events(conn, action=action)]
-            events = sorted(found, key=lambda e: e.seq)
+        events = self.audit.events(conn, subject=subject, actions=actions)
         self.audit.verify_events(conn, [e.seq for e in events], self.public_keys(conn))
         return events
 

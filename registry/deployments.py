@@ -24,8 +24,8 @@ from .audit import canonical_json
 from .core import Core
 from .crosscheck import RESTORE, check_row, check_same_ids
 from .db import Connection
-from .keys import SigningKey, fingerprint, verify_signature
-from .models import AuditEvent, Deployment, Role
+from .keys import SigningKey, verify_signature
+from .models import AuditEvent, Deployment, Identity, Role
 from .permissions import Action
 
 DEPLOY_EVENTS = ("deploy.promote", "deploy.rollback")
@@ -81,11 +81,7 @@ class Deployments:
             return self._history_in(conn, environment)
 
     def _history_in(self, conn: Connection, environment: str) -> builtins.list[Deployment]:
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM deployments WHERE environment = ? ORDER BY seq",
-            [environment],
-        ).fetchall()
-        history = [_deployment(r) for r in rows]
+        history = _stored(conn, environment)
         events = self._core.audited(conn, DEPLOY_EVENTS, f"env:{environment}")
         self._check(conn, environment, history, events)
         return history
@@ -208,11 +204,7 @@ class Deployments:
         verified by the caller); returns the rows checked."""
         checked = 0
         for environment in _environments(conn):
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM deployments WHERE environment = ? ORDER BY seq",
-                [environment],
-            ).fetchall()
-            history = [_deployment(r) for r in rows]
+            history = _stored(conn, environment)
             mine = [e for e in events if e.subject == f"env:{environment}"]
             self._check(conn, environment, history, mine)
             checked += len(history)
@@ -231,12 +223,20 @@ class Deployments:
             [d.id for d in history],
             [(str(e.payload.get("deployment_id")), e.seq) for e in events],
         )
-        keys = self._core.public_keys(conn)
+        identities = self._core.trusted_identities(conn)
         previous: Deployment | None = None
         for deployment, event in zip(history, events, strict=True):
             _check_against_event(deployment, event)
-            _check_signed(deployment, previous, keys.get(deployment.created_by))
+            _check_signed(deployment, previous, identities.get(deployment.created_by))
             previous = deployment
+
+
+def _stored(conn: Connection, environment: str) -> list[Deployment]:
+    """The environment's rows as stored, oldest first (unchecked)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM deployments WHERE environment = ? ORDER BY seq", [environment]
+    ).fetchall()
+    return [_deployment(r) for r in rows]
 
 
 def _environments(conn: Connection) -> list[str]:
@@ -259,7 +259,9 @@ def _check_against_event(deployment: Deployment, event: AuditEvent) -> None:
     check_row("deployments", deployment.id, stored, recorded, f"audit event #{event.seq}")
 
 
-def _check_signed(deployment: Deployment, previous: Deployment | None, pem: str | None) -> None:
+def _check_signed(
+    deployment: Deployment, previous: Deployment | None, signer: Identity | None
+) -> None:
     """A signed row: its columns are its payload, its signature verifies with the actor's
     registered key, and it follows the environment's previous record."""
     where = f"deployments row {deployment.id} ({deployment.environment} #{deployment.seq})"
@@ -278,11 +280,11 @@ def _check_signed(deployment: Deployment, previous: Deployment | None, pem: str 
         "deployments",
         deployment.id,
         {"key_fingerprint": deployment.key_fingerprint},
-        {"key_fingerprint": fingerprint(pem) if pem is not None else None},
+        {"key_fingerprint": signer.key_fingerprint if signer is not None else None},
         f"the registered key of {deployment.created_by!r}",
     )
-    if pem is None or not verify_signature(
-        pem, deployment.signature, deployment.payload.encode("utf-8")
+    if signer is None or not verify_signature(
+        signer.public_key_pem, deployment.signature, deployment.payload.encode("utf-8")
     ):
         raise VerificationError(
             f"{where}: its signature does not verify with {deployment.created_by!r}'s "

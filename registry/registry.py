@@ -170,8 +170,7 @@ class Registry(Core):
             self.audit.check_tail(conn)
 
             def logged(*actions: str) -> list[AuditEvent]:
-                found = [e for a in actions for e in self.audit.events(conn, action=a)]
-                return sorted(found, key=lambda e: e.seq)
+                return self.audit.events(conn, actions=actions)
 
             return {
                 "identities": len(self.trusted_identities(conn)),

@@ -87,6 +87,18 @@ class Enrolment:
     revoked_by: str | None = None
     revoke_reason: str | None = None
 
+    def recorded(self) -> dict[str, str | None]:
+        """What an ``identities`` row must say of this identity, as JSON values."""
+        return {
+            "role": self.role.value,
+            "public_key_pem": self.public_key_pem,
+            "key_fingerprint": self.key_fingerprint,
+            "status": self.status.value,
+            "created_by": self.created_by,
+            "revoked_by": self.revoked_by,
+            "revoke_reason": self.revoke_reason,
+        }
+
     @property
     def status(self) -> IdentityStatus:
         return IdentityStatus.ACTIVE if self.revoked_seq is None else IdentityStatus.REVOKED
