@@ -41,6 +41,8 @@ from loraledger.policies.gates import check_gate
 from loraledger.policies.trace import impact, trace_version
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import NewEvent, utcnow
+from loraledger.registry.crosscheck import record_sha256
+from loraledger.registry.evaluations import run_record, subject_label
 from loraledger.registry.keys import KeyStore
 from loraledger.registry.models import (
     DatasetUse,
@@ -256,23 +258,48 @@ def _copy_rows(registry: Registry, versions: int, dataset: str) -> None:
 
 def _fill_audit(registry: Registry, events: int) -> None:
     """Audit events up to ``events``, each change of 100 signing its checkpoint: first the
-    registration event of every copied version (as registering it would have written,
-    so `audit verify` checks every version row against its event), then filler."""
+    registration and evaluation events of every copied version (as registering and
+    evaluating it would have written, so `audit verify` checks every version and run
+    row, with its samples, against its event), then filler."""
     key = registry.act_as("eve")
     (real,) = registry.audit_events(action="adapter.register", subject="adapter:bench@v1")
+    (run,) = registry.audit_events(action="eval.run", subject="adapter:bench@v1")
+    real_run = registry.evaluations.get(run.payload["run_id"])
     with registry.db.read() as conn:
         copies = conn.execute(
             "SELECT name FROM adapter_versions WHERE name LIKE 'copy-%' ORDER BY name"
         ).fetchall()
-    new = [
-        NewEvent(
-            "eve",
-            "adapter.register",
-            f"adapter:{name}@v1",
-            {**real.payload, "digest": sha256_text(real.payload["digest"] + name[5:])},
+    new = []
+    for (name,) in copies:
+        digest = sha256_text(real.payload["digest"] + name[5:])
+        # the copy's own provenance and test result are not copied: its events name none
+        new.append(
+            NewEvent(
+                "eve",
+                "adapter.register",
+                f"adapter:{name}@v1",
+                {**real.payload, "digest": digest, "provenance_attestation": None},
+            )
         )
-        for (name,) in copies
-    ]
+        copy = real_run.model_copy(
+            update={
+                "id": md5_text(f"{real_run.id}-{name[5:]}"),
+                "subject": real_run.subject.model_copy(update={"name": name}),
+            }
+        )
+        new.append(
+            NewEvent(
+                "eve",
+                "eval.run",
+                subject_label(copy.subject),
+                {
+                    **run.payload,
+                    "run_id": copy.id,
+                    "run_sha256": record_sha256(run_record(copy)),
+                    "test_result_attestation": None,
+                },
+            )
+        )
     missing = events - registry.audit_head()[0] - 6 - len(new)  # the gate, approval, promotion
     new += [
         NewEvent("eve", "bench.event", f"adapter:copy-{i % 1000}@v1", {"i": i})
@@ -281,6 +308,11 @@ def _fill_audit(registry: Registry, events: int) -> None:
     for start in range(0, len(new), 100):
         with registry.change(key) as change:
             change.events.extend(new[start : start + 100])
+
+
+def md5_text(text: str) -> str:
+    """DuckDB's ``md5(text)``, as the copies' run ids were made."""
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
 
 
 def sha256_text(text: str) -> str:

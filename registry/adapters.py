@@ -26,7 +26,7 @@ from typing import Any
 from loraledger.errors import InputError, VerificationError, WrongBase
 
 from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_adapter_config
-from .attestations import Attestations, provenance_statement
+from .attestations import Attestations, provenance_statement, recorded
 from .audit import utcnow
 from .core import Core
 from .crosscheck import RESTORE, check_row
@@ -159,11 +159,7 @@ class Adapters:
                         "training_run": (
                             training_run.model_dump(mode="json") if training_run else None
                         ),
-                        "provenance_attestation": (
-                            {"id": attestation.id, "envelope_sha256": attestation.envelope_sha256}
-                            if attestation
-                            else None
-                        ),
+                        "provenance_attestation": (recorded(attestation) if attestation else None),
                     },
                 )
         return self.get(Ref(name, version))

@@ -3,7 +3,9 @@
 Each is made the moment its evidence is recorded -- provenance when a trained adapter
 version is registered, a test result for every complete evaluation run -- as an in-toto
 statement (:mod:`.statements`) in a DSSE envelope (:mod:`.dsse`) signed with the key of
-the identity that produced it, and stored in the same transaction as the evidence.
+the identity that produced it, and stored in the same transaction as the evidence; the
+audit event of that evidence (``adapter.register``, ``eval.run``) records the
+attestation's id and envelope sha256, so a row is checked against both (:meth:`check_all`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from loraledger.errors import VerificationError
 
 from .audit import canonical_json
 from .core import Core
+from .crosscheck import RESTORE, check_row, check_same_ids, parsed
 from .db import Connection
 from .dsse import PAYLOAD_TYPE, envelope_sha256, open_envelope, sign_statement
 from .keys import SigningKey
-from .models import Attestation
+from .models import Attestation, AuditEvent, Identity
 from .statements import (
     BUILD_TYPE,
     SLSA_PROVENANCE,
@@ -33,6 +36,12 @@ from .statements import (
     validate_statement,
 )
 
+# Which evidence's event records each kind of attestation: its action, and the payload
+# key holding the attestation's id and envelope sha256.
+RECORDED_BY = {
+    "provenance": ("adapter.register", "provenance_attestation"),
+    "test-result": ("eval.run", "test_result_attestation"),
+}
 _COLUMNS = (
     "id, kind, subject, artifact_digest, predicate_type, envelope, envelope_sha256, "
     "signer, key_fingerprint, created_at"
@@ -113,8 +122,113 @@ class Attestations:
             attestation.envelope, {identity.key_fingerprint: identity.public_key_pem}
         )
 
+    def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
+        """Every attestation row against the events that recorded it (``events``: the
+        log's events of the actions in :data:`RECORDED_BY`, verified by the caller) and
+        against its own envelope, verified with the signer's key from the trusted
+        identity history; returns the rows checked."""
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM attestations ORDER BY id").fetchall()
+        attestations = [_attestation(r) for r in rows]
+        by_id: dict[str, tuple[str, AuditEvent]] = {}
+        for event in events:
+            for kind, (action, key) in RECORDED_BY.items():
+                entry = event.payload.get(key) if event.action == action else None
+                if isinstance(entry, dict):
+                    by_id[str(entry.get("id"))] = (kind, event)
+        check_same_ids(
+            "attestations",
+            "",
+            [a.id for a in attestations],
+            sorted((i, e.seq) for i, (_, e) in by_id.items()),
+        )
+        identities = self._core.trusted_identities(conn)
+        for attestation in attestations:
+            kind, event = by_id[attestation.id]
+            _check_attestation(attestation, kind, event, identities.get(attestation.signer))
+        return len(attestations)
+
+
+def recorded(attestation: Attestation) -> dict[str, Any]:
+    """What the audit event of the evidence records of its attestation."""
+    return {
+        "id": attestation.id,
+        "envelope_sha256": attestation.envelope_sha256,
+        "created_at": attestation.model_dump(mode="json")["created_at"],
+    }
+
+
+def _check_attestation(
+    attestation: Attestation, kind: str, event: AuditEvent, signer: Identity | None
+) -> None:
+    """The row against the event that recorded it and against its own signed envelope."""
+    logged = event.payload[RECORDED_BY[kind][1]]
+    subject = (
+        event.subject.removeprefix("adapter:") if kind == "provenance" else event.payload["run_id"]
+    )
+    source = f"audit event #{event.seq}"
+    stored = {
+        "id": attestation.id,
+        "kind": attestation.kind,
+        "subject": attestation.subject,
+        "envelope_sha256": attestation.envelope_sha256,
+        "signer": attestation.signer,
+        "artifact_digest": attestation.artifact_digest,
+    }
+    audited = {
+        "id": logged.get("id"),
+        "kind": kind,
+        "subject": subject,
+        "envelope_sha256": logged.get("envelope_sha256"),
+        "signer": event.actor,
+        "artifact_digest": event.payload.get("digest", event.payload.get("artifact_digest")),
+    }
+    if "created_at" in logged:  # (events written before it was recorded lack it)
+        stored["created_at"] = attestation.model_dump(mode="json")["created_at"]
+        audited["created_at"] = logged["created_at"]
+    check_row("attestations", attestation.id, stored, audited, source)
+    check_row(
+        "attestations",
+        attestation.id,
+        {"envelope_sha256": envelope_sha256(attestation.envelope)},
+        {"envelope_sha256": attestation.envelope_sha256},
+        "its envelope",
+    )
+    check_row(
+        "attestations",
+        attestation.id,
+        {"key_fingerprint": attestation.key_fingerprint},
+        {"key_fingerprint": signer.key_fingerprint if signer is not None else None},
+        f"the registered key of {attestation.signer!r}",
+    )
+    assert signer is not None  # (the fingerprint check above refuses an unknown signer)
+    try:
+        keys = {signer.key_fingerprint: signer.public_key_pem}
+        statement = open_envelope(attestation.envelope, keys)
+    except VerificationError as error:
+        raise VerificationError(
+            f"attestations row {attestation.id}: its envelope {error}; {RESTORE}"
+        ) from None
+    # A provenance statement's subjects are the version's files (whose digest the event
+    # records with them); a test result's is the evaluated artifact.
+    subjects = subject_digests(statement)
+    signed: dict[str, Any] = {
+        "predicate_type": statement.get("predicateType"),
+        "subjects": subjects if kind == "provenance" else list(subjects.values()),
+    }
+    expected = {
+        "predicate_type": attestation.predicate_type,
+        "subjects": (
+            event.payload.get("files") if kind == "provenance" else [attestation.artifact_digest]
+        ),
+    }
+    check_row("attestations", attestation.id, expected, signed, "its signed statement")
+
 
 def _attestation(row: tuple[Any, ...]) -> Attestation:
+    return parsed("attestations", row[0], lambda: _build(row))
+
+
+def _build(row: tuple[Any, ...]) -> Attestation:
     return Attestation(
         id=row[0],
         kind=row[1],
@@ -132,6 +246,7 @@ def _attestation(row: tuple[Any, ...]) -> Attestation:
 __all__ = [  # the statements and envelopes are re-exported: the first API had them here
     "BUILD_TYPE",
     "PAYLOAD_TYPE",
+    "RECORDED_BY",
     "SLSA_PROVENANCE",
     "TEST_RESULT",
     "Attestations",
@@ -139,6 +254,7 @@ __all__ = [  # the statements and envelopes are re-exported: the first API had t
     "new_statement",
     "open_envelope",
     "provenance_statement",
+    "recorded",
     "sign_statement",
     "subject_digests",
     "test_result_statement",

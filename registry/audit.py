@@ -93,6 +93,9 @@ class AuditLog:
     def __init__(self, registry_id: str, root: Path) -> None:
         self.registry_id = registry_id
         self.checkpoint_file = root / CHECKPOINT_FILE
+        # Events this process verified up to a signed checkpoint: seq -> hash. An event
+        # read again whose content still hashes to it is the content that was verified.
+        self._verified: dict[int, str] = {}
 
     # --- writing ----------------------------------------------------------------------
 
@@ -285,7 +288,30 @@ class AuditLog:
                 if seq in by_seq
             ]
             verify_excerpt(piece, checkpoint, public_keys)
+            self._verified.update((e["seq"], e["hash"]) for e in piece)
         return len(pieces)
+
+    def verify_read(
+        self, conn: Connection, events: Iterable[AuditEvent], public_keys: dict[str, str]
+    ) -> int:
+        """:meth:`verify_events` for events already read, skipping each that this process
+        verified before and whose content still hashes to what was verified."""
+        unverified = [
+            e.seq
+            for e in events
+            if self._verified.get(e.seq) != e.hash
+            or event_hash(
+                e.seq,
+                e.prev_hash,
+                e.created_at,
+                e.actor,
+                e.action,
+                e.subject,
+                canonical_json(e.payload),
+            )
+            != e.hash
+        ]
+        return self.verify_events(conn, unverified, public_keys)
 
     def last_published(self) -> Checkpoint | None:
         """The newest checkpoint in the file beside the database (None when it has none).

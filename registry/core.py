@@ -141,14 +141,27 @@ class Core:
         root, with each ``identities`` row checked against it (a row that differs, or has
         no history, is refused). Remembered by this process while the log's head is the
         same: the head's hash commits to every event the replay read, so what was verified
-        for it stays true (a later edit of a row changes nothing decided from this)."""
-        head = self.audit.head(conn)
+        for it stays true (a later edit of a row changes nothing decided from this), and
+        while the log only grew from that head with no identity event."""
+        head = self.db.memo(("audit head",), lambda: self.audit.head(conn))
         cached = self._trusted_at
-        if cached is not None and cached[0] == head:
+        if cached is not None and (cached[0] == head or self._extends(conn, cached[0])):
+            self._trusted_at = (head, cached[1])
             return cached[1]
         trusted = self._trusted(conn)
         self._trusted_at = (head, trusted)
         return trusted
+
+    def _extends(self, conn: Connection, verified: tuple[int, str]) -> bool:
+        """Whether the log still holds the head ``verified`` (its event, with its hash) and
+        holds no identity event after it: the replay of that head stands for this one."""
+        seq, digest = verified
+        row = conn.execute(
+            "SELECT (SELECT hash FROM audit_events WHERE seq = ?), (SELECT count(*) FROM "
+            "audit_events WHERE seq > ? AND action IN (SELECT unnest(?::VARCHAR[])))",
+            [seq, seq, list(IDENTITY_EVENTS)],
+        ).fetchone()
+        return row is not None and row[0] == digest and row[1] == 0
 
     def history(self, conn: Connection) -> dict[str, Enrolment]:
         """The verified identity history (see :func:`.trust.replay`), root checked."""
@@ -311,10 +324,15 @@ class Core:
         a signed checkpoint, in a log that was not cut short (see
         :meth:`AuditLog.check_tail`): the signed records that rows are checked against
         (:mod:`.crosscheck`)."""
-        self.audit.check_tail(conn)
-        events = self.audit.events(conn, subject=subject, actions=actions)
-        self.audit.verify_events(conn, [e.seq for e in events], self.public_keys(conn))
-        return events
+
+        def read() -> list[AuditEvent]:
+            self.audit.check_tail(conn)
+            events = self.audit.events(conn, subject=subject, actions=actions)
+            self.audit.verify_read(conn, events, self.public_keys(conn))
+            return events
+
+        # read once per operation (a trace reads each gate check's event from one list)
+        return list(self.db.memo(("audited", tuple(sorted(actions)), subject), read))
 
     def check_contains(self, seq: int, head_hash: str, what: str) -> None:
         """Refuse a log that no longer holds event ``seq`` with ``head_hash`` -- the head an

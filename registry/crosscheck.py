@@ -11,9 +11,10 @@ record each of their rows indexes.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from loraledger.errors import VerificationError
 
@@ -22,6 +23,7 @@ RESTORE = (
     "(`loraledger audit verify` names every such row)"
 )
 _MISSING = object()
+T = TypeVar("T")
 
 
 def _show(value: Any) -> str:
@@ -31,6 +33,10 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _exact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
 def check_row(
     table: str, row_id: str, stored: Mapping[str, Any], signed: Mapping[str, Any], source: str
 ) -> None:
@@ -38,11 +44,49 @@ def check_row(
     ``signed`` (the record, as JSON values); the first that does not is named."""
     for field, value in stored.items():
         recorded = signed.get(field, _MISSING)
-        if recorded != value:
+        if recorded != value and _exact(recorded) != _exact(value):  # NaN equals NaN
             raise VerificationError(
                 f"{table} row {row_id}: {field} is {_show(value)} but {source} says "
                 f"{_show(recorded)}; {RESTORE}"
             )
+
+
+def parsed(table: str, row_id: object, build: Callable[[], T]) -> T:
+    """``build()`` -- a record made from a row's columns -- or, where the columns do not
+    make one (a value of the wrong type, JSON that is not), a :class:`VerificationError`
+    naming the row and the field."""
+    try:
+        return build()
+    except (ValueError, TypeError, KeyError) as error:
+        errors = getattr(error, "errors", None)
+        if callable(errors):  # pydantic's: the field and what is wrong with it
+            first = errors()[0]
+            detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        else:
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise VerificationError(
+            f"{table} row {row_id} is not a record LoRA Ledger wrote ({detail}); {RESTORE}"
+        ) from None
+
+
+def record_sha256(value: Any) -> str:
+    """sha256 over the canonical JSON of ``value`` (a record dumped as JSON values): what an
+    audit event records of a record whose every field it does not carry."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_digest(
+    table: str, row_id: str, value: Any, recorded: Any, source: str, what: str
+) -> None:
+    """``value`` (the row's record as JSON values) must hash to ``recorded`` (the digest
+    ``source`` holds), when it holds one: the fields it does not state one by one
+    (``what``, as the message names them)."""
+    if recorded is not None and record_sha256(value) != recorded:
+        raise VerificationError(
+            f"{table} row {row_id}: {what} differs from what {source} recorded (its "
+            f"sha256); {RESTORE}"
+        )
 
 
 def check_same_ids(
@@ -72,4 +116,11 @@ def check_same_ids(
         )
 
 
-__all__ = ["RESTORE", "check_row", "check_same_ids"]
+__all__ = [
+    "RESTORE",
+    "check_digest",
+    "check_row",
+    "check_same_ids",
+    "parsed",
+    "record_sha256",
+]

@@ -273,7 +273,10 @@ class Database:
             if session.writable:
                 if session.conn is None:
                     session.conn = self._connect(read_only=False)
-                yield from _transaction(session.conn)
+                try:
+                    yield from _transaction(session.conn)
+                finally:
+                    session.memo.clear()  # what was looked up inside it may be stale now
                 return
             session.close()
         conn = self._connect(read_only=False)

@@ -3,8 +3,18 @@
 A run is written in one change when it ends -- its row, its metrics, every scored sample
 and an ``eval.run`` audit event carrying the digest of those results -- so a run marked
 ``complete`` always has all of its results, and a failed or interrupted run is recorded
-as such with none. Reading a run back recomputes the results digest and compares it
-with the audited one: a metric or an answer edited in the database is refused.
+as such with none. Reading a run back checks its row against that event field by field
+(:mod:`.crosscheck`), the fields the event does not state against the record's sha256
+it carries (``run_sha256``), and the samples against the audited digest: a metric, a
+setting or an answer edited in the database is refused. Comparisons likewise, against
+their ``eval.compare`` event and its ``comparison_sha256``.
+
+Samples are checked fast: the event also carries ``samples_sha256``, the sha256 DuckDB
+computes over the stored sample rows (:data:`_SAMPLES_DIGEST`) in the transaction that
+wrote them, so a check hashes a million samples in SQL instead of rebuilding each in
+Python. It only vouches: where it differs (a row edited -- or a later DuckDB that
+encodes a value differently) the samples are rebuilt and their canonical digest
+(:func:`results_digest`, the one the signed test result states) decides.
 
 Subjects are adapter versions (``NAME@vN``) or bare bases (``base:NAME@vN``).
 """
@@ -14,18 +24,21 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+from concurrent.futures import Future
 from typing import Any
 
 from loraledger.errors import InputError, NotFound, VerificationError
 
 from .adapters import Adapters
-from .attestations import Attestations, test_result_statement
+from .attestations import Attestations, recorded, test_result_statement
 from .audit import canonical_json, utcnow
 from .base_models import BaseModels
 from .core import Core
+from .crosscheck import RESTORE, check_digest, check_row, check_same_ids, parsed, record_sha256
 from .db import Connection
 from .models import (
     AdapterVersion,
+    AuditEvent,
     BaseModelVersion,
     Comparison,
     EvalRun,
@@ -61,6 +74,22 @@ _SAMPLE_FIELDS = tuple(EvalSample.model_fields)
 _RESULT_FIELDS = tuple(TaskComparison.model_fields)
 
 
+EVAL_EVENTS = ("eval.run",)
+COMPARE_EVENTS = ("eval.compare",)
+# Every sample row of each run, in the canonical order, as DuckDB encodes it; one line a
+# sample (JSON arrays hold no raw newline), hashed per run.
+_SAMPLES_DIGEST = (
+    "SELECT run_id, sha256(string_agg(json_array("
+    + ", ".join(EvalSample.model_fields)
+    + ")::VARCHAR, chr(10) ORDER BY task, filter, doc_id)) FROM eval_samples"
+)
+# The fields of a run its event states one by one (the event's key: the run's value).
+_RUN_AUDITED = (
+    "run_id", "status", "error", "artifact_digest", "base_digest", "suite", "suite_digest",
+    "lm_eval_version", "seed", "sample_count", "results_sha256", "metrics", "actor", "subject",
+)  # fmt: skip
+
+
 # run_id, then EvalSample's fields in order: task, doc_id, filter .. metrics, passed, reason
 _SAMPLE_TYPES = ("VARCHAR", "VARCHAR", "INTEGER", *["VARCHAR"] * 8, "BOOLEAN", "VARCHAR")
 
@@ -78,6 +107,25 @@ def results_digest(metrics: tuple[TaskMetric, ...], samples: tuple[EvalSample, .
         ),
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def run_record(run: EvalRun) -> dict[str, Any]:
+    """What an ``eval.run`` event's ``run_sha256`` covers: the run as JSON values without
+    its samples (which ``samples_sha256`` and ``results_sha256`` cover), metrics in the
+    order they are read back."""
+    dumped = run.model_dump(mode="json", exclude={"samples"})
+    dumped["metrics"] = sorted(
+        dumped["metrics"], key=lambda m: (m["task"], m["metric"], m["filter"])
+    )
+    return dumped
+
+
+def comparison_record(comparison: Comparison) -> dict[str, Any]:
+    """What an ``eval.compare`` event's ``comparison_sha256`` covers: the comparison as
+    JSON values, its results in the order they are read back."""
+    dumped = comparison.model_dump(mode="json")
+    dumped["results"] = sorted(dumped["results"], key=lambda r: (r["task"], r["metric"]))
+    return dumped
 
 
 def subject_label(subject: EvalSubject) -> str:
@@ -159,6 +207,7 @@ class Evaluations:
             )
         with core.change(key, Action.EVAL_RECORD) as change:
             _insert_run(change.conn, run)
+            samples_sha256 = samples_digests(change.conn, run.id).get(run.id)
             attestation = None
             if run.results_sha256 is not None:
                 attestation = self._attestations.insert_in(
@@ -186,11 +235,9 @@ class Evaluations:
                     "sample_count": run.sample_count,
                     "results_sha256": run.results_sha256,
                     "metrics": {f"{m.task}/{m.metric},{m.filter}": m.value for m in run.metrics},
-                    "test_result_attestation": (
-                        {"id": attestation.id, "envelope_sha256": attestation.envelope_sha256}
-                        if attestation
-                        else None
-                    ),
+                    "test_result_attestation": recorded(attestation) if attestation else None,
+                    "run_sha256": record_sha256(run_record(run)),
+                    "samples_sha256": samples_sha256,
                 },
             )
         return self.get(run.id)  # what was stored, in the order it is read back
@@ -236,6 +283,7 @@ class Evaluations:
                     "suite_digest": comparison.suite_digest,
                     "verdict": comparison.verdict,
                     "tasks": {f"{r.task}/{r.metric}": r.verdict for r in comparison.results},
+                    "comparison_sha256": record_sha256(comparison_record(comparison)),
                 },
             )
         return comparison
@@ -281,36 +329,17 @@ class Evaluations:
                     else f"{run_id!r} is ambiguous; see `loraledger evals list`"
                 )
             run = _run(row[0])
-            run = run.model_copy(
-                update={"metrics": _metrics(conn, run.id), "samples": _samples(conn, run.id)}
-            )
-            audited = conn.execute(
-                "SELECT payload FROM audit_events WHERE action = 'eval.run' "
-                "AND json_extract_string(payload, '$.run_id') = ?",
-                [run.id],
-            ).fetchone()
-        logged = json.loads(audited[0]) if audited else None
-        if logged is None:
-            raise VerificationError(
-                f"evaluation run {run.id} has no audit event; the registry was tampered with"
-            )
-        if run.status == COMPLETE:
-            digest = results_digest(run.metrics, run.samples)
-            if digest != logged.get("results_sha256") or digest != run.results_sha256:
+            samples = _samples(conn, run.id)
+            run = run.model_copy(update={"metrics": _metrics(conn, run.id), "samples": samples})
+            label = subject_label(run.subject)
+            events = self._core.audited(conn, EVAL_EVENTS, label)
+            event = next((e for e in events if e.payload.get("run_id") == run.id), None)
+            if event is None:
                 raise VerificationError(
-                    f"evaluation run {run.id}: its metrics or samples differ from the ones "
-                    "audited when it was recorded; the registry was tampered with"
+                    f"eval_runs row {run.id} ({label}) has no audit event: it was not written "
+                    f"by LoRA Ledger; {RESTORE}"
                 )
-        for field, value in (
-            ("artifact_digest", run.subject.artifact_digest),
-            ("suite_digest", run.suite_digest),
-            ("status", run.status),
-        ):
-            if logged.get(field) != value:
-                raise VerificationError(
-                    f"evaluation run {run.id}: its {field} differs from the audited one; the "
-                    "registry was tampered with"
-                )
+            _check_run(conn, run, event, samples_digests(conn, run.id).get(run.id), samples)
         return run
 
     def latest(self, subject: str, suite: str) -> EvalRun:
@@ -343,16 +372,74 @@ class Evaluations:
                 r[0] for r in conn.execute(sql + " ORDER BY c.created_at, c.id", params).fetchall()
             ]
             comparisons = [_comparison(conn, i) for i in ids]
+            events = self._comparison_events(conn)
             for comparison in comparisons:
-                _check_comparison(conn, comparison)
+                _check_comparison(comparison, events.get(comparison.id))
         return comparisons
 
     def comparison(self, comparison_id: str) -> Comparison:
         """A stored comparison, checked against its ``eval.compare`` audit event."""
         with self._core.db.read() as conn:
             comparison = _comparison(conn, comparison_id)
-            _check_comparison(conn, comparison)
+            _check_comparison(comparison, self._comparison_events(conn).get(comparison.id))
             return comparison
+
+    def _comparison_events(self, conn: Connection) -> dict[str, AuditEvent]:
+        events = self._core.audited(conn, COMPARE_EVENTS)
+        return {str(e.payload.get("comparison_id")): e for e in events}
+
+    # --- every row against its record (audit verify) -----------------------------------
+
+    def check_all(
+        self,
+        conn: Connection,
+        events: builtins.list[AuditEvent],
+        digests: Future[dict[str, str]] | None = None,
+    ) -> int:
+        """Every evaluation run row -- with its metrics and samples -- against ``events``
+        (the log's ``eval.run`` events, verified by the caller); returns the runs checked.
+        ``digests``: the samples' digests being computed meanwhile (:func:`samples_digests`
+        on another cursor), else computed here."""
+        rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM eval_runs ORDER BY id").fetchall()
+        runs = [_run(r) for r in rows]
+        by_id = {str(e.payload.get("run_id")): e for e in events}
+        check_same_ids(
+            "eval_runs", "", [r.id for r in runs], sorted((i, e.seq) for i, e in by_id.items())
+        )
+        for table in ("eval_metrics", "eval_samples"):
+            stray = conn.execute(
+                f"SELECT DISTINCT run_id FROM {table} "
+                "WHERE run_id NOT IN (SELECT id FROM eval_runs) ORDER BY 1 LIMIT 1"
+            ).fetchone()
+            if stray is not None:
+                raise VerificationError(
+                    f"{table} rows of run {stray[0]} belong to no recorded evaluation run; "
+                    f"{RESTORE}"
+                )
+        metrics = _metrics_of(conn, [r.id for r in runs])
+        found = digests.result() if digests is not None else samples_digests(conn)
+        for run in runs:
+            run = run.model_copy(update={"metrics": metrics.get(run.id, ())})
+            _check_run(conn, run, by_id[run.id], found.get(run.id))
+        return len(runs)
+
+    def check_all_comparisons(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
+        """Every comparison row -- with its per-task results -- against ``events`` (the
+        log's ``eval.compare`` events, verified by the caller); returns the rows checked."""
+        ids = [r[0] for r in conn.execute("SELECT id FROM comparisons ORDER BY id").fetchall()]
+        by_id = {str(e.payload.get("comparison_id")): e for e in events}
+        check_same_ids("comparisons", "", ids, sorted((i, e.seq) for i, e in by_id.items()))
+        stray = conn.execute(
+            "SELECT DISTINCT comparison_id FROM comparison_results "
+            "WHERE comparison_id NOT IN (SELECT id FROM comparisons) ORDER BY 1 LIMIT 1"
+        ).fetchone()
+        if stray is not None:
+            raise VerificationError(
+                f"comparison_results rows of {stray[0]} belong to no recorded comparison; {RESTORE}"
+            )
+        for comparison_id in ids:
+            _check_comparison(_comparison(conn, comparison_id, exact=True), by_id[comparison_id])
+        return len(ids)
 
 
 def _insert_run(conn: Connection, run: EvalRun) -> None:
@@ -395,13 +482,16 @@ def _sample_row(run_id: str, sample: EvalSample) -> list[Any]:
 
 
 def _run(row: tuple[Any, ...]) -> EvalRun:
-    values = dict(zip(_RUN_FIELDS, row, strict=True))
-    for name in _RUN_JSON:
-        values[name] = json.loads(values[name])
-    values["subject"] = EvalSubject(
-        **{name: values.pop(column) for column, name in _SUBJECT_FIELDS.items()}
-    )
-    return EvalRun(**values)
+    def build() -> EvalRun:
+        values = dict(zip(_RUN_FIELDS, row, strict=True))
+        for name in _RUN_JSON:
+            values[name] = json.loads(values[name])
+        values["subject"] = EvalSubject(
+            **{name: values.pop(column) for column, name in _SUBJECT_FIELDS.items()}
+        )
+        return EvalRun(**values)
+
+    return parsed("eval_runs", row[0], build)
 
 
 def _metrics(conn: Connection, run_id: str) -> tuple[TaskMetric, ...]:
@@ -410,7 +500,12 @@ def _metrics(conn: Connection, run_id: str) -> tuple[TaskMetric, ...]:
         "ORDER BY task, metric, filter",
         [run_id],
     ).fetchall()
-    return tuple(TaskMetric(**dict(zip(_METRIC_FIELDS, r, strict=True))) for r in rows)
+    return tuple(_metric(run_id, r) for r in rows)
+
+
+def _metric(run_id: str, row: tuple[Any, ...]) -> TaskMetric:
+    values = dict(zip(_METRIC_FIELDS, row, strict=True))
+    return parsed("eval_metrics", f"{run_id}/{row[0]}", lambda: TaskMetric(**values))
 
 
 def _metrics_of(conn: Connection, run_ids: list[str]) -> dict[str, tuple[TaskMetric, ...]]:
@@ -421,9 +516,7 @@ def _metrics_of(conn: Connection, run_ids: list[str]) -> dict[str, tuple[TaskMet
         "WHERE run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY task, metric, filter",
         [run_ids],
     ).fetchall():
-        found.setdefault(row[0], []).append(
-            TaskMetric(**dict(zip(_METRIC_FIELDS, row[1:], strict=True)))
-        )
+        found.setdefault(row[0], []).append(_metric(row[0], row[1:]))
     return {run_id: tuple(metrics) for run_id, metrics in found.items()}
 
 
@@ -433,71 +526,170 @@ def _samples(conn: Connection, run_id: str) -> tuple[EvalSample, ...]:
         "ORDER BY task, filter, doc_id",
         [run_id],
     ).fetchall()
-    samples = []
-    for row in rows:
+    return tuple(_sample(run_id, r) for r in rows)
+
+
+def _sample(run_id: str, row: tuple[Any, ...]) -> EvalSample:
+    def build() -> EvalSample:
         values = dict(zip(_SAMPLE_FIELDS, row, strict=True))
         values["metrics"] = json.loads(values["metrics"])
-        samples.append(EvalSample(**values))
-    return tuple(samples)
+        return EvalSample(**values)
+
+    return parsed("eval_samples", f"{run_id}/{row[0]}#{row[1]}", build)
 
 
-def _check_comparison(conn: Connection, comparison: Comparison) -> None:
-    row = conn.execute(
-        "SELECT payload FROM audit_events WHERE action = 'eval.compare' "
-        "AND json_extract_string(payload, '$.comparison_id') = ?",
-        [comparison.id],
-    ).fetchone()
-    logged = json.loads(row[0]) if row else {}
-    tasks = {f"{r.task}/{r.metric}": r.verdict for r in comparison.results}
-    if (
-        logged.get("verdict") != comparison.verdict
-        or logged.get("tasks") != tasks
-        or logged.get("new_run") != comparison.new_run
-        or logged.get("old_run") != comparison.old_run
-    ):
+def samples_digests(conn: Connection, run_id: str | None = None) -> dict[str, str]:
+    """``samples_sha256`` of every run with samples (or of ``run_id``), by run id."""
+    where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+    rows = conn.execute(_SAMPLES_DIGEST + where + " GROUP BY run_id", params).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def _check_run(
+    conn: Connection,
+    run: EvalRun,
+    event: AuditEvent,
+    samples_digest: str | None,
+    samples: tuple[EvalSample, ...] | None = None,
+) -> None:
+    """A run's row (with its metrics) against its ``eval.run`` event: the fields the event
+    states one by one, the rest by ``run_sha256``; its samples by ``samples_sha256``, else
+    rebuilt against ``results_sha256`` (``samples``: when already read)."""
+    source = f"audit event #{event.seq}"
+    stored = {
+        "run_id": run.id,
+        "status": run.status,
+        "error": run.error,
+        "artifact_digest": run.subject.artifact_digest,
+        "base_digest": run.subject.base_digest,
+        "suite": run.suite_name,
+        "suite_digest": run.suite_digest,
+        "lm_eval_version": run.lm_eval_version,
+        "seed": run.seed,
+        "sample_count": run.sample_count,
+        "results_sha256": run.results_sha256,
+        "metrics": {f"{m.task}/{m.metric},{m.filter}": m.value for m in run.metrics},
+        "actor": run.created_by,
+        "subject": subject_label(run.subject),
+    }
+    recorded = {**event.payload, "actor": event.actor, "subject": event.subject}
+    check_row("eval_runs", run.id, {k: stored[k] for k in _RUN_AUDITED}, recorded, source)
+    check_digest(
+        "eval_runs",
+        run.id,
+        run_record(run),
+        event.payload.get("run_sha256"),
+        source,
+        "one of its quantization, compute dtype, suite files, task configs, settings, "
+        "libraries, times, subject or metrics (stderr, direction, count)",
+    )
+    if run.status != COMPLETE:
+        if samples_digest is not None or run.metrics:
+            raise VerificationError(
+                f"eval_runs row {run.id} is {run.status} and recorded no results, but metrics "
+                f"or samples were added to it; {RESTORE}"
+            )
+        return
+    if samples_digest is not None and samples_digest == event.payload.get("samples_sha256"):
+        return
+    if samples is None:
+        samples = _samples(conn, run.id)
+    if results_digest(run.metrics, samples) != run.results_sha256:
         raise VerificationError(
-            f"comparison {comparison.id}: its verdicts differ from the ones audited when it "
-            "was recorded; the registry was tampered with"
+            f"eval_samples rows of run {run.id} differ from the ones {source} recorded "
+            f"(results_sha256): an answer, a score or a reason was edited, added or deleted; "
+            f"{RESTORE}"
         )
 
 
-def _comparison(conn: Connection, comparison_id: str) -> Comparison:
+def _check_comparison(comparison: Comparison, event: AuditEvent | None) -> None:
+    """A comparison's row (with its results) against its ``eval.compare`` event: the
+    fields the event states one by one, the rest by ``comparison_sha256``."""
+    if event is None:
+        raise VerificationError(
+            f"comparisons row {comparison.id} has no audit event: it was not written by LoRA "
+            f"Ledger; {RESTORE}"
+        )
+    source = f"audit event #{event.seq}"
+    stored = {
+        "comparison_id": comparison.id,
+        "against": comparison.old_subject,
+        "new_run": comparison.new_run,
+        "old_run": comparison.old_run,
+        "suite": comparison.suite_name,
+        "suite_digest": comparison.suite_digest,
+        "verdict": comparison.verdict,
+        "tasks": {f"{r.task}/{r.metric}": r.verdict for r in comparison.results},
+        "actor": comparison.created_by,
+        "subject": comparison.new_subject,
+    }
+    recorded = {**event.payload, "actor": event.actor, "subject": event.subject}
+    check_row("comparisons", comparison.id, stored, recorded, source)
+    check_digest(
+        "comparisons",
+        comparison.id,
+        comparison_record(comparison),
+        event.payload.get("comparison_sha256"),
+        source,
+        "one of its alpha, settings, time or per-task statistics (n, means, effect, "
+        "interval, p-value, flipped samples)",
+    )
+
+
+def _comparison(conn: Connection, comparison_id: str, *, exact: bool = False) -> Comparison:
+    """A comparison (a unique prefix of its id will do, unless ``exact``) with its
+    results, built from its rows as stored (unchecked)."""
     row = conn.execute(
         "SELECT c.id, c.new_run_id, c.old_run_id, c.suite_name, c.suite_digest, c.alpha, "
         "c.settings, c.verdict, c.created_at, c.created_by, "
         "n.subject_kind, n.subject_name, n.subject_version, "
         "o.subject_kind, o.subject_name, o.subject_version "
-        "FROM comparisons c JOIN eval_runs n ON n.id = c.new_run_id "
-        "JOIN eval_runs o ON o.id = c.old_run_id WHERE c.id = ? OR c.id LIKE ? || '%'",
-        [comparison_id, comparison_id],
+        "FROM comparisons c LEFT JOIN eval_runs n ON n.id = c.new_run_id "
+        "LEFT JOIN eval_runs o ON o.id = c.old_run_id WHERE c.id = ? OR c.id LIKE ? || '%'",
+        [comparison_id, "" if exact else comparison_id],
     ).fetchall()
     if len(row) != 1:
         raise NotFound(f"no single comparison {comparison_id!r}; see `loraledger compare --help`")
     r = row[0]
-    results = []
-    for x in conn.execute(
+    rows = conn.execute(
         f"SELECT {', '.join(_RESULT_FIELDS)} FROM comparison_results WHERE comparison_id = ? "
         "ORDER BY task, metric",
         [r[0]],
-    ).fetchall():
-        values = dict(zip(_RESULT_FIELDS, x, strict=True))
-        values["flipped"] = json.loads(values["flipped"])
-        results.append(TaskComparison(**values))
-    return Comparison(
-        id=r[0],
-        new_run=r[1],
-        old_run=r[2],
-        new_subject=_label(r[10], r[11], r[12]),
-        old_subject=_label(r[13], r[14], r[15]),
-        suite_name=r[3],
-        suite_digest=r[4],
-        alpha=r[5],
-        settings=json.loads(r[6]),
-        verdict=r[7],
-        results=tuple(results),
-        created_at=r[8],
-        created_by=r[9],
-    )
+    ).fetchall()
+
+    def build() -> Comparison:
+        results = []
+        for x in rows:
+            values = dict(zip(_RESULT_FIELDS, x, strict=True))
+            values["flipped"] = json.loads(values["flipped"])
+            results.append(TaskComparison(**values))
+        return Comparison(
+            id=r[0],
+            new_run=r[1],
+            old_run=r[2],
+            new_subject=_label(r[10], r[11], r[12]) if r[10] else "no such run",
+            old_subject=_label(r[13], r[14], r[15]) if r[13] else "no such run",
+            suite_name=r[3],
+            suite_digest=r[4],
+            alpha=r[5],
+            settings=json.loads(r[6]),
+            verdict=r[7],
+            results=tuple(results),
+            created_at=r[8],
+            created_by=r[9],
+        )
+
+    return parsed("comparisons", r[0], build)
 
 
-__all__ = ["BASE_PREFIX", "Evaluations", "results_digest", "subject_label"]
+__all__ = [
+    "BASE_PREFIX",
+    "COMPARE_EVENTS",
+    "EVAL_EVENTS",
+    "Evaluations",
+    "comparison_record",
+    "results_digest",
+    "run_record",
+    "samples_digests",
+    "subject_label",
+]

@@ -2,24 +2,57 @@
 
 The rules are judged by :mod:`loraledger.policies.gates`; this module only stores and
 reads the result. A check is written in one change with a ``gate.check`` audit event that
-carries the policy's and the inputs' hashes; reading it back compares the stored report
-with that event.
+carries the policy's and the inputs' hashes, the verdict, and the sha256 of the whole
+report; reading it back compares the row's columns with its report and the report with
+that event (:mod:`.crosscheck`): an edited verdict, rule or column is refused, named.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
+import hashlib
+from typing import Any
 
 from loraledger.errors import NotFound, VerificationError
 
 from .adapters import Adapters
 from .audit import canonical_json
 from .core import Core
+from .crosscheck import RESTORE, check_row, check_same_ids, parsed
+from .db import Connection
 from .keys import SigningKey
-from .models import GateCheck
+from .models import AuditEvent, GateCheck
 from .permissions import Action
 from .refs import version_and_environment
+
+GATE_EVENTS = ("gate.check",)
+# The row's columns besides the report, each with the GateCheck field it repeats.
+_COLUMNS = {
+    "id": "id",
+    "adapter_name || '@v' || adapter_version": "adapter",
+    "artifact_digest": "artifact_digest",
+    "environment": "environment",
+    "policy_path": "policy_path",
+    "policy_sha256": "policy_sha256",
+    "passed": "passed",
+    "inputs_sha256": "inputs_sha256",
+    "created_at": "created_at",
+    "created_by": "created_by",
+}
+_SELECT = f"SELECT report, {', '.join(_COLUMNS)} FROM gate_checks"
+# The audit event's payload keys, each with the GateCheck field it records.
+_AUDITED = {
+    "check_id": "id",
+    "environment": "environment",
+    "artifact_digest": "artifact_digest",
+    "policy_sha256": "policy_sha256",
+    "inputs_sha256": "inputs_sha256",
+    "passed": "passed",
+}
+
+
+def report_sha256(report: str) -> str:
+    return hashlib.sha256(report.encode("utf-8")).hexdigest()
 
 
 class GateChecks:
@@ -62,32 +95,32 @@ class GateChecks:
                     "inputs_sha256": check.inputs_sha256,
                     "passed": check.passed,
                     "failed": [r.rule for r in check.rules if not r.passed],
+                    "report_sha256": report_sha256(report),
                 },
             )
         return check
 
     def get(self, check_id: str) -> GateCheck:
+        """The check (a unique prefix of its id will do), its row checked against its
+        report and its report against its audit event."""
         with self._core.db.read() as conn:
             rows = conn.execute(
-                "SELECT report FROM gate_checks WHERE id = ? OR id LIKE ? || '%'",
-                [check_id, check_id],
+                f"{_SELECT} WHERE id = ? OR id LIKE ? || '%'", [check_id, check_id]
             ).fetchall()
             if len(rows) != 1:
                 raise NotFound(f"no single gate check {check_id!r}")
-            check = GateCheck.model_validate_json(rows[0][0])
-            audited = conn.execute(
-                "SELECT payload FROM audit_events WHERE action = 'gate.check' "
-                "AND json_extract_string(payload, '$.check_id') = ?",
-                [check.id],
-            ).fetchone()
-        logged = json.loads(audited[0]) if audited else {}
-        for field in ("passed", "policy_sha256", "inputs_sha256", "artifact_digest"):
-            if logged.get(field) != getattr(check, field):
-                raise VerificationError(
-                    f"gate check {check.id}: its {field} differs from the audited one; the "
-                    "registry was tampered with"
-                )
-        return check
+            (row,) = rows
+            events = [
+                e
+                for e in self._core.audited(conn, GATE_EVENTS, f"adapter:{row[2]}")
+                if e.payload.get("check_id") == row[1]
+            ]
+        if not events:
+            raise VerificationError(
+                f"gate_checks row {row[1]} has no audit event: it was not written by LoRA "
+                f"Ledger; {RESTORE}"
+            )
+        return _checked(row, events[0])
 
     def list(self, adapter: str | None = None, environment: str | None = None) -> list[GateCheck]:
         """Checks, oldest first, each read back through :meth:`get`."""
@@ -104,5 +137,48 @@ class GateChecks:
         with self._core.db.read() as conn:
             return [r[0] for r in conn.execute(sql + " ORDER BY created_at, id", params).fetchall()]
 
+    def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
+        """Every gate check row against its report and ``events`` (the log's ``gate.check``
+        events, verified by the caller); returns the rows checked."""
+        rows = conn.execute(_SELECT + " ORDER BY id").fetchall()
+        by_id = {str(e.payload.get("check_id")): e for e in events}
+        check_same_ids(
+            "gate_checks", "", [r[1] for r in rows], sorted((i, e.seq) for i, e in by_id.items())
+        )
+        for row in rows:
+            _checked(row, by_id[row[1]])
+        return len(rows)
 
-__all__ = ["GateChecks"]
+
+def _checked(row: tuple[Any, ...], event: AuditEvent) -> GateCheck:
+    """A gate check row (``_SELECT``'s columns): its columns against its report, its
+    report against ``event`` (the whole report by its sha256, where the event records
+    one: every check recorded since it does)."""
+    row_id = str(row[1])
+    check = parsed("gate_checks", row_id, lambda: GateCheck.model_validate_json(row[0]))
+    report = check.model_dump(mode="json")
+    values = dict(zip(_COLUMNS.values(), row[1:], strict=True))
+    columns = parsed("gate_checks", row_id, lambda: GateCheck.model_validate(report | values))
+    stored = columns.model_dump(mode="json")
+    check_row(
+        "gate_checks", row_id, {f: stored[f] for f in _COLUMNS.values()}, report, "its report"
+    )
+    recorded = {**event.payload, "actor": event.actor, "subject": event.subject}
+    audited = {key: report[field] for key, field in _AUDITED.items()}
+    audited.update(
+        actor=check.created_by,
+        subject=f"adapter:{check.adapter}",
+        failed=[r.rule for r in check.rules if not r.passed],
+    )
+    source = f"audit event #{event.seq}"
+    check_row("gate_checks", row_id, audited, recorded, source)
+    logged = event.payload.get("report_sha256")
+    if logged is not None and logged != report_sha256(row[0]):
+        raise VerificationError(
+            f"gate_checks row {row_id}: report differs from the one {source} recorded (its "
+            f"sha256): a rule, a measured value or a bound was edited; {RESTORE}"
+        )
+    return check
+
+
+__all__ = ["GATE_EVENTS", "GateChecks", "report_sha256"]

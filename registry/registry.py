@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import platform
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from loraledger.errors import AlreadyExists, NotARegistry, VerificationError
 from . import schema
 from .adapters import Adapters
 from .approvals import DECISION_EVENTS, Approvals
-from .attestations import Attestations
+from .attestations import RECORDED_BY, Attestations
 from .audit import utcnow
 from .base_models import BaseModels
 from .core import (
@@ -44,8 +45,8 @@ from .core import (
 from .datasets import Datasets
 from .db import Database, lock_timeout_from_env
 from .deployments import DEPLOY_EVENTS, Deployments
-from .evaluations import Evaluations
-from .gate_checks import GateChecks
+from .evaluations import COMPARE_EVENTS, EVAL_EVENTS, Evaluations, samples_digests
+from .gate_checks import GATE_EVENTS, GateChecks
 from .identities import Identities
 from .keys import KeyStore
 from .models import AuditEvent
@@ -163,20 +164,38 @@ class Registry(Core):
 
     def verify_records(self) -> dict[str, int]:
         """Check every row that indexes a signed or audited record against it (identities,
-        adapter versions and their files, approvals, deployments) and return the rows checked
-        by table; raise at the first mismatch, naming its table, row and field. Run
-        after the whole chain verified (:meth:`verify_audit`), whose events it trusts."""
-        with self.db.read() as conn:
+        adapter versions and their files, approvals, deployments, gate checks, evaluation
+        runs with their metrics and samples, comparisons, attestations) and return the
+        rows checked by table; raise at the first mismatch, naming its table, row and
+        field. Run after the whole chain verified (:meth:`verify_audit`), whose events
+        it trusts."""
+        with self.db.read() as conn, ThreadPoolExecutor(1) as pool:
+            # the samples are hashed in SQL on another cursor while Python checks the rest
+            # (DuckDB lets go of the GIL while it runs a query)
+            other = conn.cursor()
+            other.execute(f"USE {conn.execute('SELECT current_database()').fetchone()[0]}")  # type: ignore[index]
+            digests = pool.submit(samples_digests, other)
+            digests.add_done_callback(lambda _: other.close())
             self.audit.check_tail(conn)
+            events: dict[str, list[AuditEvent]] = {}
+            for event in self.audit.events(conn, actions=_RECORDING_EVENTS):
+                events.setdefault(event.action, []).append(event)
 
             def logged(*actions: str) -> list[AuditEvent]:
-                return self.audit.events(conn, actions=actions)
+                return sorted((e for a in actions for e in events.get(a, [])), key=_seq)
 
+            attested = {action for action, _ in RECORDED_BY.values()}
             return {
                 "identities": len(self.trusted_identities(conn)),
                 "adapter_versions": self.adapters.check_all(conn, logged("adapter.register")),
                 "approvals": self.approvals.check_all(conn, logged(*DECISION_EVENTS)),
                 "deployments": self.deployments.check_all(conn, logged(*DEPLOY_EVENTS)),
+                "gate_checks": self.gate_checks.check_all(conn, logged(*GATE_EVENTS)),
+                "eval_runs": self.evaluations.check_all(conn, logged(*EVAL_EVENTS), digests),
+                "comparisons": self.evaluations.check_all_comparisons(
+                    conn, logged(*COMPARE_EVENTS)
+                ),
+                "attestations": self.attestations.check_all(conn, logged(*attested)),
             }
 
     def verify_records_since(self, seq: int) -> dict[str, int]:
@@ -190,11 +209,7 @@ class Registry(Core):
         with self.db.read() as conn:
             self.audit.check_tail(conn)
             checked["identities"] = len(self.trusted_identities(conn))
-            for table, actions in (
-                ("adapter_versions", ("adapter.register",)),
-                ("approvals", DECISION_EVENTS),
-                ("deployments", DEPLOY_EVENTS),
-            ):
+            for table, actions in _COUNTED:
                 placeholders = ", ".join("?" * len(actions))
                 (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
                 (logged,) = conn.execute(
@@ -217,6 +232,15 @@ class Registry(Core):
         checked["adapter_versions"] = len(versions)
         checked["approvals"] = sum(len(self.approvals.list(ref)) for ref in sorted(decided))
         checked["deployments"] = sum(len(self.deployments.history(e)) for e in sorted(environments))
+        for table, action, key, read in (
+            ("gate_checks", "gate.check", "check_id", self.gate_checks.get),
+            ("eval_runs", "eval.run", "run_id", self.evaluations.get),
+            ("comparisons", "eval.compare", "comparison_id", self.evaluations.comparison),
+        ):
+            ids = [str(e.payload.get(key)) for e in new if e.action == action]
+            for row_id in ids:
+                read(row_id)
+            checked[table] = len(ids)
         return checked
 
     # --- the collections, each on the core and the siblings it names ---------------------
@@ -261,6 +285,23 @@ class Registry(Core):
     @cached_property
     def approvals(self) -> Approvals:
         return Approvals(self, self.adapters)
+
+
+# Each table whose rows the audit log records one event each, with those events' actions
+# (attestations: one per version or run event that names one, so not counted this way).
+_COUNTED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("adapter_versions", ("adapter.register",)),
+    ("approvals", DECISION_EVENTS),
+    ("deployments", DEPLOY_EVENTS),
+    ("gate_checks", GATE_EVENTS),
+    ("eval_runs", EVAL_EVENTS),
+    ("comparisons", COMPARE_EVENTS),
+)
+_RECORDING_EVENTS = tuple(a for _, actions in _COUNTED for a in actions)
+
+
+def _seq(event: AuditEvent) -> int:
+    return event.seq
 
 
 __all__ = [

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loraledger.harness.compare import compare
 from loraledger.policies import witness
 from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote, rollback
@@ -28,8 +30,9 @@ from loraledger.policies.trace import trace_environment
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import canonical_json, checkpoint_message, event_hash, utcnow
 from loraledger.registry.keys import KeyStore
-from loraledger.registry.models import Checkpoint
+from loraledger.registry.models import Checkpoint, LossPoint, TrainingRun
 from loraledger.registry.signing import sign_directory
+from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.registry.trust import TrustRoot
 from typer.testing import CliRunner
 
@@ -37,6 +40,8 @@ from loraledger.cli import app
 from loraledger.errors import PermissionDenied, VerificationError
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, small_adapter
 from tests.registry.helpers import sql
+from tests.registry.test_base_models import base_files, register
+from tests.registry.test_evaluations import a_run
 
 SECOND = "ruby"  # a second reviewer
 POLICY = """\
@@ -51,6 +56,23 @@ environments:
     approvals: {count: 1, role: reviewer}
 """
 V1, V2, V3, V4, OWN = "bot@v1", "bot@v2", "bot@v3", "bot@v4", "own@v1"
+SCORED = ("scored@v1", "scored@v2")  # trained (signed provenance), evaluated, compared
+
+
+def a_training_run(reg: Registry, base: str) -> TrainingRun:
+    """The provenance record a training run would make (no training: the rows are what
+    is attacked here)."""
+    now = utcnow()
+    found = reg.base_models.get(base)
+    return TrainingRun(
+        id=str(uuid.uuid4()), config={"seed": 1}, config_sha256="0" * 64, base_ref=found.ref,
+        base_digest=found.digest, datasets=(), quantization={"method": "none"},
+        compute_dtype="float32", compute_dtype_reason="test", device="cpu",
+        code={"repository": "here", "commit": None, "dirty": False}, libraries={}, hardware={},
+        seed=1, loss_curve=(LossPoint(step=1, loss=1.0, learning_rate=1e-3, tokens=10),),
+        steps=1, tokens_seen=10, wall_seconds=1.0, started_at=now - timedelta(seconds=1),
+        finished_at=now, actor=ENGINEER,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +89,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for seed in (1, 2, 3, 4):
         reg.adapters.register(small_adapter(root / f"a{seed}", seed), "bot", actor=ENGINEER)
     reg.adapters.register(small_adapter(root / "own", 9), "own", actor=ADMIN)
+    register(reg, base_files(root / "base"))
+    for seed, ref in enumerate(SCORED):
+        adapter = write_lora_adapter(root / ref, base_model="tiny@v1", hidden=16, layers=1,
+                                     seed=seed)  # fmt: skip
+        reg.adapters.register(adapter, "scored", actor=ENGINEER,
+                              training_run=a_training_run(reg, "tiny@v1"))  # fmt: skip
+        reg.evaluations.record(a_run(reg, ref), actor=ENGINEER)
+    compare(reg, SCORED[1], SCORED[0], "sanity", actor=ENGINEER, n_resamples=99)
     policy = root / "policy.yaml"
     policy.write_text(POLICY)
     for ref in (V1, V2):
@@ -285,14 +315,21 @@ def test_a_cut_log_is_refused(site: Path) -> None:
         check_gate(reg, V3, "staging", actor=REVIEWER, policy=site / "policy.yaml")
 
 
+EVERY_ROW = {
+    "identities": 5,
+    "adapter_versions": 7,
+    "approvals": 3,
+    "deployments": 3,
+    "gate_checks": 5,
+    "eval_runs": 2,
+    "comparisons": 1,
+    "attestations": 4,
+}
+
+
 def test_an_untouched_registry_verifies(site: Path) -> None:
     reg = opened(site)
-    assert reg.verify_records() == {
-        "identities": 5,
-        "adapter_versions": 5,
-        "approvals": 3,
-        "deployments": 3,
-    }
+    assert reg.verify_records() == EVERY_ROW
     assert reg.deployments.current("staging").adapter == V1  # type: ignore[union-attr]
     result = cli(site, "audit", "verify")
     assert result.exit_code == 0 and "rows match their signed records" in result.output
@@ -364,9 +401,11 @@ def test_any_column_of_any_row_changed_is_refused(
 def cut_from(reg: Registry, site: Path, seq: int) -> None:
     """Cut every event from ``seq`` on, with the rows they recorded and their checkpoints
     in the database and in the checkpoint file: a registry consistent in itself."""
-    for table, column in (("approvals", "id"), ("deployments", "id")):
+    for table, column in (("approvals", "id"), ("deployments", "id"), ("gate_checks", "id")):
         ids = [
-            e.payload.get("approval_id") or e.payload.get("deployment_id")
+            e.payload.get("approval_id")
+            or e.payload.get("deployment_id")
+            or e.payload.get("check_id")
             for e in reg.audit_events()
             if e.seq >= seq
         ]
@@ -388,12 +427,7 @@ def test_a_cut_log_is_refused_by_the_artifacts_kept_from_it(site: Path) -> None:
     (seq,) = sql(reg, "SELECT seq FROM audit_events WHERE action = 'deploy.rollback'")[0]
     cut_from(reg, site, seq)
     reg.verify_audit()  # consistent in itself: the chain, the checkpoints, every row
-    assert reg.verify_records() == {
-        "identities": 5,
-        "adapter_versions": 5,
-        "approvals": 2,
-        "deployments": 2,
-    }
+    assert reg.verify_records() == {**EVERY_ROW, "approvals": 2, "deployments": 2, "gate_checks": 4}
     with pytest.raises(VerificationError, match="deployment .* of staging is no longer in"):
         witness.check(reg, witness.of_file(site / "serve"))
     with pytest.raises(VerificationError, match="is no longer in the registry"):
@@ -594,3 +628,125 @@ def test_quick_verification_checks_what_came_after_a_known_head(site: Path) -> N
         VerificationError, match="approvals has 5 rows but the audit log recorded 4"
     ):
         reg.verify_records_since(reg.audit_head()[0])
+
+
+# --- the evidence rows: gate checks, evaluation runs, comparisons, attestations ----------
+
+EVIDENCE_TABLES = (
+    "gate_checks", "eval_runs", "eval_metrics", "eval_samples", "comparisons",
+    "comparison_results", "attestations",
+)  # fmt: skip
+
+
+def another(kind: str, value: Any, salt: int) -> Any:
+    """Another value of a column of DuckDB type ``kind`` (never the same one); JSON text
+    stays JSON of the same shape where it can."""
+    if kind == "BOOLEAN":
+        return not value
+    if kind in ("INTEGER", "BIGINT"):
+        return (value or 0) + 10 + salt
+    if kind == "DOUBLE":
+        return (value or 0.0) + 0.5 + salt
+    if kind.startswith("TIMESTAMP"):
+        return f"2030-01-0{1 + salt % 9} 00:00:00"
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError):
+        return f"{value or ''}x{salt}"
+    if isinstance(parsed, dict) and parsed:
+        first = sorted(parsed)[salt % len(parsed)]
+        item = parsed[first]
+        replaced = (
+            not item if isinstance(item, bool)
+            else item + 1 if isinstance(item, int | float)
+            else [*item, f"x{salt}"] if isinstance(item, list)
+            else {**item, f"x{salt}": "y"} if isinstance(item, dict)
+            else f"{item}x{salt}"
+        )  # fmt: skip
+        return json.dumps({**parsed, first: replaced})
+    return json.dumps({f"x{salt}": "y"} if isinstance(parsed, dict) else [f"x{salt}"])
+
+
+@pytest.mark.parametrize("table", EVIDENCE_TABLES)
+def test_every_column_of_every_evidence_table_changed_is_refused(
+    built: Path, tmp_path: Path, table: str
+) -> None:
+    columns = sql(
+        opened(built),
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+        "ORDER BY ordinal_position",
+        [table],
+    )
+    for salt, (column, kind) in enumerate(columns):
+        site = Path(shutil.copytree(built, tmp_path / f"{table}-{column}"))
+        reg = opened(site)
+        rowids = [r[0] for r in sql(reg, f"SELECT rowid FROM {table} ORDER BY rowid")]
+        target = rowids[salt % len(rowids)]
+        (value,) = sql(reg, f"SELECT {column} FROM {table} WHERE rowid = ?", [target])[0]
+        new = another(kind, value, salt)
+        sql(reg, f"UPDATE {table} SET {column} = ? WHERE rowid = ?", [new, target])
+        with pytest.raises(VerificationError, match=f"{table.split('_')[0]}|{table}"):
+            reg.verify_records()
+        shutil.rmtree(site)
+
+
+def test_a_flipped_gate_verdict_is_refused_where_it_is_read(site: Path) -> None:
+    reg = opened(site)
+    (check_id,) = sql(reg, "SELECT id FROM gate_checks WHERE NOT passed LIMIT 1")[0]
+    ((report,),) = sql(reg, "SELECT report FROM gate_checks WHERE id = ?", [check_id])
+    forged = report.replace('"passed":false', '"passed":true')
+    sql(reg, "UPDATE gate_checks SET passed = true, report = ? WHERE id = ?", [forged, check_id])
+    message = f"gate_checks row {check_id}: passed is true but audit event #.* says false"
+    with pytest.raises(VerificationError, match=message):
+        reg.gate_checks.get(check_id)
+    result = cli(site, "audit", "verify")
+    assert result.exit_code == 1 and f"gate_checks row {check_id}" in result.stderr
+
+
+def test_an_edited_score_is_refused_where_it_is_read(site: Path) -> None:
+    reg = opened(site)
+    run = reg.evaluations.latest(SCORED[0], "sanity")
+    sql(reg, "UPDATE eval_samples SET passed = true, metrics = '{\"acc\": 1.0}' "
+        "WHERE run_id = ?", [run.id])  # fmt: skip
+    with pytest.raises(VerificationError, match=f"eval_samples rows of run {run.id} differ"):
+        reg.evaluations.get(run.id)
+    sql(reg, "UPDATE eval_metrics SET value = 1.0 WHERE run_id = ?", [run.id])
+    with pytest.raises(VerificationError, match=f"eval_runs row {run.id}: metrics is"):
+        reg.evaluations.latest(SCORED[0], "sanity")
+
+
+def test_an_edited_comparison_is_refused_where_it_is_read(site: Path) -> None:
+    reg = opened(site)
+    (comparison,) = reg.evaluations.comparisons()
+    sql(reg, "UPDATE comparison_results SET p_value = 0.5, ci_low = -1 WHERE comparison_id = ?",
+        [comparison.id])  # fmt: skip
+    with pytest.raises(VerificationError, match=f"comparisons row {comparison.id}: one of its"):
+        reg.evaluations.comparison(comparison.id)
+
+
+def test_attestations_deleted_inserted_or_re_signed_are_refused(site: Path) -> None:
+    reg = opened(site)
+    (provenance,) = reg.attestations.list(subject=SCORED[0], kind="provenance")
+    sql(reg, "DELETE FROM attestations WHERE id = ?", [provenance.id])
+    with pytest.raises(VerificationError, match=f"attestations row {provenance.id}.* is missing"):
+        reg.verify_records()
+    sql(reg, "INSERT INTO attestations SELECT * REPLACE (? AS id) FROM attestations LIMIT 1",
+        [provenance.id])  # fmt: skip
+    with pytest.raises(VerificationError, match=f"attestations row {provenance.id}: kind is"):
+        reg.verify_records()
+
+
+def test_an_attestation_re_signed_by_its_signer_is_refused(site: Path) -> None:
+    # the engineer re-signs a statement of her own (her key, a digest she chose)
+    reg = opened(site)
+    (test_result,) = reg.attestations.list(subject=reg.evaluations.latest(SCORED[1], "sanity").id)
+    statement = reg.attestations.verify(test_result)
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    from loraledger.registry.dsse import envelope_sha256, sign_statement
+
+    envelope = sign_statement(statement, reg.keys.load(ENGINEER))
+    sql(reg, "UPDATE attestations SET envelope = ?, envelope_sha256 = ?, artifact_digest = ? "
+        "WHERE id = ?", [canonical_json(envelope), envelope_sha256(envelope), "0" * 64,
+                         test_result.id])  # fmt: skip
+    with pytest.raises(VerificationError, match=f"attestations row {test_result.id}: "):
+        reg.verify_records()

@@ -131,10 +131,23 @@ def test_a_recorded_check_cannot_be_edited(eval_registry: Registry, tmp_path: Pa
     path = policy(tmp_path, "    provenance: {signed: true}\n")
     check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
     assert check.passed
+    ((report,),) = sql(eval_registry, "SELECT report FROM gate_checks WHERE id = ?", [check.id])
     forged = check.model_copy(update={"passed": False}).model_dump_json()
-    sql(eval_registry, "UPDATE gate_checks SET report = ? WHERE id = ?", [forged, check.id])
-    with pytest.raises(VerificationError, match="its passed differs from the audited one"):
-        eval_registry.gate_checks.get(check.id)
+    for edit, message in (
+        ((forged, check.passed), "passed is true but its report says false"),
+        ((forged, False), "passed is false but audit event #.* says true"),
+        # a rule's message edited, the verdict kept: only the report's sha256 tells
+        ((report.replace('"message":"', '"message":"(edited) ', 1), True), "report differs"),
+    ):
+        sql(eval_registry, "UPDATE gate_checks SET report = ?, passed = ? WHERE id = ?",
+            [*edit, check.id])  # fmt: skip
+        with pytest.raises(VerificationError, match=f"gate_checks row {check.id}: {message}"):
+            eval_registry.gate_checks.get(check.id)
+        with pytest.raises(VerificationError, match=message):
+            eval_registry.verify_records()
+    sql(eval_registry, "UPDATE gate_checks SET report = ?, passed = true WHERE id = ?",
+        [report, check.id])  # fmt: skip
+    assert eval_registry.gate_checks.get(check.id) == check
 
 
 def test_revoked_and_unknown_identities_cannot_check(eval_registry: Registry) -> None:
@@ -177,5 +190,6 @@ def test_no_regression_against_what_an_environment_runs(
         [comparison.id],
     )
     if comparison.verdict != "improvement":
-        with pytest.raises(VerificationError, match="differ from the ones audited"):
+        message = f'comparisons row {comparison.id}: verdict is "improvement" but audit event'
+        with pytest.raises(VerificationError, match=message):
             eval_registry.evaluations.comparison(comparison.id)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from loraledger.harness.suites import find_suite
-from loraledger.registry import Registry
+from loraledger.registry import Registry, evaluations
 from loraledger.registry.audit import utcnow
 from loraledger.registry.evaluations import results_digest
 from loraledger.registry.models import EvalRun, EvalSample, TaskMetric
@@ -82,28 +82,66 @@ def test_a_failed_run_keeps_no_results(registry: Registry, subject: str) -> None
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ("UPDATE eval_samples SET passed = NOT passed WHERE doc_id = 1", "metrics or samples"),
-        ("DELETE FROM eval_samples WHERE doc_id = 2", "metrics or samples"),
-        ("UPDATE eval_metrics SET value = 1.0", "metrics or samples"),
-        ("UPDATE eval_runs SET suite_digest = 'x' || suite_digest", "its suite_digest differs"),
-        ("UPDATE eval_runs SET status = 'complete', results_sha256 = NULL", "metrics or samples"),
+        ("UPDATE eval_samples SET passed = NOT passed WHERE doc_id = 1", "eval_samples rows of"),
+        ("UPDATE eval_samples SET reason = 'fine' WHERE doc_id = 1", "eval_samples rows of"),
+        ("DELETE FROM eval_samples WHERE doc_id = 2", "eval_samples rows of run .* differ"),
+        ("UPDATE eval_metrics SET value = 1.0", "eval_runs row .*: metrics is"),
+        ("UPDATE eval_metrics SET stderr = 0.5", "one of its quantization, .*metrics"),
+        ("UPDATE eval_runs SET suite_digest = 'x' || suite_digest", ': suite_digest is "x'),
+        ("UPDATE eval_runs SET settings = '{\"limit\": 2}'", "one of its quantization"),
+        ("UPDATE eval_runs SET status = 'complete', results_sha256 = NULL", "results_sha256 is"),
     ],
 )
 def test_an_edited_run_is_refused(
     registry: Registry, subject: str, edit: str, message: str
 ) -> None:
     run = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
+    assert registry.verify_records()["eval_runs"] == 1
     sql(registry, edit)
     with pytest.raises(VerificationError, match=message):
         registry.evaluations.get(run.id)
+    with pytest.raises(VerificationError, match=message):
+        registry.verify_records()
 
 
 def test_a_run_without_its_event_is_refused(registry: Registry, subject: str) -> None:
     run = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
     sql(registry, "INSERT INTO eval_runs SELECT * REPLACE ('copied' AS id) FROM eval_runs")
-    with pytest.raises(VerificationError, match="evaluation run copied has no audit event"):
+    with pytest.raises(VerificationError, match="eval_runs row copied .*has no audit event"):
         registry.evaluations.get("copied")
     assert registry.evaluations.get(run.id).id == run.id
+    with pytest.raises(VerificationError, match="eval_runs row copied has no audit event"):
+        registry.verify_records()
+
+
+def test_samples_moved_onto_another_run_are_refused(registry: Registry, subject: str) -> None:
+    failed = registry.evaluations.record(a_run(registry, subject, status="failed"), actor=ENGINEER)
+    done = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
+    sql(registry, "UPDATE eval_samples SET run_id = ? WHERE run_id = ?", [failed.id, done.id])
+    with pytest.raises(VerificationError, match=f"eval_runs row {failed.id} is failed"):
+        registry.evaluations.get(failed.id)
+    sql(registry, "UPDATE eval_samples SET run_id = 'nowhere'")
+    with pytest.raises(VerificationError, match="eval_samples rows of run nowhere belong to no"):
+        registry.verify_records()
+
+
+def test_samples_hashed_differently_fall_back_to_their_canonical_digest(
+    registry: Registry, subject: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # samples_sha256 only vouches: where a later DuckDB encodes the rows differently
+    # (here: another separator), the samples are rebuilt and the canonical results digest
+    # -- the one the signed test result states -- decides
+    run = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
+    (event,) = registry.audit_events(action="eval.run")
+    assert event.payload["samples_sha256"] and event.payload["run_sha256"]
+    monkeypatch.setattr(
+        evaluations, "_SAMPLES_DIGEST", evaluations._SAMPLES_DIGEST.replace("chr(10)", "chr(13)")
+    )
+    assert registry.evaluations.get(run.id).samples == run.samples
+    assert registry.verify_records()["eval_runs"] == 1
+    sql(registry, "UPDATE eval_samples SET output = 'B' WHERE doc_id = 0")
+    with pytest.raises(VerificationError, match="eval_samples rows of run"):
+        registry.verify_records()
 
 
 def test_only_those_who_evaluate_record(registry: Registry, subject: str) -> None:
