@@ -23,6 +23,12 @@ EXIT_BAD_INPUT = 2
 EXIT_TRY_AGAIN = 75
 
 
+class LedgerWarning(UserWarning):
+    """Something the user should know that does not stop the command (a config of a newer
+    format loaded without the keys it does not know): the CLI prints it as one
+    ``warning:`` line."""
+
+
 class LedgerError(Exception):
     """Base of every expected LoRA Ledger failure."""
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from loraledger.errors import InputError
+from loraledger.inputs import load_yaml, read_bytes
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -23,24 +24,13 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 def load_validated(path: Path, model: type[ModelT], *, what: str) -> tuple[ModelT, str, str]:
     """``path`` parsed and validated as ``model``; returns it, the sha256 of the file's bytes
     and its text (for line lookups by later checks). ``what`` names the file in errors."""
-    import yaml
-
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{what} does not exist", path=path) from None
+    raw = read_bytes(path, what=what)
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError("is not UTF-8", path=path) from None
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        raise InputError(
-            f"invalid YAML: {problem}", path=path, line=mark.line + 1 if mark else None
-        ) from None
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise InputError("is not UTF-8 text", path=path, line=line) from None
+    data: Any = load_yaml(text, path=path)  # duplicate keys, depth and alias bombs refused
     if not isinstance(data, dict):
         raise InputError(f"must be a YAML mapping ({what})", path=path)
     try:

@@ -3,15 +3,20 @@
 A directory is accepted only if it holds regular files (no symlinks, no special files,
 no git metadata), a valid ``adapter_config.json`` and an ``adapter_model.safetensors``
 whose header parses and covers the file. Pickle-based weights (``.bin``, ``.pt``,
-``.pkl``, ...) are refused by name and never opened, let alone unpickled.
+``.pkl``, ...) are refused by name and never opened, let alone unpickled; any other file
+whose content is a pickle (a protocol 2+ header, or a zip archive holding a ``.pkl`` as
+``torch.save`` writes) is refused whatever its name, by its first bytes. File count and
+sizes are bounded (:class:`Limits`), and names with invisible or direction-changing
+characters are refused: two files must never look the same in a listing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
+import unicodedata
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +25,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loraledger.errors import InputError
+from loraledger.inputs import loads_json
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 MAX_CONFIG_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much an adapter directory may hold (``adapters register --max-file-bytes``,
+    ``--max-files``, ``--max-total-bytes`` raise them)."""
+
+    max_files: int = 1000
+    max_file_bytes: int = 2**30
+    max_total_bytes: int = 4 * 2**30
+
 
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"})
 # model-signing's CLI leaves these out of a signature by default; a file that is stored
@@ -67,8 +84,10 @@ class AdapterDirectory:
         return sum(f.size_bytes for f in self.files)
 
     @classmethod
-    def scan(cls, root: Path) -> AdapterDirectory:
-        """List the directory's files, refusing anything that may not be registered."""
+    def scan(cls, root: Path, limits: Limits | None = None) -> AdapterDirectory:
+        """List the directory's files, refusing anything that may not be registered
+        (beyond ``limits``: more files, a larger file or more bytes in all)."""
+        limits = limits or Limits()
         if not root.exists():
             raise InputError("adapter directory does not exist", path=root)
         if root.is_symlink() or not root.is_dir():
@@ -77,7 +96,29 @@ class AdapterDirectory:
                 f"{CONFIG_FILE})",
                 path=root,
             )
-        files = sorted(_walk(root, root), key=lambda f: f.relpath)
+        files = []
+        for found in _walk(root, root):
+            files.append(found)
+            if len(files) > limits.max_files:
+                raise InputError(
+                    f"holds more than {limits.max_files} files; an adapter has a few (raise "
+                    "the limit with --max-files)",
+                    path=root,
+                )
+            if found.size_bytes > limits.max_file_bytes:
+                raise InputError(
+                    f"{found.relpath!r} is {found.size_bytes:,} bytes, over the limit of "
+                    f"{limits.max_file_bytes:,} for one file (raise it with --max-file-bytes)",
+                    path=root,
+                )
+        total = sum(f.size_bytes for f in files)
+        if total > limits.max_total_bytes:
+            raise InputError(
+                f"holds {total:,} bytes, over the limit of {limits.max_total_bytes:,} (raise it "
+                "with --max-total-bytes)",
+                path=root,
+            )
+        files.sort(key=lambda f: f.relpath)
         names = {f.relpath for f in files}
         for required in (CONFIG_FILE, WEIGHTS_FILE):
             if required not in names:
@@ -143,7 +184,49 @@ def _walk(root: Path, directory: Path) -> Iterator[ScannedFile]:
             yield ScannedFile(rel, entry.stat(follow_symlinks=False).st_size)
 
 
+def refuse_pickle(path: Path, *, shown_as: Path | None = None) -> None:
+    """Refuse a file whose content is a pickle, judged by its bytes alone (never
+    unpickled): a protocol 2-5 header, or a zip archive holding a ``.pkl`` member (what
+    ``torch.save`` writes)."""
+    with path.open("rb") as f:
+        head = f.read(4)
+    where = shown_as or path
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        raise InputError(
+            f"is a pickle (protocol {head[1]}) whatever its name, and was not opened: pickles "
+            "can run code when loaded; save the adapter with safe_serialization=True",
+            path=where,
+        )
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                pickled = [n for n in archive.namelist() if n.endswith(".pkl")]
+        except (zipfile.BadZipFile, OSError):
+            return
+        if pickled:
+            raise InputError(
+                f"is a zip of pickles ({pickled[0]}: what torch.save writes) whatever its name, "
+                "and was not opened; save the adapter with safe_serialization=True",
+                path=where,
+            )
+
+
+def is_invisible(character: str) -> bool:
+    """Zero-width, direction-changing and other invisible characters (Unicode format
+    characters, Cf), and control characters (Cc)."""
+    return unicodedata.category(character) in ("Cf", "Cc")
+
+
 def _check_name(root: Path, rel: str) -> None:
+    invisible = [c for c in rel if is_invisible(c) and ord(c) >= 32 and ord(c) != 127]
+    if invisible:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(invisible))
+        raise InputError(
+            f"file name '{rel.encode('unicode_escape').decode()}' has invisible or "
+            f"direction-changing characters ({codes}): it would look like another name; "
+            "rename it",
+            path=root,
+        )
     bad = [c for c in rel if ord(c) < 32 or ord(c) == 127 or c == "\\"]
     try:
         rel.encode("utf-8")
@@ -165,22 +248,20 @@ def read_adapter_config(
     Errors name ``shown_as`` (the user's file) when ``path`` is a staged copy of it.
     """
     where = shown_as or path
-    if path.stat().st_size > MAX_CONFIG_BYTES:
+    with path.open("rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
         raise InputError(
             f"is larger than {MAX_CONFIG_BYTES} bytes; is it really a config?", path=where
         )
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputError(
             f"is not UTF-8 (byte {error.start}); save it as UTF-8 JSON", path=where
         ) from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"invalid JSON: {error.msg} (column {error.colno})", path=where, line=error.lineno
-        ) from None
+    # duplicate keys, NaN, endless nesting and giant integers refused, naming the file
+    raw = loads_json(text, path=where)
     if not isinstance(raw, dict):
         raise InputError("must hold a JSON object", path=where)
     try:

@@ -25,7 +25,14 @@ from typing import Any
 
 from loraledger.errors import InputError, VerificationError, WrongBase
 
-from .adapter_dir import CONFIG_FILE, AdapterDirectory, check_safetensors, read_adapter_config
+from .adapter_dir import (
+    CONFIG_FILE,
+    AdapterDirectory,
+    Limits,
+    check_safetensors,
+    read_adapter_config,
+    refuse_pickle,
+)
 from .attestations import Attestations, provenance_statement, recorded
 from .audit import utcnow
 from .core import Core
@@ -89,6 +96,7 @@ class Adapters:
         actor: str | None,
         on_bytes: Callable[[int], None] | None = None,
         training_run: TrainingRun | None = None,
+        limits: Limits | None = None,
     ) -> AdapterVersion:
         """Validate, sign and store ``directory`` as the next version of ``name``.
 
@@ -99,7 +107,7 @@ class Adapters:
         validate_name(name, what="adapter name")
         core = self._core
         key = core.act_as(actor, Action.ADAPTER_REGISTER)
-        scanned = AdapterDirectory.scan(directory)
+        scanned = AdapterDirectory.scan(directory, limits)
         core.remove_stale_files()
         store = core.store
         with store.scratch("reg") as scratch:
@@ -109,6 +117,7 @@ class Adapters:
                 staged / CONFIG_FILE, shown_as=directory / CONFIG_FILE
             )
             for entry in scanned.files:
+                refuse_pickle(staged / entry.relpath, shown_as=directory / entry.relpath)
                 if entry.relpath.endswith(".safetensors"):
                     check_safetensors(staged / entry.relpath, shown_as=directory / entry.relpath)
             manifest = sign_directory(staged, key, scratch / "bundle.sig")

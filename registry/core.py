@@ -36,6 +36,7 @@ from .db import Connection, Database, lock_timeout_from_env
 from .keys import KeyStore, SigningKey
 from .models import AuditEvent, AuditReport, Identity, IdentityStatus, Role
 from .permissions import Action, resolve
+from .refs import validate_name
 from .store import ArtifactStore
 from .trust import (
     IDENTITY_EVENTS,
@@ -226,6 +227,9 @@ class Core:
         """
         if not name:
             raise UsageError("no acting identity: pass --as NAME or set LORALEDGER_ACTOR")
+        # a name no identity can have is refused before anything is recorded: the log
+        # never holds a 100,000-character or terminal-escaping "actor"
+        validate_name(name, what="acting identity (--as)")
         roles = resolve(needs)
         action = action or (needs.value if isinstance(needs, Action) else "act")
         try:

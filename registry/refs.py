@@ -21,8 +21,9 @@ _REF_RE = re.compile(r"(?P<name>[^@]*)(?:@(?:v(?P<version>[0-9]+)|(?P<latest>lat
 def validate_name(name: str, *, what: str = "name") -> str:
     """Return ``name`` if it is a valid registry name, else raise :class:`InputError`."""
     if not _NAME_RE.fullmatch(name) or ".." in name:
+        shown = repr(name[:40]) + (f" (… {len(name):,} characters)" if len(name) > 40 else "")
         raise InputError(
-            f"{what} {name!r} is invalid: use 1-64 letters, digits, '.', '_' or '-', "
+            f"{what} {shown} is invalid: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (no path separators, quotes, spaces or "
             "control characters)"
         )

@@ -28,7 +28,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loraledger.atomic import write_atomically
-from loraledger.errors import InputError, VerificationError
+from loraledger.errors import InputError, NotFound, VerificationError
 
 from .crosscheck import RESTORE
 from .keys import fingerprint
@@ -226,6 +226,28 @@ def _known_roots() -> dict[str, dict[str, str]]:
     return known
 
 
+def known_roots() -> dict[str, dict[str, str]]:
+    """The roots this machine trusted on first use, by registry id: name and key
+    fingerprint of each."""
+    return _known_roots()
+
+
+def forget_root(registry_id: str) -> dict[str, str]:
+    """Forget the root remembered for ``registry_id`` (as ``ssh-keygen -R`` forgets a host
+    key): the next use trusts whichever root it finds, and says so. Returns what was
+    remembered."""
+    known = _known_roots()
+    if registry_id not in known:
+        remembered = ", ".join(sorted(known)) or "none"
+        raise NotFound(
+            f"this machine remembers no root for registry {registry_id!r} (remembered: "
+            f"{remembered}); see `loraledger trust known`"
+        )
+    forgotten = known.pop(registry_id)
+    write_atomically(known_roots_file(), json.dumps(known, indent=2, sort_keys=True) + "\n")
+    return forgotten
+
+
 def pinned_from_env() -> TrustRoot | None:
     path = os.environ.get(ROOT_ENV)
     return TrustRoot.read(Path(path)) if path else None
@@ -238,6 +260,8 @@ __all__ = [
     "Enrolment",
     "TrustRoot",
     "check_root",
+    "forget_root",
+    "known_roots",
     "known_roots_file",
     "pinned_from_env",
     "replay",

@@ -575,6 +575,18 @@ def test_the_registry_verifies_from_outside_with_only_its_root_file(
     assert first.exit_code == 0, first.output
     changed = cli(tmp_path / "fake", "audit", "verify", keys=tmp_path / "fake-keys")
     assert changed.exit_code == 1 and "when this machine first used it" in changed.stderr
+    # the remembered roots are listed, and one is forgotten on purpose (a registry
+    # re-created): then the next use trusts what it finds, and says so
+    known = cli(site, "trust", "known")
+    assert known.stdout.split() == [pinned.registry_id, ADMIN, pinned.key_fingerprint]
+    assert cli(site, "trust", "forget", "no-such-id").exit_code == 2
+    forgot = cli(site, "trust", "forget", pinned.registry_id)
+    assert forgot.exit_code == 0 and f"Forgot the root of registry {pinned.registry_id}" in (
+        forgot.stdout
+    )
+    assert "No roots remembered" in cli(site, "trust", "known").stdout
+    again = cli(tmp_path / "fake", "audit", "verify", keys=tmp_path / "fake-keys")
+    assert again.exit_code == 0 and "trusted on first use" in again.stdout
 
 
 def test_a_refusal_cannot_be_cut_from_the_log_unseen(site: Path) -> None:

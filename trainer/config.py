@@ -15,18 +15,22 @@ Example (every field but ``base``, ``datasets`` and ``adapter_name`` has a defau
     max_seq_length: 256
     seed: 1234
 
-Unknown keys (a config written for a newer LoRA Ledger) are reported as warnings and
-recorded, not fatal.
+An unknown key is refused, naming the keys known at that place: a misspelt setting must
+not silently train with the default. A config that declares a newer ``format_version``
+than this LoRA Ledger reads is loaded with a warning naming the keys it does not know,
+which are neither used nor stored in the training run.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from loraledger.registry.refs import Ref, validate_name
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from loraledger.errors import LedgerWarning
 from loraledger.yamlfile import as_value_error, load_validated
 
 
@@ -46,8 +50,18 @@ class LoraSettings(BaseModel):
 class TrainingConfig(BaseModel):
     """One training run's settings. Defaults live here and nowhere else."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
+    FORMAT_VERSION: ClassVar[int] = 1
 
+    format_version: int = Field(
+        default=1, ge=1, description="the config format; a newer one's unknown keys are ignored"
+    )
+    ignored_keys: list[str] = Field(
+        default_factory=list,
+        exclude=True,
+        description="keys of a newer format this version does not know: warned about, "
+        "neither used nor stored (set by the loader, not in a file)",
+    )
     base: str = Field(description="registered base model: NAME or NAME@vN")
     datasets: list[str] = Field(min_length=1, description="registered datasets")
     adapter_name: str = Field(description="name the adapter is registered under")
@@ -108,6 +122,25 @@ class TrainingConfig(BaseModel):
         as_value_error(lambda: validate_name(value, what="adapter name"))
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _newer_format(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "ignored_keys" in data:
+            raise ValueError("ignored_keys is not a setting; remove it")
+        version = data.get("format_version")
+        if (
+            isinstance(version, int)
+            and not isinstance(version, bool)
+            and (version > cls.FORMAT_VERSION)
+        ):
+            known = set(cls.model_fields) - {"ignored_keys"}
+            ignored = sorted(str(k) for k in data if k not in known)
+            data = {k: v for k, v in data.items() if k in known}
+            data["ignored_keys"] = ignored
+        return data
+
     @model_validator(mode="after")
     def _one_length(self) -> TrainingConfig:
         if (self.max_steps is None) == (self.epochs is None):
@@ -116,10 +149,19 @@ class TrainingConfig(BaseModel):
 
     @property
     def unknown_keys(self) -> list[str]:
-        return sorted(self.model_extra or {})
+        return list(self.ignored_keys)
 
 
 def load_config(path: Path) -> tuple[TrainingConfig, str]:
-    """Parse and validate a training config; returns it and the sha256 of its bytes."""
+    """Parse and validate a training config; returns it and the sha256 of its bytes. A
+    config of a newer format loads with a :class:`LedgerWarning` naming what is ignored."""
     config, digest, _ = load_validated(path, TrainingConfig, what="training config")
+    if config.ignored_keys:
+        warnings.warn(
+            f"{path}: format {config.format_version} is newer than this LoRA Ledger reads "
+            f"({TrainingConfig.FORMAT_VERSION}); ignoring {', '.join(config.ignored_keys)} "
+            "(neither used nor recorded); upgrade loraledger to use them",
+            LedgerWarning,
+            stacklevel=2,
+        )
     return config, digest

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +25,9 @@ from loraledger.registry.datasets import record_sha256
 from loraledger.registry.models import DatasetAnalysis, DatasetVersion, PiiFinding
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from loraledger import inputs
 from loraledger.errors import InputError
+from loraledger.inputs import loads_json, regular_file
 
 from .pii import scan_text
 from .provenance import git_provenance
@@ -96,12 +97,7 @@ def analyse(path: Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Data
     Raises :class:`InputError` naming the file, line and field of the first problem.
     Duplicate records are not errors: they are counted and their lines reported.
     """
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise InputError("dataset file does not exist", path=path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory; pass a JSONL file", path=path) from None
+    regular_file(path, what="dataset file")
     digest = hashlib.sha256()
     size = 0
     fmt: DatasetFormat | None = None
@@ -111,73 +107,61 @@ def analyse(path: Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Data
     seen: set[str] = set()
     pii_lines: dict[str, list[int]] = defaultdict(list)
     pii_counts: dict[str, int] = defaultdict(int)
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            digest.update(raw)
-            size += len(raw)
-            if len(raw) > max_line_bytes:
-                raise InputError(
-                    f"line is {len(raw)} bytes, over the limit of {max_line_bytes}; split the "
-                    "record or raise --max-line-bytes",
-                    path=path,
-                    line=number,
-                )
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise InputError(
-                    f"is not UTF-8 (byte {error.start} of the line); re-encode the file as UTF-8",
-                    path=path,
-                    line=number,
-                ) from None
-            if not text.strip():
-                raise InputError(
-                    "blank line; remove it (every line must hold one record)",
-                    path=path,
-                    line=number,
-                )
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise InputError(
-                    f"invalid JSON: {error.msg} (column {error.colno})", path=path, line=number
-                ) from None
-            if not isinstance(record, dict):
-                raise InputError("a record must be a JSON object", path=path, line=number)
-            this = _format_of(record)
-            if this is None:
-                raise InputError(
-                    "record has neither 'messages' (chat) nor 'prompt'/'completion'",
-                    path=path,
-                    line=number,
-                )
-            if fmt is None:
-                fmt = this
-            elif this is not fmt:
-                raise InputError(
-                    f"a {this.value} record in a {fmt.value} dataset; use one format per file",
-                    path=path,
-                    line=number,
-                )
-            try:
-                _MODELS[fmt].model_validate(record)
-            except ValidationError as error:
-                first = error.errors()[0]
-                message = first["msg"]
-                if first["type"] == "literal_error":
-                    message = "unknown role; use system, user or assistant"
-                raise InputError(
-                    message, path=path, line=number, field=_field_of(tuple(first["loc"]))
-                ) from None
-            record_hash = record_sha256(record)
-            if record_hash in seen:
-                duplicates.append(number)
-            seen.add(record_hash)
-            lines.append(number)
-            hashes.append(record_hash)
-            for kind, count in scan_text("\n".join(_strings(record))).items():
-                pii_counts[kind] += count
-                pii_lines[kind].append(number)
+    # the lines are read in bounded pieces: a line past the limit is refused
+    for number, raw in inputs.lines(path, max_line=max_line_bytes, flag="--max-line-bytes"):
+        digest.update(raw)
+        size += len(raw)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"is not UTF-8 (byte {error.start} of the line); re-encode the file as UTF-8",
+                path=path,
+                line=number,
+            ) from None
+        if not text.strip():
+            raise InputError(
+                "blank line; remove it (every line must hold one record)",
+                path=path,
+                line=number,
+            )
+        record = loads_json(text, path=path, line=number)
+        if not isinstance(record, dict):
+            raise InputError("a record must be a JSON object", path=path, line=number)
+        this = _format_of(record)
+        if this is None:
+            raise InputError(
+                "record has neither 'messages' (chat) nor 'prompt'/'completion'",
+                path=path,
+                line=number,
+            )
+        if fmt is None:
+            fmt = this
+        elif this is not fmt:
+            raise InputError(
+                f"a {this.value} record in a {fmt.value} dataset; use one format per file",
+                path=path,
+                line=number,
+            )
+        try:
+            _MODELS[fmt].model_validate(record)
+        except ValidationError as error:
+            first = error.errors()[0]
+            message = first["msg"]
+            if first["type"] == "literal_error":
+                message = "unknown role; use system, user or assistant"
+            raise InputError(
+                message, path=path, line=number, field=_field_of(tuple(first["loc"]))
+            ) from None
+        record_hash = record_sha256(record)
+        if record_hash in seen:
+            duplicates.append(number)
+        seen.add(record_hash)
+        lines.append(number)
+        hashes.append(record_hash)
+        for kind, count in scan_text("\n".join(_strings(record))).items():
+            pii_counts[kind] += count
+            pii_lines[kind].append(number)
     if not hashes or fmt is None:
         raise InputError("is empty; a dataset needs at least one record", path=path)
     return DatasetAnalysis(

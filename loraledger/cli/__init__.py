@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any, TextIO
 
 import typer
 
@@ -80,6 +82,7 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
+    warnings.showwarning = _show_warning
     ctx.obj = Settings(
         registry=registry,
         actor=actor,
@@ -98,6 +101,29 @@ def init(ctx: typer.Context) -> None:
     registry = Registry.init(opts.registry)
     typer.echo(f"Initialised registry {registry.root} (id {registry.registry_id})")
     typer.echo("Next: loraledger keys create NAME --role admin")
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> Any:
+    """A :class:`LedgerWarning` as one ``warning:`` line on stderr; others as Python
+    prints them."""
+    from loraledger.errors import LedgerWarning
+
+    if issubclass(category, LedgerWarning):
+        from loraledger.terminal import printable
+
+        typer.echo(f"warning: {printable(str(message))}", err=True)
+        return None
+    return _default_showwarning(message, category, filename, lineno, file, line)
 
 
 def main() -> None:

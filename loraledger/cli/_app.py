@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from typer.core import TyperGroup
 
 from loraledger.errors import LedgerError, UsageError
+from loraledger.terminal import printable
 
 
 @dataclass
@@ -61,7 +62,7 @@ class LedgerGroup(TyperGroup):
             settings = ctx.find_object(Settings)
             if settings is not None and settings.verbose:
                 traceback.print_exc(file=sys.stderr)
-            typer.echo(f"error: {error}", err=True)
+            typer.echo(f"error: {printable(str(error))}", err=True)
             ctx.exit(error.exit_code)
 
 
@@ -100,10 +101,11 @@ def emit_json(value: Any) -> None:
 def emit_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """Print a table on stdout (wide when piped, so scripts and logs get whole cells)."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(*headers)
-    for row in rows:
-        table.add_row(*row)
+    for row in rows:  # plain text, never markup; control characters shown escaped
+        table.add_row(*(Text(printable(cell)) for cell in row))
     console().print(table)
 
 

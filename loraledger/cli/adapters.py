@@ -12,6 +12,7 @@ from ._app import JSON_OPTION, console, emit_json, emit_table, human_bytes, new_
 
 if TYPE_CHECKING:
     from loraledger.registry import AdapterVersion, Registry
+    from loraledger.registry.adapter_dir import Limits
 
 app = new_app("Signed, immutable adapter versions.")
 
@@ -21,15 +22,25 @@ def register(
     ctx: typer.Context,
     directory: Path = typer.Argument(..., help="A PEFT adapter directory (safetensors)."),
     name: str = typer.Option(..., "--name", help="Adapter name; versions count up per name."),
+    max_files: int = typer.Option(1000, "--max-files", min=1, help="Most files accepted."),
+    max_file_bytes: int = typer.Option(
+        2**30, "--max-file-bytes", min=1, help="Largest file accepted (bytes)."
+    ),
+    max_total_bytes: int = typer.Option(
+        4 * 2**30, "--max-total-bytes", min=1, help="Most bytes accepted in all."
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Validate, hash, sign (OpenSSF model-signing) and store a new adapter version."""
+    from loraledger.registry.adapter_dir import Limits
+
     opts = settings(ctx)
     registry = opts.open()
+    limits = Limits(max_files, max_file_bytes, max_total_bytes)
     if json_ or not sys.stderr.isatty():
-        version = registry.adapters.register(directory, name, actor=opts.actor)
+        version = registry.adapters.register(directory, name, actor=opts.actor, limits=limits)
     else:
-        version = _register_with_progress(registry, directory, name, opts.actor)
+        version = _register_with_progress(registry, directory, name, opts.actor, limits)
     if json_:
         emit_json(version)
         return
@@ -187,13 +198,15 @@ def signature(
 
 
 def _register_with_progress(
-    registry: Registry, directory: Path, name: str, actor: str | None
+    registry: Registry, directory: Path, name: str, actor: str | None, limits: Limits
 ) -> AdapterVersion:
     """Register with a progress bar on stderr: copying, then hashing and signing."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    total = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    total = sum(
+        p.lstat().st_size for p in directory.rglob("*") if p.is_file() and not p.is_symlink()
+    )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -208,4 +221,6 @@ def _register_with_progress(
             if progress.tasks[task].completed >= total:
                 progress.update(task, description="hashing and signing")
 
-        return registry.adapters.register(directory, name, actor=actor, on_bytes=advance)
+        return registry.adapters.register(
+            directory, name, actor=actor, on_bytes=advance, limits=limits
+        )

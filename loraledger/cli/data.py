@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from loraledger.errors import InputError
+from loraledger.inputs import loads_json, read_text
+from loraledger.terminal import printable
 
 from ._app import JSON_OPTION, console, emit_json, emit_table, human_bytes, new_app, settings
 
@@ -119,7 +120,7 @@ def show(
         ("git", version.git.model_dump_json() if version.git else "(not in a git work tree)"),
         ("registered", f"{version.created_at:%Y-%m-%d %H:%M:%S} UTC by {version.created_by}"),
     ):
-        out.print(f"  {label + ':':<13}{value}", markup=False)
+        out.print(f"  {label + ':':<13}{printable(value)}", markup=False)
     for kind, finding in sorted(version.pii.items()):
         out.print(
             f"  PII {kind}: {finding.count} on lines {', '.join(str(n) for n in finding.lines)}",
@@ -197,16 +198,6 @@ def _record(record: str | None, record_file: Path | None) -> object:
     """The record given on the command line or in a file, parsed as JSON."""
     if (record is None) == (record_file is None):
         raise InputError("give the record with exactly one of --record or --record-file")
-    text = record or ""
     if record_file is not None:
-        try:
-            text = record_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"cannot read the record ({error})", path=record_file) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        raise InputError(
-            f"the record is not valid JSON: {error.msg} ({where})", path=record_file
-        ) from None
+        return loads_json(read_text(record_file, what="record file"), path=record_file)
+    return loads_json(record or "", path="--record")

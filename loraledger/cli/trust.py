@@ -28,3 +28,30 @@ def export(ctx: typer.Context) -> None:
         public_key_pem=root.public_key_pem,
     )
     typer.echo(pinned.model_dump_json(indent=2))
+
+
+@app.command()
+def known() -> None:
+    """List the roots this machine trusted on first use (registry id, root name, key)."""
+    from loraledger.registry.trust import known_roots, known_roots_file
+
+    roots = known_roots()
+    if not roots:
+        typer.echo(f"No roots remembered ({known_roots_file()}).")
+        return
+    for registry_id, root in sorted(roots.items()):
+        typer.echo(f"{registry_id}  {root.get('name')}  {root.get('key_fingerprint')}")
+
+
+@app.command()
+def forget(registry_id: str = typer.Argument(..., help="The registry id to forget.")) -> None:
+    """Forget the root remembered for a registry (after a legitimate re-creation): the next
+    use trusts the root it finds and says so. Pin roots with --trust-root instead where
+    you can."""
+    from loraledger.registry.trust import forget_root, known_roots_file
+
+    root = forget_root(registry_id)
+    typer.echo(
+        f"Forgot the root of registry {registry_id} ({root.get('name')}, key "
+        f"{str(root.get('key_fingerprint'))[:16]}…) from {known_roots_file()}."
+    )

@@ -176,7 +176,7 @@ def test_trace_and_impact(ledger: Ledger, tmp_path: Path) -> None:
     record = tmp_path / "record.json"
     record.write_text('{"messages": [{"role": "user", "content": "x"}')
     result = ledger("data", "impact", "--record-file", str(record), code=2)
-    assert result.stderr.startswith(f"error: {record}: the record is not valid JSON")
+    assert result.stderr.startswith(f"error: {record}:1: invalid JSON: Expecting")
     record.write_text('{"messages": [{"role": "user", "content": "never"}]}')
     out = ledger("data", "impact", "--record-file", str(record)).stdout
     assert "in datasets:    none" in out and "deployed now:   none" in out

@@ -73,6 +73,18 @@ def test_a_policy_is_identified_by_its_bytes(tmp_path: Path) -> None:
         (GOOD.replace("staging:", "Staging:"), ":2: field 'environments'", "lowercase letters"),
         ("version: 1\nenvironments: {}\n", ":2: field 'environments'", "at least one environment"),
         ("version: [1\n", ":2:", "invalid YAML"),
+        # the second `staging:` would silently drop the first one's approvals rule
+        (
+            GOOD + "  staging:\n    approvals: {count: 2, role: reviewer}\n",
+            ":8:",
+            "has the key 'staging' twice (lines 3 and 8); keep one",
+        ),
+        (
+            GOOD.replace("pii: none}", "pii: none, pii: allowed}"),
+            ":6:",
+            "has the key 'pii' twice",
+        ),
+        ("version: 1\n" + "x: " + "[" * 200 + "]" * 200 + "\n", ":", "the limit is 64"),
     ],
 )
 def test_bad_policies_name_file_line_and_field(

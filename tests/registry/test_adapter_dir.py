@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
+from loraledger.registry import Registry
 from loraledger.registry.adapter_dir import (
     AdapterDirectory,
+    Limits,
     check_safetensors,
     read_adapter_config,
 )
 
 from loraledger.errors import InputError
-from tests.conftest import small_adapter
+from tests.conftest import ENGINEER, small_adapter
 
 
 @pytest.fixture
@@ -201,3 +205,63 @@ def test_corrupt_safetensors_header(adapter: Path, damage: object, reason: str) 
     path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
     with pytest.raises(InputError, match=f"not a valid safetensors file.*{reason}"):
         check_safetensors(path)
+
+
+@pytest.mark.parametrize("name", ["training_args.dat", "notes.txt", "sub/weights.safetensors2"])
+@pytest.mark.parametrize("kind", ["raw pickle", "zip of pickles"])
+def test_pickles_under_any_name_are_refused_by_their_bytes(
+    registry: Registry, adapter: Path, tmp_path: Path, name: str, kind: str
+) -> None:
+    marker = tmp_path / "unpickled"
+
+    class Boom:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.mkdir, (str(marker),))
+
+    target = adapter / name
+    target.parent.mkdir(exist_ok=True)
+    if kind == "raw pickle":
+        target.write_bytes(pickle.dumps(Boom(), protocol=4))
+        message = "is a pickle \\(protocol 4\\) whatever its name"
+    else:  # what torch.save writes: a zip holding data.pkl
+        with zipfile.ZipFile(target, "w") as archive:
+            archive.writestr("archive/data.pkl", pickle.dumps(Boom()))
+            archive.writestr("archive/version", "3\n")
+        message = "is a zip of pickles \\(archive/data.pkl"
+    with pytest.raises(InputError, match=f"^{adapter / name}: {message}"):
+        registry.adapters.register(adapter, "bot", actor=ENGINEER)
+    assert not marker.exists() and registry.adapters.list() == []
+    assert not any((registry.root / "tmp").iterdir())  # nothing half-written stays
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("adapter_model\u200b.safetensors", "U+200B"),  # zero-width space
+        ("README\u202emd.txt", "U+202E"),  # right-to-left override
+        ("\ufeffnotes.md", "U+FEFF"),  # byte order mark
+    ],
+)
+def test_invisible_characters_in_file_names_are_refused(
+    adapter: Path, name: str, code: str
+) -> None:
+    (adapter / name).write_text("looks like another file")
+    message = f"'{name.encode('unicode_escape').decode()}' has invisible or direction-changing"
+    with pytest.raises(InputError, match=re.escape(f"{message} characters ({code})")):
+        AdapterDirectory.scan(adapter)
+
+
+def test_file_count_and_sizes_are_bounded(adapter: Path) -> None:
+    sparse = adapter / "huge.bin.safetensors"
+    with sparse.open("wb") as f:
+        f.truncate(2 * 10**9)  # 2 GB, but no disk: refused before a byte is copied
+    with pytest.raises(InputError, match="'huge.bin.safetensors' is 2,000,000,000 bytes, over"):
+        AdapterDirectory.scan(adapter)
+    assert AdapterDirectory.scan(adapter, Limits(max_file_bytes=3 * 10**9)).total_bytes > 10**9
+    with pytest.raises(InputError, match="over the limit of 1,000 \\(raise it with --max-total"):
+        AdapterDirectory.scan(adapter, Limits(max_file_bytes=3 * 10**9, max_total_bytes=1000))
+    sparse.unlink()
+    for i in range(5):
+        (adapter / f"extra{i}.md").write_text("x")
+    with pytest.raises(InputError, match="holds more than 4 files"):
+        AdapterDirectory.scan(adapter, Limits(max_files=4))

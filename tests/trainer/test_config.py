@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from loraledger.trainer.config import load_config
 
-from loraledger.errors import InputError
+from loraledger.errors import InputError, LedgerWarning
 
 GOOD = """\
 base: smollm2-135m-instruct
@@ -38,9 +38,31 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert config.unknown_keys == []
 
 
-def test_unknown_keys_are_kept_as_warnings(tmp_path: Path) -> None:
-    config, _ = load_config(write(tmp_path, GOOD + "future_option: 3\n"))
+def test_an_unknown_key_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r":\d+: field 'future_option': is not a known setting; "
+                       "the known ones here are adapter_name, base, batch_size"):  # fmt: skip
+        load_config(write(tmp_path, GOOD + "future_option: 3\n"))
+    # an alias bomb under an unknown key is refused before anything expands
+    bomb = "x: &x [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"x{i}: &x{i} [{', '.join([f'*x{i - 1}' if i else '*x'] * 10)}]\n" for i in range(6)
+    )
+    with pytest.raises(InputError, match="expands to more than 100,000 values"):
+        load_config(write(tmp_path, GOOD + bomb))
+
+
+def test_a_newer_format_warns_and_keeps_nothing_it_does_not_know(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "format_version: 2\nfuture_option: 3\n")
+    with pytest.warns(LedgerWarning, match="format 2 is newer .*ignoring future_option"):
+        config, _ = load_config(path)
     assert config.unknown_keys == ["future_option"]
+    assert "future_option" not in config.model_dump() and "ignored_keys" not in config.model_dump()
+    with pytest.raises(InputError, match="ignored_keys is not a setting"):
+        load_config(write(tmp_path, GOOD + "ignored_keys: [a]\n"))
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="has the key 'seed' twice \\(lines \\d+ and \\d+\\)"):
+        load_config(write(tmp_path, GOOD + "seed: 1\nseed: 2\n"))
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -25,6 +26,23 @@ PC = {"prompt": "What is 2+2?", "completion": "4"}
 def write(path: Path, *lines: object) -> Path:
     path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
     return path
+
+
+def test_files_that_are_not_regular_are_refused_before_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "named pipe"), (Path("/dev/zero"), "character device"),
+                       (tmp_path, "directory")):  # fmt: skip
+        with pytest.raises(InputError, match=f"is a {kind}"):
+            analyse(path)
+
+
+def test_a_line_without_end_is_refused_at_its_limit(tmp_path: Path) -> None:
+    path = tmp_path / "endless.jsonl"
+    with path.open("wb") as f:  # 64 MiB without a newline: never read whole
+        f.truncate(64 * 2**20)
+    with pytest.raises(InputError, match=":1: is longer than 1,024 bytes"):
+        analyse(path, max_line_bytes=1024)
 
 
 def test_chat_dataset(tmp_path: Path) -> None:
@@ -117,7 +135,17 @@ ERRORS = [
     ("messages not a list", [{"messages": "hi"}], 1, "messages", "valid list"),
     ("no messages", [{"messages": []}], 1, "messages", "at least 1 item"),
     ("blank line", [PC, "", PC], 2, None, "blank line"),
-]
+    ("duplicate key", [PC, '{"prompt": "a", "prompt": "b", "completion": "c"}'], 2, None,
+     "has the key 'prompt' twice"),
+    ("NaN", [PC, '{"prompt": "a", "completion": "b", "score": NaN}'], 2, None, "has NaN"),
+    ("1e999", [PC, '{"prompt": "a", "completion": "b", "score": 1e999}'], 2, None,
+     "too large for a float"),
+    ("5,000 digits", [PC, '{"prompt": "a", "completion": "b", "n": ' + "9" * 5000 + "}"], 2,
+     None, "integer of 5,000 digits"),
+    ("5,000 deep", [PC, '{"prompt": "a", "completion": "b", "x": ' + "[" * 5000 + "]" * 5000
+     + "}"], 2, None, "nested too deeply"),
+    ("100,000 deep", [PC, "[" * 100_000 + "]" * 100_000], 2, None, "nested too deeply"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -153,7 +181,7 @@ def test_non_utf8(tmp_path: Path) -> None:
 
 def test_line_size_limit(tmp_path: Path) -> None:
     path = write(tmp_path / "d.jsonl", PC, {"prompt": "x" * 500, "completion": "y"})
-    with pytest.raises(InputError, match=r":2: line is \d+ bytes, over the limit of 100"):
+    with pytest.raises(InputError, match=r":2: is longer than 100 bytes, the limit for one line"):
         analyse(path, max_line_bytes=100)
 
 

@@ -1,0 +1,142 @@
+"""Bad input and faults as a careless or hostile user meets them (issue #18): one
+`error:` line naming the file, line or field and what to do, exit 2, no traceback, and
+nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+from tests.conftest import small_adapter
+
+SOURCE = "--source", "tests", "--license", "CC-BY-4.0"
+PC = '{"prompt": "What is the fee?", "completion": "Twelve dollars."}'
+
+
+@pytest.fixture
+def ready(cli: Cli) -> Cli:
+    cli("init")
+    cli("keys", "create", "alice", "--role", "admin")
+    cli("keys", "create", "eve", "--role", "engineer", actor="alice")
+    return cli
+
+
+def one_line(result: object, *parts: str) -> str:
+    """The single error line (asserting it is one, with no traceback, holding ``parts``)."""
+    err = result.stderr  # type: ignore[attr-defined]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err + result.stdout  # type: ignore[attr-defined]
+    for part in parts:
+        assert part in lines[0], lines[0]
+    return str(lines[0])
+
+
+def events(cli: Cli) -> int:
+    return len(json.loads(cli("audit", "log", "--json").stdout))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"prompt": "a", "completion": "b", "n": ' + "7" * 5000 + "}", "5,000 digits"),
+        ('{"prompt": "a", "prompt": "b", "completion": "c"}', "has the key 'prompt' twice"),
+        ('{"prompt": "a", "completion": "b", "w": NaN}', "has NaN"),
+        ('{"prompt": "a", "completion": "b", "w": 1e999}', "too large for a float"),
+    ],
+)
+def test_a_bad_dataset_record_is_one_line_and_nothing_is_registered(
+    ready: Cli, tmp_path: Path, line: str, message: str
+) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text(PC + "\n" + line + "\n")
+    before = events(ready)
+    result = ready("data", "add", str(data), "--name", "faq", *SOURCE, actor="eve", code=2)
+    one_line(result, f"{data}:2: ", message)
+    assert json.loads(ready("data", "list", "--json").stdout) == [] and events(ready) == before
+
+
+def test_files_that_are_not_files_are_refused_before_reading(ready: Cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)  # reading it would hang
+    for path, kind in ((fifo, "a named pipe"), (Path("/dev/zero"), "a character device")):
+        result = ready("data", "add", str(path), "--name", "faq", *SOURCE, actor="eve", code=2)
+        one_line(result, f"{path}: is {kind}")
+    endless = tmp_path / "endless.jsonl"
+    with endless.open("wb") as f:
+        f.truncate(64 * 2**20)  # one 64 MiB "line": refused at the limit, never read whole
+    result = ready("data", "add", str(endless), "--name", "faq", *SOURCE, actor="eve", code=2)
+    one_line(result, f"{endless}:1: is longer than 1,048,576 bytes", "--max-line-bytes")
+
+
+def test_a_policy_naming_an_environment_twice_is_refused(ready: Cli, tmp_path: Path) -> None:
+    ready("adapters", "register", str(small_adapter(tmp_path / "a")), "--name", "bot", actor="eve")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nenvironments:\n  staging:\n    approvals: {count: 2, role: reviewer}\n"
+        "  staging:\n    provenance: {signed: true}\n"
+    )  # PyYAML alone keeps the second: the approvals rule would vanish and the gate pass
+    before = events(ready)
+    result = ready("gate", "check", "bot@v1", "--env", "staging", "--policy", str(policy),
+                   actor="eve", code=2)  # fmt: skip
+    one_line(result, f"{policy}:5: has the key 'staging' twice (lines 3 and 5)")
+    assert events(ready) == before
+
+
+def test_an_unknown_training_key_holding_an_alias_bomb_is_refused_at_once(
+    ready: Cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "train.yaml"
+    bomb = "future: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"f{i}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(6)
+    )
+    config.write_text(
+        "base: smollm2-135m-instruct\ndatasets: [faq]\nadapter_name: bot\nmax_steps: 1\n" + bomb
+    )
+    result = ready("train", str(config), actor="eve", code=2)
+    one_line(result, f"{config}:", "expands to more than 100,000 values")
+    config.write_text(
+        "base: smollm2-135m-instruct\ndatasets: [faq]\nadapter_name: bot\nmax_steps: 1\n"
+        "learning_rat: 0.1\n"
+    )
+    result = ready("train", str(config), actor="eve", code=2)
+    one_line(result, f"{config}:5: field 'learning_rat': is not a known setting; the known ones")
+
+
+def test_a_pickle_under_another_name_is_refused_and_never_opened(
+    ready: Cli, tmp_path: Path
+) -> None:
+    adapter = small_adapter(tmp_path / "a")
+    (adapter / "training_args.dat").write_bytes(pickle.dumps({"lr": 1}, protocol=4))
+    result = ready("adapters", "register", str(adapter), "--name", "bot", actor="eve", code=2)
+    one_line(result, "training_args.dat: is a pickle (protocol 4) whatever its name")
+    assert json.loads(ready("adapters", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["x" * 100_000, "mallory\n2026-12-04 admin approved", "eve\x1b[2J\x1b[31mroot"]
+)
+def test_an_impossible_actor_name_is_refused_and_never_written(ready: Cli, name: str) -> None:
+    before = events(ready)
+    result = ready("keys", "create", "zed", "--role", "auditor", actor=name, code=2)
+    line = one_line(result, "acting identity (--as)", "is invalid")
+    assert len(line) < 300 and "\x1b" not in line and "\n" not in line.strip()
+    assert events(ready) == before  # no access.refused with the raw name
+    ready("keys", "create", "zed", "--role", "auditor", actor="nobody", code=2)  # recorded
+    assert events(ready) == before + 1
+
+
+def test_text_a_user_typed_is_printed_escaped(ready: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text(PC + "\n")
+    ready("data", "add", str(data), "--name", "faq", "--source", "web\x1b[2J\u202eevil",
+          "--license", "CC-BY-4.0", actor="eve")  # fmt: skip
+    shown = ready("data", "show", "faq").stdout
+    assert "web\\x1b[2J\\u202eevil" in shown and "\x1b" not in shown and "\u202e" not in shown
