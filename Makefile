@@ -31,9 +31,22 @@ browser:
 
 # Everything CI runs: lint, types, and every test including the slow ones; then the
 # trainer's and harness's tests again with the training dtype decision forced each way.
+# The demo test (the longest by far: two trainings and nine evaluations of the real
+# SmolLM2) starts first, in a pytest of its own, and the rest runs beside it; its log
+# and the demo's timeline come last.
+DEMO_TEST := tests/test_demo.py::test_demo_runs_end_to_end
 test: $(STAMP) lint typecheck browser
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25
-	$(MAKE) --no-print-directory test-dtypes
+	@rm -f .demo-test.log; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(DEMO_TEST) > .demo-test.log 2>&1 & demo=$$!; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25 --deselect $(DEMO_TEST); \
+	rest=$$?; \
+	$(MAKE) --no-print-directory test-dtypes || rest=1; \
+	wait $$demo; status=$$?; \
+	echo "== the demo's timeline (demo-out/transcript.txt):"; \
+	grep -h '^== ' demo-out/transcript.txt 2>/dev/null || true; \
+	echo "== the demo test, run beside the others ($(DEMO_TEST)):"; \
+	cat .demo-test.log; \
+	exit $$(( rest || status ))
 
 # The outcome must not depend on which dtype this CPU trains faster in
 # (docs/training.md): the tests that train or evaluate, with each dtype forced. The slow
@@ -66,4 +79,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dashboard.py
 
 clean:
-	rm -rf $(VENV) demo-out .typecheck .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-out .demo-test.log .typecheck .pytest_cache .hypothesis

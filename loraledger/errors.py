@@ -7,6 +7,8 @@ and exits with :attr:`LedgerError.exit_code`:
 * ``1`` -- refused: a verification failed, a rule or role said no, or the registry's
   state does not allow it (the class says which);
 * ``2`` -- bad usage or bad input (nothing was written);
+* ``74`` -- the machine failed a read or write (disk full, permission denied, a path of
+  the wrong kind; sysexits' ``EX_IOERR``); the message says what was written, if anything;
 * ``75`` -- try again: another writer changed or held the registry meanwhile (sysexits'
   ``EX_TEMPFAIL``); nothing was written.
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
+EXIT_STORAGE = 74
 EXIT_TRY_AGAIN = 75
 
 
@@ -148,6 +151,32 @@ class LockTimeout(LedgerError):
 class EvaluationFailed(LedgerError):
     """lm-eval itself failed while running a suite (its reason is in the message); the
     run is recorded as failed with no results."""
+
+
+class StorageError(LedgerError):
+    """The machine failed a read or a write: the disk is full, a permission is missing,
+    a path is of the wrong kind. Said in one line with the path; what was written, if
+    anything, is said too (a change either committed whole or left nothing)."""
+
+    exit_code = EXIT_STORAGE
+
+    @classmethod
+    def from_os_error(cls, error: OSError, doing: str = "") -> StorageError:
+        import errno
+
+        where = f" ({error.filename})" if error.filename else ""
+        reason = error.strerror or str(error) or type(error).__name__
+        advice = {
+            errno.ENOSPC: "free space and run the command again",
+            errno.EDQUOT: "free space (a quota is exhausted) and run the command again",
+            errno.EACCES: "give this user access to it, or use another path",
+            errno.EPERM: "give this user access to it, or use another path",
+            errno.EROFS: "use a writable location",
+            errno.EISDIR: "pass a file, not a directory",
+            errno.ENOTDIR: "pass a directory, not a file",
+        }.get(error.errno or 0, "check the path and the machine, then run the command again")
+        what = f" while {doing}" if doing else ""
+        return cls(f"{reason}{where}{what}; {advice}")
 
 
 class SigningKeyError(LedgerError):

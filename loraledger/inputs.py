@@ -26,6 +26,7 @@ import json
 import math
 import os
 import stat
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,13 @@ def lines(
                     line=number,
                 )
             yield number, line
+
+
+def is_invisible(character: str) -> bool:
+    """Zero-width, direction-changing and other invisible characters (Unicode format
+    characters, Cf), and control characters (Cc): refused in names, so two names never
+    look the same."""
+    return unicodedata.category(character) in ("Cf", "Cc")
 
 
 # --- JSON -------------------------------------------------------------------------------
@@ -341,6 +349,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "MAX_YAML_NODES",
     "check_depth",
+    "is_invisible",
     "lines",
     "load_yaml",
     "loads_json",

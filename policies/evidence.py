@@ -40,6 +40,7 @@ from loraledger.registry.permissions import Action
 
 from loraledger.atomic import write_atomically
 from loraledger.errors import InputError
+from loraledger.paths import output_file
 
 from .compliance import compliance_json, compliance_markdown
 from .mlbom import ml_bom
@@ -69,6 +70,7 @@ def export_pack(
 ) -> Path:
     """Write the evidence pack of ``environment``'s deployment (now, or at ``at``) to
     ``out`` (written aside and renamed: never half a pack). Returns ``out``."""
+    output_file(out)
     with registry.db.session():  # the trace, ML-BOM and model card read the same records
         return _export_pack(registry, environment, out, actor=actor, at=at, policy_file=policy_file)
 

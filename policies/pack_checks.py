@@ -40,13 +40,15 @@ from loraledger.registry.signing import verify_directory
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loraledger.errors import InputError, LedgerError, VerificationError
+from loraledger.inputs import is_invisible, regular_file
 
 from .mlbom import validate_ml_bom
 from .tally import authors_of
 
 PACK_PREDICATE = "https://loraledger.dev/evidence-pack/v1"
 MANIFEST = "MANIFEST.dsse.json"
-MAX_PACK_BYTES = 8 * 1024**3
+MAX_PACK_BYTES = 2 * 1024**3  # unpacked, all members together (--max-pack-bytes)
+_CHUNK = 1 << 20
 
 
 class PackCheck(BaseModel):
@@ -315,10 +317,12 @@ def check_compliance(pack: Pack) -> str:
 # --- running them ---------------------------------------------------------------------
 
 
-def read_pack(path: Path) -> dict[str, bytes]:
-    """The files of a pack; refuses links, devices, unsafe names and duplicates."""
-    if not path.is_file():
-        raise InputError(f"no evidence pack at {path}; pass the .tar.gz `evidence export` wrote")
+def read_pack(path: Path, *, max_bytes: int = MAX_PACK_BYTES) -> dict[str, bytes]:
+    """The files of a pack, by normalised name (``./keys.json`` is ``keys.json``);
+    refuses links, devices, unsafe or invisible names, duplicates after normalising, and
+    more than ``max_bytes`` unpacked -- judged by each member's header before it is read,
+    then by what is actually read, chunk by chunk."""
+    regular_file(path, what="evidence pack")
     files: dict[str, bytes] = {}
     total = 0
     try:
@@ -328,25 +332,48 @@ def read_pack(path: Path) -> dict[str, bytes]:
                 pure = PurePosixPath(name)
                 if member.isdir():
                     continue
-                if not member.isfile() or pure.is_absolute() or ".." in pure.parts:
+                if (
+                    not member.isfile()
+                    or pure.is_absolute()
+                    or ".." in pure.parts
+                    or any(is_invisible(c) for c in name)
+                ):
                     raise VerificationError(
-                        f"{path}: member {name!r} is not a plain file inside the pack; a pack "
-                        "holds only regular files"
+                        f"{path}: member {name.encode('unicode_escape').decode()!r} is not a "
+                        "plain file with a plain name inside the pack; a pack holds only "
+                        "regular files"
                     )
-                if name in files:
-                    raise VerificationError(f"{path}: member {name!r} appears twice")
-                total += member.size
-                if total > MAX_PACK_BYTES:
-                    raise VerificationError(f"{path}: more than {MAX_PACK_BYTES} bytes unpacked")
+                normal = pure.as_posix()
+                if normal in files:
+                    raise VerificationError(
+                        f"{path}: member {normal!r} appears twice (as {name!r} too); a pack "
+                        "names each file once"
+                    )
+                if total + member.size > max_bytes:
+                    raise VerificationError(
+                        f"{path}: member {normal!r} ({member.size:,} bytes) takes the pack past "
+                        f"{max_bytes:,} bytes unpacked; raise --max-pack-bytes if it is expected"
+                    )
                 handle = archive.extractfile(member)
                 assert handle is not None
-                files[pure.as_posix()] = handle.read()
+                chunks = []
+                while chunk := handle.read(_CHUNK):
+                    total += len(chunk)
+                    if total > max_bytes:  # (a header that understated the size)
+                        raise VerificationError(
+                            f"{path}: more than {max_bytes:,} bytes unpacked; raise "
+                            "--max-pack-bytes if it is expected"
+                        )
+                    chunks.append(chunk)
+                files[normal] = b"".join(chunks)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise InputError(f"{path} is not a readable evidence pack ({error})") from None
     return files
 
 
-def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport:
+def verify_pack(
+    path: Path, trusted: dict[str, str] | None = None, *, max_bytes: int = MAX_PACK_BYTES
+) -> PackReport:
     """Check every claim of the pack at ``path`` offline; see the module docstring.
 
     ``trusted`` (key fingerprint -> PEM) restricts the keys a signature may verify with
@@ -354,7 +381,7 @@ def verify_pack(path: Path, trusted: dict[str, str] | None = None) -> PackReport
     fingerprints are reported for comparison with the organisation's published keys.
     Without verified keys or manifest nothing else is checked.
     """
-    pack = Pack(read_pack(path), trusted)
+    pack = Pack(read_pack(path, max_bytes=max_bytes), trusted)
     checks: list[PackCheck] = []
 
     def run(name: str, check: Callable[[], str]) -> bool:

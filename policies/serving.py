@@ -39,6 +39,7 @@ from loraledger.registry.models import Deployment
 
 from loraledger.atomic import write_atomically
 from loraledger.errors import InputError, NothingDeployed, VerificationError
+from loraledger.paths import output_directory
 
 CURRENT = "current"
 RELEASES = "releases"
@@ -53,6 +54,14 @@ class SyncResult:
 
 def sync(registry: Registry, environment: str, directory: Path) -> SyncResult:
     """Make ``directory`` hold the environment's current bundle (atomically)."""
+    output_directory(directory)
+    link = directory / CURRENT
+    if link.exists() and not link.is_symlink():
+        raise InputError(
+            f"{CURRENT!r} in it is a real directory or file, not the link sync maintains; move "
+            "it away (sync never deletes what it did not make)",
+            path=directory,
+        )
     current = registry.deployments.current(environment)
     if current is None:
         raise NothingDeployed(f"nothing is deployed to {environment}; promote a version first")
@@ -178,7 +187,10 @@ def _write_release(registry: Registry, deployment: Deployment, staging: Path) ->
 def _swap_link(link: Path, target: Path) -> None:
     temporary = link.parent / f".{link.name}-{uuid.uuid4().hex[:12]}"
     os.symlink(target, temporary)
-    os.replace(temporary, link)
+    try:
+        os.replace(temporary, link)
+    finally:
+        temporary.unlink(missing_ok=True)  # (gone once it replaced the link)
 
 
 __all__ = ["SyncResult", "check", "check_release", "load_deployed", "sync"]

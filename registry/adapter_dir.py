@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loraledger.errors import InputError
-from loraledger.inputs import loads_json
+from loraledger.inputs import is_invisible, loads_json
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -209,12 +208,6 @@ def refuse_pickle(path: Path, *, shown_as: Path | None = None) -> None:
                 "and was not opened; save the adapter with safe_serialization=True",
                 path=where,
             )
-
-
-def is_invisible(character: str) -> bool:
-    """Zero-width, direction-changing and other invisible characters (Unicode format
-    characters, Cf), and control characters (Cc)."""
-    return unicodedata.category(character) in ("Cf", "Cc")
 
 
 def _check_name(root: Path, rel: str) -> None:

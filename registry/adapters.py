@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loraledger.errors import InputError, VerificationError, WrongBase
+from loraledger.paths import output_directory
 
 from .adapter_dir import (
     CONFIG_FILE,
@@ -385,6 +386,7 @@ class Adapters:
         """Write the version's files to ``dest`` (new or empty), verifying the very copy
         that is handed out; on any failure nothing is left at ``dest``."""
         started = time.perf_counter()
+        output_directory(dest)
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise InputError("exists and is not an empty directory; choose a new one", path=dest)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,11 @@ file. For protection against someone who can rewrite both, keep the head printed
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -166,14 +168,50 @@ class AuditLog:
         )
 
     def publish(self, checkpoint: Checkpoint) -> None:
-        """Append a committed checkpoint to the file beside the database (one write)."""
+        """Append a committed checkpoint to the file beside the database (one write). A
+        line cut short by an earlier failed write (disk full) was never a record: it is
+        cut off first, so it neither spoils this line nor reads as an edit."""
         line = (canonical_json(checkpoint.model_dump(mode="json")) + "\n").encode("utf-8")
-        fd = os.open(self.checkpoint_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.checkpoint_file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
+            self._regular(fd)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                tail = os.pread(fd, min(size, _TAIL_BYTES), max(0, size - _TAIL_BYTES))
+                end = tail.rfind(b"\n")
+                os.ftruncate(fd, size - len(tail) + end + 1 if end >= 0 else 0)
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.checkpoint_file))
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def republish(self, conn: Connection) -> int:
+        """Append to the checkpoint file the checkpoints the database committed after the
+        file's newest one (a publish that failed after its commit: disk full); returns
+        how many. Only a file that ends on a checkpoint the database still holds, with
+        the same hash, is extended: a database cut behind the file is never papered over
+        (:meth:`check_tail` refuses it), and a missing file is not made anew."""
+        published = self.last_published()
+        if published is None:
+            return 0
+        row = conn.execute(
+            "SELECT hash FROM audit_events WHERE seq = ?", [published.seq]
+        ).fetchone()
+        if row is None or row[0] != published.head_hash:
+            return 0
+        missing = [
+            self._checkpoint(r)
+            for r in conn.execute(
+                "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+                "WHERE seq > ? ORDER BY seq, created_at",
+                [published.seq],
+            ).fetchall()
+        ]
+        for checkpoint in missing:
+            self.publish(checkpoint)
+        return len(missing)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -318,9 +356,10 @@ class AuditLog:
         Only the file's end is read; a line being appended right now is skipped."""
         try:
             with self.checkpoint_file.open("rb") as f:
+                self._regular(f.fileno())
                 size = f.seek(0, os.SEEK_END)
                 f.seek(max(0, size - _TAIL_BYTES))
-                tail = f.read()
+                tail = f.read(_TAIL_BYTES)
         except FileNotFoundError:
             return None
         for line in reversed(tail.splitlines()):
@@ -329,6 +368,15 @@ class AuditLog:
             except ValueError:
                 continue  # a partial line (being written) or an edit: `audit verify` names it
         return None
+
+    def _regular(self, fd: int) -> None:
+        """The checkpoint file must be a regular file: a device or FIFO put in its place
+        would be read without end (or hang)."""
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise VerificationError(
+                f"{self.checkpoint_file} is not a regular file (a device, FIFO or directory was "
+                "put in its place); restore it from a backup"
+            )
 
     def check_tail(self, conn: Connection) -> None:
         """The database's log must still hold the newest published checkpoint's event,
@@ -469,7 +517,9 @@ class AuditLog:
             ).fetchall()
         ]
         try:
-            lines = self.checkpoint_file.read_text(encoding="utf-8").splitlines()
+            with self.checkpoint_file.open("rb") as f:
+                self._regular(f.fileno())
+                lines = f.read().decode("utf-8", errors="replace").splitlines()
         except FileNotFoundError:
             lines = []
         for number, line in enumerate(lines, start=1):

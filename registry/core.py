@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import warnings
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 from loraledger.errors import (
     Conflict,
     LedgerError,
+    LedgerWarning,
     NotFound,
     PermissionDenied,
     SigningKeyError,
@@ -34,7 +36,7 @@ from .audit import AuditLog, NewEvent
 from .crosscheck import RESTORE, check_row
 from .db import Connection, Database, lock_timeout_from_env
 from .keys import KeyStore, SigningKey
-from .models import AuditEvent, AuditReport, Identity, IdentityStatus, Role
+from .models import AuditEvent, AuditReport, Checkpoint, Identity, IdentityStatus, Role
 from .permissions import Action, resolve
 from .refs import validate_name
 from .store import ArtifactStore
@@ -259,7 +261,7 @@ class Core:
             self.audit.append(conn, name, "access.refused", f"identity:{name}", payload)
             checkpoint = self.audit.checkpoint(conn, own) if own is not None else None
         if checkpoint is not None:
-            self.audit.publish(checkpoint)
+            self.publish(checkpoint)
 
     def _own_key(self, name: str) -> SigningKey | None:
         """The refused actor's own valid key, when it is on this machine and opens without
@@ -308,7 +310,23 @@ class Core:
                 raise RuntimeError("a registry change recorded no audit event")
             self.audit.append_many(conn, change.events)
             checkpoint = self.audit.checkpoint(conn, key)
-        self.audit.publish(checkpoint)
+        self.publish(checkpoint)
+
+    def publish(self, checkpoint: Checkpoint) -> None:
+        """Mirror a committed checkpoint to the file beside the database. The change has
+        committed whatever happens here: a failed write (disk full) is said as a warning,
+        not an error, and the file is brought up to date the next time the registry is
+        opened (:meth:`AuditLog.republish`)."""
+        try:
+            self.audit.publish(checkpoint)
+        except OSError as error:
+            warnings.warn(
+                f"the change committed (audit event #{checkpoint.seq}), but "
+                f"{self.audit.checkpoint_file.name} could not be written ({error.strerror}); "
+                "it is brought up to date the next time the registry is opened with space",
+                LedgerWarning,
+                stacklevel=3,
+            )
 
     # --- the audit log -----------------------------------------------------------------
 

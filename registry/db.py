@@ -24,6 +24,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,7 +34,7 @@ from typing import Any, TypeVar, cast
 
 import duckdb
 
-from loraledger.errors import LockTimeout, NotARegistry, UsageError
+from loraledger.errors import LedgerWarning, LockTimeout, NotARegistry, UsageError
 
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 LOCK_TIMEOUT_ENV = "LORALEDGER_LOCK_TIMEOUT"
@@ -179,7 +180,20 @@ class Database:
         if attachment is not None and attachment.users <= 0:
             del engine.attached[key]
             with engine.conn.cursor() as cursor:  # a cursor per use: threads share the engine
-                cursor.execute(f"DETACH {attachment.alias}")
+                try:
+                    cursor.execute(f"DETACH {attachment.alias}")
+                except duckdb.IOException as error:
+                    if "CHECKPOINT during DETACH failed" not in str(error):
+                        raise
+                    # Detached; what committed is durable in the write-ahead log beside the
+                    # file, which the next open folds in. Not a failure of the change.
+                    warnings.warn(
+                        f"{key} could not be brought up to date (disk full?): the changes "
+                        "made are kept in its write-ahead log (.wal) and folded in when it is "
+                        "next opened with space; free space soon",
+                        LedgerWarning,
+                        stacklevel=2,
+                    )
 
     def _attach(self, engine: _Engine, key: str, read_only: bool) -> str:
         alias = f"registry_{next(engine.aliases)}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,27 @@ class SigningKey:
         )
 
 
+def _check_private(path: Path, mode: int) -> None:
+    """Refuse a private key others could read, or one in a directory others could write
+    (where they could swap it), as ssh does; the message gives the chmod that fixes it."""
+    if not stat.S_ISREG(mode):
+        raise SigningKeyError(f"the private key {path} is not a regular file; replace it")
+    if mode & 0o077:
+        raise SigningKeyError(
+            f"the private key {path} is readable or writable by others (mode "
+            f"{stat.S_IMODE(mode):04o}); run `chmod 600 {path}`, and if others could read "
+            "it, make a new key"
+        )
+    directory = path.parent
+    dir_mode = directory.stat().st_mode
+    if dir_mode & 0o022:
+        raise SigningKeyError(
+            f"the key directory {directory} is writable by others (mode "
+            f"{stat.S_IMODE(dir_mode):04o}), who could replace a key; run `chmod 700 "
+            f"{directory}`"
+        )
+
+
 class KeyStore:
     """The directory of private key files, one ``NAME.pem`` per identity.
 
@@ -136,12 +158,14 @@ class KeyStore:
         if passphrase is None and os.environ.get(PASSPHRASE_ENV):
             passphrase = os.environ[PASSPHRASE_ENV].encode("utf-8")
         try:
-            data = path.read_bytes()
+            status = path.stat()
         except FileNotFoundError:
             raise SigningKeyError(
                 f"no private key for {name!r} at {path}; act as an identity whose key is on "
                 f"this machine, or point --keys-dir / {KEYS_DIR_ENV} at its key directory"
             ) from None
+        _check_private(path, status.st_mode)
+        data = path.read_bytes()
         if passphrase is None and self.prompt is not None and b"ENCRYPTED" in data:
             passphrase = self.prompt(f"Passphrase for {name}'s key ({path})").encode("utf-8")
         try:

@@ -17,6 +17,7 @@ chain head -- so a change and its audit trail commit together or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import uuid
@@ -145,6 +146,10 @@ class Registry(Core):
         )
         if version < schema.LATEST_VERSION:
             registry._migrate()
+        # checkpoints a full disk kept from the file after their commit (still no space:
+        # said again at the next change; reads go on)
+        with registry.db.read() as conn, contextlib.suppress(OSError):
+            registry.audit.republish(conn)
         return registry
 
     def _migrate(self) -> None:

@@ -38,6 +38,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,12 @@ QUESTIONS = [
 ]
 
 
+STARTED = time.monotonic()
+
+
 def say(text: str) -> None:
-    print(f"\n== {text}", flush=True)
+    minutes, seconds = divmod(int(time.monotonic() - STARTED), 60)
+    print(f"\n== {text}  [{minutes}m{seconds:02d}s]", flush=True)
 
 
 def run(

@@ -12,7 +12,13 @@ import pytest
 from loraledger.registry import Registry
 
 import loraledger.errors as errors
-from loraledger.errors import EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_TRY_AGAIN, LedgerError
+from loraledger.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_REFUSED,
+    EXIT_STORAGE,
+    EXIT_TRY_AGAIN,
+    LedgerError,
+)
 from tests.cli.conftest import Cli, cli  # noqa: F401  (fixture)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
@@ -28,7 +34,7 @@ time.sleep(float(sys.argv[2]))
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_every_error_class_is_documented_with_its_exit_code(cls: type[LedgerError]) -> None:
     assert cls.__doc__ and cls.__doc__.strip() != (cls.__mro__[1].__doc__ or "").strip()
-    assert cls.exit_code in (EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_TRY_AGAIN)
+    assert cls.exit_code in (EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_STORAGE, EXIT_TRY_AGAIN)
     row = next((ln for ln in DOCS.read_text().splitlines() if f"`{cls.__name__}`" in ln), None)
     assert row is not None, f"docs/cli.md has no row for {cls.__name__}"
     assert row.startswith(f"| {cls.exit_code} |"), row

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # The installed package of each folder (pyproject.toml's package-dir).
 PACKAGES = {
-    "loraledger": ROOT / "loraledger",  # errors, atomic, inputs, terminal, yamlfile: below all
+    "loraledger": ROOT / "loraledger",  # errors, atomic, inputs, paths, terminal, yamlfile
     "loraledger.cli": ROOT / "loraledger" / "cli",
     "loraledger.registry": ROOT / "registry",
     "loraledger.trainer": ROOT / "trainer",

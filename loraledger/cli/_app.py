@@ -20,7 +20,7 @@ import typer
 from pydantic import BaseModel
 from typer.core import TyperGroup
 
-from loraledger.errors import LedgerError, UsageError
+from loraledger.errors import LedgerError, StorageError, UsageError
 from loraledger.terminal import printable
 
 
@@ -57,13 +57,43 @@ class LedgerGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except OSError as error:  # the machine: disk full, permission denied, ...
+                raise StorageError.from_os_error(error) from error
+            except Exception as error:
+                storage = storage_error(error)
+                if storage is None:
+                    raise
+                raise storage from error
         except LedgerError as error:
             settings = ctx.find_object(Settings)
             if settings is not None and settings.verbose:
                 traceback.print_exc(file=sys.stderr)
             typer.echo(f"error: {printable(str(error))}", err=True)
             ctx.exit(error.exit_code)
+
+
+def storage_error(error: Exception) -> StorageError | None:
+    """DuckDB's own failures to read or write the database file (its I/O errors, and the
+    refusal to go on after one), as one :class:`StorageError`; None for anything else
+    (a programming error keeps its traceback)."""
+    import duckdb
+
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, duckdb.IOException):
+        return StorageError(
+            f"the registry database could not be read or written ({text}); free space or fix "
+            "the permissions, then run the command again (a change commits whole or not at "
+            "all: `loraledger audit log --limit 3` shows whether it did)"
+        )
+    if isinstance(error, duckdb.Error) and "invalidated" in text:
+        return StorageError(
+            f"the registry database stopped after a failed write ({text}); free space, then "
+            "run the command again (a change commits whole or not at all: `loraledger audit "
+            "log --limit 3` shows whether it did)"
+        )
+    return None
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from loraledger.atomic import write_atomically
+from loraledger.paths import output_file
 from loraledger.policies.exports import DOCUMENTS, Document
 
 from ._app import JSON_OPTION, emit_json, new_app, parse_moment, settings
@@ -23,7 +24,7 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
     else:
-        write_atomically(output, text)
+        write_atomically(output_file(output), text)
         typer.echo(f"Wrote {output}", err=True)
 
 
@@ -33,6 +34,8 @@ def _export_command(document: Document) -> None:
         ref: str = typer.Argument(..., help="An adapter version NAME@vN."),
         output: Path = OUTPUT_OPTION,
     ) -> None:
+        if output is not None:
+            output_file(output)  # before the work, not after it
         _emit(document.render(settings(ctx).open(), ref), output)
 
     command.__doc__ = document.help
@@ -73,6 +76,9 @@ def evidence_verify(
         "--trusted-keys",
         help="Only trust these public keys (a keys.json, or `keys export-public NAME --json`).",
     ),
+    max_pack_bytes: int = typer.Option(
+        2 * 1024**3, "--max-pack-bytes", min=1, help="Most bytes the pack may unpack to."
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Check every signature, hash and link of a pack offline, then (when a registry is
@@ -82,7 +88,8 @@ def evidence_verify(
     from loraledger.policies.evidence import trusted_keys as read_keys
     from loraledger.policies.evidence import verify_pack
 
-    report = verify_pack(pack, read_keys(trusted_keys) if trusted_keys else None)
+    trusted = read_keys(trusted_keys) if trusted_keys else None
+    report = verify_pack(pack, trusted, max_bytes=max_pack_bytes)
     if report.passed:
         try:
             registry = settings(ctx).open()

@@ -140,3 +140,35 @@ def test_text_a_user_typed_is_printed_escaped(ready: Cli, tmp_path: Path) -> Non
           "--license", "CC-BY-4.0", actor="eve")  # fmt: skip
     shown = ready("data", "show", "faq").stdout
     assert "web\\x1b[2J\\u202eevil" in shown and "\x1b" not in shown and "\u202e" not in shown
+
+
+def test_destinations_of_the_wrong_kind_or_through_links_are_refused(
+    ready: Cli, tmp_path: Path
+) -> None:
+    ready("adapters", "register", str(small_adapter(tmp_path / "a")), "--name", "bot", actor="eve")
+    serve = tmp_path / "serve"
+    (serve / "current").mkdir(parents=True)  # a real directory where sync keeps its link
+    result = ready("sync", str(serve), "--env", "staging", code=2)
+    one_line(result, "'current' in it is a real directory or file, not the link sync maintains")
+    assert sorted(p.name for p in serve.iterdir()) == ["current"]  # nothing stray left
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    one_line(ready("sync", str(a_file), "--env", "staging", code=2), "is a file, not a directory")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(elsewhere)
+    for dest in (link, link / "sub"):
+        result = ready("adapters", "fetch", "bot@v1", str(dest), code=2)
+        one_line(result, "is a symlink", "pass the real path")
+        result = ready("sync", str(dest), "--env", "staging", code=2)
+        one_line(result, "is a symlink")
+    assert list(elsewhere.iterdir()) == []
+    out = tmp_path / "docs"
+    out.mkdir()
+    result = ready("export", "model-card", "bot@v1", "--output", str(out), code=2)
+    one_line(result, f"{out}: is a directory; pass the name of a file to write")
+    result = ready("evidence", "export", "--env", "staging", "--output", str(link / "p.tgz"),
+                   actor="alice", code=2)  # fmt: skip
+    one_line(result, "its parent folder is a symlink")
+    assert list(tmp_path.glob("**/.*partial*")) == [] and list(tmp_path.glob("**/.current-*")) == []

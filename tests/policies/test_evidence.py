@@ -4,6 +4,7 @@ and stops verifying when any file is changed, added or removed."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -224,14 +225,40 @@ def test_unreadable_packs(tmp_path: Path) -> None:
     junk.write_bytes(b"not a tar")
     with pytest.raises(InputError, match="is not a readable evidence pack"):
         verify_pack(junk)
-    with pytest.raises(InputError, match="no evidence pack at"):
+    with pytest.raises(InputError, match="evidence pack does not exist"):
         verify_pack(tmp_path / "missing.tar.gz")
+    with pytest.raises(InputError, match="is a directory, not a regular file"):
+        verify_pack(tmp_path)
     link = tmp_path / "link.tar.gz"
     with tarfile.open(link, "w:gz") as archive:
         info = tarfile.TarInfo("../escape")
         archive.addfile(info, io.BytesIO(b""))
-    with pytest.raises(VerificationError, match="not a plain file inside the pack"):
+    with pytest.raises(VerificationError, match="not a plain file with a plain name inside"):
         verify_pack(link)
+
+
+def test_a_member_shadowed_under_another_spelling_is_refused(pack: Path, tmp_path: Path) -> None:
+    # `./keys.json` beside `keys.json`: the second would have silently replaced the first
+    def shadow(files: dict[str, bytes]) -> None:
+        files["./keys.json"] = b"[]"
+
+    forged = _rewrite(pack, tmp_path / "shadow.tar.gz", shadow)
+    with pytest.raises(VerificationError, match="member 'keys.json' appears twice \\(as './keys"):
+        verify_pack(forged)
+
+
+def test_a_huge_member_is_refused_before_it_is_read(pack: Path, tmp_path: Path) -> None:
+    # 3 GB of zeros compress to a few MB; the member's header says how much it unpacks to
+    # (here the data is cut short: the refusal comes before any of it is read)
+    big = tmp_path / "bomb.tar.gz"
+    info = tarfile.TarInfo("adapter/zeros.bin")
+    info.size = 3 * 10**9
+    with gzip.open(big, "wb") as out:
+        out.write(info.tobuf(format=tarfile.GNU_FORMAT) + bytes(1 << 16))
+    with pytest.raises(VerificationError, match="3,000,000,000 bytes\\) takes the pack past"):
+        verify_pack(big)
+    with pytest.raises(VerificationError, match="takes the pack past 1,000 bytes"):
+        verify_pack(pack, max_bytes=1000)
 
 
 def test_the_compliance_map_is_in_the_docs() -> None:

@@ -10,7 +10,15 @@ from loraledger.registry import Action, Registry, Role
 from loraledger.registry.core import Core
 from loraledger.registry.keys import KeyStore
 
-from loraledger.errors import Conflict, NotFound, PermissionDenied, SigningKeyError, UsageError
+from loraledger.errors import (
+    Conflict,
+    InputError,
+    LedgerWarning,
+    NotFound,
+    PermissionDenied,
+    SigningKeyError,
+    UsageError,
+)
 from tests.conftest import ADMIN, AUDITOR, ENGINEER
 
 
@@ -73,3 +81,22 @@ def test_a_change_must_record_an_event_and_bootstrap_only_an_empty_registry(
     ):
         change.record("identity.create", "identity:x", {})
     assert registry.identities.get(ADMIN).role is Role.ADMIN
+
+
+def test_a_change_whose_mirror_write_fails_committed_and_says_so(
+    registry: Registry, tmp_path: Path
+) -> None:
+    registry.audit.checkpoint_file = tmp_path / "gone" / "audit-checkpoints.jsonl"
+    with pytest.warns(LedgerWarning, match=r"the change committed \(audit event #\d+\), but"):
+        registry.identities.create("bob", Role.REVIEWER, actor=ADMIN)
+    assert registry.identity("bob").role == Role.REVIEWER  # it is there, all of it
+
+
+def test_an_impossible_actor_name_is_refused_before_anything_is_recorded(
+    registry: Registry,
+) -> None:
+    before = registry.audit_head()
+    for name in ("x" * 100_000, "eve\n", "eve\x1b[31m", "../alice"):
+        with pytest.raises(InputError, match=r"acting identity \(--as\) .* is invalid"):
+            registry.act_as(name, Action.ADAPTER_REGISTER)
+    assert registry.audit_head() == before

@@ -49,6 +49,7 @@ def test_missing_and_unreadable_keys(keystore: KeyStore, tmp_path: Path) -> None
         keystore.load("nobody")
     keystore.directory.mkdir(parents=True, exist_ok=True)
     keystore.path_for("junk").write_text("not a key")
+    keystore.path_for("junk").chmod(0o600)
     with pytest.raises(SigningKeyError, match="cannot read the private key"):
         keystore.load("junk")
 
@@ -62,6 +63,7 @@ def test_rsa_keys_are_refused(keystore: KeyStore) -> None:
     )
     keystore.directory.mkdir(parents=True, exist_ok=True)
     keystore.path_for("rsa").write_bytes(pem)
+    keystore.path_for("rsa").chmod(0o600)
     with pytest.raises(SigningKeyError, match="not an elliptic-curve key"):
         keystore.load("rsa")
 
@@ -77,3 +79,25 @@ def test_prompt_for_an_encrypted_key(tmp_path: Path) -> None:
     key = KeyStore(tmp_path / "k", prompt=prompt).load("alice")
     assert key.passphrase == b"s3cret"
     assert asked == [f"Passphrase for alice's key ({tmp_path / 'k' / 'alice.pem'})"]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666, 0o640, 0o604, 0o660])
+def test_a_key_others_can_read_is_refused_with_the_fix(keystore: KeyStore, mode: int) -> None:
+    key = keystore.create("alice")
+    key.path.chmod(mode)
+    with pytest.raises(SigningKeyError, match=f"\\(mode {mode:04o}\\); run `chmod 600 {key.path}`"):
+        keystore.load("alice")
+    key.path.chmod(0o600)
+    assert keystore.load("alice").fingerprint == key.fingerprint
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])
+def test_a_key_directory_others_can_write_is_refused(keystore: KeyStore, mode: int) -> None:
+    keystore.create("alice")
+    keystore.directory.chmod(mode)
+    with pytest.raises(
+        SigningKeyError, match=f"writable by others \\(mode {mode:04o}\\).*chmod 700"
+    ):
+        keystore.load("alice")
+    keystore.directory.chmod(0o755)  # readable by others is fine, as for ~/.ssh
+    keystore.load("alice")
