@@ -23,7 +23,7 @@ from loraledger.registry.keys import KEYS_DIR_ENV, KeyStore
 from loraledger.registry.permissions import Action, allowed, only_reads
 from loraledger.registry.registry import REGISTRY_ENV, default_registry_path
 
-from loraledger.errors import LedgerError, LockTimeout, VerificationError
+from loraledger.errors import LedgerError, LockTimeout, StorageError, VerificationError
 
 from .accounts import ACCOUNTS_FILE
 
@@ -138,6 +138,8 @@ def read(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             return call(*args, **kwargs)
     except LedgerError as error:
         stop_with(error)
+    except Exception as error:  # the machine's fault (disk full, ...): one line too
+        stop_with(_storage(error))
 
 
 def stop_with(error: LedgerError) -> NoReturn:
@@ -161,6 +163,8 @@ def check(call: Callable[..., T], *args: Any, failure: str, busy: str) -> T | No
         return None
     except LedgerError as error:
         stop_with(error)
+    except Exception as error:
+        stop_with(_storage(error))
 
 
 def act(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
@@ -172,6 +176,17 @@ def act(call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
     except LedgerError as error:
         st.error(f"Refused: {error}")
         return None
+    except Exception as error:
+        st.error(f"Failed: {_storage(error)}")
+        return None
+
+
+def _storage(error: Exception) -> StorageError:
+    """The machine's fault as one line; anything else is a bug and keeps its traceback."""
+    storage = StorageError.of(error)
+    if storage is None:
+        raise error
+    return storage
 
 
 def flash(message: str) -> None:

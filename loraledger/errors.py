@@ -178,6 +178,33 @@ class StorageError(LedgerError):
         what = f" while {doing}" if doing else ""
         return cls(f"{reason}{where}{what}; {advice}")
 
+    @classmethod
+    def of(cls, error: BaseException) -> StorageError | None:
+        """``error`` as one StorageError when it is the machine's (an ``OSError``) or
+        DuckDB's own failure to read or write the database file (its I/O errors, and its
+        refusal to go on after one); None for anything else, which keeps its traceback
+        (a programming error). The one mapping the CLI and the dashboard share."""
+        if isinstance(error, OSError):
+            return cls.from_os_error(error)
+        import duckdb
+
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        after = (
+            "(a change commits whole or not at all: `loraledger audit log --limit 3` shows "
+            "whether it did)"
+        )
+        if isinstance(error, duckdb.IOException):
+            return cls(
+                f"the registry database could not be read or written ({text}); free space or "
+                f"fix the permissions, then run the command again {after}"
+            )
+        if isinstance(error, duckdb.Error) and "invalidated" in text:
+            return cls(
+                f"the registry database stopped after a failed write ({text}); free space, "
+                f"then run the command again {after}"
+            )
+        return None
+
 
 class SigningKeyError(LedgerError):
     """A private key is missing, unreadable, encrypted without a passphrase, or wrong."""

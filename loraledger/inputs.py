@@ -228,11 +228,7 @@ def load_yaml(text: str, *, path: Path | str | None = None) -> Any:
                 f"is nested too deeply; the limit is {MAX_DEPTH} levels", path=path
             ) from None
         except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            problem = getattr(error, "problem", None) or str(error)
-            raise InputError(
-                f"invalid YAML: {problem}", path=path, line=mark.line + 1 if mark else None
-            ) from None
+            raise _invalid(error, path) from None
         if node is None:
             return None
         _check_nodes(node, path)
@@ -241,15 +237,17 @@ def load_yaml(text: str, *, path: Path | str | None = None) -> Any:
         except _DuplicateKey as error:
             raise InputError(str(error), path=path, line=error.line) from None
         except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            problem = getattr(error, "problem", None) or str(error)
-            raise InputError(
-                f"invalid YAML: {problem}", path=path, line=mark.line + 1 if mark else None
-            ) from None
+            raise _invalid(error, path) from None
     finally:
         loader.dispose()
     check_depth(value, path=path)  # (an alias can carry a shallow value deep)
     return value
+
+
+def _invalid(error: Exception, path: Path | str | None) -> InputError:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    return InputError(f"invalid YAML: {problem}", path=path, line=mark.line + 1 if mark else None)
 
 
 class _DuplicateKey(ValueError):

@@ -83,11 +83,6 @@ _SAMPLES_DIGEST = (
     + ", ".join(EvalSample.model_fields)
     + ")::VARCHAR, chr(10) ORDER BY task, filter, doc_id)) FROM eval_samples"
 )
-# The fields of a run its event states one by one (the event's key: the run's value).
-_RUN_AUDITED = (
-    "run_id", "status", "error", "artifact_digest", "base_digest", "suite", "suite_digest",
-    "lm_eval_version", "seed", "sample_count", "results_sha256", "metrics", "actor", "subject",
-)  # fmt: skip
 
 
 # run_id, then EvalSample's fields in order: task, doc_id, filter .. metrics, passed, reason
@@ -223,18 +218,7 @@ class Evaluations:
                 "eval.run",
                 subject_label(run.subject),
                 {
-                    "run_id": run.id,
-                    "status": run.status,
-                    "error": run.error,
-                    "artifact_digest": run.subject.artifact_digest,
-                    "base_digest": run.subject.base_digest,
-                    "suite": run.suite_name,
-                    "suite_digest": run.suite_digest,
-                    "lm_eval_version": run.lm_eval_version,
-                    "seed": run.seed,
-                    "sample_count": run.sample_count,
-                    "results_sha256": run.results_sha256,
-                    "metrics": {f"{m.task}/{m.metric},{m.filter}": m.value for m in run.metrics},
+                    **_stated(run),
                     "test_result_attestation": recorded(attestation) if attestation else None,
                     "run_sha256": record_sha256(run_record(run)),
                     "samples_sha256": samples_sha256,
@@ -545,18 +529,10 @@ def samples_digests(conn: Connection, run_id: str | None = None) -> dict[str, st
     return {r[0]: r[1] for r in rows}
 
 
-def _check_run(
-    conn: Connection,
-    run: EvalRun,
-    event: AuditEvent,
-    samples_digest: str | None,
-    samples: tuple[EvalSample, ...] | None = None,
-) -> None:
-    """A run's row (with its metrics) against its ``eval.run`` event: the fields the event
-    states one by one, the rest by ``run_sha256``; its samples by ``samples_sha256``, else
-    rebuilt against ``results_sha256`` (``samples``: when already read)."""
-    source = f"audit event #{event.seq}"
-    stored = {
+def _stated(run: EvalRun) -> dict[str, Any]:
+    """The fields of a run its ``eval.run`` event states one by one (the rest it covers
+    by ``run_sha256``)."""
+    return {
         "run_id": run.id,
         "status": run.status,
         "error": run.error,
@@ -569,11 +545,23 @@ def _check_run(
         "sample_count": run.sample_count,
         "results_sha256": run.results_sha256,
         "metrics": {f"{m.task}/{m.metric},{m.filter}": m.value for m in run.metrics},
-        "actor": run.created_by,
-        "subject": subject_label(run.subject),
     }
+
+
+def _check_run(
+    conn: Connection,
+    run: EvalRun,
+    event: AuditEvent,
+    samples_digest: str | None,
+    samples: tuple[EvalSample, ...] | None = None,
+) -> None:
+    """A run's row (with its metrics) against its ``eval.run`` event: the fields the event
+    states one by one, the rest by ``run_sha256``; its samples by ``samples_sha256``, else
+    rebuilt against ``results_sha256`` (``samples``: when already read)."""
+    source = f"audit event #{event.seq}"
+    stored = {**_stated(run), "actor": run.created_by, "subject": subject_label(run.subject)}
     recorded = {**event.payload, "actor": event.actor, "subject": event.subject}
-    check_row("eval_runs", run.id, {k: stored[k] for k in _RUN_AUDITED}, recorded, source)
+    check_row("eval_runs", run.id, stored, recorded, source)
     check_digest(
         "eval_runs",
         run.id,

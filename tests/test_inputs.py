@@ -158,3 +158,46 @@ def test_any_depth_gives_a_value_or_an_input_error(depth: int, opener: str) -> N
             parse(text)
         except InputError as error:
             assert depth > MAX_DEPTH - 1 and "nested" in str(error)
+
+
+# --- every parser the product exposes, fed random bytes and documents ------------------
+
+
+def _parsers(tmp_path: Path) -> list[tuple[str, Any]]:
+    from loraledger.policies.pack_checks import read_pack
+    from loraledger.policies.release import load_policy
+    from loraledger.registry.adapter_dir import read_adapter_config
+    from loraledger.trainer.config import load_config
+    from loraledger.trainer.datasets import analyse
+
+    return [
+        ("data.jsonl", analyse),
+        ("train.yaml", load_config),
+        ("policy.yaml", load_policy),
+        ("adapter_config.json", read_adapter_config),
+        ("pack.tar.gz", read_pack),
+    ]
+
+
+documents = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    json_values.map(lambda v: (json.dumps(v) + "\n" + json.dumps(v) + "\n").encode()),
+    st.dictionaries(st.sampled_from(["version", "environments", "base", "datasets", "peft_type",
+                                     "r", "max_steps", "adapter_name", "staging"]),
+                    json_values, max_size=5).map(lambda d: json.dumps(d).encode()),
+)  # fmt: skip
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=documents)
+def test_every_parser_gives_a_value_or_a_ledger_error(tmp_path: Path, data: bytes) -> None:
+    from loraledger.errors import LedgerError
+
+    for name, parse in _parsers(tmp_path):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with contextlib.suppress(LedgerError):
+            parse(path)

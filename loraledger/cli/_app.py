@@ -59,10 +59,8 @@ class LedgerGroup(TyperGroup):
         try:
             try:
                 return super().invoke(ctx)
-            except OSError as error:  # the machine: disk full, permission denied, ...
-                raise StorageError.from_os_error(error) from error
-            except Exception as error:
-                storage = storage_error(error)
+            except Exception as error:  # the machine's: disk full, permission denied, ...
+                storage = StorageError.of(error)
                 if storage is None:
                     raise
                 raise storage from error
@@ -72,28 +70,6 @@ class LedgerGroup(TyperGroup):
                 traceback.print_exc(file=sys.stderr)
             typer.echo(f"error: {printable(str(error))}", err=True)
             ctx.exit(error.exit_code)
-
-
-def storage_error(error: Exception) -> StorageError | None:
-    """DuckDB's own failures to read or write the database file (its I/O errors, and the
-    refusal to go on after one), as one :class:`StorageError`; None for anything else
-    (a programming error keeps its traceback)."""
-    import duckdb
-
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if isinstance(error, duckdb.IOException):
-        return StorageError(
-            f"the registry database could not be read or written ({text}); free space or fix "
-            "the permissions, then run the command again (a change commits whole or not at "
-            "all: `loraledger audit log --limit 3` shows whether it did)"
-        )
-    if isinstance(error, duckdb.Error) and "invalidated" in text:
-        return StorageError(
-            f"the registry database stopped after a failed write ({text}); free space, then "
-            "run the command again (a change commits whole or not at all: `loraledger audit "
-            "log --limit 3` shows whether it did)"
-        )
-    return None
 
 
 def settings(ctx: typer.Context) -> Settings:

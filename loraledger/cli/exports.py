@@ -9,6 +9,7 @@ import typer
 from loraledger.atomic import write_atomically
 from loraledger.paths import output_file
 from loraledger.policies.exports import DOCUMENTS, Document
+from loraledger.terminal import printable
 
 from ._app import JSON_OPTION, emit_json, new_app, parse_moment, settings
 
@@ -107,7 +108,8 @@ def evidence_verify(
         )
         typer.echo(f"Evidence pack {pack}: {subject}")
         for check in report.checks:
-            typer.echo(f"  [{'ok  ' if check.passed else 'FAIL'}] {check.name}: {check.detail}")
+            mark = "ok  " if check.passed else "FAIL"
+            typer.echo(f"  [{mark}] {check.name}: {printable(check.detail)}")
         typer.echo("  keys relied on: " + ", ".join(
             f"{name} {fpr[:16]}…" for name, fpr in sorted(report.keys.items())
         ))  # fmt: skip

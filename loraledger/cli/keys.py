@@ -10,6 +10,7 @@ import typer
 from loraledger.atomic import write_atomically
 from loraledger.errors import InputError, UsageError
 from loraledger.registry.models import Role
+from loraledger.terminal import printable
 
 from ._app import JSON_OPTION, emit_json, emit_table, new_app, settings
 
@@ -155,7 +156,7 @@ def revoke(
     """Revoke an identity's key (admin only); its signatures stop verifying."""
     opts = settings(ctx)
     identity = opts.open().identities.revoke(name, actor=opts.actor, reason=reason)
-    typer.echo(f"Revoked identity {identity.name}: {identity.revoke_reason}")
+    typer.echo(f"Revoked identity {identity.name}: {printable(identity.revoke_reason or '')}")
 
 
 @app.command("export-public")

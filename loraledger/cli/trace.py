@@ -7,6 +7,7 @@ import json
 import typer
 
 from loraledger.errors import UsageError
+from loraledger.terminal import printable
 
 from ._app import JSON_OPTION, emit_json, parse_moment, settings
 
@@ -45,7 +46,7 @@ def trace(
             mark = "ok  " if link.verified else "FAIL"
             detail = json.dumps(link.detail, sort_keys=True, default=str)
             shown = detail if len(detail) <= 160 else detail[:157] + "..."
-            typer.echo(f"  [{mark}] {link.kind} {link.ref}: {link.problem or shown}")
+            typer.echo(f"  [{mark}] {link.kind} {link.ref}: {printable(link.problem or shown)}")
         typer.echo("Every link verified." if result.complete else "Some links did not verify.")
     if not result.complete:
         raise typer.Exit(1)

@@ -33,3 +33,12 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "reg", tmp_path / "keys")
+
+
+@pytest.fixture
+def ready(cli: Cli) -> Cli:
+    """A new registry with an admin (alice) and an engineer (eve)."""
+    cli("init")
+    cli("keys", "create", "alice", "--role", "admin")
+    cli("keys", "create", "eve", "--role", "engineer", actor="alice")
+    return cli

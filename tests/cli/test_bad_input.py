@@ -18,14 +18,6 @@ SOURCE = "--source", "tests", "--license", "CC-BY-4.0"
 PC = '{"prompt": "What is the fee?", "completion": "Twelve dollars."}'
 
 
-@pytest.fixture
-def ready(cli: Cli) -> Cli:
-    cli("init")
-    cli("keys", "create", "alice", "--role", "admin")
-    cli("keys", "create", "eve", "--role", "engineer", actor="alice")
-    return cli
-
-
 def one_line(result: object, *parts: str) -> str:
     """The single error line (asserting it is one, with no traceback, holding ``parts``)."""
     err = result.stderr  # type: ignore[attr-defined]

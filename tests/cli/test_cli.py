@@ -18,14 +18,6 @@ from tests.conftest import small_adapter
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def ready(cli: Cli, tmp_path: Path) -> Cli:
-    cli("init")
-    cli("keys", "create", "alice", "--role", "admin")
-    cli("keys", "create", "eve", "--role", "engineer", actor="alice")
-    return cli
-
-
 def test_init_and_keys(cli: Cli, tmp_path: Path) -> None:
     out = cli("init").stdout.splitlines()
     assert out[0].startswith(f"Initialised registry {tmp_path / 'reg'} (id ")

@@ -18,14 +18,6 @@ from tests.cli.conftest import Cli
 
 
 @pytest.fixture
-def ready(cli: Cli) -> Cli:
-    cli("init")
-    cli("keys", "create", "alice", "--role", "admin")
-    cli("keys", "create", "eve", "--role", "engineer", actor="alice")
-    return cli
-
-
-@pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 12 MB filesystem of its own (tmpfs), where a registry runs out of space."""
     if os.geteuid() != 0:
