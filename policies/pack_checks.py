@@ -40,7 +40,7 @@ from loraledger.registry.signing import verify_directory
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loraledger.errors import InputError, LedgerError, VerificationError
-from loraledger.inputs import is_invisible, regular_file
+from loraledger.inputs import is_invisible, loads_json, read_text, regular_file
 
 from .mlbom import validate_ml_bom
 from .tally import authors_of
@@ -104,10 +104,10 @@ class Pack:
     def load(self, name: str) -> Any:
         if name not in self.files:
             raise VerificationError(f"{name} is missing from the pack")
-        try:
-            return json.loads(self.files[name])
-        except ValueError:
-            raise VerificationError(f"{name} is not valid JSON") from None
+        try:  # strict: a key named twice would let the second hide the first
+            return loads_json(self.files[name], path=name)
+        except InputError as error:
+            raise VerificationError(str(error)) from None
 
     def opened(self, name: str) -> tuple[dict[str, Any], str]:
         """The statement in the DSSE envelope ``name``, verified, and who signed it."""
@@ -253,7 +253,9 @@ def check_deployments(pack: Pack) -> str:
 def check_audit(pack: Pack) -> str:
     digest = pack.digest
     lines = pack.files["audit/events.jsonl"].decode().splitlines()
-    events = [json.loads(line) for line in lines]
+    events = [
+        loads_json(line, path="audit/events.jsonl", line=n) for n, line in enumerate(lines, 1)
+    ]
     checkpoint = Checkpoint.model_validate(pack.load("audit/checkpoint.json"))
     if checkpoint.registry_id != pack.manifest["registry_id"]:
         raise VerificationError("the checkpoint belongs to another registry")
@@ -439,7 +441,7 @@ def trusted_keys(path: Path) -> dict[str, str]:
     """Trusted public keys from a ``keys.json`` (a pack's), or one key as printed by
     ``loraledger keys export-public NAME --json``."""
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        entries = loads_json(read_text(path, what="keys file"), path=path)
         if isinstance(entries, dict):  # one key, as `keys export-public NAME --json` prints
             entries = [entries]
         return {e["key_fingerprint"]: e["public_key_pem"] for e in entries}

@@ -21,6 +21,7 @@ from loraledger.registry.dsse import open_envelope
 from loraledger.registry.models import Approval, Deployment
 
 from loraledger.errors import InputError, VerificationError
+from loraledger.inputs import loads_json, read_text
 
 from .pack_checks import MANIFEST, PackCheck, PackReport, read_pack
 
@@ -76,13 +77,14 @@ def of_pack(path: Path) -> list[Witness]:
     found: list[Witness] = []
     try:
         if "audit/checkpoint.json" in files:
-            checkpoint = json.loads(files["audit/checkpoint.json"])
+            checkpoint = loads_json(files["audit/checkpoint.json"], path=path)
             found.append(
                 Witness(f"{path} (its audit checkpoint)", int(checkpoint["seq"]),
                         str(checkpoint["head_hash"]))
             )  # fmt: skip
-        keys = {e["key_fingerprint"]: e["public_key_pem"] for e in json.loads(files["keys.json"])}
-        statement = open_envelope(json.loads(files[MANIFEST]), keys)
+        entries = loads_json(files["keys.json"], path=f"{path}: keys.json")
+        keys = {e["key_fingerprint"]: e["public_key_pem"] for e in entries}
+        statement = open_envelope(loads_json(files[MANIFEST], path=f"{path}: {MANIFEST}"), keys)
         deployment = Deployment.model_validate(statement["predicate"]["deployment"])
         found += of_deployment(deployment, f"{path} (its deployment)")
         for name in sorted(n for n in files if n.startswith("approvals/")):
@@ -108,10 +110,7 @@ def of_file(path: Path) -> list[Witness]:
         )
     if path.name.endswith((".tar.gz", ".tgz")):
         return of_pack(path)
-    try:
-        record: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise InputError(f"is not a JSON record ({error})", path=path) from None
+    record: Any = loads_json(read_text(path, what="record"), path=path)
     if isinstance(record, dict) and "decision" in record:
         return of_approval(Approval.model_validate(record), str(path))
     if isinstance(record, dict) and "environment" in record and "action" in record:

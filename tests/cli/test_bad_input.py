@@ -164,3 +164,16 @@ def test_destinations_of_the_wrong_kind_or_through_links_are_refused(
                    actor="alice", code=2)  # fmt: skip
     one_line(result, "its parent folder is a symlink")
     assert list(tmp_path.glob("**/.*partial*")) == [] and list(tmp_path.glob("**/.current-*")) == []
+
+
+def test_an_adapter_config_nested_100000_deep_is_one_line(ready: Cli, tmp_path: Path) -> None:
+    adapter = small_adapter(tmp_path / "a")
+    config = adapter / "adapter_config.json"
+    text = config.read_text()
+    config.write_text(text.rstrip().rstrip("}") + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    result = ready("adapters", "register", str(adapter), "--name", "bot", actor="eve", code=2)
+    one_line(result, "adapter_config.json: is nested too deeply")
+    config.write_text(text.replace('"r":', '"r": 4, "r":', 1))
+    result = ready("adapters", "register", str(adapter), "--name", "bot", actor="eve", code=2)
+    one_line(result, "adapter_config.json: has the key 'r' twice")
+    assert json.loads(ready("adapters", "list", "--json").stdout) == []

@@ -22,6 +22,7 @@ from loraledger.policies.evidence import export_pack, read_pack, trusted_keys, v
 from loraledger.policies.exports import evaluation_envelopes, provenance_envelope
 from loraledger.policies.mlbom import ml_bom, validate_ml_bom
 from loraledger.policies.model_card import model_card
+from loraledger.policies.pack_checks import Pack
 from loraledger.registry import Registry
 from loraledger.registry.attestations import open_envelope
 
@@ -245,6 +246,14 @@ def test_a_member_shadowed_under_another_spelling_is_refused(pack: Path, tmp_pat
     forged = _rewrite(pack, tmp_path / "shadow.tar.gz", shadow)
     with pytest.raises(VerificationError, match="member 'keys.json' appears twice \\(as './keys"):
         verify_pack(forged)
+
+
+def test_a_json_member_naming_a_key_twice_is_refused(pack: Path, tmp_path: Path) -> None:
+    # (behind the signed manifest, which refuses any changed member first)
+    files = read_pack(pack)
+    files["deployments.json"] = b'[{"action": "rollback", "action": "promote"}]'
+    with pytest.raises(VerificationError, match="deployments.json: has the key 'action' twice"):
+        Pack(files, None).load("deployments.json")
 
 
 def test_a_huge_member_is_refused_before_it_is_read(pack: Path, tmp_path: Path) -> None:
