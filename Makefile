@@ -32,15 +32,18 @@ browser:
 # Everything CI runs: lint, types, and every test including the slow ones; then the
 # trainer's and harness's tests again with the training dtype decision forced each way.
 # The demo test (the longest by far: two trainings and nine evaluations of the real
-# SmolLM2) starts first, in a pytest of its own, and the rest runs beside it; its log
-# and the demo's timeline come last.
+# SmolLM2) starts first, in a pytest of its own, and the rest runs beside it at a lower
+# priority (the demo is the critical path); its log and the demo's timeline come last.
+# The dtypes to force are decided first, while the machine is idle (a timed screen).
 DEMO_TEST := tests/test_demo.py::test_demo_runs_end_to_end
 test: $(STAMP) lint typecheck browser
 	@rm -f .demo-test.log; \
+	forced=$$($(BIN)/python scripts/forced_dtypes.py | tr '\n' ' '); \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(DEMO_TEST) > .demo-test.log 2>&1 & demo=$$!; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25 --deselect $(DEMO_TEST); \
+	nice -n 10 $(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25 \
+	  --deselect $(DEMO_TEST); \
 	rest=$$?; \
-	$(MAKE) --no-print-directory test-dtypes || rest=1; \
+	nice -n 10 $(MAKE) --no-print-directory test-dtypes FORCED_DTYPES="$$forced" || rest=1; \
 	wait $$demo; status=$$?; \
 	echo "== the demo's timeline (demo-out/transcript.txt):"; \
 	grep -h '^== ' demo-out/transcript.txt 2>/dev/null || true; \
@@ -53,8 +56,9 @@ test: $(STAMP) lint typecheck browser
 # ones (the real SmolLM2) are left out: in bfloat16 on a CPU without it natively they
 # train up to a hundred times slower; they run once above, in this machine's own choice.
 # A dtype auto already chose on this machine is not forced again (scripts/forced_dtypes.py).
+FORCED_DTYPES ?=
 test-dtypes: $(STAMP)
-	@for dtype in $$($(BIN)/python scripts/forced_dtypes.py); do \
+	@for dtype in $(if $(strip $(FORCED_DTYPES)),$(FORCED_DTYPES),$$($(BIN)/python scripts/forced_dtypes.py)); do \
 	  echo "LORALEDGER_FORCE_COMPUTE_DTYPE=$$dtype"; \
 	  LORALEDGER_FORCE_COMPUTE_DTYPE=$$dtype $(BIN)/python -m pytest -n 2 --dist loadfile -q \
 	    -m "not slow" tests/trainer tests/harness || exit 1; \

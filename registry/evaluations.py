@@ -633,8 +633,9 @@ def _comparison(conn: Connection, comparison_id: str, *, exact: bool = False) ->
         "n.subject_kind, n.subject_name, n.subject_version, "
         "o.subject_kind, o.subject_name, o.subject_version "
         "FROM comparisons c LEFT JOIN eval_runs n ON n.id = c.new_run_id "
-        "LEFT JOIN eval_runs o ON o.id = c.old_run_id WHERE c.id = ? OR c.id LIKE ? || '%'",
-        [comparison_id, "" if exact else comparison_id],
+        "LEFT JOIN eval_runs o ON o.id = c.old_run_id WHERE c.id = ?"
+        + ("" if exact else " OR starts_with(c.id, ?)"),
+        [comparison_id] if exact else [comparison_id, comparison_id],
     ).fetchall()
     if len(row) != 1:
         raise NotFound(f"no single comparison {comparison_id!r}; see `loraledger compare --help`")

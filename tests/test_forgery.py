@@ -97,6 +97,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
                               training_run=a_training_run(reg, "tiny@v1"))  # fmt: skip
         reg.evaluations.record(a_run(reg, ref), actor=ENGINEER)
     compare(reg, SCORED[1], SCORED[0], "sanity", actor=ENGINEER, n_resamples=99)
+    compare(reg, SCORED[0], SCORED[1], "sanity", actor=ENGINEER, n_resamples=99)  # 2 of them
     policy = root / "policy.yaml"
     policy.write_text(POLICY)
     for ref in (V1, V2):
@@ -322,7 +323,7 @@ EVERY_ROW = {
     "deployments": 3,
     "gate_checks": 5,
     "eval_runs": 2,
-    "comparisons": 1,
+    "comparisons": 2,
     "attestations": 4,
 }
 
@@ -729,7 +730,7 @@ def test_an_edited_score_is_refused_where_it_is_read(site: Path) -> None:
 
 def test_an_edited_comparison_is_refused_where_it_is_read(site: Path) -> None:
     reg = opened(site)
-    (comparison,) = reg.evaluations.comparisons()
+    comparison = reg.evaluations.comparisons()[0]
     sql(reg, "UPDATE comparison_results SET p_value = 0.5, ci_low = -1 WHERE comparison_id = ?",
         [comparison.id])  # fmt: skip
     with pytest.raises(VerificationError, match=f"comparisons row {comparison.id}: one of its"):
