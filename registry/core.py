@@ -348,7 +348,7 @@ class Core:
         (:mod:`.crosscheck`)."""
 
         def read() -> list[AuditEvent]:
-            self.audit.check_tail(conn)
+            self.db.memo(("tail checked",), lambda: self.audit.check_tail(conn))
             events = self.audit.events(conn, subject=subject, actions=actions)
             self.audit.verify_read(conn, events, self.public_keys(conn))
             return events
@@ -376,10 +376,9 @@ class Core:
 
     def verify_audit_events(self, events: list[AuditEvent]) -> int:
         """Check ``events`` against the chain up to signed checkpoints (see
-        :meth:`AuditLog.verify_events`); returns the number of checkpoints used."""
+        :meth:`AuditLog.verify_read`); returns the number of checkpoints that cover them."""
         with self.db.read() as conn:
-            keys = self.public_keys(conn)
-            return self.audit.verify_events(conn, [e.seq for e in events], keys)
+            return self.audit.verify_read(conn, events, self.public_keys(conn))
 
     def verify_audit(
         self,

@@ -104,9 +104,9 @@ class GateChecks:
         """The check (a unique prefix of its id will do), its row checked against its
         report and its report against its audit event."""
         with self._core.db.read() as conn:
-            rows = conn.execute(
-                f"{_SELECT} WHERE id = ? OR id LIKE ? || '%'", [check_id, check_id]
-            ).fetchall()
+            rows = conn.execute(f"{_SELECT} WHERE id = ?", [check_id]).fetchall() or (
+                conn.execute(f"{_SELECT} WHERE starts_with(id, ?)", [check_id]).fetchall()
+            )
             if len(rows) != 1:
                 raise NotFound(f"no single gate check {check_id!r}")
             (row,) = rows
