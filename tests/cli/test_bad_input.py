@@ -177,3 +177,35 @@ def test_an_adapter_config_nested_100000_deep_is_one_line(ready: Cli, tmp_path: 
     result = ready("adapters", "register", str(adapter), "--name", "bot", actor="eve", code=2)
     one_line(result, "adapter_config.json: has the key 'r' twice")
     assert json.loads(ready("adapters", "list", "--json").stdout) == []
+
+
+def test_keys_others_can_read_or_replace_are_refused_with_the_chmod(
+    ready: Cli, tmp_path: Path
+) -> None:
+    key = tmp_path / "keys" / "eve.pem"
+    before = events(ready)
+    key.chmod(0o666)
+    result = ready("adapters", "register", str(small_adapter(tmp_path / "a")), "--name", "bot",
+                   actor="eve", code=1)  # fmt: skip
+    one_line(result, f"the private key {key} is readable or writable by others (mode 0666)",
+             f"run `chmod 600 {key}`")  # fmt: skip
+    key.chmod(0o600)
+    key.parent.chmod(0o777)
+    result = ready("adapters", "register", str(small_adapter(tmp_path / "b")), "--name", "bot",
+                   actor="eve", code=1)  # fmt: skip
+    one_line(result, "is writable by others (mode 0777)", f"chmod 700 {key.parent}")
+    key.parent.chmod(0o700)
+    assert json.loads(ready("adapters", "list", "--json").stdout) == []
+    assert events(ready) == before + 2  # each refusal recorded, nothing else written
+
+
+@pytest.mark.parametrize("name", ["adapter_model\u200b.safetensors", "notes\u202etxt.md"])
+def test_a_file_name_that_looks_like_another_is_refused(
+    ready: Cli, tmp_path: Path, name: str
+) -> None:
+    adapter = small_adapter(tmp_path / "a")
+    (adapter / name).write_bytes((adapter / "adapter_model.safetensors").read_bytes())
+    result = ready("adapters", "register", str(adapter), "--name", "bot", actor="eve", code=2)
+    one_line(result, "has invisible or direction-changing characters", "rename it")
+    assert "\u200b" not in result.stderr and "\u202e" not in result.stderr
+    assert json.loads(ready("adapters", "list", "--json").stdout) == []
