@@ -259,14 +259,7 @@ class Evaluations:
                 "eval.compare",
                 comparison.new_subject,
                 {
-                    "comparison_id": comparison.id,
-                    "against": comparison.old_subject,
-                    "new_run": comparison.new_run,
-                    "old_run": comparison.old_run,
-                    "suite": comparison.suite_name,
-                    "suite_digest": comparison.suite_digest,
-                    "verdict": comparison.verdict,
-                    "tasks": {f"{r.task}/{r.metric}": r.verdict for r in comparison.results},
+                    **_compared(comparison),
                     "comparison_sha256": record_sha256(comparison_record(comparison)),
                 },
             )
@@ -590,6 +583,21 @@ def _check_run(
         )
 
 
+def _compared(comparison: Comparison) -> dict[str, Any]:
+    """The fields of a comparison its ``eval.compare`` event states one by one (the rest
+    it covers by ``comparison_sha256``)."""
+    return {
+        "comparison_id": comparison.id,
+        "against": comparison.old_subject,
+        "new_run": comparison.new_run,
+        "old_run": comparison.old_run,
+        "suite": comparison.suite_name,
+        "suite_digest": comparison.suite_digest,
+        "verdict": comparison.verdict,
+        "tasks": {f"{r.task}/{r.metric}": r.verdict for r in comparison.results},
+    }
+
+
 def _check_comparison(comparison: Comparison, event: AuditEvent | None) -> None:
     """A comparison's row (with its results) against its ``eval.compare`` event: the
     fields the event states one by one, the rest by ``comparison_sha256``."""
@@ -600,14 +608,7 @@ def _check_comparison(comparison: Comparison, event: AuditEvent | None) -> None:
         )
     source = f"audit event #{event.seq}"
     stored = {
-        "comparison_id": comparison.id,
-        "against": comparison.old_subject,
-        "new_run": comparison.new_run,
-        "old_run": comparison.old_run,
-        "suite": comparison.suite_name,
-        "suite_digest": comparison.suite_digest,
-        "verdict": comparison.verdict,
-        "tasks": {f"{r.task}/{r.metric}": r.verdict for r in comparison.results},
+        **_compared(comparison),
         "actor": comparison.created_by,
         "subject": comparison.new_subject,
     }
