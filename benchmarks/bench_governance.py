@@ -213,8 +213,15 @@ def _copy_rows(registry: Registry, versions: int, dataset: str) -> None:
             [copies],
         )
         conn.execute(
+            "INSERT INTO signatures SELECT s.* REPLACE (md5(s.id || '-' || i) AS id, "
+            "sha256(s.subject_digest || i) AS subject_digest) FROM signatures s, range(?) t(i) "
+            "WHERE s.id = (SELECT signature_id FROM adapter_versions LIMIT 1)",
+            [copies],
+        )
+        conn.execute(
             "INSERT INTO adapter_versions SELECT v.* REPLACE ('copy-' || i AS name, "
-            "sha256(v.digest || i) AS digest) FROM adapter_versions v, range(?) t(i)",
+            "sha256(v.digest || i) AS digest, md5(v.signature_id || '-' || i) AS signature_id) "
+            "FROM adapter_versions v, range(?) t(i)",
             [copies],
         )
         conn.execute(

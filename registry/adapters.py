@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +133,11 @@ class Adapters:
             bundle_sha = store.put_bytes((scratch / "bundle.sig").read_bytes())
 
             sizes = {f.relpath: f.size_bytes for f in scanned.files}
+            created = utcnow()
             with core.change(key, Action.ADAPTER_REGISTER) as change:
                 version = self._insert_version(
                     change.conn,
+                    created,
                     name,
                     directory,
                     manifest,
@@ -170,6 +173,10 @@ class Adapters:
                             training_run.model_dump(mode="json") if training_run else None
                         ),
                         "provenance_attestation": (recorded(attestation) if attestation else None),
+                        # the rest of the row, so every column is checked against the chain
+                        "adapter_config": raw_config,
+                        "sizes": sizes,
+                        "created_at": created.isoformat(),
                     },
                 )
         return self.get(Ref(name, version))
@@ -177,6 +184,7 @@ class Adapters:
     def _insert_version(
         self,
         conn: Connection,
+        now: datetime,
         name: str,
         directory: Path,
         manifest: Manifest,
@@ -187,7 +195,6 @@ class Adapters:
         signer: str,
         signer_fingerprint: str,
     ) -> int:
-        now = utcnow()
         conn.execute(
             "INSERT INTO adapters VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [name, now, signer]
         )
@@ -303,8 +310,34 @@ class Adapters:
             _version(r, tuple(files.pop((r[0], r[1]), ())))
             for r in conn.execute(_VERSION_SQL + " ORDER BY v.name, v.version").fetchall()
         ]
+        identities = self._core.trusted_identities(conn)
+        signatures = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT id, format, subject_digest, created_at FROM signatures"
+            ).fetchall()
+        }
         for version in versions:
             check_registration(version, by_subject.pop(f"adapter:{version.ref}", []))
+            signer = identities.get(version.signer)
+            predicate, subject, signed_at = signatures[version.signature_id]
+            check_row(
+                "signatures",
+                version.signature_id,
+                {
+                    "key_fingerprint": version.signer_key_fingerprint,
+                    "format": predicate,
+                    "subject_digest": subject,
+                    "created_at": signed_at.isoformat(),
+                },
+                {
+                    "key_fingerprint": signer.key_fingerprint if signer else None,
+                    "format": PREDICATE_TYPE,
+                    "subject_digest": version.digest,
+                    "created_at": version.created_at.isoformat(),
+                },
+                f"the signed version {version.ref} and its signer's registered key",
+            )
         if files:
             name, number = next(iter(files))
             raise VerificationError(
@@ -500,7 +533,39 @@ def check_registration(version: AdapterVersion, events: list[AuditEvent]) -> Aud
         "bundle_sha256": version.bundle_sha256,
         "files": {f.path: f.sha256 for f in version.files},
     }
+    payload = event.payload
+    files = payload.get("files")
+    recorded.update(
+        total_bytes=payload.get("total_bytes"),
+        source_path=payload.get("source_path"),
+        file_count=len(files) if isinstance(files, dict) else None,
+    )
+    stored.update(
+        total_bytes=version.total_bytes,
+        source_path=version.source_path,
+        file_count=version.file_count,
+    )
+    # Recorded since issue #17 (events before it lack them): the rest of the row.
+    for key, value in (
+        ("adapter_config", version.adapter_config),
+        ("sizes", {f.path: f.size_bytes for f in version.files}),
+        ("created_at", version.created_at.isoformat()),
+    ):
+        if key in payload:
+            recorded[key] = payload[key]
+            stored[key] = value
     check_row("adapter_versions", version.ref, stored, recorded, f"audit event #{event.seq}")
+    # the columns taken from adapter_config.json must be what it says
+    check_row(
+        "adapter_versions",
+        version.ref,
+        {"peft_type": version.peft_type, "base_model_name": version.base_model_name},
+        {
+            "peft_type": str(version.adapter_config.get("peft_type")),
+            "base_model_name": version.adapter_config.get("base_model_name_or_path"),
+        },
+        "its adapter_config",
+    )
     return event
 
 
