@@ -519,14 +519,14 @@ def check_registration(version: AdapterVersion, events: list[AuditEvent]) -> Aud
             f"events, not one; {RESTORE}"
         )
     (event,) = events
-    recorded = {
+    recorded: dict[str, Any] = {
         "created_by": event.actor,
         "signer": event.actor,
         "digest": event.payload.get("digest"),
         "bundle_sha256": event.payload.get("bundle_sha256"),
         "files": event.payload.get("files"),
     }
-    stored = {
+    stored: dict[str, Any] = {
         "created_by": version.created_by,
         "signer": version.signer,
         "digest": version.digest,
