@@ -10,6 +10,8 @@ from loraledger.dashboard import ui
 from loraledger.policies.deployments import promote, rollback
 from loraledger.registry import Registry
 
+from loraledger.terminal import printable
+
 
 def history(registry: Registry, environment: str) -> list[str]:
     """Shows the history; returns the versions that ran there, newest first."""
@@ -28,7 +30,7 @@ def history(registry: Registry, environment: str) -> list[str]:
                     "action": d.action,
                     "by": d.created_by,
                     "when (UTC)": d.created_at,
-                    "why": d.reason,
+                    "why": printable(d.reason),
                     "approvals": len(d.approval_ids),
                 }
                 for d in reversed(entries)

@@ -13,6 +13,8 @@ from loraledger.policies.tally import tally
 from loraledger.registry import Registry
 from loraledger.registry.models import GateCheck
 
+from loraledger.terminal import printable
+
 
 def rules_table(check: GateCheck) -> pd.DataFrame:
     return pd.DataFrame(
@@ -38,18 +40,13 @@ def decisions(registry: Registry, check: GateCheck) -> None:
         return
     version = ui.read(registry.adapters.get, check.adapter)
     judged = ui.read(tally, registry, version, check.environment, check.inputs_sha256, rule)
+    shown = [(a, "counts") for a in judged.counted]
+    shown += [(a, "REJECTION") for a in judged.rejections]
+    shown += [(a, f"does not count: {why}") for a, why in judged.not_counted]
     rows = [
-        {"by": a.signer, "decision": a.decision, "status": "counts", "comment": a.comment,
-         "when (UTC)": a.created_at}
-        for a in judged.counted
-    ] + [
-        {"by": a.signer, "decision": a.decision, "status": "REJECTION", "comment": a.comment,
-         "when (UTC)": a.created_at}
-        for a in judged.rejections
-    ] + [
-        {"by": a.signer, "decision": a.decision, "status": f"does not count: {why}",
-         "comment": a.comment, "when (UTC)": a.created_at}
-        for a, why in judged.not_counted
+        {"by": a.signer, "decision": a.decision, "status": status,
+         "comment": printable(a.comment), "when (UTC)": a.created_at}
+        for a, status in shown
     ]  # fmt: skip
     st.caption(f"{len(judged.counted)} of {rule.count} approval(s) by distinct {rule.role}s count.")
     if rows:
