@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from loraledger.errors import VerificationError
 
+from .models import AuditEvent
+
 RESTORE = (
     "the database was edited outside LoRA Ledger; restore it from a backup "
     "(`loraledger audit verify` names every such row)"
@@ -89,6 +91,25 @@ def check_digest(
         )
 
 
+def check_against_event(
+    table: str,
+    row_id: str,
+    stated: Mapping[str, Any],
+    event: AuditEvent,
+    record: Any,
+    digest_key: str,
+    what: str,
+) -> None:
+    """A row against the audit event that wrote it: ``stated`` (the fields the event
+    states one by one, with ``actor`` and ``subject``) field by field, then ``record``
+    (the whole row as JSON values) by the sha256 the event keeps under ``digest_key``
+    (``what`` names the fields only the digest covers)."""
+    source = f"audit event #{event.seq}"
+    recorded = {**event.payload, "actor": event.actor, "subject": event.subject}
+    check_row(table, row_id, stated, recorded, source)
+    check_digest(table, row_id, record, event.payload.get(digest_key), source, what)
+
+
 def check_same_ids(
     table: str, where: str, rows: Sequence[str], recorded: Sequence[tuple[str, int]]
 ) -> None:
@@ -118,6 +139,7 @@ def check_same_ids(
 
 __all__ = [
     "RESTORE",
+    "check_against_event",
     "check_digest",
     "check_row",
     "check_same_ids",

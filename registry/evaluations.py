@@ -34,7 +34,7 @@ from .attestations import Attestations, recorded, test_result_statement
 from .audit import canonical_json, utcnow
 from .base_models import BaseModels
 from .core import Core
-from .crosscheck import RESTORE, check_digest, check_row, check_same_ids, parsed, record_sha256
+from .crosscheck import RESTORE, check_against_event, check_same_ids, parsed, record_sha256
 from .db import Connection
 from .models import (
     AdapterVersion,
@@ -552,15 +552,13 @@ def _check_run(
     states one by one, the rest by ``run_sha256``; its samples by ``samples_sha256``, else
     rebuilt against ``results_sha256`` (``samples``: when already read)."""
     source = f"audit event #{event.seq}"
-    stored = {**_stated(run), "actor": run.created_by, "subject": subject_label(run.subject)}
-    recorded = {**event.payload, "actor": event.actor, "subject": event.subject}
-    check_row("eval_runs", run.id, stored, recorded, source)
-    check_digest(
+    check_against_event(
         "eval_runs",
         run.id,
+        {**_stated(run), "actor": run.created_by, "subject": subject_label(run.subject)},
+        event,
         run_record(run),
-        event.payload.get("run_sha256"),
-        source,
+        "run_sha256",
         "one of its quantization, compute dtype, suite files, task configs, settings, "
         "libraries, times, subject or metrics (stderr, direction, count)",
     )
@@ -606,23 +604,17 @@ def _check_comparison(comparison: Comparison, event: AuditEvent | None) -> None:
             f"comparisons row {comparison.id} has no audit event: it was not written by LoRA "
             f"Ledger; {RESTORE}"
         )
-    source = f"audit event #{event.seq}"
-    stored = {
-        **_compared(comparison),
-        "actor": comparison.created_by,
-        "subject": comparison.new_subject,
-    }
-    recorded = {**event.payload, "actor": event.actor, "subject": event.subject}
-    check_row("comparisons", comparison.id, stored, recorded, source)
-    check_digest(
+    check_against_event(
         "comparisons",
         comparison.id,
+        {**_compared(comparison), "actor": comparison.created_by,
+         "subject": comparison.new_subject},
+        event,
         comparison_record(comparison),
-        event.payload.get("comparison_sha256"),
-        source,
+        "comparison_sha256",
         "one of its alpha, settings, time or per-task statistics (n, means, effect, "
         "interval, p-value, flipped samples)",
-    )
+    )  # fmt: skip
 
 
 def _comparison(conn: Connection, comparison_id: str, *, exact: bool = False) -> Comparison:
