@@ -38,7 +38,7 @@ from .adapter_dir import (
 from .attestations import Attestations, provenance_statement, recorded
 from .audit import utcnow
 from .core import Core
-from .crosscheck import RESTORE, check_row
+from .crosscheck import RESTORE, check_row, parsed
 from .db import Connection
 from .manifest import PREDICATE_TYPE, Manifest
 from .models import (
@@ -63,24 +63,30 @@ FROM adapter_versions v JOIN signatures s ON s.id = v.signature_id
 
 
 def _version(row: tuple[Any, ...], files: tuple[FileEntry, ...] = ()) -> AdapterVersion:
-    return AdapterVersion(
-        name=row[0],
-        version=row[1],
-        digest=row[2],
-        peft_type=row[3],
-        base_model_name=row[4],
-        file_count=row[5],
-        total_bytes=row[6],
-        source_path=row[7],
-        created_at=row[8],
-        created_by=row[9],
-        signature_id=row[10],
-        signer=row[11],
-        signer_key_fingerprint=row[12],
-        bundle_sha256=row[13],
-        adapter_config=json.loads(row[14]),
-        files=files,
+    return parsed(
+        "adapter_versions", f"{row[0]}@v{row[1]}", lambda: AdapterVersion(**_fields(row, files))
     )
+
+
+def _fields(row: tuple[Any, ...], files: tuple[FileEntry, ...]) -> dict[str, Any]:
+    return {
+        "name": row[0],
+        "version": row[1],
+        "digest": row[2],
+        "peft_type": row[3],
+        "base_model_name": row[4],
+        "file_count": row[5],
+        "total_bytes": row[6],
+        "source_path": row[7],
+        "created_at": row[8],
+        "created_by": row[9],
+        "signature_id": row[10],
+        "signer": row[11],
+        "signer_key_fingerprint": row[12],
+        "bundle_sha256": row[13],
+        "adapter_config": json.loads(row[14]),
+        "files": files,
+    }
 
 
 class Adapters:

@@ -245,10 +245,8 @@ class AuditLog:
         sql += " ORDER BY seq DESC" if newest_first else " ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        # The columns have the model's types (the schema's), so the events are built
-        # without validating each field again: a read of 30,000 events costs half as much.
         return [
-            AuditEvent.model_construct(
+            AuditEvent(
                 seq=r[0],
                 created_at=r[1],
                 actor=r[2],
@@ -411,12 +409,7 @@ class AuditLog:
     def check_links(self, conn: Connection, since: tuple[int, str] | None = None) -> None:
         """Recompute the hash chain alone (after ``since``); raise at the first break."""
         first, prev = (since[0] + 1, since[1]) if since else (1, GENESIS_HASH)
-        rows = conn.execute(
-            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
-            "FROM audit_events WHERE seq >= ? ORDER BY seq",
-            [first],
-        ).fetchall()
-        _verify_chain(rows, first_seq=first, prev=prev)
+        _chain(conn, first, prev)
 
     def covering_signers(self, conn: Connection, seqs: list[int]) -> dict[int, str]:
         """For each event of ``seqs``, the signer of the first checkpoint at or after it."""
@@ -466,13 +459,8 @@ class AuditLog:
                     f"audit log rewritten: event #{since[0]} no longer has the hash "
                     f"{since[1][:16]}… it had when last verified"
                 )
-        rows = conn.execute(
-            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
-            "FROM audit_events WHERE seq >= ? ORDER BY seq",
-            [first],
-        ).fetchall()
-        hashes = _verify_chain(rows, first_seq=first, prev=prev)
-        head_seq = first - 1 + len(rows)
+        hashes = _chain(conn, first, prev)
+        head_seq = first - 1 + len(hashes)
         head_hash = hashes[-1] if hashes else prev
 
         checkpoints = [(o, cp) for o, cp in self._stored_checkpoints(conn) if cp.seq >= first]
@@ -500,7 +488,7 @@ class AuditLog:
                     "events were truncated or rewritten"
                 )
         return AuditReport(
-            events=len(rows),
+            events=len(hashes),
             head_seq=head_seq,
             head_hash=head_hash,
             checkpoints_verified=len(checkpoints),
@@ -543,38 +531,82 @@ def _cp_key(cp: Checkpoint) -> tuple[int, str, str, str]:
     return (cp.seq, cp.head_hash, cp.signer, cp.signature)
 
 
-def _verify_chain(
-    rows: list[tuple[Any, ...]], *, first_seq: int = 1, prev: str = GENESIS_HASH
-) -> list[str]:
+# Each event's hash recomputed in SQL (a quarter of the time Python takes): the JSON
+# array DuckDB writes is the one canonical_json writes for the fields the log holds, but
+# for a control character in a string (DuckDB writes \u001F, Python \u001f). A row whose
+# SQL hash equals its stored one is vouched for -- equal JSON texts decode to the same
+# fields, so an edit cannot pass -- and every other row is hashed again in Python, which
+# decides.
+_VOUCHED_SQL = (
+    "SELECT seq, prev_hash, hash, sha256(json_array(?, seq, prev_hash, "
+    "strftime(created_at, '%Y-%m-%dT%H:%M:%S.%f'), actor, action, subject, payload)::VARCHAR)"
+    " = hash FROM audit_events WHERE seq >= ? ORDER BY seq"
+)
+
+
+def _chain(conn: Connection, first: int, prev: str) -> list[str]:
+    """The hashes of events ``first`` onwards, each checked against its content and its
+    link to the one before (``prev``: the hash before ``first``); raise at the first
+    break."""
+    links = conn.execute(_VOUCHED_SQL, [CHAIN_FORMAT, first]).fetchall()
+    unvouched = [seq for seq, _, _, vouched in links if not vouched]
+    rows = (
+        {
+            r[0]: r
+            for r in conn.execute(
+                "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
+                "FROM audit_events WHERE seq IN (SELECT unnest(?::BIGINT[]))",
+                [unvouched],
+            ).fetchall()
+        }
+        if unvouched
+        else {}
+    )
     hashes: list[str] = []
-    for expected_seq, (
-        seq,
-        created_at,
-        actor,
-        action,
-        subject,
-        payload,
-        prev_hash,
-        digest,
-    ) in enumerate(rows, start=first_seq):
-        if seq != expected_seq:
-            raise VerificationError(
-                f"audit chain broken at event #{expected_seq}: the next stored event is #{seq} "
-                "(an event was deleted or inserted)"
-            )
-        if prev_hash != prev:
-            raise VerificationError(
-                f"audit chain broken at event #{seq}: it does not link to event #{seq - 1} "
-                "(events were deleted, inserted, reordered or rewritten)"
-            )
-        if event_hash(seq, prev_hash, created_at, actor, action, subject, payload) != digest:
-            raise VerificationError(
-                f"audit chain broken at event #{seq}: its content does not match its hash "
-                "(the event was edited)"
-            )
+    for expected_seq, (seq, prev_hash, digest, vouched) in enumerate(links, start=first):
+        _check_link(expected_seq, seq, prev_hash, prev)
+        if not vouched:
+            _check_content(rows[seq])
         hashes.append(digest)
         prev = digest
     return hashes
+
+
+def _check_link(expected_seq: int, seq: int, prev_hash: str, prev: str) -> None:
+    if seq != expected_seq:
+        raise VerificationError(
+            f"audit chain broken at event #{expected_seq}: the next stored event is #{seq} "
+            "(an event was deleted or inserted)"
+        )
+    if prev_hash != prev:
+        raise VerificationError(
+            f"audit chain broken at event #{seq}: it does not link to event #{seq - 1} "
+            "(events were deleted, inserted, reordered or rewritten)"
+        )
+
+
+def _verify_chain(
+    rows: list[tuple[Any, ...]], *, first_seq: int = 1, prev: str = GENESIS_HASH
+) -> list[str]:
+    """:func:`_chain` over rows already read (seq, created_at, actor, action, subject,
+    payload, prev_hash, hash), each hashed in Python."""
+    hashes: list[str] = []
+    for expected_seq, row in enumerate(rows, start=first_seq):
+        seq, prev_hash, digest = row[0], row[6], row[7]
+        _check_link(expected_seq, seq, prev_hash, prev)
+        _check_content(row)
+        hashes.append(digest)
+        prev = digest
+    return hashes
+
+
+def _check_content(row: tuple[Any, ...]) -> None:
+    seq, created_at, actor, action, subject, payload, prev_hash, digest = row
+    if event_hash(seq, prev_hash, created_at, actor, action, subject, payload) != digest:
+        raise VerificationError(
+            f"audit chain broken at event #{seq}: its content does not match its hash "
+            "(the event was edited)"
+        )
 
 
 def _verify_checkpoint(

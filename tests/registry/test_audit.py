@@ -11,8 +11,9 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loraledger.registry import AdapterVersion, Registry, schema
+from loraledger.registry import AdapterVersion, Registry, audit, schema
 from loraledger.registry.audit import (
+    CHAIN_FORMAT,
     GENESIS_HASH,
     AuditLog,
     NewEvent,
@@ -253,6 +254,56 @@ def test_any_deletion_or_swap_is_found(actions: list[str], data: st.DataObject) 
         conn.execute("UPDATE audit_events SET seq = ? WHERE seq = -1", [b])
     with pytest.raises(VerificationError, match="audit chain broken"):
         log.verify(conn, {})
+
+
+# The chain is hashed in SQL first (a fast path) and in Python wherever SQL does not
+# vouch for a row: SQL must never vouch for a row other than the one written.
+
+_field = st.text(max_size=40)
+_fields = st.tuples(_field, _field, _field, _field)  # actor, action, subject, payload
+
+
+def _stored_once(
+    written: tuple[str, ...], stored: tuple[str, ...]
+) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """A one-event chain whose hash is that of ``written`` but whose row holds ``stored``;
+    and whether SQL vouched for the row."""
+    conn = duckdb.connect()
+    schema.apply_pending(conn, utcnow())
+    now = utcnow()
+    conn.execute(
+        "INSERT INTO audit_events VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+        [now, *stored, GENESIS_HASH, event_hash(1, GENESIS_HASH, now, *written)],
+    )
+    ((_, _, _, vouched),) = conn.execute(audit._VOUCHED_SQL, [CHAIN_FORMAT, 1]).fetchall()
+    return conn, bool(vouched)
+
+
+@settings(max_examples=150, deadline=None)
+@given(written=_fields, edited=_fields, which=st.sets(st.integers(0, 3), min_size=1))
+def test_sql_vouches_for_no_edited_row(
+    written: tuple[str, ...], edited: tuple[str, ...], which: set[int]
+) -> None:
+    stored = tuple(edited[i] if i in which else written[i] for i in range(4))
+    conn, vouched = _stored_once(written, stored)
+    log = AuditLog("test-registry", Path("/nonexistent"))
+    if stored == written:
+        log.check_links(conn)
+    else:
+        assert not vouched
+        with pytest.raises(VerificationError, match="event #1: its content does not match"):
+            log.check_links(conn)
+
+
+@settings(max_examples=100, deadline=None)
+@given(written=_fields)
+def test_sql_vouches_for_every_row_without_control_characters(written: tuple[str, ...]) -> None:
+    """The fast path is taken: only a control character in a field (which DuckDB escapes
+    as \\u001F, Python as \\u001f) leaves a row to Python."""
+    _, vouched = _stored_once(written, written)
+    plain = all(ord(c) >= 0x20 or c in "\b\f\n\r\t" for c in "".join(written))
+    if plain:
+        assert vouched
 
 
 def test_checkpoint_needs_a_non_empty_chain(keystore: KeyStore) -> None:
