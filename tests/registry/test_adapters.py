@@ -364,6 +364,17 @@ def test_other_versions_still_verify_after_tampering(
     registry.adapters.verify(other.ref)
 
 
+@pytest.mark.parametrize("config", ["not json", "[1, 2]", '{"peft_type": 5}'])
+def test_a_mangled_adapter_config_row_is_named_not_a_traceback(
+    registry: Registry, registered: AdapterVersion, config: str
+) -> None:
+    sql(registry, "UPDATE adapter_versions SET adapter_config = ?", [config])
+    with pytest.raises(VerificationError, match=f"adapter_versions row {registered.ref}"):
+        registry.adapters.registration(registered.ref)
+    with pytest.raises(VerificationError, match=f"adapter_versions row {registered.ref}"):
+        registry.verify_records()
+
+
 def test_an_encrypted_key_signs_with_its_passphrase(
     registry: Registry, adapter_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
