@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from bench_governance import build, scale_arguments  # noqa: E402
+from common import write_results  # noqa: E402
 from loraledger.dashboard.accounts import ACCOUNTS_FILE, add_user  # noqa: E402
 
 from tests.dashboard.browser import RENDERED, chromium, dashboard, go, signed_in  # noqa: E402
@@ -102,12 +103,19 @@ def main() -> None:
         "samples; peer: the same a tenth the size):"
     )
     print(f"{'page':<28}{'full':>10}{'small':>10}{'full/small':>12}  target")
+    ratios = {}
     for name in full:
         verdict = "< 1 s" + (" (met)" if full[name] < 1 else " (NOT met)")
+        ratios[name] = full[name] / small[name]
         print(
             f"{name:<28}{full[name] * 1000:>8.0f}ms{small[name] * 1000:>8.0f}ms"
-            f"{full[name] / small[name]:>11.2f}x  {verdict}"
+            f"{ratios[name]:>11.2f}x  {verdict}"
         )
+    write_results(
+        "bench_dashboard",
+        args,
+        {"versions": args.versions, "repeat": args.repeat, **results, "full_vs_small": ratios},
+    )
 
 
 if __name__ == "__main__":

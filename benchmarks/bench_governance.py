@@ -36,6 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from common import add_arguments, write_results
 from loraledger.harness.suites import find_suite
 from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote
@@ -390,13 +391,17 @@ def measure(registry: Registry, ref: str, repeat: int) -> dict[str, Any]:
 
 def scale_arguments(description: str) -> argparse.Namespace:
     """The registry's size (and repeats) from the command line; shared by the dashboard's
-    benchmark, which times pages on the same registry."""
-    parser = argparse.ArgumentParser(description=description)
+    benchmark, which times pages on the same registry. ``--quick``: 200 versions, 3,000
+    events, 10 samples a version, one repeat."""
+    parser = add_arguments(argparse.ArgumentParser(description=description))
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.quick:
+        args.versions, args.events, args.samples, args.repeat = 200, 3_000, 2_000, 1
+    return args
 
 
 def main() -> None:
@@ -431,9 +436,9 @@ def main() -> None:
             f"{name:<28}{full[key] * 1000:>8.0f}ms{small[key] * 1000:>8.0f}ms"
             f"{full[key] / small[key]:>11.2f}x  {target}"
         )
-    out = HERE / "out"
-    out.mkdir(exist_ok=True)
-    (out / "bench_governance.json").write_text(json.dumps(results, indent=2) + "\n")
+    for key in ("trace_s", "gate_check_s", "impact_s", "audit_verify_s"):
+        results[f"{key.removesuffix('_s')}_full_vs_small"] = full[key] / small[key]
+    write_results("bench_governance", args, results)
 
 
 if __name__ == "__main__":

@@ -1,25 +1,26 @@
-"""Evaluation speed: `loraledger eval` of 4 adapter versions against 4 `lm_eval` runs.
+"""Evaluation speed: `loraledger eval` of N adapter versions against N `lm_eval` runs.
 
 One run, same machine, same suite (``northwind-policy`` by default: generation-heavy),
-same base (the embedded SmolLM2-135M-Instruct) and the same 4 adapters -- real ones,
-trained by the trainer for a few steps with different seeds (plain LoRA, so that plain
-`lm_eval` loads the base exactly as LoRA Ledger does), same batch size and seed:
+same base (the embedded SmolLM2-135M-Instruct) and the same N adapters (4 by default) --
+real ones, trained by the trainer for a few steps with different seeds (plain LoRA, so
+that plain `lm_eval` loads the base exactly as LoRA Ledger does), same batch size and seed:
 
-* ``loraledger``: ``loraledger eval A1 A2 A3 A4 --suite S`` -- one process, one base
-  load, every adapter verified before use;
-* ``lm_eval x4``: ``lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_i
-  --include_path S ...`` four times, one process each, on fetched (verified) copies.
+* ``loraledger``: ``loraledger eval A1 .. AN --suite S`` -- one process, one base load,
+  every adapter verified before use;
+* ``lm_eval xN``: ``lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_i
+  --include_path S ...`` N times, one process each, on fetched (verified) copies.
 
-Printed: wall time of each, the speed-up (target >= 2.5x) and peak RSS (largest single
-process for lm_eval). Setup (registry, base conversion, training) is not timed.
+Printed: wall time of each, the speed-up (target >= 2.5x at 4 adapters) and peak RSS
+(largest single process for lm_eval; target <= 1.3x). Setup (registry, base conversion,
+training) is not timed. ``--quick``: 2 adapters trained one step each, 2 documents a task.
 
-    .venv/bin/python benchmarks/bench_harness.py [--suite northwind-policy] [--limit N] [--work DIR]
+    .venv/bin/python benchmarks/bench_harness.py [--adapters 4] [--suite northwind-policy]
+        [--limit N] [--work DIR] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -28,9 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import add_arguments, write_results
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ADAPTERS = 4
 
 # Runs a module as __main__ and prints its peak RSS: the same measurement for both sides.
 MEASURED = (
@@ -65,8 +67,9 @@ def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> tup
     return elapsed, peak
 
 
-def setup(work: Path, env: dict[str, str]) -> list[str]:
-    """A registry with the embedded base and 4 trained plain-LoRA adapters."""
+def setup(work: Path, env: dict[str, str], adapters: int, steps: int) -> list[str]:
+    """A registry with the embedded base and ``adapters`` plain-LoRA adapters trained
+    ``steps`` steps each."""
     import yaml
 
     def ledger(*args: str) -> None:
@@ -87,9 +90,15 @@ def setup(work: Path, env: dict[str, str]) -> list[str]:
     )  # fmt: skip
     config = yaml.safe_load((demo / "train.yaml").read_text())
     refs = []
-    for seed in range(1, ADAPTERS + 1):
+    for seed in range(1, adapters + 1):
         config.update(
-            adapter_name="bench", quantization="none", max_steps=3, seed=seed, warmup_steps=0
+            adapter_name="bench",
+            datasets=["northwind-support"],  # the one registered above
+            quantization="none",
+            max_steps=steps,
+            seed=seed,
+            warmup_steps=0,
+            checkpoint_every=0,
         )
         path = work / f"train-{seed}.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -99,7 +108,8 @@ def setup(work: Path, env: dict[str, str]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--adapters", type=int, default=4)
     parser.add_argument("--suite", default="northwind-policy")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -107,10 +117,14 @@ def main() -> None:
         "--work", type=Path, help="Reuse the registry a previous run left in this folder."
     )
     args = parser.parse_args()
+    steps = 3
+    if args.quick:
+        args.adapters, args.limit, steps = 2, args.limit or 2, 1
 
     from loraledger.harness.suites import find_suite
 
     work = args.work or Path(tempfile.mkdtemp(prefix="loraledger-bench-eval-"))
+    work.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "LORALEDGER_REGISTRY": str(work / "registry"),
@@ -120,10 +134,13 @@ def main() -> None:
         "TQDM_DISABLE": "1",
     }
     if (work / "registry").is_dir():
-        refs = [f"bench@v{i}" for i in range(1, ADAPTERS + 1)]
+        refs = [f"bench@v{i}" for i in range(1, args.adapters + 1)]
     else:
-        print("setting up: registry, embedded base, 4 trained adapters (not timed)", flush=True)
-        refs = setup(work, env)
+        print(
+            f"setting up: registry, embedded base, {args.adapters} trained adapters (not timed)",
+            flush=True,
+        )
+        refs = setup(work, env, args.adapters, steps)
     print(f"work folder {work} (reuse it with --work)", flush=True)
     suite = find_suite(args.suite)
     limit = ["--limit", str(args.limit)] if args.limit else []
@@ -161,24 +178,29 @@ def main() -> None:
         theirs_kib = max(theirs_kib, kib)
 
     speedup = theirs_s / ours_s
-    print(f"suite {suite.name}, {ADAPTERS} adapters, batch {args.batch_size}")
+    memory = ours_kib / theirs_kib
+    n = args.adapters
+    print(f"suite {suite.name}, {n} adapters, batch {args.batch_size}")
     print(f"{'':<16}{'wall s':>10}{'peak RSS':>14}")
     print(f"{'loraledger eval':<16}{ours_s:>10.1f}{ours_kib / 1024:>10.0f} MiB")
-    print(f"{'lm_eval x4':<16}{theirs_s:>10.1f}{theirs_kib / 1024:>10.0f} MiB")
-    print(f"speed-up {speedup:.2f}x (target >= 2.5x); peak RSS {ours_kib / theirs_kib:.2f}x")
-    out = HERE / "out"
-    out.mkdir(exist_ok=True)
+    print(f"{f'lm_eval x{n}':<16}{theirs_s:>10.1f}{theirs_kib / 1024:>10.0f} MiB")
+    print(
+        f"speed-up {speedup:.2f}x (target >= 2.5x at 4 adapters); peak RSS {memory:.2f}x one "
+        "lm_eval process (target <= 1.3x)"
+    )
     result: dict[str, Any] = {
         "suite": suite.name,
-        "adapters": ADAPTERS,
+        "adapters": n,
+        "limit": args.limit,
         "batch_size": args.batch_size,
         "loraledger_seconds": ours_s,
         "lm_eval_seconds": theirs_s,
         "speedup": speedup,
         "loraledger_peak_rss_kib": ours_kib,
         "lm_eval_peak_rss_kib": theirs_kib,
+        "peak_rss_vs_one_lm_eval": memory,
     }
-    (out / "bench_harness.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_results("bench_harness", args, result)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ characters are refused: two files must never look the same in a listing.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import zipfile
 from collections.abc import Callable, Iterator
@@ -25,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from loraledger.errors import InputError
 from loraledger.inputs import is_invisible, loads_json
+
+from .store import copy_hashing, in_parallel
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -128,23 +129,23 @@ class AdapterDirectory:
                 )
         return cls(root, tuple(files))
 
-    def copy_to(self, dest: Path, on_bytes: Callable[[int], None] | None = None) -> None:
+    def copy_to(self, dest: Path, on_bytes: Callable[[int], None] | None = None) -> dict[str, str]:
         """Copy every scanned file to ``dest``, never following a symlink planted since
-        the scan (the copy is what gets validated, hashed and stored). ``on_bytes`` is
-        told how many bytes each chunk copied, for a progress bar."""
+        the scan (the copy is what gets validated, signed and stored), and return the
+        sha256 of each copy as written, by relative path: one read of each byte, files in
+        parallel. ``on_bytes`` is told how many bytes each chunk copied, for a progress
+        bar (from several threads)."""
         for entry in self.files:
-            target = dest / entry.relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
+            (dest / entry.relpath).parent.mkdir(parents=True, exist_ok=True)
+
+        def copy(entry: ScannedFile) -> str:
             fd = os.open(self.root / entry.relpath, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as src, target.open("wb") as out:
-                if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+            with os.fdopen(fd, "rb") as source:
+                if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
                     raise InputError("is no longer a regular file", path=self.root / entry.relpath)
-                if on_bytes is None:
-                    shutil.copyfileobj(src, out, length=1 << 22)
-                    continue
-                while chunk := src.read(1 << 22):
-                    out.write(chunk)
-                    on_bytes(len(chunk))
+                return copy_hashing(source, dest / entry.relpath, on_bytes)
+
+        return in_parallel(copy, {entry.relpath: entry for entry in self.files})
 
 
 def _walk(root: Path, directory: Path) -> Iterator[ScannedFile]:

@@ -52,7 +52,7 @@ from .models import (
 )
 from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
-from .signing import sign_directory, verify_directory
+from .signing import sign_files, verify_files
 
 _VERSION_SQL = """
 SELECT v.name, v.version, v.digest, v.peft_type, v.base_model_name, v.file_count,
@@ -120,7 +120,7 @@ class Adapters:
         store = core.store
         with store.scratch("reg") as scratch:
             staged = scratch / name  # the directory name becomes the bundle's subject name
-            scanned.copy_to(staged, on_bytes)
+            copied = scanned.copy_to(staged, on_bytes)  # hashed as they were copied
             _, raw_config = read_adapter_config(
                 staged / CONFIG_FILE, shown_as=directory / CONFIG_FILE
             )
@@ -128,12 +128,7 @@ class Adapters:
                 refuse_pickle(staged / entry.relpath, shown_as=directory / entry.relpath)
                 if entry.relpath.endswith(".safetensors"):
                     check_safetensors(staged / entry.relpath, shown_as=directory / entry.relpath)
-            manifest = sign_directory(staged, key, scratch / "bundle.sig")
-            if set(manifest.files) != {f.relpath for f in scanned.files}:
-                raise VerificationError(
-                    "the signature does not list exactly the scanned files; was the directory "
-                    "changed during registration? Register it again"
-                )
+            manifest = sign_files(name, copied, key, scratch / "bundle.sig")
             for relpath, digest in manifest.files.items():
                 store.adopt(staged / relpath, digest)
             bundle_sha = store.put_bytes((scratch / "bundle.sig").read_bytes())
@@ -418,7 +413,7 @@ class Adapters:
         """Re-hash the stored files and check the signature; raise on any mismatch."""
         started = time.perf_counter()
         with self._core.store.scratch("verify") as scratch:
-            version = self._verify_into(ref, scratch / "adapter", scratch, link=True)
+            version = self._verify_into(ref, None, scratch)
         return self._report(version, started)
 
     def fetch(self, ref: Ref | str, dest: Path) -> VerificationReport:
@@ -432,7 +427,7 @@ class Adapters:
         partial = dest.parent / f".{dest.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             with self._core.store.scratch("fetch") as scratch:
-                version = self._verify_into(ref, partial, scratch, link=False)
+                version = self._verify_into(ref, partial, scratch)
             if dest.exists():
                 dest.rmdir()
             os.replace(partial, dest)
@@ -447,13 +442,12 @@ class Adapters:
         The one way the trainer and the harness load an adapter for use.
         """
         with self._core.store.scratch("open") as scratch:
-            version = self._verify_into(ref, scratch / "adapter", scratch, link=False)
+            version = self._verify_into(ref, scratch / "adapter", scratch)
             yield version, scratch / "adapter"
 
-    def _verify_into(
-        self, ref: Ref | str, directory: Path, scratch: Path, *, link: bool
-    ) -> AdapterVersion:
-        """Check the records, lay the files out in ``directory`` and verify them there."""
+    def _verify_into(self, ref: Ref | str, directory: Path | None, scratch: Path) -> AdapterVersion:
+        """Check the records, then the files -- copied out to ``directory`` and verified
+        as written, or (None) hashed where they are stored -- against the signature."""
         core = self._core
         version = self.get(ref)
         with core.db.read() as conn:
@@ -496,8 +490,11 @@ class Adapters:
                 f"{ref_text}: the recorded digest does not match the signed digest"
             )
         _compare_files(ref_text, {f.path: f.sha256 for f in version.files}, manifest.files)
-        core.store.materialize(manifest.files, directory, link=link)
-        verify_directory(directory, bundle, public_pem, scratch=scratch)
+        if directory is None:
+            actual = core.store.hash_objects(manifest.files)
+        else:
+            actual = core.store.copy_out(manifest.files, directory)
+        verify_files(actual, bundle, public_pem, scratch=scratch)
         # the signed files must also be the registered ones: re-signing swapped weights
         # with the signer's own key leaves the registrant's audit event behind
         self.registration(version.ref)

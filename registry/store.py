@@ -14,16 +14,65 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from io import BufferedReader
 from pathlib import Path
+from typing import TypeVar
 
 from loraledger.errors import VerificationError
+
+CHUNK = 1 << 22
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def sha256_file(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def copy_hashing(
+    source: BufferedReader, target: Path, on_bytes: Callable[[int], None] | None = None
+) -> str:
+    """Copy the open file ``source`` to a new file ``target`` and return the sha256 of the
+    bytes written: one read of each byte, each chunk hashed while a second thread writes
+    it (hashing and writing both let go of the GIL). ``on_bytes`` is told each chunk's
+    size."""
+    digest = hashlib.sha256()
+    buffers = (bytearray(CHUNK), bytearray(CHUNK))
+    with target.open("xb") as out, ThreadPoolExecutor(1) as writer:
+        pending: Future[int] | None = None
+        turn = 0
+        while True:
+            # the write that used this buffer last (two chunks ago) finished before the
+            # previous chunk's write was handed over
+            buffer = buffers[turn]
+            turn ^= 1
+            count = source.readinto(buffer)
+            if not count:
+                break
+            chunk = memoryview(buffer)[:count]
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(out.write, chunk)
+            digest.update(chunk)
+            if on_bytes is not None:
+                on_bytes(count)
+        if pending is not None:
+            pending.result()
+    return digest.hexdigest()
+
+
+def in_parallel(work: Callable[[V], K], items: Mapping[str, V]) -> dict[str, K]:
+    """``work`` on each value of ``items`` in threads (one a core), by key; the first
+    exception raised is raised here. For file work that lets go of the GIL."""
+    if len(items) <= 1:
+        return {key: work(value) for key, value in items.items()}
+    with ThreadPoolExecutor(min(len(items), os.cpu_count() or 1)) as pool:
+        futures = {key: pool.submit(work, value) for key, value in items.items()}
+        return {key: future.result() for key, future in futures.items()}
 
 
 class ArtifactStore:
@@ -82,29 +131,36 @@ class ArtifactStore:
             )
         return data
 
-    def materialize(self, files: dict[str, str], dest: Path, *, link: bool) -> None:
-        """Lay out ``{relative path: sha256}`` under ``dest``.
+    def object_of(self, relpath: str, sha256: str) -> Path:
+        """The stored object of the file ``relpath``; a missing one raises
+        :class:`VerificationError` naming the file."""
+        source = self.path_of(sha256)
+        if not source.is_file():
+            raise VerificationError(
+                f"file {relpath!r} (sha256 {sha256}) is missing from the artifact store; "
+                "restore the registry from a backup"
+            )
+        return source
 
-        ``link=True`` hard-links objects (fast, for a read-only look), falling back to a
-        copy across file systems; ``link=False`` always copies (for handing files out).
-        A missing object raises :class:`VerificationError` naming the file.
-        """
-        for rel, digest in files.items():
-            source = self.path_of(digest)
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not source.is_file():
-                raise VerificationError(
-                    f"file {rel!r} (sha256 {digest}) is missing from the artifact store; "
-                    "restore the registry from a backup"
-                )
-            if link:
-                try:
-                    os.link(source, target)
-                    continue
-                except OSError:
-                    pass
-            shutil.copyfile(source, target)
+    def hash_objects(self, files: Mapping[str, str]) -> dict[str, str]:
+        """The sha256 of each stored object of ``{relative path: sha256}`` as it is now
+        (hashed in parallel), by relative path."""
+        objects = {rel: self.object_of(rel, digest) for rel, digest in files.items()}
+        return in_parallel(sha256_file, objects)
+
+    def copy_out(self, files: Mapping[str, str], dest: Path) -> dict[str, str]:
+        """Copy the objects of ``{relative path: sha256}`` to ``dest`` and return the sha256
+        of each copy as written (one read of each byte, files in parallel), by relative
+        path: what is handed out is what was hashed."""
+        objects = {rel: self.object_of(rel, digest) for rel, digest in files.items()}
+        for rel in objects:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+
+        def copy(rel: str) -> str:
+            with objects[rel].open("rb") as source:
+                return copy_hashing(source, dest / rel)
+
+        return in_parallel(copy, {rel: rel for rel in objects})
 
     @contextmanager
     def scratch(self, prefix: str) -> Iterator[Path]:

@@ -92,7 +92,7 @@ def decide(
         return DtypeDecision("float16", "the GPU lacks bfloat16")
     key = {
         "cpu": cpu,
-        "cpu_bf16_flags": sorted(_bf16_flags()),
+        "cpu_bf16_flags": sorted(cpu_bf16_flags()),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "model": model_key,
@@ -246,7 +246,8 @@ def _within_noise(ratio: float, seconds: dict[str, list[float]]) -> bool:
     return abs(ratio - 1) < spread
 
 
-def _bf16_flags() -> set[str]:
+def cpu_bf16_flags() -> set[str]:
+    """The CPU's bfloat16 instruction flags (avx512_bf16, amx_bf16, ...), from /proc/cpuinfo."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -28,13 +28,24 @@ def default_device() -> str:
 
 
 def hardware() -> dict[str, Any]:
+    """The machine's facts for a training record: :func:`machine`, with torch's threads
+    and the GPU."""
     import torch
 
+    info = machine()
+    info["torch_threads"] = torch.get_num_threads()
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def machine() -> dict[str, Any]:
+    """What the machine is, without importing torch: architecture, system, CPU count and
+    model, memory."""
     info: dict[str, Any] = {
         "machine": platform.machine(),
         "system": platform.system(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
     }
     for line in read_lines("/proc/cpuinfo"):
         if line.startswith("model name"):
@@ -44,8 +55,6 @@ def hardware() -> dict[str, Any]:
         if line.startswith("MemTotal"):
             info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
             break
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 

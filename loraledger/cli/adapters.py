@@ -214,12 +214,12 @@ def _register_with_progress(
         console=Console(stderr=True),
         transient=True,
     ) as progress:
-        task = progress.add_task("copying", total=total or None)
+        task = progress.add_task("copying and hashing", total=total or None)
 
         def advance(count: int) -> None:
             progress.advance(task, count)
             if progress.tasks[task].completed >= total:
-                progress.update(task, description="hashing and signing")
+                progress.update(task, description="signing")
 
         return registry.adapters.register(
             directory, name, actor=actor, on_bytes=advance, limits=limits

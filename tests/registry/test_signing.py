@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loraledger.registry.keys import KeyStore, SigningKey
 from loraledger.registry.manifest import Manifest
-from loraledger.registry.signing import sign_directory, verify_directory
+from loraledger.registry.signing import sign_directory, sign_files, verify_directory, verify_files
 from loraledger.registry.store import sha256_file
 
 from loraledger.errors import VerificationError
@@ -85,3 +85,46 @@ def test_file_set_changes_break_verification(
 def test_garbage_bundles(bundle: bytes) -> None:
     with pytest.raises(VerificationError, match="not a model-signing v1.0 bundle"):
         Manifest.from_bundle(bundle)
+
+
+# --- files hashed as they were copied: signed and verified without reading them again -----
+
+
+def test_signing_hashed_files_makes_the_directorys_bundle(
+    signed: tuple[Path, bytes, SigningKey], tmp_path: Path
+) -> None:
+    adapter, bundle, key = signed
+    files = {p.name: sha256_file(p) for p in adapter.iterdir()}
+    manifest = sign_files(adapter.name, files, key, tmp_path / "files.sig")
+    assert manifest == Manifest.from_bundle(bundle)  # subject, digest, files, serialization
+    # and model-signing's own hashing of the directory verifies it
+    verify_directory(adapter, (tmp_path / "files.sig").read_bytes(), key.public_key_pem,
+                     scratch=tmp_path)  # fmt: skip
+    assert verify_files(files, bundle, key.public_key_pem, scratch=tmp_path) == manifest
+
+
+@pytest.mark.parametrize("change", ["digest", "add", "remove"])
+def test_verifying_hashed_files_names_what_differs(
+    signed: tuple[Path, bytes, SigningKey], tmp_path: Path, change: str
+) -> None:
+    adapter, bundle, key = signed
+    files = {p.name: sha256_file(p) for p in adapter.iterdir()}
+    if change == "digest":
+        files["README.md"] = "0" * 64
+    elif change == "add":
+        files["extra.txt"] = "0" * 64
+    else:
+        del files["README.md"]
+    expected = {"digest": "changed: README.md", "add": "extra", "remove": "missing"}[change]
+    with pytest.raises(VerificationError, match=f"do not match the signature \\({expected}"):
+        verify_files(files, bundle, key.public_key_pem, scratch=tmp_path)
+
+
+def test_verifying_hashed_files_with_another_key_fails(
+    signed: tuple[Path, bytes, SigningKey], tmp_path: Path
+) -> None:
+    adapter, bundle, _ = signed
+    other = KeyStore(tmp_path / "k").create("other")
+    files = {p.name: sha256_file(p) for p in adapter.iterdir()}
+    with pytest.raises(VerificationError, match="signature verification failed"):
+        verify_files(files, bundle, other.public_key_pem, scratch=tmp_path)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from loraledger.registry.store import ArtifactStore, sha256_file
+from loraledger.registry.store import CHUNK, ArtifactStore, copy_hashing, sha256_file
 
 from loraledger.errors import VerificationError
 
@@ -46,9 +47,40 @@ def test_missing_object_is_refused(store: ArtifactStore) -> None:
         store.read_verified(digest)
 
 
-def test_materialize_refuses_missing_object(store: ArtifactStore, tmp_path: Path) -> None:
+def test_copying_out_or_hashing_refuses_a_missing_object(
+    store: ArtifactStore, tmp_path: Path
+) -> None:
     with pytest.raises(VerificationError, match="'a.json'.*missing"):
-        store.materialize({"a.json": "0" * 64}, tmp_path / "out", link=True)
+        store.copy_out({"a.json": "0" * 64}, tmp_path / "out")
+    with pytest.raises(VerificationError, match="'a.json'.*missing"):
+        store.hash_objects({"a.json": "0" * 64})
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 7])
+def test_copy_hashing_writes_and_hashes_every_byte(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    (tmp_path / "src").write_bytes(data)
+    seen: list[int] = []
+    with (tmp_path / "src").open("rb") as source:
+        digest = copy_hashing(source, tmp_path / "dst", seen.append)
+    assert (tmp_path / "dst").read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert sum(seen) == size
+
+
+def test_copy_hashing_never_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "src").write_bytes(b"new")
+    (tmp_path / "dst").write_bytes(b"kept")
+    with (tmp_path / "src").open("rb") as source, pytest.raises(FileExistsError):
+        copy_hashing(source, tmp_path / "dst")
+    assert (tmp_path / "dst").read_bytes() == b"kept"
+
+
+def test_copied_out_files_are_hashed_as_written(store: ArtifactStore, tmp_path: Path) -> None:
+    files = {"a/x.bin": store.put_bytes(b"x" * 10), "y.json": store.put_bytes(b"{}")}
+    assert store.copy_out(files, tmp_path / "out") == files
+    assert (tmp_path / "out" / "a" / "x.bin").read_bytes() == b"x" * 10
+    assert store.hash_objects(files) == files
 
 
 def test_scratch_is_removed_even_on_error(store: ArtifactStore) -> None:
