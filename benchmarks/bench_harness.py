@@ -12,7 +12,7 @@ that plain `lm_eval` loads the base exactly as LoRA Ledger does), same batch siz
 
 Printed: wall time of each, the speed-up (target >= 2.5x at 4 adapters) and peak RSS
 (largest single process for lm_eval; target <= 1.3x). Setup (registry, base conversion,
-training) is not timed. ``--quick``: 2 adapters trained one step each, 2 documents a task.
+training) is not timed. ``--quick``: 1 adapter trained one step, 2 documents a task.
 
     .venv/bin/python benchmarks/bench_harness.py [--adapters 4] [--suite northwind-policy]
         [--limit N] [--work DIR] [--quick]
@@ -119,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     steps = 3
     if args.quick:
-        args.adapters, args.limit, steps = 2, args.limit or 2, 1
+        args.adapters, args.limit, steps = 1, args.limit or 2, 1
 
     from loraledger.harness.suites import find_suite
 

@@ -46,7 +46,7 @@ def measured(value: Any) -> bool:
 
 def test_registry_benchmark(tmp_path: Path) -> None:
     results = run_quick("bench_registry.py", tmp_path)
-    assert results["bytes"] >= 19_000_000
+    assert results["bytes"] >= 15_000_000
     for key in (
         "register_time_vs_model_signing_sign",
         "verify_speed_vs_model_signing",
@@ -75,9 +75,10 @@ def test_dashboard_benchmark(tmp_path: Path) -> None:
 def test_trainer_benchmark(tmp_path: Path) -> None:
     results = run_quick("bench_trainer.py", tmp_path)
     contenders = results["contenders"]
-    assert {"loraledger", "recipe-fp32", "recipe-bf16", "loraledger-micro2@float32"} <= set(
-        contenders
-    )
+    assert set(contenders) == {
+        "loraledger", "loraledger-micro2@float32", "loraledger-ckpt@float32",
+        "recipe-bf16", "recipe-fp32",
+    }  # fmt: skip
     for name, contender in contenders.items():
         assert measured(contender["tokens_per_second"]), name
         assert measured(contender["mfu"]), name
@@ -91,6 +92,6 @@ def test_trainer_benchmark(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_harness_benchmark(tmp_path: Path) -> None:
     results = run_quick("bench_harness.py", tmp_path, "--work", str(tmp_path / "work"))
-    assert results["adapters"] == 2
+    assert results["adapters"] == 1
     assert measured(results["speedup"])
     assert measured(results["peak_rss_vs_one_lm_eval"])
