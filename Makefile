@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-dtypes test-fast lint typecheck bench clean browser
+.PHONY: demo test test-dtypes test-fast lint typecheck bench bench-quick clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	PYTHON=$(BIN)/python bash scripts/typecheck.sh
+
+# Every benchmark at small sizes (seconds each): shows each still runs; `make test` runs
+# these same tests (tests/benchmarks).
+bench-quick: $(STAMP) browser
+	$(BIN)/python -m pytest -q tests/benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_registry.py

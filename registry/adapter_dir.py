@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from loraledger.errors import InputError
 from loraledger.inputs import is_invisible, loads_json
 
-from .store import copy_hashing, in_parallel
+from .store import copy_hashing, in_parallel, sha256_stream
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -129,23 +129,48 @@ class AdapterDirectory:
                 )
         return cls(root, tuple(files))
 
-    def copy_to(self, dest: Path, on_bytes: Callable[[int], None] | None = None) -> dict[str, str]:
+    def copy_to(
+        self, dest: Path, on_bytes: Callable[[int], None] | None = None, *, link: bool = False
+    ) -> dict[str, str]:
         """Copy every scanned file to ``dest``, never following a symlink planted since
         the scan (the copy is what gets validated, signed and stored), and return the
         sha256 of each copy as written, by relative path: one read of each byte, files in
-        parallel. ``on_bytes`` is told how many bytes each chunk copied, for a progress
+        parallel. ``link``: hard-link each file instead where the file system allows (no
+        copy: for a directory that will not change, as the trainer's own output); else
+        copied. ``on_bytes`` is told how many bytes each chunk copied, for a progress
         bar (from several threads)."""
         for entry in self.files:
             (dest / entry.relpath).parent.mkdir(parents=True, exist_ok=True)
 
         def copy(entry: ScannedFile) -> str:
-            fd = os.open(self.root / entry.relpath, os.O_RDONLY | os.O_NOFOLLOW)
+            path = self.root / entry.relpath
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as source:
-                if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-                    raise InputError("is no longer a regular file", path=self.root / entry.relpath)
+                opened = os.fstat(source.fileno())
+                if not stat.S_ISREG(opened.st_mode):
+                    raise InputError("is no longer a regular file", path=path)
+                if link and _linked(path, dest / entry.relpath, opened):
+                    digest = sha256_stream(source)
+                    if on_bytes is not None:
+                        on_bytes(opened.st_size)
+                    return digest
                 return copy_hashing(source, dest / entry.relpath, on_bytes)
 
         return in_parallel(copy, {entry.relpath: entry for entry in self.files})
+
+
+def _linked(source: Path, target: Path, opened: os.stat_result) -> bool:
+    """Hard-link ``source`` to ``target`` if the file system allows; the link must be to
+    the very file opened (``opened``), not to one put in its place since."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except OSError:  # another file system, links not supported or not permitted
+        return False
+    made = os.lstat(target)
+    if (made.st_dev, made.st_ino) != (opened.st_dev, opened.st_ino):
+        target.unlink()
+        raise InputError("was replaced while it was being registered; register again", path=source)
+    return True
 
 
 def _walk(root: Path, directory: Path) -> Iterator[ScannedFile]:

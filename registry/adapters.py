@@ -19,6 +19,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -105,10 +106,15 @@ class Adapters:
         on_bytes: Callable[[int], None] | None = None,
         training_run: TrainingRun | None = None,
         limits: Limits | None = None,
+        link: bool = False,
     ) -> AdapterVersion:
         """Validate, sign and store ``directory`` as the next version of ``name``.
 
         ``on_bytes`` reports copy progress (bytes per chunk) for a progress bar.
+        ``link``: hard-link the files into the store instead of copying them, where the
+        file system allows -- only for a directory nothing will write again: the stored
+        files are the same files (made read-only), and one rewritten in place would
+        change the stored version, which verification then refuses.
         ``training_run`` is the provenance record the trainer made; it is stored in the
         same transaction, linked to the new version.
         """
@@ -120,7 +126,11 @@ class Adapters:
         store = core.store
         with store.scratch("reg") as scratch:
             staged = scratch / name  # the directory name becomes the bundle's subject name
-            copied = scanned.copy_to(staged, on_bytes)  # hashed as they were copied
+            with ThreadPoolExecutor(1) as pool:  # hashed as copied, while model-signing loads
+                copying = pool.submit(scanned.copy_to, staged, on_bytes, link=link)
+                from model_signing import signing  # noqa: F401
+
+                copied = copying.result()
             _, raw_config = read_adapter_config(
                 staged / CONFIG_FILE, shown_as=directory / CONFIG_FILE
             )
@@ -412,8 +422,7 @@ class Adapters:
     def verify(self, ref: Ref | str) -> VerificationReport:
         """Re-hash the stored files and check the signature; raise on any mismatch."""
         started = time.perf_counter()
-        with self._core.store.scratch("verify") as scratch:
-            version = self._verify_into(ref, None, scratch)
+        version = self._verify_into(ref, None)
         return self._report(version, started)
 
     def fetch(self, ref: Ref | str, dest: Path) -> VerificationReport:
@@ -426,8 +435,7 @@ class Adapters:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.parent / f".{dest.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            with self._core.store.scratch("fetch") as scratch:
-                version = self._verify_into(ref, partial, scratch)
+            version = self._verify_into(ref, partial)
             if dest.exists():
                 dest.rmdir()
             os.replace(partial, dest)
@@ -442,14 +450,35 @@ class Adapters:
         The one way the trainer and the harness load an adapter for use.
         """
         with self._core.store.scratch("open") as scratch:
-            version = self._verify_into(ref, scratch / "adapter", scratch)
+            version = self._verify_into(ref, scratch / "adapter")
             yield version, scratch / "adapter"
 
-    def _verify_into(self, ref: Ref | str, directory: Path | None, scratch: Path) -> AdapterVersion:
+    def _verify_into(self, ref: Ref | str, directory: Path | None) -> AdapterVersion:
         """Check the records, then the files -- copied out to ``directory`` and verified
-        as written, or (None) hashed where they are stored -- against the signature."""
-        core = self._core
+        as written, or (None) hashed where they are stored -- against the signature.
+        The files are read while the records are checked (hashing lets go of the GIL): a
+        verify takes little more than its hashing."""
         version = self.get(ref)
+        store = self._core.store
+        files = {f.path: f.sha256 for f in version.files}
+        with ThreadPoolExecutor(1) as pool:
+            reading = (
+                pool.submit(store.hash_objects, files)
+                if directory is None
+                else pool.submit(store.copy_out, files, directory)
+            )
+            bundle, public_pem = self._check_records(version)
+            actual = reading.result()
+        verify_files(actual, bundle, public_pem)
+        # the signed files must also be the registered ones: re-signing swapped weights
+        # with the signer's own key leaves the registrant's audit event behind
+        self.registration(version.ref)
+        return version
+
+    def _check_records(self, version: AdapterVersion) -> tuple[bytes, str]:
+        """The version's signer, key, digest and files against its records and signed
+        bundle; returns the bundle and the signer's public key."""
+        core = self._core
         with core.db.read() as conn:
             signer = conn.execute(
                 "SELECT status, key_fingerprint, public_key_pem, revoked_at, revoke_reason "
@@ -490,15 +519,7 @@ class Adapters:
                 f"{ref_text}: the recorded digest does not match the signed digest"
             )
         _compare_files(ref_text, {f.path: f.sha256 for f in version.files}, manifest.files)
-        if directory is None:
-            actual = core.store.hash_objects(manifest.files)
-        else:
-            actual = core.store.copy_out(manifest.files, directory)
-        verify_files(actual, bundle, public_pem, scratch=scratch)
-        # the signed files must also be the registered ones: re-signing swapped weights
-        # with the signer's own key leaves the registrant's audit event behind
-        self.registration(version.ref)
-        return version
+        return bundle, public_pem
 
     @staticmethod
     def _report(version: AdapterVersion, started: float) -> VerificationReport:

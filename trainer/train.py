@@ -229,8 +229,10 @@ def train(
         finished_at=utcnow(),
         actor=str(actor),
     )
+    # linked, not copied: the adapter directory is this run's own, and saving into it
+    # again starts from an empty one (save_adapter), so nothing rewrites a stored file
     version = registry.adapters.register(
-        adapter_dir, config.adapter_name, actor=actor, training_run=run
+        adapter_dir, config.adapter_name, actor=actor, training_run=run, link=True
     )
     checkpoint.unlink(missing_ok=True)
     return TrainResult(version, run)

@@ -29,6 +29,12 @@ def register(
     max_total_bytes: int = typer.Option(
         4 * 2**30, "--max-total-bytes", min=1, help="Most bytes accepted in all."
     ),
+    link: bool = typer.Option(
+        False,
+        "--link",
+        help="Hard-link the files into the store instead of copying them (same file system): "
+        "only for a directory nothing will write again; its files become read-only.",
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Validate, hash, sign (OpenSSF model-signing) and store a new adapter version."""
@@ -38,9 +44,11 @@ def register(
     registry = opts.open()
     limits = Limits(max_files, max_file_bytes, max_total_bytes)
     if json_ or not sys.stderr.isatty():
-        version = registry.adapters.register(directory, name, actor=opts.actor, limits=limits)
+        version = registry.adapters.register(
+            directory, name, actor=opts.actor, limits=limits, link=link
+        )
     else:
-        version = _register_with_progress(registry, directory, name, opts.actor, limits)
+        version = _register_with_progress(registry, directory, name, opts.actor, limits, link)
     if json_:
         emit_json(version)
         return
@@ -198,9 +206,14 @@ def signature(
 
 
 def _register_with_progress(
-    registry: Registry, directory: Path, name: str, actor: str | None, limits: Limits
+    registry: Registry,
+    directory: Path,
+    name: str,
+    actor: str | None,
+    limits: Limits,
+    link: bool,
 ) -> AdapterVersion:
-    """Register with a progress bar on stderr: copying, then hashing and signing."""
+    """Register with a progress bar on stderr: copying and hashing, then signing."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
@@ -222,5 +235,5 @@ def _register_with_progress(
                 progress.update(task, description="signing")
 
         return registry.adapters.register(
-            directory, name, actor=actor, on_bytes=advance, limits=limits
+            directory, name, actor=actor, on_bytes=advance, limits=limits, link=link
         )

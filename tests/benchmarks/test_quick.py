@@ -49,6 +49,7 @@ def test_registry_benchmark(tmp_path: Path) -> None:
     assert results["bytes"] >= 15_000_000
     for key in (
         "register_time_vs_model_signing_sign",
+        "register_link_time_vs_model_signing_sign",
         "verify_speed_vs_model_signing",
         "audit_verify_cli_s",
     ):

@@ -121,6 +121,16 @@ def test_tampering_exits_1_with_one_line(ready: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_register_link_stores_the_directorys_own_files(ready: Cli, tmp_path: Path) -> None:
+    adapter = small_adapter(tmp_path / "adapter")
+    out = ready("adapters", "register", str(adapter), "--name", "bank", "--link", "--json",
+                actor="eve").stdout  # fmt: skip
+    weights = next(f for f in json.loads(out)["files"] if f["path"].endswith(".safetensors"))
+    stored = tmp_path / "reg" / "objects" / "sha256" / weights["sha256"][:2] / weights["sha256"]
+    assert stored.stat().st_ino == (adapter / weights["path"]).stat().st_ino
+    assert "Verified bank@v1" in ready("adapters", "verify", "bank").stdout
+
+
 def test_audit_tampering_exits_1(ready: Cli, tmp_path: Path) -> None:
     import duckdb
 

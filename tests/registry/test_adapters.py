@@ -107,6 +107,51 @@ def test_open_verified_gives_a_private_copy(registry: Registry, registered: Adap
     assert not path.exists()
 
 
+def test_linking_stores_the_very_files_and_makes_them_read_only(
+    registry: Registry, adapter_dir: Path
+) -> None:
+    version = registry.adapters.register(adapter_dir, "linked", actor=ENGINEER, link=True)
+    for entry in version.files:
+        source = adapter_dir / entry.path
+        assert source.stat().st_ino == registry.store.path_of(entry.sha256).stat().st_ino
+        assert source.stat().st_mode & 0o222 == 0
+    assert registry.adapters.verify(version.ref).files_verified == len(version.files)
+    # a file rewritten in place afterwards (as root can) changes the stored bytes: refused
+    weights = adapter_dir / "adapter_model.safetensors"
+    weights.chmod(0o644)
+    with weights.open("r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(VerificationError, match="changed"):
+        registry.adapters.verify(version.ref)
+
+
+def test_linking_falls_back_to_copying_where_links_fail(
+    registry: Registry, adapter_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def cross_device(*args: object, **kwargs: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("loraledger.registry.adapter_dir.os.link", cross_device)
+    version = registry.adapters.register(adapter_dir, "copied", actor=ENGINEER, link=True)
+    weights = next(f for f in version.files if f.path == "adapter_model.safetensors")
+    stored = registry.store.path_of(weights.sha256).stat()
+    assert (adapter_dir / weights.path).stat().st_ino != stored.st_ino
+    registry.adapters.verify(version.ref)
+
+
+def test_copy_and_link_sign_the_same_version(
+    registry: Registry, adapter_dir: Path, tmp_path: Path
+) -> None:
+    copied = registry.adapters.register(adapter_dir, "same", actor=ENGINEER)
+    linked = registry.adapters.register(
+        shutil.copytree(adapter_dir, tmp_path / "again"), "same", actor=ENGINEER, link=True
+    )
+    assert (copied.digest, copied.files) == (linked.digest, linked.files)
+
+
 def test_unknown_refs(registry: Registry, registered: AdapterVersion) -> None:
     with pytest.raises(NotFound, match="no adapter named 'nope'"):
         registry.adapters.get("nope")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -100,7 +103,7 @@ def test_signing_hashed_files_makes_the_directorys_bundle(
     # and model-signing's own hashing of the directory verifies it
     verify_directory(adapter, (tmp_path / "files.sig").read_bytes(), key.public_key_pem,
                      scratch=tmp_path)  # fmt: skip
-    assert verify_files(files, bundle, key.public_key_pem, scratch=tmp_path) == manifest
+    assert verify_files(files, bundle, key.public_key_pem) == manifest
 
 
 @pytest.mark.parametrize("change", ["digest", "add", "remove"])
@@ -117,7 +120,7 @@ def test_verifying_hashed_files_names_what_differs(
         del files["README.md"]
     expected = {"digest": "changed: README.md", "add": "extra", "remove": "missing"}[change]
     with pytest.raises(VerificationError, match=f"do not match the signature \\({expected}"):
-        verify_files(files, bundle, key.public_key_pem, scratch=tmp_path)
+        verify_files(files, bundle, key.public_key_pem)
 
 
 def test_verifying_hashed_files_with_another_key_fails(
@@ -127,4 +130,57 @@ def test_verifying_hashed_files_with_another_key_fails(
     other = KeyStore(tmp_path / "k").create("other")
     files = {p.name: sha256_file(p) for p in adapter.iterdir()}
     with pytest.raises(VerificationError, match="signature verification failed"):
-        verify_files(files, bundle, other.public_key_pem, scratch=tmp_path)
+        verify_files(files, bundle, other.public_key_pem)
+
+
+# --- verify_files makes model-signing's checks without importing it: the same verdicts ---
+
+
+def _mutated(bundle: bytes, field: str, offset: int, flip: int) -> bytes:
+    document = json.loads(bundle)
+    envelope = document["dsseEnvelope"]
+    if field in ("payload", "sig"):
+        holder = envelope if field == "payload" else envelope["signatures"][0]
+        raw = bytearray(base64.b64decode(holder[field]))
+        raw[offset % len(raw)] ^= flip
+        holder[field] = base64.b64encode(bytes(raw)).decode()
+    elif field == "payloadType":
+        envelope["payloadType"] = "application/json"
+    elif field == "hint":
+        document["verificationMaterial"]["publicKey"]["hint"] = "0" * 64
+    elif field == "no hint":
+        del document["verificationMaterial"]["publicKey"]["hint"]
+    return json.dumps(document).encode()
+
+
+def _verdict(check: Callable[[], object]) -> bool:
+    try:
+        check()
+    except VerificationError:
+        return False
+    return True
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    field=st.sampled_from(["none", "payload", "sig", "payloadType", "hint", "no hint"]),
+    offset=st.integers(0, 10_000),
+    flip=st.integers(1, 255),
+)
+def test_verify_files_agrees_with_model_signing(
+    signed: tuple[Path, bytes, SigningKey], field: str, offset: int, flip: int
+) -> None:
+    adapter, bundle, key = signed
+    mutated = _mutated(bundle, field, offset, flip)
+    files = {p.name: sha256_file(p) for p in adapter.iterdir()}
+    with tempfile.TemporaryDirectory() as tmp:
+        theirs = _verdict(
+            lambda: verify_directory(adapter, mutated, key.public_key_pem, scratch=Path(tmp))
+        )
+    ours = _verdict(lambda: verify_files(files, mutated, key.public_key_pem))
+    assert ours == theirs
+    assert ours == (field in ("none", "no hint"))
