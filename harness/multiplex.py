@@ -45,6 +45,7 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
         super().__init__(*args, **kwargs)
         self._subjects = list(subjects)
         self._per_row = per_row
+        self._finished: set[str] = set()
         self._active = self._subjects[0]
         self._kept: dict[tuple[str, str], Any] = {}
         self._grouped: dict[tuple[str, ...], _GroupedLora | None] = {}
@@ -56,9 +57,12 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
         self._active = subject
 
     def finish(self, subject: str) -> None:
-        """Drop whatever was kept for ``subject`` and not asked for."""
+        """Drop whatever was kept for ``subject`` and not asked for; it is served no more."""
+        self._finished.add(subject)
         for key in [k for k in self._kept if k[0] == subject]:
             del self._kept[key]
+        for names in [n for n in self._grouped if subject in n]:  # its stacked weights
+            del self._grouped[names]
 
     def _model_generate(
         self, context: Any, max_length: int, stop: list[str], **generation_kwargs: Any
@@ -67,7 +71,11 @@ class MultiplexedHFLM(HFLM):  # type: ignore[misc]  # lm-eval is untyped
         kept = self._kept.pop((self._active, key), None)
         if kept is not None:
             return kept
-        others = [s for s in self._subjects if s != self._active and (s, key) not in self._kept]
+        others = [
+            s
+            for s in self._subjects
+            if s != self._active and s not in self._finished and (s, key) not in self._kept
+        ]
         if not self._per_row or not others:  # one subject to serve (or the others are kept)
             with self._serving_active():
                 return super()._model_generate(context, max_length, stop, **generation_kwargs)
