@@ -111,6 +111,18 @@ def decide(
     if measurements["other_load"] is None or measurements["other_load"] > BUSY_SHARE:
         share = measurements["other_load"]
         load = "an unknown share" if share is None else f"{share:.0%}"
+        speedup = measurements.get("bfloat16_speedup", 0.0)
+        if dtype == "bfloat16" and speedup < CLEAR_BY:
+            # A lead measured under load is noise as often as not: two runs of the same
+            # config would train in different dtypes, into different bytes. Under load
+            # only a clear lead picks the less exact dtype.
+            dtype, reason = (
+                "float32",
+                (
+                    f"bfloat16 measured {speedup:.2f}x faster, but under load only a lead of "
+                    f"{CLEAR_BY:.0f}x counts ({reason})"
+                ),
+            )
         reason += (
             f"; other processes used {load} of the CPU while it was measured, so it is not cached"
         )

@@ -153,6 +153,21 @@ def test_a_busy_cpu_decides_but_caches_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / CACHE_FILE).exists()
 
 
+def test_under_load_only_a_clear_lead_picks_bfloat16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lead measured under load may be noise: two runs of one config must not train in
+    different dtypes (different bytes) because the machine was busy."""
+    monkeypatch.setattr(compute_dtype, "BUSY_SHARE", -1.0)  # every measurement is "busy"
+    modest = decided(tmp_path / "a", {"float32": 0.016, "bfloat16": 0.010})
+    assert modest.measurements["bfloat16_speedup"] >= compute_dtype.FASTER_BY
+    assert modest.dtype == "float32"
+    assert "under load only a lead of 3x counts" in modest.reason
+    assert "not cached" in modest.reason
+    clear = decided(tmp_path / "b", {"float32": 0.030, "bfloat16": 0.006})
+    assert clear.dtype == "bfloat16"
+
+
 def test_set_and_forced_dtypes_are_not_measured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
