@@ -24,7 +24,8 @@ the hardware does less) over the GEMM rate of the contender's own compute dtype,
 in the same run. Targets: >= 1.6x the best recipe's tokens/s at <= 0.9x its peak RSS in
 one configuration. ``--quick``: one timed step of batch 2.
 
-    .venv/bin/python benchmarks/bench_trainer.py [--steps 4] [--batch-size 8] [--quick]
+    .venv/bin/python benchmarks/bench_trainer.py [--steps 4] [--batch-size 8] [--rounds 3]
+        [--contenders loraledger-micro2@bfloat16,recipe-bf16] [--quick]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -267,12 +269,63 @@ def run_recipe(
     }
 
 
+def run_worker(name: str, base_dir: Path, steps: int, batch_size: int) -> dict[str, Any]:
+    """One contender in a process of its own (its peak RSS is its own)."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            name,
+            "--base-dir",
+            str(base_dir),
+            "--steps",
+            str(steps),
+            "--batch-size",
+            str(batch_size),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        sys.exit(f"{name} failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    result["wall_s"] = time.perf_counter() - started
+    result["tokens_per_second"] = result["tokens"] / result["seconds"]
+    return result
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A contender's runs as one: the median tokens/s and the median peak RSS."""
+    first = runs[0]
+    return {
+        "compute_dtype": first["compute_dtype"],
+        "parameters": first["parameters"],
+        "tokens_per_second": statistics.median(r["tokens_per_second"] for r in runs),
+        "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs),
+        "runs": runs,
+    }
+
+
 def main() -> None:
     parser = add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--worker", choices=sorted({*CONTENDERS, *QUICK}))
     parser.add_argument("--base-dir", type=Path)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every contender this many times, interleaved; report the medians",
+    )
+    parser.add_argument(
+        "--contenders",
+        type=lambda text: text.split(","),
+        help=f"a comma-separated subset (default: all): {','.join(CONTENDERS)}",
+    )
     args = parser.parse_args()
     if args.quick:
         args.steps, args.batch_size = 1, 2
@@ -286,42 +339,28 @@ def main() -> None:
 
     base_dir, _ = convert_embedded()
     peaks = {dtype: gemm_flops(dtype) for dtype in ("float32", "bfloat16")}
-    results: dict[str, dict[str, Any]] = {}
-    contenders = QUICK if args.quick else CONTENDERS
+    contenders = args.contenders or (QUICK if args.quick else CONTENDERS)
+    unknown = sorted(set(contenders) - {*CONTENDERS, *QUICK})
+    if unknown:
+        parser.error(f"--contenders: unknown {', '.join(unknown)}; choose from {CONTENDERS}")
     ours = [name for name in contenders if name.startswith("loraledger")]
     recipes = [name for name in contenders if name.startswith("recipe")]
-    for name in contenders:
-        started = time.perf_counter()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                name,
-                "--base-dir",
-                str(base_dir),
-                "--steps",
-                str(args.steps),
-                "--batch-size",
-                str(args.batch_size),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if proc.returncode != 0 or line is None:
-            sys.exit(f"{name} failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
-        results[name] = json.loads(line.removeprefix("RESULT "))
-        results[name]["wall_s"] = time.perf_counter() - started
+    if not recipes:
+        parser.error("--contenders: name at least one recipe (the ratios are against the best)")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+    for _ in range(args.rounds):  # interleaved: a slow spell of the machine hits every one
+        for name in contenders:
+            runs[name].append(run_worker(name, base_dir, args.steps, args.batch_size))
+    results = {name: summary(each) for name, each in runs.items()}
 
     print(
         "GEMM peaks (2048^3, same run): "
         + ", ".join(f"{d} {p / 1e9:.1f} GFLOP/s" for d, p in peaks.items())
         + f"; {args.steps} timed steps of batch {args.batch_size} after one warm-up step"
+        + (f", median of {args.rounds} interleaved runs" if args.rounds > 1 else "")
     )
     print(f"{'contender':<28}{'compute':>10}{'tok/s':>10}{'peak RSS':>12}{'MFU':>8}")
     for name, r in results.items():
-        r["tokens_per_second"] = r["tokens"] / r["seconds"]
         r["gemm_peak_flops"] = peaks.get(r["compute_dtype"], peaks["float32"])
         r["mfu"] = 6 * r["parameters"] * r["tokens_per_second"] / r["gemm_peak_flops"]
         print(
@@ -352,6 +391,7 @@ def main() -> None:
             "gemm_peak_flops": peaks,
             "steps": args.steps,
             "batch_size": args.batch_size,
+            "rounds": args.rounds,
             "contenders": results,
             "best_recipe": max(
                 recipes,

@@ -378,15 +378,10 @@ class Adapters:
                 "SELECT record FROM training_runs WHERE adapter_name = ? AND adapter_version = ?",
                 [version.name, version.version],
             ).fetchone()
-            audited = conn.execute(
-                "SELECT payload FROM audit_events WHERE action = 'adapter.register' "
-                "AND subject = ?",
-                [f"adapter:{version.ref}"],
-            ).fetchone()
         if row is None:
             return None
         record = TrainingRun.model_validate_json(row[0])
-        logged = json.loads(audited[0]).get("training_run") if audited else None
+        logged = self.registration(version.ref).payload.get("training_run")
         if logged is None or TrainingRun.model_validate(logged) != record:
             raise VerificationError(
                 f"{version.ref}: the training-run record differs from the one in the audit "

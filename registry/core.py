@@ -347,14 +347,22 @@ class Core:
         :meth:`AuditLog.check_tail`): the signed records that rows are checked against
         (:mod:`.crosscheck`)."""
 
-        def read() -> list[AuditEvent]:
+        def read(subject: str | None, actions: Collection[str] | None) -> list[AuditEvent]:
             self.db.memo(("tail checked",), lambda: self.audit.check_tail(conn))
             events = self.audit.events(conn, subject=subject, actions=actions)
             self.audit.verify_read(conn, events, self.public_keys(conn))
             return events
 
-        # read once per operation (a trace reads each gate check's event from one list)
-        return list(self.db.memo(("audited", tuple(sorted(actions)), subject), read))
+        if subject is None:
+            return list(
+                self.db.memo(("audited", tuple(sorted(actions))), lambda: read(None, actions))
+            )
+        # A subject's events are few: one operation reads (and verifies) all of them once,
+        # and each kind of record (registration, evaluations, gate checks, approvals)
+        # takes its actions from that list -- a gate check or a trace asks for four kinds.
+        wanted = set(actions)
+        every = self.db.memo(("audited", subject), lambda: read(subject, None))
+        return [e for e in every if e.action in wanted]
 
     def check_contains(self, seq: int, head_hash: str, what: str) -> None:
         """Refuse a log that no longer holds event ``seq`` with ``head_hash`` -- the head an

@@ -93,8 +93,8 @@ def one_step(
     tokens = 0
     loss_sum = 0.0
     for batch in batches:
-        for start in range(0, batch["input_ids"].shape[0], rows):
-            part = {k: v[start : start + rows].to(device) for k, v in batch.items()}
+        for part in micro_batches(batch, rows):
+            part = {k: v.to(device) for k, v in part.items()}
             loss = assistant_loss(model, part, reduction="sum") / max(labelled, 1)
             loss.backward()
             loss_sum += float(loss.detach())
@@ -119,6 +119,25 @@ def one_step(
             tokens=state.tokens,
         )
     )
+
+
+def micro_batches(batch: dict[str, torch.Tensor], rows: int) -> Iterator[dict[str, torch.Tensor]]:
+    """``batch`` cut into micro-batches of ``rows`` rows: the longest rows first, each
+    micro-batch cut to the width of its longest row. A batch is padded on the right to its
+    longest row, so the columns cut are padding only (no labelled token, nothing a real
+    token attends to); a short row no longer pays for the longest one's length."""
+    import torch
+
+    total = batch["input_ids"].shape[0]
+    if rows >= total:
+        yield batch
+        return
+    lengths = batch["attention_mask"].sum(dim=1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    for start in range(0, total, rows):
+        pick = order[start : start + rows]
+        width = max(int(lengths[pick].max()), 1)
+        yield {k: v[pick, :width] for k, v in batch.items()}
 
 
 def assistant_loss(
@@ -171,6 +190,7 @@ __all__ = [
     "StepReport",
     "assistant_loss",
     "make_optimizer",
+    "micro_batches",
     "one_step",
     "seed_everything",
     "timed_steps",

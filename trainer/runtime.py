@@ -122,6 +122,10 @@ def load_peft_model(
         bias="none",
     )
     model = get_peft_model(model, lora)
+    if device == "cpu":  # on a GPU, torch's dropout is one fused kernel already
+        from .dropout import use_lora_dropout
+
+        use_lora_dropout(model)
     if config.gradient_checkpointing:
         # the embeddings are frozen, so their output must ask for gradients itself
         model.enable_input_require_grads()
