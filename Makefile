@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-dtypes test-fast lint typecheck bench bench-quick clean browser
+.PHONY: demo test test-dtypes test-fast lint typecheck bench bench-quick clean browser postgres
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 	  >/dev/null; } || echo "note: no /usr/bin/chromium; the browser tests will be skipped"
 
+# The team-registry tests start real PostgreSQL servers (tests/postgres.py) from Debian's
+# `postgresql` package; installed here when missing and apt-get is usable.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  command -v apt-get >/dev/null && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "note: no PostgreSQL server programs; the PostgreSQL tests will be skipped"
+
 # Everything CI runs: lint, types, and every test including the slow ones; then the
 # trainer's and harness's tests again with the training dtype decision forced each way.
 # The demo test (the longest by far: two trainings and nine evaluations of the real
@@ -36,7 +44,7 @@ browser:
 # priority (the demo is the critical path); its log and the demo's timeline come last.
 # The dtypes to force are decided first, while the machine is idle (a timed screen).
 DEMO_TEST := tests/test_demo.py::test_demo_runs_end_to_end
-test: $(STAMP) lint typecheck browser
+test: $(STAMP) lint typecheck browser postgres
 	@rm -f .demo-test.log; \
 	forced=$$($(BIN)/python scripts/forced_dtypes.py | tr '\n' ' '); \
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(DEMO_TEST) > .demo-test.log 2>&1 & demo=$$!; \
@@ -80,9 +88,9 @@ typecheck: $(STAMP)
 bench-quick: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests/benchmarks
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(BIN)/python benchmarks/bench_registry.py
-	$(BIN)/python benchmarks/bench_trainer.py
+	$(BIN)/python benchmarks/bench_trainer.py --rounds 3
 	$(BIN)/python benchmarks/bench_harness.py
 	$(BIN)/python benchmarks/bench_governance.py
 	$(BIN)/python benchmarks/bench_dashboard.py

@@ -186,9 +186,15 @@ def _delta_hook(a: Any, b: Any, scale: Any) -> Any:
 
     def hook(module: Any, args: tuple[Any, ...], output: Any) -> Any:
         x = args[0]
-        grouped = x.reshape(groups, -1, x.shape[-1]).to(a.dtype)
-        delta = torch.bmm(torch.bmm(grouped, a), b) * scale
-        return output + delta.reshape(output.shape).to(output.dtype)
+        grouped = x.reshape(groups, -1, x.shape[-1])
+        if grouped.dtype != a.dtype:
+            grouped = grouped.to(a.dtype)
+        delta = torch.bmm(torch.bmm(grouped, a), b).mul_(scale).reshape(output.shape)
+        if delta.dtype != output.dtype:
+            delta = delta.to(output.dtype)
+        if torch.is_grad_enabled():
+            return output + delta
+        return output.add_(delta)  # generation: the base layer's fresh output, kept by no one
 
     return hook
 

@@ -103,3 +103,16 @@ def no_scratch_left(registry: Registry) -> Iterator[None]:
     yield
     leftovers = list(registry.store.tmp.iterdir()) if registry.store.tmp.exists() else []
     assert leftovers == [], f"staging files left behind: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A real PostgreSQL server for this test session (tests/postgres.py), stopped at its
+    end; skipped, saying why, only where the server programs are not installed."""
+    from tests.postgres import Unavailable, running_server
+
+    try:
+        with running_server() as server:
+            yield server
+    except Unavailable as missing:
+        pytest.skip(str(missing))

@@ -127,8 +127,8 @@ def test_packages_import_only_the_layers_below_them(graph: nx.DiGraph) -> None:
 # docs/architecture.md's order of the registry's modules: each imports only its own line
 # or the lines above it.
 REGISTRY_LAYERS = [
-    "models db store keys refs signing manifest merkle permissions schema adapter_dir synthetic "
-    "crosscheck trust",
+    "models db store keys refs signing manifest merkle permissions schema dialect adapter_dir "
+    "synthetic crosscheck trust",
     "audit",
     "statements dsse",
     "core",
