@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from loraledger.registry.audit import utcnow
 from loraledger.registry.models import BaseModelVersion
 from loraledger.trainer.config import LoraSettings, TrainingConfig
 from loraledger.trainer.dropout import LANES, LoraDropout, keep_mask
@@ -74,7 +71,7 @@ def test_a_probability_outside_zero_to_one_is_refused() -> None:
         LoraDropout(1.0)
 
 
-def test_a_cpu_training_model_has_no_torch_dropout_left(tiny_base_dir: Path) -> None:
+def test_a_cpu_training_model_has_no_torch_dropout_left(tiny_base: BaseModelVersion) -> None:
     config = TrainingConfig(
         base="tiny",
         datasets=["faq"],
@@ -82,20 +79,7 @@ def test_a_cpu_training_model_has_no_torch_dropout_left(tiny_base_dir: Path) -> 
         max_steps=1,
         lora=LoraSettings(r=4, alpha=8, dropout=0.1),
     )
-    base = BaseModelVersion(
-        name="tiny",
-        version=1,
-        digest="",
-        kind="local",
-        location=str(tiny_base_dir),
-        architecture="llama",
-        origin={},
-        file_count=0,
-        total_bytes=0,
-        created_at=utcnow(),
-        created_by="",
-    )
-    model, _ = load_peft_model(base, config, "float32", "cpu")
+    model, _ = load_peft_model(tiny_base, config, "float32", "cpu")
     dropouts = [
         d
         for m in model.modules()
