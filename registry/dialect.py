@@ -66,15 +66,16 @@ class Dialect:
     def statements(self, sql: str) -> list[str]:
         """A migration's text as this dialect's statements, in order, with what the
         dialect adds for the tables it creates."""
+        if self.name == "duckdb":
+            return split_statements(sql)
         out: list[str] = []
         for statement in split_statements(sql):
-            if self.name == "duckdb":
-                out.append(statement)
-                continue
             out.append(_postgres(statement))
             created = _created_table(statement)
             if created in HISTORY_TABLES:
-                out.extend(_append_only(created))
+                if _REFUSE_FUNCTION not in out:  # once per migration, before its triggers
+                    out.append(_REFUSE_FUNCTION)
+                out.append(_append_only(created))
         return out
 
 
@@ -108,12 +109,11 @@ def _created_table(statement: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _append_only(table: str) -> list[str]:
-    return [
-        _REFUSE_FUNCTION,
+def _append_only(table: str) -> str:
+    return (
         f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION loraledger_append_only()",
-    ]
+        "FOR EACH STATEMENT EXECUTE FUNCTION loraledger_append_only()"
+    )
 
 
 __all__ = ["DUCKDB", "HISTORY_TABLES", "POSTGRESQL", "Dialect", "DialectError", "split_statements"]
