@@ -28,7 +28,8 @@ from typing import Any
 
 from loraledger.errors import InputError, VerificationError
 
-from .db import Connection
+from .db import Connection, dialect_of
+from .dialect import DUCKDB
 from .keys import SigningKey, verify_signature
 from .models import AuditEvent, AuditReport, Checkpoint
 
@@ -294,9 +295,9 @@ class AuditLog:
         checkpoints = [  # the first checkpoint at or after each wanted event, only
             self._checkpoint(r)
             for r in conn.execute(
-                "SELECT DISTINCT c.seq, c.head_hash, c.signer, c.signature, c.created_at "
-                "FROM (SELECT unnest(?::BIGINT[]) AS w) t "
-                "ASOF JOIN audit_checkpoints c ON c.seq >= t.w ORDER BY c.seq",
+                "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+                "WHERE seq IN (SELECT (SELECT min(c.seq) FROM audit_checkpoints c "
+                "WHERE c.seq >= t.w) FROM unnest(?::BIGINT[]) AS t(w)) ORDER BY seq, created_at",
                 [wanted],
             ).fetchall()
         ]
@@ -416,11 +417,11 @@ class AuditLog:
         if not seqs:
             return {}
         rows = conn.execute(
-            "SELECT t.w, c.signer FROM (SELECT unnest(?::BIGINT[]) AS w) t "
-            "ASOF JOIN audit_checkpoints c ON c.seq >= t.w",
+            "SELECT t.w, (SELECT c.signer FROM audit_checkpoints c WHERE c.seq >= t.w "
+            "ORDER BY c.seq, c.created_at LIMIT 1) FROM unnest(?::BIGINT[]) AS t(w)",
             [seqs],
         ).fetchall()
-        return {int(seq): str(signer) for seq, signer in rows}
+        return {int(seq): str(signer) for seq, signer in rows if signer is not None}
 
     def head(self, conn: Connection) -> tuple[int, str]:
         row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
@@ -543,12 +544,20 @@ _VOUCHED_SQL = (
     " = hash FROM audit_events WHERE seq >= ? ORDER BY seq"
 )
 
+# Other databases write JSON otherwise (PostgreSQL: ``[a, b]``): every row is hashed in
+# Python.
+_UNVOUCHED_SQL = (
+    "SELECT seq, prev_hash, hash, FALSE FROM audit_events "
+    "WHERE CAST(? AS VARCHAR) IS NOT NULL AND seq >= ? ORDER BY seq"
+)
+
 
 def _chain(conn: Connection, first: int, prev: str) -> list[str]:
     """The hashes of events ``first`` onwards, each checked against its content and its
     link to the one before (``prev``: the hash before ``first``); raise at the first
     break."""
-    links = conn.execute(_VOUCHED_SQL, [CHAIN_FORMAT, first]).fetchall()
+    vouched_sql = _VOUCHED_SQL if dialect_of(conn) is DUCKDB else _UNVOUCHED_SQL
+    links = conn.execute(vouched_sql, [CHAIN_FORMAT, first]).fetchall()
     unvouched = [seq for seq, _, _, vouched in links if not vouched]
     rows = (
         {

@@ -34,10 +34,11 @@ from loraledger.errors import (
 
 from .audit import AuditLog, NewEvent
 from .crosscheck import RESTORE, check_row
-from .db import Connection, Database, lock_timeout_from_env
+from .db import Connection, Database, DuckDatabase, lock_timeout_from_env
 from .keys import KeyStore, SigningKey
 from .models import AuditEvent, AuditReport, Checkpoint, Identity, IdentityStatus, Role
 from .permissions import Action, resolve
+from .postgres import check_url, is_url
 from .refs import validate_name
 from .store import ArtifactStore
 from .trust import (
@@ -61,8 +62,16 @@ IDENTITY_COLUMNS = (
 )
 
 
-def default_registry_path() -> Path:
-    return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
+def registry_location(value: str | Path) -> Path | str:
+    """Where a registry lives, from a ``--registry`` value: a directory (the embedded
+    default) or a ``postgresql://`` URL (a team's registry)."""
+    if isinstance(value, str) and is_url(value):
+        return check_url(value)
+    return Path(value)
+
+
+def default_registry_path() -> Path | str:
+    return registry_location(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
 
 
 def identity_from_row(row: tuple[Any, ...]) -> Identity:
@@ -93,8 +102,11 @@ class Change:
 
 
 class Core:
-    """An opened registry directory's storage and its rules of acting. Holds no
-    connection: each call opens its own."""
+    """An opened registry's storage and its rules of acting. Holds no connection: each
+    call opens its own.
+
+    ``root`` is the directory of its files (artifact store, checkpoint file); ``db`` its
+    database: the DuckDB file in ``root`` unless given (a PostgreSQL registry's)."""
 
     def __init__(
         self,
@@ -104,10 +116,16 @@ class Core:
         keys: KeyStore | None = None,
         lock_timeout: float | None = None,
         trust_root: TrustRoot | None = None,
+        db: Database | None = None,
     ) -> None:
         self.root = root
         self.registry_id = registry_id
-        self.db = Database(root / DB_FILE, lock_timeout=lock_timeout or lock_timeout_from_env())
+        self.db: Database = db or DuckDatabase(
+            root / DB_FILE, lock_timeout=lock_timeout or lock_timeout_from_env()
+        )
+        self.location = self.db.location if db is not None else str(root)
+        # what `Registry.open` takes to open it again: the directory, or the database URL
+        self.address: Path | str = getattr(db, "url", root)
         self.store = ArtifactStore(root / "objects", root / "tmp")
         self.audit = AuditLog(registry_id, root)
         self.keys = keys or KeyStore()
@@ -448,4 +466,5 @@ __all__ = [
     "Core",
     "default_registry_path",
     "identity_from_row",
+    "registry_location",
 ]

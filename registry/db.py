@@ -1,4 +1,9 @@
-"""Short-lived DuckDB connections that wait politely for the one-writer lock.
+"""Short-lived database connections: the one way the registry reads and writes its index.
+
+:class:`Database` is the seam between the registry and the database server behind it:
+operations (``read``, ``write``, ``session``, ``memo``) written once, over connections each
+backend opens and closes. The embedded default is :class:`DuckDatabase` (one DuckDB file,
+below); a team's registry is :class:`~loraledger.registry.postgres.PostgresDatabase`.
 
 DuckDB lets one process at a time open a database file read-write, and a read-only
 opener conflicts with that writer too. So no LoRA Ledger operation keeps a connection
@@ -25,22 +30,48 @@ import random
 import threading
 import time
 import warnings
-from collections.abc import Callable, Hashable, Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import duckdb
 
 from loraledger.errors import LedgerWarning, LockTimeout, NotARegistry, UsageError
 
+from .dialect import DUCKDB, Dialect
+
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 LOCK_TIMEOUT_ENV = "LORALEDGER_LOCK_TIMEOUT"
 
-Connection = duckdb.DuckDBPyConnection
 T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    """What a query returns, on every backend (DB-API 2.0's shape)."""
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """A connection as the registry uses it: ``?`` placeholders on every backend."""
+
+    def execute(self, query: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, query: str, parameters: Sequence[Any], /) -> Any: ...
+
+
+def dialect_of(conn: Connection) -> Dialect:
+    """The dialect ``conn`` speaks (a backend's connection names its own; DuckDB's cannot)."""
+    return cast(Dialect, getattr(conn, "dialect", DUCKDB))
 
 
 class _Session:
@@ -120,12 +151,119 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
-class Database:
-    """One registry database file, opened per transaction."""
+class Database(ABC):
+    """A registry's database, opened per operation: what every backend shares."""
+
+    dialect: Dialect
+    lock_timeout: float
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the database is, for messages (never with a password)."""
+
+    @abstractmethod
+    def _connect(self, *, read_only: bool) -> Connection:
+        """A connection for one operation; give it back with :meth:`_release`."""
+
+    @abstractmethod
+    def _release(self, conn: Connection) -> None: ...
+
+    def _transaction(self, conn: Connection) -> Iterator[Connection]:
+        """One transaction on ``conn``: committed on success, rolled back on any
+        exception."""
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _session(self) -> _Session | None:
+        sessions = _SESSIONS.get()
+        return sessions.get(self.location) if sessions else None
+
+    @contextmanager
+    def session(self, *, writable: bool = False) -> Iterator[None]:
+        """Let the reads inside this block share one connection (nested sessions join
+        the outer one). A read-only session closes it before a write (DuckDB allows one
+        configuration per file and process) and the next read opens it again; a
+        ``writable`` session -- for an operation of reads that ends in a write, such as a
+        gate check -- opens it read-write once and runs its writes on it, holding the
+        file for the operation's duration (a fraction of a second)."""
+        if self._session() is not None:
+            yield
+            return
+        session = _Session(self, writable)
+        token = _SESSIONS.set({**(_SESSIONS.get() or {}), self.location: session})
+        try:
+            yield
+        finally:
+            _SESSIONS.reset(token)
+            session.close()
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, remembered for the rest of the session under ``key`` (for
+        lookups of immutable records read several times by one operation); outside a
+        session it is simply computed."""
+        session = self._session()
+        if session is None:
+            return compute()
+        if key not in session.memo:
+            session.memo[key] = compute()
+        return cast(T, session.memo[key])
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (several readers may share the file)."""
+        session = self._session()
+        if session is not None:
+            if session.conn is None:
+                session.conn = self._connect(read_only=not session.writable)
+            yield session.conn
+            return
+        conn = self._connect(read_only=True)
+        try:
+            yield conn
+        finally:
+            self._release(conn)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A read-write connection inside one transaction: committed on success,
+        rolled back on any exception, closed either way."""
+        session = self._session()
+        if session is not None:
+            session.memo.clear()
+            if session.writable:
+                if session.conn is None:
+                    session.conn = self._connect(read_only=False)
+                try:
+                    yield from self._transaction(session.conn)
+                finally:
+                    session.memo.clear()  # what was looked up inside it may be stale now
+                return
+            session.close()
+        conn = self._connect(read_only=False)
+        try:
+            yield from self._transaction(conn)
+        finally:
+            self._release(conn)
+
+
+class DuckDatabase(Database):
+    """One registry database file (DuckDB, embedded), opened per transaction."""
+
+    dialect = DUCKDB
 
     def __init__(self, path: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def _connect(self, *, read_only: bool) -> Connection:
         """A cursor on this file, attached in this process's engine; give it back with
@@ -166,7 +304,7 @@ class Database:
         engine = _engine()
         key = os.path.realpath(self.path)
         try:
-            conn.close()
+            cast(duckdb.DuckDBPyConnection, conn).close()
             attachment = engine.attached.get(key)
             if attachment is not None:
                 attachment.users -= 1
@@ -227,87 +365,6 @@ class Database:
                 ) from error
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 1.6, 0.25)
-
-    def _session(self) -> _Session | None:
-        sessions = _SESSIONS.get()
-        return sessions.get(str(self.path)) if sessions else None
-
-    @contextmanager
-    def session(self, *, writable: bool = False) -> Iterator[None]:
-        """Let the reads inside this block share one connection (nested sessions join
-        the outer one). A read-only session closes it before a write (DuckDB allows one
-        configuration per file and process) and the next read opens it again; a
-        ``writable`` session -- for an operation of reads that ends in a write, such as a
-        gate check -- opens it read-write once and runs its writes on it, holding the
-        file for the operation's duration (a fraction of a second)."""
-        if self._session() is not None:
-            yield
-            return
-        session = _Session(self, writable)
-        token = _SESSIONS.set({**(_SESSIONS.get() or {}), str(self.path): session})
-        try:
-            yield
-        finally:
-            _SESSIONS.reset(token)
-            session.close()
-
-    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """``compute()``, remembered for the rest of the session under ``key`` (for
-        lookups of immutable records read several times by one operation); outside a
-        session it is simply computed."""
-        session = self._session()
-        if session is None:
-            return compute()
-        if key not in session.memo:
-            session.memo[key] = compute()
-        return cast(T, session.memo[key])
-
-    @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A read-only connection (several readers may share the file)."""
-        session = self._session()
-        if session is not None:
-            if session.conn is None:
-                session.conn = self._connect(read_only=not session.writable)
-            yield session.conn
-            return
-        conn = self._connect(read_only=True)
-        try:
-            yield conn
-        finally:
-            self._release(conn)
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A read-write connection inside one transaction: committed on success,
-        rolled back on any exception, closed either way."""
-        session = self._session()
-        if session is not None:
-            session.memo.clear()
-            if session.writable:
-                if session.conn is None:
-                    session.conn = self._connect(read_only=False)
-                try:
-                    yield from _transaction(session.conn)
-                finally:
-                    session.memo.clear()  # what was looked up inside it may be stale now
-                return
-            session.close()
-        conn = self._connect(read_only=False)
-        try:
-            yield from _transaction(conn)
-        finally:
-            self._release(conn)
-
-
-def _transaction(conn: Connection) -> Iterator[Connection]:
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _holder(error: duckdb.Error) -> str:

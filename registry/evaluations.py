@@ -24,6 +24,8 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import Any
 
@@ -35,7 +37,8 @@ from .audit import canonical_json, utcnow
 from .base_models import BaseModels
 from .core import Core
 from .crosscheck import RESTORE, check_against_event, check_same_ids, parsed, record_sha256
-from .db import Connection
+from .db import Connection, dialect_of
+from .dialect import DUCKDB
 from .models import (
     AdapterVersion,
     AuditEvent,
@@ -519,10 +522,31 @@ def _sample(run_id: str, row: tuple[Any, ...]) -> EvalSample:
 
 
 def samples_digests(conn: Connection, run_id: str | None = None) -> dict[str, str]:
-    """``samples_sha256`` of every run with samples (or of ``run_id``), by run id."""
+    """``samples_sha256`` of every run with samples (or of ``run_id``), by run id:
+    computed by DuckDB in SQL, by Python from the rows on other databases (the same
+    digest: tests/registry/test_evaluations.py checks the two agree)."""
     where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
-    rows = conn.execute(_SAMPLES_DIGEST + where + " GROUP BY run_id", params).fetchall()
-    return {r[0]: r[1] for r in rows}
+    if dialect_of(conn) is DUCKDB:
+        rows = conn.execute(_SAMPLES_DIGEST + where + " GROUP BY run_id", params).fetchall()
+        return {r[0]: r[1] for r in rows}
+    lines: dict[str, list[tuple[tuple[str, str, int], str]]] = {}
+    query = f"SELECT run_id, {', '.join(_SAMPLE_FIELDS)} FROM eval_samples{where}"
+    for row in conn.execute(query, params).fetchall():
+        lines.setdefault(row[0], []).append(((row[1], row[3], row[2]), duckdb_json(row[1:])))
+    return {
+        run: hashlib.sha256("\n".join(line for _, line in sorted(rows)).encode()).hexdigest()
+        for run, rows in lines.items()
+    }
+
+
+def duckdb_json(values: Iterable[Any]) -> str:
+    """A row as DuckDB's ``json_array(...)::VARCHAR`` writes it: compact, non-ASCII as
+    itself, a control character as an upper-case ``\\u00XX`` escape."""
+    text = json.dumps(list(values), separators=(",", ":"), ensure_ascii=False)
+    return _LOWER_ESCAPE.sub(lambda m: m.group(0).upper().replace("\\U", "\\u"), text)
+
+
+_LOWER_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u00[0-9a-f]{2}")
 
 
 def _stated(run: EvalRun) -> dict[str, Any]:

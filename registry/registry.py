@@ -21,12 +21,15 @@ import contextlib
 import os
 import platform
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
+from typing import cast
+
+import duckdb
 
 import loraledger
-from loraledger.errors import AlreadyExists, NotARegistry, VerificationError
+from loraledger.errors import AlreadyExists, NotARegistry, UsageError, VerificationError
 
 from . import schema
 from .adapters import Adapters
@@ -42,15 +45,18 @@ from .core import (
     Core,
     default_registry_path,
     os_user,
+    registry_location,
 )
 from .datasets import Datasets
-from .db import Database, lock_timeout_from_env
+from .db import Connection, Database, DuckDatabase, dialect_of, lock_timeout_from_env
 from .deployments import DEPLOY_EVENTS, Deployments
+from .dialect import DUCKDB
 from .evaluations import COMPARE_EVENTS, EVAL_EVENTS, Evaluations, samples_digests
 from .gate_checks import GATE_EVENTS, GateChecks
 from .identities import Identities
 from .keys import KeyStore
 from .models import AuditEvent
+from .postgres import PostgresDatabase
 from .trust import TrustRoot
 
 
@@ -62,20 +68,34 @@ class Registry(Core):
     @classmethod
     def init(
         cls,
-        root: Path,
+        root: Path | str,
         *,
+        store: Path | None = None,
         keys: KeyStore | None = None,
         lock_timeout: float | None = None,
         trust_root: TrustRoot | None = None,
     ) -> Registry:
-        """Create a new registry at ``root`` (a new or empty directory)."""
+        """Create a new registry: in ``root``, a new or empty directory, or in the empty
+        PostgreSQL database a ``postgresql://`` URL names, with its files in ``store`` (a
+        new or empty directory every writer's machine mounts at the same path)."""
+        root = registry_location(root)
+        if isinstance(root, str):
+            if store is None:
+                raise UsageError(
+                    "a PostgreSQL registry needs --store: the directory (shared by every "
+                    "machine that writes) that holds its artifacts"
+                )
+            return cls._init_postgres(
+                root, store, keys=keys, lock_timeout=lock_timeout, trust_root=trust_root
+            )
+        if store is not None:
+            raise UsageError(
+                "--store is for a PostgreSQL registry; a directory registry keeps its "
+                "artifacts inside its directory"
+            )
         if (root / DB_FILE).exists():
             raise AlreadyExists(f"{root} is already a LoRA Ledger registry; use it as it is")
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise NotARegistry(
-                f"{root} exists and is not an empty directory; choose a new or empty one"
-            )
-        root.mkdir(parents=True, exist_ok=True)
+        _check_new_directory(root)
         registry_id = str(uuid.uuid4())
         # Build the database under a temporary name and rename it into place, so a
         # crash during init never leaves a half-made registry behind.
@@ -83,23 +103,61 @@ class Registry(Core):
         registry = cls(
             root, registry_id, keys=keys, lock_timeout=lock_timeout, trust_root=trust_root
         )
-        builder = Database(building, lock_timeout=registry.db.lock_timeout)
+        registry._create(DuckDatabase(building, lock_timeout=registry.db.lock_timeout), {})
+        os.replace(building, root / DB_FILE)
+        for sub in ("objects", "tmp"):
+            (root / sub).mkdir(exist_ok=True)
+        return registry
+
+    @classmethod
+    def _init_postgres(
+        cls,
+        url: str,
+        store: Path,
+        *,
+        keys: KeyStore | None,
+        lock_timeout: float | None,
+        trust_root: TrustRoot | None,
+    ) -> Registry:
+        db = PostgresDatabase(url, lock_timeout=lock_timeout or lock_timeout_from_env())
+        with db.read() as conn:
+            if schema.current_version(conn):
+                raise AlreadyExists(
+                    f"{db.location} is already a LoRA Ledger registry; use it as it is"
+                )
+        store = store.absolute()
+        _check_new_directory(store)
+        registry = cls(store, str(uuid.uuid4()), keys=keys, trust_root=trust_root, db=db)
+        # One transaction (PostgreSQL's DDL is transactional): all of it, or nothing.
+        registry._create(db, {"store": str(store)})
+        for sub in ("objects", "tmp"):
+            (store / sub).mkdir(exist_ok=True)
+        return registry
+
+    def _create(self, db: Database, meta: dict[str, str]) -> None:
+        """Migrate the empty database ``db`` to the latest schema and record this
+        registry's id and its first audit event, in one transaction."""
         now = utcnow()
-        with builder.write() as conn:
-            applied = schema.apply_pending(conn, now)
+        with db.write() as conn:
+            if schema.current_version(conn):
+                raise AlreadyExists(
+                    f"{db.location} is already a LoRA Ledger registry; use it as it is"
+                )
+            applied = schema.apply_pending(conn, now, db.dialect)
             conn.executemany(
                 "INSERT INTO registry_meta VALUES (?, ?)",
                 [
-                    ["registry_id", registry_id],
+                    ["registry_id", self.registry_id],
                     ["created_at", now.isoformat()],
                     ["created_with", f"loraledger {loraledger.__version__}"],
+                    *([k, v] for k, v in meta.items()),
                 ],
             )
-            registry.audit.append(
+            self.audit.append(
                 conn,
                 SYSTEM_ACTOR,
                 "registry.init",
-                f"registry:{registry_id}",
+                f"registry:{self.registry_id}",
                 {
                     "schema_version": applied[-1].version,
                     "loraledger": loraledger.__version__,
@@ -107,43 +165,63 @@ class Registry(Core):
                     "host": platform.node(),
                 },
             )
-        os.replace(building, root / DB_FILE)
-        for sub in ("objects", "tmp"):
-            (root / sub).mkdir(exist_ok=True)
-        return registry
 
     @classmethod
     def open(
         cls,
-        root: Path,
+        root: Path | str,
         *,
         keys: KeyStore | None = None,
         lock_timeout: float | None = None,
         trust_root: TrustRoot | None = None,
     ) -> Registry:
-        """Open an existing registry, migrating an older schema forward. ``trust_root``
-        pins its root (else ``LORALEDGER_TRUST_ROOT``, else trust on first use)."""
-        if not root.is_dir():
-            raise NotARegistry(
-                f"no registry at {root}; run `loraledger init` there, or pass --registry / "
-                f"set {REGISTRY_ENV}"
+        """Open an existing registry (a directory, or a ``postgresql://`` URL), migrating
+        an older schema forward. ``trust_root`` pins its root (else
+        ``LORALEDGER_TRUST_ROOT``, else trust on first use)."""
+        root = registry_location(root)
+        timeout = lock_timeout or lock_timeout_from_env()
+        db: Database
+        if isinstance(root, str):
+            db = PostgresDatabase(root, lock_timeout=timeout)
+        else:
+            if not root.is_dir():
+                raise NotARegistry(
+                    f"no registry at {root}; run `loraledger init` there, or pass --registry / "
+                    f"set {REGISTRY_ENV}"
+                )
+            if not (root / DB_FILE).is_file():
+                raise NotARegistry(
+                    f"{root} is not a LoRA Ledger registry (it has no {DB_FILE}); run "
+                    "`loraledger init` for a new one or point --registry at an existing one"
+                )
+            db = DuckDatabase(root / DB_FILE, lock_timeout=timeout)
+        with db.read() as conn:
+            version = schema.check_compatible(conn, db.location)
+            meta = dict(
+                conn.execute(
+                    "SELECT key, value FROM registry_meta WHERE key IN ('registry_id', 'store')"
+                ).fetchall()
             )
-        if not (root / DB_FILE).is_file():
+        if "registry_id" not in meta:
             raise NotARegistry(
-                f"{root} is not a LoRA Ledger registry (it has no {DB_FILE}); run "
-                "`loraledger init` for a new one or point --registry at an existing one"
+                f"{db.location} has no registry id; it was not made by `loraledger init`"
             )
-        probe = Database(root / DB_FILE, lock_timeout=lock_timeout or lock_timeout_from_env())
-        with probe.read() as conn:
-            version = schema.check_compatible(conn, str(root))
-            row = conn.execute(
-                "SELECT value FROM registry_meta WHERE key = 'registry_id'"
-            ).fetchone()
-        if row is None:
-            raise NotARegistry(f"{root} has no registry id; it was not made by `loraledger init`")
-        registry = cls(
-            root, str(row[0]), keys=keys, lock_timeout=lock_timeout, trust_root=trust_root
-        )
+        if isinstance(root, str):
+            files = Path(meta.get("store", ""))
+            if not meta.get("store") or not files.is_dir():
+                raise NotARegistry(
+                    f"the artifact store of {db.location} ({meta.get('store')}) is not a "
+                    "directory on this machine; mount it at that path"
+                )
+            registry = cls(files, str(meta["registry_id"]), keys=keys, trust_root=trust_root, db=db)
+        else:
+            registry = cls(
+                root,
+                str(meta["registry_id"]),
+                keys=keys,
+                lock_timeout=lock_timeout,
+                trust_root=trust_root,
+            )
         if version < schema.LATEST_VERSION:
             registry._migrate()
         # checkpoints a full disk kept from the file after their commit (still no space:
@@ -155,7 +233,7 @@ class Registry(Core):
     def _migrate(self) -> None:
         with self.db.write() as conn:
             before = schema.current_version(conn)
-            applied = schema.apply_pending(conn, utcnow())
+            applied = schema.apply_pending(conn, utcnow(), self.db.dialect)
             if applied:
                 self.audit.append(
                     conn,
@@ -175,12 +253,7 @@ class Registry(Core):
         field. Run after the whole chain verified (:meth:`verify_audit`), whose events
         it trusts."""
         with self.db.read() as conn, ThreadPoolExecutor(1) as pool:
-            # the samples are hashed in SQL on another cursor while Python checks the rest
-            # (DuckDB lets go of the GIL while it runs a query)
-            other = conn.cursor()
-            other.execute(f"USE {conn.execute('SELECT current_database()').fetchone()[0]}")  # type: ignore[index]
-            digests = pool.submit(samples_digests, other)
-            digests.add_done_callback(lambda _: other.close())
+            digests = _samples_digests_beside(conn, pool)
             self.audit.check_tail(conn)
             events: dict[str, list[AuditEvent]] = {}
             for event in self.audit.events(conn, actions=_RECORDING_EVENTS):
@@ -303,6 +376,29 @@ _COUNTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("comparisons", COMPARE_EVENTS),
 )
 _RECORDING_EVENTS = tuple(a for _, actions in _COUNTED for a in actions)
+
+
+def _samples_digests_beside(conn: Connection, pool: ThreadPoolExecutor) -> Future[dict[str, str]]:
+    """Every run's samples digest: on DuckDB hashed in SQL on another cursor while Python
+    checks the rest (DuckDB lets go of the GIL while it runs a query); elsewhere here."""
+    if dialect_of(conn) is not DUCKDB:
+        done: Future[dict[str, str]] = Future()
+        done.set_result(samples_digests(conn))
+        return done
+    duck = cast(duckdb.DuckDBPyConnection, conn)
+    other = duck.cursor()
+    other.execute(f"USE {duck.execute('SELECT current_database()').fetchone()[0]}")  # type: ignore[index]
+    digests = pool.submit(samples_digests, other)
+    digests.add_done_callback(lambda _: other.close())
+    return digests
+
+
+def _check_new_directory(root: Path) -> None:
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise NotARegistry(
+            f"{root} exists and is not an empty directory; choose a new or empty one"
+        )
+    root.mkdir(parents=True, exist_ok=True)
 
 
 def _seq(event: AuditEvent) -> int:

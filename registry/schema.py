@@ -13,6 +13,7 @@ from importlib import resources
 from loraledger.errors import NotARegistry, SchemaTooNew
 
 from .db import Connection
+from .dialect import DUCKDB, Dialect
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ LATEST_VERSION = len(migrations())
 def current_version(conn: Connection) -> int:
     """The schema version recorded in the database; 0 for an empty database."""
     has_table = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations' "
+        "AND table_schema = current_schema()"
     ).fetchone()
     if not has_table or has_table[0] == 0:
         return 0
@@ -64,12 +66,13 @@ def check_compatible(conn: Connection, where: str) -> int:
     return version
 
 
-def apply_pending(conn: Connection, now: object) -> list[Migration]:
+def apply_pending(conn: Connection, now: object, dialect: Dialect = DUCKDB) -> list[Migration]:
     """Apply, inside the caller's transaction, every migration newer than the database."""
     version = current_version(conn)
     pending = [m for m in migrations() if m.version > version]
     for migration in pending:
-        conn.execute(migration.sql)
+        for statement in dialect.statements(migration.sql):
+            conn.execute(statement)
         conn.execute(
             "INSERT INTO schema_migrations VALUES (?, ?, ?)",
             [migration.version, migration.name, now],

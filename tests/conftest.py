@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,9 +64,56 @@ def keystore(tmp_path: Path) -> KeyStore:
     return KeyStore(tmp_path / "keys")
 
 
+# The registry backends the tests of a folder whose conftest.py asks for them
+# (``backend = backends_fixture()``) run on: the embedded DuckDB directory and a
+# PostgreSQL database on the session's own server (tests/postgres.py) with its store in a
+# directory. LORALEDGER_TEST_BACKENDS=duckdb narrows a local run. Elsewhere: DuckDB.
+BACKENDS = tuple(os.environ.get("LORALEDGER_TEST_BACKENDS", "duckdb,postgresql").split(","))
+
+
 @pytest.fixture
-def empty_registry(tmp_path: Path, keystore: KeyStore) -> Registry:
-    return Registry.init(tmp_path / "reg", keys=keystore)
+def backend() -> str:
+    return "duckdb"
+
+
+def backends_fixture() -> object:
+    """A ``backend`` fixture that runs each test on every one of :data:`BACKENDS`."""
+
+    @pytest.fixture(params=BACKENDS)
+    def backend(request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    return backend
+
+
+@pytest.fixture
+def registry_location(
+    backend: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path | str:
+    """Where this test's registry lives: a directory, or a new database's URL (with its
+    password in PGPASSWORD, as users give it)."""
+    if backend == "duckdb":
+        return tmp_path / "reg"
+    from tests.postgres import PASSWORD
+
+    server = request.getfixturevalue("postgres_server")
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    return str(server.create_database(f"reg_{uuid.uuid4().hex[:12]}"))
+
+
+def init_registry(location: Path | str, files: Path, keys: KeyStore) -> Registry:
+    """A new registry at ``location``; a PostgreSQL one keeps its files in ``files``."""
+    if isinstance(location, str):
+        return Registry.init(location, store=files, keys=keys)
+    return Registry.init(location, keys=keys)
+
+
+@pytest.fixture
+def empty_registry(registry_location: Path | str, tmp_path: Path, keystore: KeyStore) -> Registry:
+    return init_registry(registry_location, tmp_path / "reg", keystore)
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ def test_packages_import_only_the_layers_below_them(graph: nx.DiGraph) -> None:
 REGISTRY_LAYERS = [
     "models db store keys refs signing manifest merkle permissions schema dialect adapter_dir "
     "synthetic crosscheck trust",
-    "audit",
+    "audit postgres",
     "statements dsse",
     "core",
     "identities datasets base_models deployments listings",

@@ -27,7 +27,7 @@ from loraledger.registry.keys import KeyStore
 
 from loraledger.errors import InputError, VerificationError
 from tests.conftest import ADMIN, ENGINEER, small_adapter
-from tests.registry.helpers import sql
+from tests.registry.helpers import sql, tampering
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ EDITS = {
         "event #6: its content does not match its hash",
     ),
     "edit time": (
-        "UPDATE audit_events SET created_at = created_at + INTERVAL 1 SECOND WHERE seq = 3",
+        "UPDATE audit_events SET created_at = created_at + INTERVAL '1 second' WHERE seq = 3",
         "event #3: its content does not match its hash",
     ),
     "delete middle": (
@@ -91,8 +91,8 @@ EDITS = {
         "broken at event #9: the next stored event is #100",
     ),
     "reorder": (
-        "UPDATE audit_events SET seq = CASE seq WHEN 6 THEN 7 WHEN 7 THEN 6 END "
-        "WHERE seq IN (6, 7)",
+        "UPDATE audit_events SET seq = CASE seq WHEN 6 THEN -7 WHEN 7 THEN -6 END "
+        "WHERE seq IN (6, 7); UPDATE audit_events SET seq = -seq WHERE seq < 0",
         "broken at event #6: it does not link to event #5",
     ),
     "relink": (
@@ -113,7 +113,7 @@ def test_raw_sql_edits_are_found(busy: Registry, case: str) -> None:
 
 def _rechain(registry: Registry) -> None:
     """What a careful attacker does after an edit: recompute every hash and link."""
-    with registry.db.write() as conn:
+    with tampering(registry) as conn:
         rows = conn.execute(
             "SELECT seq, created_at, actor, action, subject, payload FROM audit_events ORDER BY seq"
         ).fetchall()

@@ -52,7 +52,7 @@ def test_act_as_checks_identity_role_and_key_and_records_each_refusal(
 def test_a_key_that_is_not_the_registered_one_cannot_act(
     registry: Registry, tmp_path: Path
 ) -> None:
-    other = Registry.open(registry.root, keys=KeyStore(tmp_path / "other-keys"))
+    other = Registry.open(registry.address, keys=KeyStore(tmp_path / "other-keys"))
     other.keys.create(ENGINEER, None)  # a new key file under the engineer's name
     with pytest.raises(SigningKeyError, match="is not the key registered for 'eve'"):
         other.act_as(ENGINEER, Action.ADAPTER_REGISTER)

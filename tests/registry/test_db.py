@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 from loraledger.registry import Registry
-from loraledger.registry.db import Database, lock_timeout_from_env
+from loraledger.registry.db import DuckDatabase as Database
+from loraledger.registry.db import lock_timeout_from_env
 
 from loraledger.errors import LockTimeout, UsageError
+
+
+@pytest.fixture
+def backend() -> str:
+    """DuckDB's file lock (PostgreSQL's writer lock: tests/registry/test_postgres.py)."""
+    return "duckdb"
+
 
 HOLD = """
 import sys, time, duckdb

@@ -106,7 +106,13 @@ def test_an_edited_run_is_refused(
 
 def test_a_run_without_its_event_is_refused(registry: Registry, subject: str) -> None:
     run = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
-    sql(registry, "INSERT INTO eval_runs SELECT * REPLACE ('copied' AS id) FROM eval_runs")
+    with registry.db.read() as conn:
+        (row,) = conn.execute("SELECT * FROM eval_runs").fetchall()
+    sql(
+        registry,
+        f"INSERT INTO eval_runs VALUES ({', '.join('?' * len(row))})",
+        ["copied", *row[1:]],
+    )
     with pytest.raises(VerificationError, match="eval_runs row copied .*has no audit event"):
         registry.evaluations.get("copied")
     assert registry.evaluations.get(run.id).id == run.id

@@ -147,7 +147,7 @@ def test_a_public_key_made_in_another_key_directory_is_enrolled(
     # the admin's machine cannot act as bob; bob's own machine can
     with pytest.raises(SigningKeyError):
         registry.adapters.register(adapter_dir, "bobs", actor="bob")
-    on_bobs = Registry.open(registry.root, keys=bobs)
+    on_bobs = Registry.open(registry.address, keys=bobs)
     version = on_bobs.adapters.register(adapter_dir, "bobs", actor="bob")
     assert version.signer == "bob" and registry.adapters.verify(version.ref).signer == "bob"
     registry.verify_audit()

@@ -32,7 +32,7 @@ from loraledger.registry.keys import KeyStore
 root, keys, adapter, name, count, start = sys.argv[1:7]
 while time.time() < float(start):
     time.sleep(0.005)
-registry = Registry.open(Path(root), keys=KeyStore(Path(keys)))
+registry = Registry.open(root, keys=KeyStore(Path(keys)))
 for _ in range(int(count)):
     print(registry.adapters.register(Path(adapter), name, actor="eve").ref, flush=True)
 """
@@ -46,7 +46,7 @@ def _worker(
             sys.executable,
             "-c",
             WORKER,
-            str(registry.root),
+            str(registry.address),
             str(registry.keys.directory),
             str(adapter),
             name,

@@ -1,0 +1,176 @@
+"""A registry's database on a PostgreSQL server: a team's registry (docs/deployment.md).
+
+The same operations as the embedded DuckDB file (:class:`~.db.Database`), over a
+``postgresql://user@host:port/dbname`` URL. The password comes from where libpq looks for
+it -- ``PGPASSWORD``, a ``.pgpass`` file, a service file -- and never from the URL, which is
+shown in messages and may sit in a shell's history.
+
+* No connection is held between operations: each opens one (``autocommit``, explicit
+  transactions) and closes it; a session's reads share one.
+* Reads run in read-only transactions (``default_transaction_read_only``), so a read path
+  cannot write even by mistake.
+* Writes are serialised per registry by a transaction-scoped advisory lock taken first
+  thing in every write transaction: writers on different machines queue for a fraction
+  of a second rather than fork the audit chain or both win a contested promotion; readers
+  never wait. A wait longer than the lock timeout ends with :class:`LockTimeout`.
+* The SQL is the registry's one SQL with ``?`` placeholders, rewritten here once per
+  statement to psycopg's ``%s``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from loraledger.errors import LockTimeout, StorageError, UsageError
+
+from .db import LOCK_TIMEOUT_ENV, Connection, Cursor, Database
+from .dialect import POSTGRESQL
+
+SCHEMES = ("postgresql", "postgres")
+# pg_advisory_xact_lock's key for "this registry's writer": the ASCII of "LoRALedg".
+WRITE_LOCK_KEY = 0x4C6F52414C656467
+
+
+def is_url(location: object) -> bool:
+    """Whether a ``--registry`` value names a PostgreSQL database rather than a directory."""
+    return isinstance(location, str) and urlsplit(location).scheme in SCHEMES
+
+
+def check_url(url: str) -> str:
+    """``url`` if it is a usable registry URL: a host and a database, no password."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise UsageError(f"{url!r} is not a postgresql:// URL")
+    if parts.password is not None:
+        raise UsageError(
+            "the registry URL holds a password; take it out and give it as libpq does -- "
+            "a ~/.pgpass line or PGPASSWORD -- so it never shows in a command line or a log"
+        )
+    if not parts.path.strip("/"):
+        raise UsageError(
+            f"the registry URL {url!r} names no database; add one: postgresql://USER@HOST:PORT/DBNAME"
+        )
+    return url
+
+
+def redacted(url: str) -> str:
+    """The URL without any password (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@functools.lru_cache(maxsize=1024)
+def psycopg_sql(query: str) -> str:
+    """The registry's SQL (``?`` placeholders) as psycopg's: ``?`` becomes ``%s`` and a
+    literal ``%`` is doubled, outside quoted strings and identifiers."""
+    out: list[str] = []
+    for part in re.split(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")", query):
+        if part.startswith(("'", '"')):
+            out.append(part.replace("%", "%%"))
+        else:
+            out.append(part.replace("%", "%%").replace("?", "%s"))
+    return "".join(out)
+
+
+class PostgresConnection:
+    """A psycopg connection speaking the registry's SQL (:class:`~.db.Connection`)."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, raw: Any, *, read_only: bool) -> None:
+        self.raw = raw
+        self.read_only = read_only
+
+    def execute(self, query: str, parameters: Any = None, /) -> Cursor:
+        cursor = self.raw.cursor()
+        # without parameters psycopg sends the text as it is (a function body's % too)
+        cursor.execute(query if parameters is None else psycopg_sql(query), parameters)
+        return cursor  # type: ignore[no-any-return]
+
+    def executemany(self, query: str, parameters: Sequence[Any], /) -> None:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(psycopg_sql(query), parameters)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class PostgresDatabase(Database):
+    """A registry's database on a PostgreSQL server, opened per operation."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, url: str, *, lock_timeout: float) -> None:
+        self.url = check_url(url)
+        self.lock_timeout = lock_timeout
+
+    @property
+    def location(self) -> str:
+        return redacted(self.url)
+
+    def _connect(self, *, read_only: bool) -> Connection:
+        import psycopg
+        from psycopg.types.string import TextLoader
+
+        options = "-c default_transaction_read_only=on" if read_only else ""
+        try:
+            raw = psycopg.connect(
+                self.url,
+                autocommit=True,
+                application_name="loraledger",
+                connect_timeout=max(1, round(self.lock_timeout)),
+                options=options,
+            )
+        except psycopg.OperationalError as error:
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else "refused"
+            raise StorageError(
+                f"cannot connect to the registry database {self.location} ({reason}); check "
+                "that the server is up and reachable, and that the password is in ~/.pgpass "
+                "or PGPASSWORD"
+            ) from error
+        for json_type in ("json", "jsonb"):  # JSON as its text, as DuckDB returns it
+            raw.adapters.register_loader(json_type, TextLoader)
+        return PostgresConnection(raw, read_only=read_only)
+
+    def _release(self, conn: Connection) -> None:
+        assert isinstance(conn, PostgresConnection)
+        conn.close()
+
+    def _transaction(self, conn: Connection) -> Iterator[Connection]:
+        import psycopg
+
+        conn.execute("BEGIN")
+        try:
+            if isinstance(conn, PostgresConnection) and not conn.read_only:
+                conn.execute(f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
+                try:
+                    conn.execute("SELECT pg_advisory_xact_lock(?)", [WRITE_LOCK_KEY])
+                except psycopg.errors.LockNotAvailable as error:
+                    raise LockTimeout(
+                        f"the registry database {self.location} stayed busy with another "
+                        f"writer for {self.lock_timeout:g}s; retry when it is done, or raise "
+                        f"{LOCK_TIMEOUT_ENV}"
+                    ) from error
+                conn.execute("SET LOCAL lock_timeout = 0")
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+__all__ = [
+    "PostgresConnection",
+    "PostgresDatabase",
+    "check_url",
+    "is_url",
+    "psycopg_sql",
+    "redacted",
+]
