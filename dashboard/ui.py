@@ -21,7 +21,7 @@ from loraledger.policies.release import LoadedPolicy, load_policy
 from loraledger.registry import Identity, Registry, Role
 from loraledger.registry.keys import KEYS_DIR_ENV, KeyStore
 from loraledger.registry.permissions import Action, allowed, only_reads
-from loraledger.registry.registry import REGISTRY_ENV, default_registry_path
+from loraledger.registry.registry import default_registry_path
 
 from loraledger.errors import LedgerError, LockTimeout, StorageError, VerificationError
 
@@ -37,20 +37,24 @@ T = TypeVar("T")
 class Config:
     """Set by ``loraledger dashboard`` through the environment of the Streamlit server."""
 
-    registry: Path
+    registry: Path | str  # a directory, or a postgresql:// URL
     keys_dir: Path | None
     accounts: Path
     policy: Path | None
 
     @classmethod
     def from_env(cls) -> Config:
-        registry = Path(os.environ.get(REGISTRY_ENV) or default_registry_path())
+        registry = default_registry_path()
         keys = os.environ.get(KEYS_DIR_ENV)
         policy = os.environ.get(POLICY_ENV)
+        accounts = os.environ.get(ACCOUNTS_ENV)
+        if not accounts:  # beside the registry's files (a PostgreSQL registry's store)
+            files = registry if isinstance(registry, Path) else Registry.open(registry).root
+            accounts = str(files / ACCOUNTS_FILE)
         return cls(
             registry=registry,
             keys_dir=Path(keys) if keys else None,
-            accounts=Path(os.environ.get(ACCOUNTS_ENV) or registry / ACCOUNTS_FILE),
+            accounts=Path(accounts),
             policy=Path(policy) if policy else None,
         )
 

@@ -529,6 +529,12 @@ def samples_digests(conn: Connection, run_id: str | None = None) -> dict[str, st
     if dialect_of(conn) is DUCKDB:
         rows = conn.execute(_SAMPLES_DIGEST + where + " GROUP BY run_id", params).fetchall()
         return {r[0]: r[1] for r in rows}
+    return samples_digests_in_python(conn, run_id)
+
+
+def samples_digests_in_python(conn: Connection, run_id: str | None = None) -> dict[str, str]:
+    """:func:`samples_digests` as Python computes it from the rows (any database)."""
+    where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
     lines: dict[str, list[tuple[tuple[str, str, int], str]]] = {}
     query = f"SELECT run_id, {', '.join(_SAMPLE_FIELDS)} FROM eval_samples{where}"
     for row in conn.execute(query, params).fetchall():

@@ -55,11 +55,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    registry: Path = typer.Option(
-        Path(".loraledger"),
+    registry: str = typer.Option(
+        ".loraledger",
         "--registry",
         envvar="LORALEDGER_REGISTRY",
-        help="Registry directory.",
+        help="The registry: a directory, or postgresql://USER@HOST:PORT/DBNAME (the password "
+        "from ~/.pgpass or PGPASSWORD, never in the URL).",
         show_default=True,
     ),
     actor: str = typer.Option(
@@ -83,8 +84,10 @@ def _root(
     ),
 ) -> None:
     warnings.showwarning = _show_warning
+    from loraledger.registry.core import registry_location
+
     ctx.obj = Settings(
-        registry=registry,
+        registry=registry_location(registry),
         actor=actor,
         keys_dir=keys_dir,
         verbose=verbose,
@@ -93,13 +96,22 @@ def _root(
 
 
 @app.command()
-def init(ctx: typer.Context) -> None:
-    """Create a new registry directory (database, artifact store, audit log)."""
+def init(
+    ctx: typer.Context,
+    store: Path = typer.Option(
+        None,
+        "--store",
+        help="For a PostgreSQL registry: the new or empty directory, mounted at the same "
+        "path on every machine that writes, that keeps its artifacts.",
+    ),
+) -> None:
+    """Create a new registry: a directory, or a PostgreSQL database with a store."""
     from loraledger.registry import Registry
 
     opts = settings(ctx)
-    registry = Registry.init(opts.registry)
-    typer.echo(f"Initialised registry {registry.root} (id {registry.registry_id})")
+    registry = Registry.init(opts.registry, store=store)
+    where = registry.location + (f" with its store in {registry.root}" if store else "")
+    typer.echo(f"Initialised registry {where} (id {registry.registry_id})")
     typer.echo("Next: loraledger keys create NAME --role admin")
 
 

@@ -28,7 +28,7 @@ from loraledger.terminal import printable
 class Settings:
     """The global options, shared by every command through the click context."""
 
-    registry: Path
+    registry: Path | str  # a directory, or a postgresql:// URL
     actor: str | None
     keys_dir: Path | None
     verbose: bool

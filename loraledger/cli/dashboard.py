@@ -44,17 +44,19 @@ ACCOUNTS_OPTION = typer.Option(
 )
 
 
-def _accounts_path(registry: Path, accounts: Path | None) -> Path:
+def _accounts_path(files: Path, accounts: Path | None) -> Path:
+    """The accounts file: given, or beside the registry's files (its directory, or a
+    PostgreSQL registry's store)."""
     from loraledger.dashboard.accounts import ACCOUNTS_FILE
 
-    return accounts or registry / ACCOUNTS_FILE
+    return accounts or files / ACCOUNTS_FILE
 
 
 @app.callback()
 def serve(
     ctx: typer.Context,
-    registry: Path = typer.Option(
-        None, "--registry", help="Registry directory (default: the global --registry)."
+    registry: str = typer.Option(
+        None, "--registry", help="The registry (default: the global --registry)."
     ),
     port: int = typer.Option(8501, "--port", help="The port to serve on."),
     address: str = typer.Option(
@@ -73,13 +75,16 @@ def serve(
     from loraledger.dashboard.ui import ACCOUNTS_ENV, POLICY_ENV
     from loraledger.policies.release import load_policy
     from loraledger.registry import Registry
+    from loraledger.registry.core import registry_location
     from loraledger.registry.keys import KEYS_DIR_ENV
     from loraledger.registry.registry import REGISTRY_ENV
 
     opts = settings(ctx)
-    root = (registry or opts.registry).resolve()
-    Registry.open(root)  # a clear error now rather than in the browser
-    accounts_file = _accounts_path(root, accounts).resolve()
+    root = registry_location(registry) if registry else opts.registry
+    if isinstance(root, Path):
+        root = root.resolve()
+    opened = Registry.open(root)  # a clear error now rather than in the browser
+    accounts_file = _accounts_path(opened.root, accounts).resolve()
     load_accounts(accounts_file)
     load_policy(policy)
     env = {**os.environ, REGISTRY_ENV: str(root), ACCOUNTS_ENV: str(accounts_file)}
@@ -95,7 +100,7 @@ def serve(
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
         *SERVER_LOCKDOWN,
     ]  # fmt: skip
-    typer.echo(f"LoRA Ledger dashboard for {root} on http://{address}:{port}", err=True)
+    typer.echo(f"LoRA Ledger dashboard for {opened.location} on http://{address}:{port}", err=True)
     sys.stdout.flush()
     os.execve(sys.executable, command, env)  # the server replaces this process
 
@@ -117,14 +122,15 @@ def add_user(
     from loraledger.dashboard.accounts import add_user as add
 
     opts = settings(ctx)
-    found = opts.open().identities.get(identity)  # must exist; its role applies
+    opened = opts.open()
+    found = opened.identities.get(identity)  # must exist; its role applies
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     elif sys.stdin.isatty():
         password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
     else:
         raise UsageError("no terminal to ask for the password; pass --password-stdin")
-    path = _accounts_path(opts.registry, accounts)
+    path = _accounts_path(opened.root, accounts)
     add(path, user, identity=identity, password=password, name=name, email=email,
         replace=replace)  # fmt: skip
     typer.echo(f"Dashboard user {user} signs in as {identity} ({found.role.value}); {path}")

@@ -7,9 +7,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from loraledger.harness.suites import find_suite
-from loraledger.registry import Registry, evaluations
+from loraledger.registry import Registry, evaluations, schema
 from loraledger.registry.audit import utcnow
 from loraledger.registry.evaluations import results_digest
 from loraledger.registry.models import EvalRun, EvalSample, TaskMetric
@@ -154,3 +157,41 @@ def test_only_those_who_evaluate_record(registry: Registry, subject: str) -> Non
     with pytest.raises(PermissionDenied):
         registry.evaluations.record(a_run(registry, subject), actor=AUDITOR)
     assert registry.evaluations.list() == []
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["t1", "t2", "tâsk\n"]),
+            st.integers(-5, 2**31 - 1),
+            st.sampled_from(["none", "strict-match", "\x1f"]),
+            _TEXT,
+            _TEXT,
+            st.one_of(st.none(), st.booleans()),
+        ),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda s: (s[0], s[2], s[1]),
+    )
+)
+def test_the_samples_digest_is_the_same_in_python_as_in_duckdb(
+    samples: list[tuple[str, int, str, str, str, bool | None]],
+) -> None:
+    # PostgreSQL registries compute it in Python: a registry copied between backends
+    # must verify, so the two must agree on every text (control characters, quotes,
+    # backslashes, non-ASCII) and every order.
+    conn = duckdb.connect()
+    schema.apply_pending(conn, utcnow())
+    for task, doc_id, filter_, text, other, passed in samples:
+        conn.execute(
+            "INSERT INTO eval_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ["run", task, doc_id, filter_, text, "h\\", '"p"', text, other, "t/x",
+             '{"acc": 1.0}', passed, other],
+        )  # fmt: skip
+    expected = evaluations.samples_digests(conn)
+    assert evaluations.dialect_of(conn).name == "duckdb" and set(expected) == {"run"}
+    assert evaluations.samples_digests_in_python(conn) == expected
