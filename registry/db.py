@@ -180,6 +180,24 @@ class Database(ABC):
             raise
         conn.execute("COMMIT")
 
+    # how a transaction that sees one state of the database throughout begins
+    snapshot_begin = "BEGIN TRANSACTION"
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read connection of its own in one transaction: every query in the block sees
+        the same state of the database, whatever others commit meanwhile (for copying a
+        whole registry)."""
+        conn = self._connect(read_only=True)
+        try:
+            conn.execute(self.snapshot_begin)
+            try:
+                yield conn
+            finally:
+                conn.execute("ROLLBACK")
+        finally:
+            self._release(conn)
+
     def _session(self) -> _Session | None:
         sessions = _SESSIONS.get()
         return sessions.get(self.location) if sessions else None

@@ -106,6 +106,7 @@ class PostgresDatabase(Database):
     """A registry's database on a PostgreSQL server, opened per operation."""
 
     dialect = POSTGRESQL
+    snapshot_begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
     def __init__(self, url: str, *, lock_timeout: float) -> None:
         self.url = check_url(url)

@@ -10,7 +10,20 @@ import typer
 
 from loraledger import __version__
 
-from . import adapters, audit, base, dashboard, data, evals, exports, gate, keys, release, trust
+from . import (
+    adapters,
+    audit,
+    base,
+    dashboard,
+    data,
+    evals,
+    exports,
+    gate,
+    keys,
+    registry_cmd,
+    release,
+    trust,
+)
 from . import trace as trace_command
 from . import train as train_command
 from ._app import Settings, new_app, settings
@@ -43,6 +56,7 @@ app.add_typer(exports.export_app, name="export")
 app.add_typer(exports.evidence_app, name="evidence")
 app.add_typer(audit.app, name="audit")
 app.add_typer(trust.app, name="trust")
+app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(dashboard.app, name="dashboard")
 
 

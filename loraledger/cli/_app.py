@@ -38,14 +38,21 @@ class Settings:
         """The registry, its identity history to be verified back to its root: the pinned
         one (--trust-root), or the one this machine saw first (`audit verify` says which)."""
         from loraledger.registry import Registry
+
+        return Registry.open(self.registry, keys=self.keystore(), trust_root=self.pinned_root())
+
+    def keystore(self) -> Any:
+        """The private keys (--keys-dir), asking for a passphrase on a terminal."""
         from loraledger.registry.keys import KeyStore
-        from loraledger.registry.trust import TrustRoot
 
         prompt = _prompt_passphrase if sys.stdin.isatty() else None
-        pinned = TrustRoot.read(self.trust_root) if self.trust_root else None
-        return Registry.open(
-            self.registry, keys=KeyStore(self.keys_dir, prompt=prompt), trust_root=pinned
-        )
+        return KeyStore(self.keys_dir, prompt=prompt)
+
+    def pinned_root(self) -> Any:
+        """The trust root pinned with --trust-root, if any."""
+        from loraledger.registry.trust import TrustRoot
+
+        return TrustRoot.read(self.trust_root) if self.trust_root else None
 
 
 def _prompt_passphrase(text: str) -> str:

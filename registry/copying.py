@@ -1,0 +1,204 @@
+"""Copying a whole registry to another backend: a team that started on a laptop keeps its
+history when it moves to PostgreSQL (and an auditor can take a PostgreSQL registry home
+as a directory).
+
+The copy is the same registry -- the same id, the same chain, the same signed records --
+in another place; nothing is re-signed and nothing is rewritten. The source is verified
+first (the whole chain and every row against its signed record), read in one snapshot,
+every stored object is copied and re-hashed on the way, every row is written in one
+transaction, and the destination is then verified from scratch: the chain and its
+checkpoints, every row against its record, and every adapter, dataset and base model
+version's files against their signatures. A destination that fails any of it is removed:
+a copy is whole and verified, or it is not there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loraledger.errors import InputError, UsageError, VerificationError
+
+from . import schema
+from .audit import CHECKPOINT_FILE, utcnow
+from .core import DB_FILE, registry_location
+from .db import Connection, Database, DuckDatabase, lock_timeout_from_env
+from .keys import KeyStore
+from .postgres import PostgresDatabase
+from .registry import Registry
+from .store import ArtifactStore, copy_hashing
+from .trust import TrustRoot
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What ``registry copy`` copied and verified."""
+
+    source: str
+    destination: str
+    registry_id: str
+    head_seq: int
+    rows: dict[str, int] = field(default_factory=dict)
+    objects: int = 0
+    bytes: int = 0
+    verified: dict[str, int] = field(default_factory=dict)
+
+
+def copy_registry(
+    source: Path | str,
+    destination: Path | str,
+    *,
+    store: Path | None = None,
+    keys: KeyStore | None = None,
+    trust_root: TrustRoot | None = None,
+) -> CopyReport:
+    """Copy the registry at ``source`` to ``destination`` (a new or empty directory, or an
+    empty PostgreSQL database with its store in ``store``), verifying both ends."""
+    source, destination = registry_location(source), registry_location(destination)
+    if isinstance(destination, str) and store is None:
+        raise UsageError(
+            "a copy into PostgreSQL needs --store: the new or empty directory for its artifacts"
+        )
+    if not isinstance(destination, str) and store is not None:
+        raise UsageError("--store is for a copy into PostgreSQL; a directory keeps its own")
+    src = Registry.open(source, keys=keys, trust_root=trust_root)
+    head = src.verify_audit()
+    src.verify_records()
+    files = (store if store is not None else Path(destination)).absolute()
+    made = not files.exists()
+    db = _new_destination(destination, files)
+    try:
+        report = _copy(src, db, files, head.head_seq)
+        copied = Registry.open(db_address(db, files), keys=keys, trust_root=trust_root)
+        report.verified.update(_verify(copied, head.head_seq, head.head_hash))
+        return report
+    except BaseException:
+        _remove(db, files, made)
+        raise
+
+
+def db_address(db: Database, files: Path) -> Path | str:
+    return db.url if isinstance(db, PostgresDatabase) else files
+
+
+def _new_destination(destination: Path | str, files: Path) -> Database:
+    if files.exists() and (not files.is_dir() or any(files.iterdir())):
+        raise InputError("exists and is not an empty directory; choose a new one", path=files)
+    if isinstance(destination, str):
+        db: Database = PostgresDatabase(destination, lock_timeout=lock_timeout_from_env())
+        with db.read() as conn:
+            if schema.current_version(conn):
+                raise InputError(
+                    f"{db.location} already holds a registry; copy into an empty database"
+                )
+        return db
+    files.mkdir(parents=True, exist_ok=True)
+    building = files / f"{DB_FILE}.copy-{os.getpid()}"
+    return DuckDatabase(building, lock_timeout=lock_timeout_from_env())
+
+
+def _copy(src: Registry, db: Database, files: Path, head_seq: int) -> CopyReport:
+    store = ArtifactStore(files / "objects", files / "tmp")
+    store.tmp.mkdir(parents=True, exist_ok=True)
+    objects = total = 0
+    for path in sorted(src.store.iter_objects()):
+        staged = store.tmp / f"copy-{os.getpid()}-{uuid.uuid4().hex}"
+        with path.open("rb") as handle:
+            digest = copy_hashing(handle, staged)
+        if digest != path.name:
+            staged.unlink()
+            raise VerificationError(
+                f"store object {path} does not hash to its name (it hashes to {digest[:16]}…); "
+                "restore it from a backup before copying"
+            )
+        total += staged.stat().st_size
+        store.adopt(staged, digest)
+        objects += 1
+    checkpoints = src.audit.checkpoint_file
+    if checkpoints.is_file():
+        shutil.copyfile(checkpoints, files / CHECKPOINT_FILE)
+    rows: dict[str, int] = {}
+    with db.write() as out:
+        schema.apply_pending(out, utcnow(), db.dialect)
+        out.execute("DELETE FROM schema_migrations")  # the source's own history comes next
+        tables = _tables(out)
+        with src.db.snapshot() as conn:
+            for table, columns in tables.items():
+                names = ", ".join(columns)
+                data = conn.execute(f"SELECT {names} FROM {table}").fetchall()
+                if table == "registry_meta":
+                    data = [r for r in data if r[0] != "store"]
+                    if isinstance(db, PostgresDatabase):
+                        data.append(("store", str(files)))
+                if data:
+                    out.executemany(
+                        f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                        data,
+                    )
+                rows[table] = len(data)
+    if isinstance(db, DuckDatabase):
+        os.replace(db.path, files / DB_FILE)
+    return CopyReport(
+        source=src.location,
+        destination=db.location if isinstance(db, PostgresDatabase) else str(files),
+        registry_id=src.registry_id,
+        head_seq=head_seq,
+        rows=rows,
+        objects=objects,
+        bytes=total,
+    )
+
+
+def _tables(conn: Connection) -> dict[str, list[str]]:
+    """The registry's tables (not its views) and their columns, in order."""
+    found: dict[str, list[str]] = {}
+    for table, column in conn.execute(
+        "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+        "JOIN information_schema.tables t ON t.table_name = c.table_name "
+        "AND t.table_schema = c.table_schema "
+        "WHERE t.table_type = 'BASE TABLE' AND t.table_schema = current_schema() "
+        "ORDER BY c.table_name, c.ordinal_position"
+    ).fetchall():
+        found.setdefault(str(table), []).append(str(column))
+    return found
+
+
+def _verify(copied: Registry, head_seq: int, head_hash: str) -> dict[str, int]:
+    report = copied.verify_audit(expect_head=(head_seq, head_hash))
+    verified: dict[str, Any] = {"audit_events": report.events}
+    verified.update(copied.verify_records())
+    versions = copied.adapters.list()
+    for version in versions:
+        copied.adapters.verify(version.ref)
+    verified["adapter_signatures"] = len(versions)
+    datasets = copied.datasets.list()
+    for dataset in datasets:
+        copied.datasets.verify(dataset.ref)
+    verified["dataset_files"] = len(datasets)
+    bases = copied.base_models.list()
+    for base in bases:
+        copied.base_models.verify(base.ref)
+    verified["base_model_files"] = len(bases)
+    return verified
+
+
+def _remove(db: Database, files: Path, made: bool) -> None:
+    """Undo a copy that failed: its database rows and every file it wrote."""
+    if isinstance(db, PostgresDatabase):
+        with contextlib.suppress(Exception), db.write() as conn:
+            for table in _tables(conn):
+                conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+            conn.execute("DROP FUNCTION IF EXISTS loraledger_append_only() CASCADE")
+    if made:
+        shutil.rmtree(files, ignore_errors=True)
+    elif files.is_dir():
+        for entry in files.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+__all__ = ["CopyReport", "copy_registry"]
