@@ -4,6 +4,7 @@ directories in the PEFT layout. Nothing of LoRA Ledger's own is mocked."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -71,37 +72,53 @@ def keystore(tmp_path: Path) -> KeyStore:
 BACKENDS = tuple(os.environ.get("LORALEDGER_TEST_BACKENDS", "duckdb,postgresql").split(","))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def backend() -> str:
     return "duckdb"
 
 
 def backends_fixture() -> object:
-    """A ``backend`` fixture that runs each test on every one of :data:`BACKENDS`."""
+    """A ``backend`` fixture that runs each test on every one of :data:`BACKENDS` (module
+    scoped, so a module's shared registries are built once a backend)."""
 
-    @pytest.fixture(params=BACKENDS)
+    @pytest.fixture(scope="module", params=BACKENDS)
     def backend(request: pytest.FixtureRequest) -> str:
         return str(request.param)
 
     return backend
 
 
-@pytest.fixture
-def registry_location(
-    backend: str,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Path | str:
-    """Where this test's registry lives: a directory, or a new database's URL (with its
-    password in PGPASSWORD, as users give it)."""
+def new_location(backend: str, directory: Path, request: pytest.FixtureRequest) -> Path | str:
+    """Where a new registry of ``backend`` goes: ``directory``, or a new database's URL
+    on the session's server (its password in PGPASSWORD, as users give it)."""
     if backend == "duckdb":
-        return tmp_path / "reg"
-    from tests.postgres import PASSWORD
-
+        return directory
     server = request.getfixturevalue("postgres_server")
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
     return str(server.create_database(f"reg_{uuid.uuid4().hex[:12]}"))
+
+
+def clone_registry(registry: Registry, directory: Path) -> Registry:
+    """A private copy of ``registry`` (its files in ``directory``), for a test that
+    writes: a directory copied, or a PostgreSQL database made from it as a template with
+    its store copied and the copy's store recorded."""
+    if isinstance(registry.address, Path):
+        return Registry.open(shutil.copytree(registry.address, directory), keys=registry.keys)
+    from tests.postgres import SERVERS
+
+    server = SERVERS[-1]
+    name = f"reg_{uuid.uuid4().hex[:12]}"
+    server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{registry.address.rsplit("/", 1)[1]}"')
+    shutil.copytree(registry.root, directory)
+    server.psql(
+        f"UPDATE registry_meta SET value = '{directory.absolute()}' WHERE key = 'store'", name
+    )
+    return Registry.open(server.url(name), keys=registry.keys)
+
+
+@pytest.fixture
+def registry_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
+    """Where this test's registry lives."""
+    return new_location(backend, tmp_path / "reg", request)
 
 
 def init_registry(location: Path | str, files: Path, keys: KeyStore) -> Registry:
@@ -157,10 +174,13 @@ def no_scratch_left(registry: Registry) -> Iterator[None]:
 def postgres_server() -> Iterator[object]:
     """A real PostgreSQL server for this test session (tests/postgres.py), stopped at its
     end; skipped, saying why, only where the server programs are not installed."""
-    from tests.postgres import Unavailable, running_server
+    from tests.postgres import PASSWORD, SERVERS, Unavailable, running_server
 
     try:
         with running_server() as server:
+            os.environ["PGPASSWORD"] = PASSWORD  # as users give it: never in the URL
+            SERVERS.append(server)
             yield server
+            SERVERS.remove(server)
     except Unavailable as missing:
         pytest.skip(str(missing))

@@ -31,6 +31,9 @@ PASSWORD = "test-only-password"  # a throwaway server's, on 127.0.0.1 only
 SERVER_USER = "postgres"  # who runs the server when the tests run as root
 
 
+SERVERS: list[Server] = []  # the session's running server (tests/conftest.py)
+
+
 class Unavailable(RuntimeError):
     """No PostgreSQL server programs on this machine (say so when skipping)."""
 
@@ -162,4 +165,12 @@ def running_server(parent: Path | None = None) -> Iterator[Server]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-__all__ = ["PASSWORD", "SUPERUSER", "Server", "Unavailable", "binaries", "running_server"]
+__all__ = [
+    "PASSWORD",
+    "SERVERS",
+    "SUPERUSER",
+    "Server",
+    "Unavailable",
+    "binaries",
+    "running_server",
+]

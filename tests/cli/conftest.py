@@ -13,7 +13,7 @@ from loraledger.cli import app
 class Cli:
     """Runs `loraledger ARGS` on the registry at `registry` and asserts its exit code."""
 
-    def __init__(self, registry: Path, keys: Path) -> None:
+    def __init__(self, registry: Path | str, keys: Path) -> None:
         self.runner = CliRunner()
         self.env = {
             "LORALEDGER_REGISTRY": str(registry),

@@ -19,7 +19,7 @@ class Ledger(Cli):
     """The CLI on an evaluation registry, as its engineer unless told otherwise."""
 
     def __init__(self, registry: Registry) -> None:
-        super().__init__(registry.root, registry.keys.directory)
+        super().__init__(registry.address, registry.keys.directory)
 
     def __call__(
         self, *args: str, code: int = 0, actor: str | None = ENGINEER, stdin: str | None = None

@@ -16,7 +16,7 @@ from tests.postgres import PASSWORD, Server
 def pg_cli(postgres_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     url = postgres_server.create_database(f"cli_{tmp_path.name[-20:].lower()}")
-    return Cli(url, tmp_path / "keys")  # type: ignore[arg-type]
+    return Cli(url, tmp_path / "keys")
 
 
 def test_init_records_the_store_and_later_commands_need_only_the_url(

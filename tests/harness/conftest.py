@@ -14,7 +14,7 @@ from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.trainer.base_models import add_base
 from loraledger.trainer.train import train
 
-from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, init_registry, new_location
 from tests.trainer.conftest import add_faq, build_tiny_base, write_config
 
 PLAIN = ("faq-bot@v1", "faq-bot@v2")  # plain LoRA (quantization: none), seeds 1 and 2
@@ -25,7 +25,11 @@ WILD = ("wild@v1", "wild@v2")
 
 
 @pytest.fixture(scope="module")
-def eval_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def eval_registry(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+) -> Iterator[Registry]:
+    """Trained, registered versions on the tiny base, on the module's backend (built
+    there, by the same calls: not copied)."""
     from loraledger.trainer.base_models import cache_dir
 
     root = tmp_path_factory.mktemp("evalreg")
@@ -33,7 +37,8 @@ def eval_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
     if not (cached / "config.json").is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
         build_tiny_base(cached)
-    registry = Registry.init(root / "reg", keys=KeyStore(root / "keys"))
+    location = new_location(backend, root / "reg", request)
+    registry = init_registry(location, root / "reg", KeyStore(root / "keys"))
     registry.identities.create(ADMIN, Role.ADMIN, actor=None)
     registry.identities.create(ENGINEER, Role.ENGINEER, actor=ADMIN)
     registry.identities.create(REVIEWER, Role.REVIEWER, actor=ADMIN)

@@ -9,11 +9,13 @@ import pytest
 from loraledger.harness.evaluate import EvalOptions, evaluate
 from loraledger.registry import Registry, Role
 
-from tests.conftest import ADMIN, ENGINEER
+from tests.conftest import ADMIN, ENGINEER, backends_fixture
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import POLICY
 
 SECOND = "ruby"  # a second reviewer
+
+backend = backends_fixture()  # every governance test on both backends
 
 
 @pytest.fixture(scope="module")

@@ -107,14 +107,14 @@ def test_two_processes_promoting_at_once_exactly_one_wins(reg: Registry, tmp_pat
         "from loraledger.policies.deployments import promote\n"
         "from loraledger.registry import Registry\n"
         "from loraledger.registry.keys import KeyStore\n"
-        "reg = Registry.open(Path(sys.argv[1]), keys=KeyStore(Path(sys.argv[2])))\n"
+        "reg = Registry.open(sys.argv[1], keys=KeyStore(Path(sys.argv[2])))\n"
         "try:\n"
         "    d = promote(reg, sys.argv[3], 'race2', actor=sys.argv[4], policy=Path(sys.argv[5]))\n"
         "    print('WON', d.seq)\n"
         "except Conflict as error:\n"
         "    print('LOST', error)\n"
     )
-    args = [str(reg.root), str(reg.keys.directory), PLAIN[0], REVIEWER, str(policy)]
+    args = [str(reg.address), str(reg.keys.directory), PLAIN[0], REVIEWER, str(policy)]
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, *args],

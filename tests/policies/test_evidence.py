@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ from loraledger.registry import Registry
 from loraledger.registry.attestations import open_envelope
 
 from loraledger.errors import Conflict, InputError, NotFound, PermissionDenied, VerificationError
-from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, clone_registry
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import POLICY
 from tests.registry.helpers import refusals, sql
@@ -310,9 +309,7 @@ def test_a_registry_cut_since_the_export_is_refused_by_the_pack(
 ) -> None:
     from loraledger.policies import witness
 
-    copy = Registry.open(
-        Path(shutil.copytree(eval_registry.root, tmp_path / "reg")), keys=eval_registry.keys
-    )
+    copy = clone_registry(eval_registry, tmp_path / "reg")
     report = verify_pack(pack)
     checked = witness.check_pack(copy, report)
     assert checked.passed and checked.checks[-1].name == "against the registry"

@@ -24,7 +24,7 @@ from tests.policies.helpers import POLICY
 from tests.postgres import PASSWORD, Server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def backend() -> str:
     return "duckdb"  # this module makes its own PostgreSQL databases
 

@@ -17,7 +17,7 @@ from loraledger.registry.db import lock_timeout_from_env
 from loraledger.errors import LockTimeout, UsageError
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def backend() -> str:
     """DuckDB's file lock (PostgreSQL's writer lock: tests/registry/test_postgres.py)."""
     return "duckdb"

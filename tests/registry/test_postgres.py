@@ -20,7 +20,7 @@ from tests.conftest import ADMIN
 from tests.postgres import Server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def backend() -> str:
     return "postgresql"
 
