@@ -82,15 +82,15 @@ def metrics_over_versions(registry: Core, name: str, limit: int = 50) -> list[di
         return _dicts(
             conn.execute(
                 """
-                WITH runs AS (
-                    SELECT id, subject_version, suite_name FROM eval_runs
+                WITH ranked AS (
+                    SELECT id, subject_version, suite_name, row_number() OVER (
+                        PARTITION BY subject_version, suite_name ORDER BY finished_at DESC
+                    ) AS newest FROM eval_runs
                     WHERE subject_kind = 'adapter' AND subject_name = ? AND status = 'complete'
                       AND subject_version > (
                           SELECT coalesce(max(version), 0) - ? FROM adapter_versions
                           WHERE name = ?)
-                    QUALIFY row_number() OVER (
-                        PARTITION BY subject_version, suite_name ORDER BY finished_at DESC) = 1
-                )
+                ), runs AS (SELECT * FROM ranked WHERE newest = 1)
                 SELECT r.subject_version AS version, r.suite_name AS suite, m.task,
                        m.metric, m.value, m.stderr
                 FROM runs r JOIN eval_metrics m ON m.run_id = r.id
@@ -108,12 +108,12 @@ def pending_reviews(registry: Core, limit: int = 20) -> list[dict[str, Any]]:
         return _dicts(
             conn.execute(
                 """
-                WITH newest AS (
-                    SELECT * FROM gate_checks
-                    QUALIFY row_number() OVER (
+                WITH ranked AS (
+                    SELECT *, row_number() OVER (
                         PARTITION BY adapter_name, adapter_version, environment
-                        ORDER BY created_at DESC) = 1
-                )
+                        ORDER BY created_at DESC) AS newest_rank
+                    FROM gate_checks
+                ), newest AS (SELECT * FROM ranked WHERE newest_rank = 1)
                 SELECT g.adapter_name || '@v' || g.adapter_version AS version,
                        g.environment, g.passed AS gate_passed, g.created_at AS checked_at,
                        (SELECT count(*) FROM approvals a
@@ -221,10 +221,11 @@ def dataset_users(registry: Core, name: str, version: int) -> list[dict[str, Any
         return _dicts(
             conn.execute(
                 """
-                WITH current AS (
-                    SELECT * FROM deployments
-                    QUALIFY row_number() OVER (PARTITION BY environment ORDER BY seq DESC) = 1
-                )
+                WITH ranked AS (
+                    SELECT *, row_number() OVER (PARTITION BY environment ORDER BY seq DESC)
+                        AS newest_rank
+                    FROM deployments
+                ), current AS (SELECT * FROM ranked WHERE newest_rank = 1)
                 SELECT r.adapter_name || '@v' || r.adapter_version AS adapter,
                        r.id AS training_run,
                        string_agg(c.environment, ', ' ORDER BY c.environment) AS running_in

@@ -22,10 +22,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from loraledger.errors import LockTimeout, StorageError, UsageError
+from loraledger.errors import LockTimeout, PermissionDenied, StorageError, UsageError
 
 from .db import LOCK_TIMEOUT_ENV, Connection, Cursor, Database
 from .dialect import POSTGRESQL
@@ -91,12 +92,36 @@ class PostgresConnection:
     def execute(self, query: str, parameters: Any = None, /) -> Cursor:
         cursor = self.raw.cursor()
         # without parameters psycopg sends the text as it is (a function body's % too)
-        cursor.execute(query if parameters is None else psycopg_sql(query), parameters)
+        with self._refusals():
+            cursor.execute(query if parameters is None else psycopg_sql(query), parameters)
         return cursor  # type: ignore[no-any-return]
 
     def executemany(self, query: str, parameters: Sequence[Any], /) -> None:
-        with self.raw.cursor() as cursor:
+        with self.raw.cursor() as cursor, self._refusals():
             cursor.executemany(psycopg_sql(query), parameters)
+
+    @contextmanager
+    def _refusals(self) -> Iterator[None]:
+        """The server's refusals as the registry's errors: a privilege this account lacks
+        (an auditor writing, anyone editing history) and a lost connection."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.errors.LockNotAvailable:
+            raise  # a writer's wait for the lock: said by the transaction, with its limit
+        except psycopg.errors.InsufficientPrivilege as error:
+            user = self.raw.info.user
+            raise PermissionDenied(
+                f"the registry database refused {user!r}: {str(error).splitlines()[0]}; an "
+                "auditor's account only reads, and nobody's edits history -- act through "
+                "a writer's account (docs/deployment.md)"
+            ) from error
+        except psycopg.OperationalError as error:
+            raise StorageError(
+                f"the registry database stopped answering ({str(error).strip().splitlines()[0]}); "
+                "the change, if any, committed whole or not at all: run the command again"
+            ) from error
 
     def close(self) -> None:
         self.raw.close()
@@ -167,11 +192,92 @@ class PostgresDatabase(Database):
         conn.execute("COMMIT")
 
 
+WRITER_ROLE = "loraledger_writer"
+AUDITOR_ROLE = "loraledger_auditor"
+# The one table LoRA Ledger updates (a revocation; signed and audited as an event).
+UPDATED_TABLES = ("identities",)
+_ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def role_statements(
+    database: str,
+    schema: str = "public",
+    *,
+    writers: Sequence[str] = (),
+    auditors: Sequence[str] = (),
+) -> list[str]:
+    """The SQL that gives a registry's database its two kinds of account: writers
+    (``loraledger_writer``: read everything, insert rows, update an identity's revocation;
+    never update or delete history, never change the schema) and auditors
+    (``loraledger_auditor``: read only), each existing login role named joining one.
+    Run by the database's owner; idempotent. Future tables (a migration run by the
+    owner) get the same grants."""
+    for name in (*writers, *auditors):
+        if not _ROLE_NAME.fullmatch(name):
+            raise UsageError(
+                f"{name!r} is not a plain PostgreSQL role name (lower-case letters, digits "
+                "and _, not starting with a digit); create the login role with such a name"
+            )
+    db, sch = _quoted(database), _quoted(schema)
+    both = f"{WRITER_ROLE}, {AUDITOR_ROLE}"
+    out = [
+        f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        for role in (WRITER_ROLE, AUDITOR_ROLE)
+    ]
+    out += [
+        f"REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+        f"GRANT CONNECT ON DATABASE {db} TO {both}",
+        f"REVOKE ALL ON SCHEMA {sch} FROM PUBLIC",
+        f"GRANT USAGE ON SCHEMA {sch} TO {both}",
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA {sch} FROM PUBLIC",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA {sch} TO {both}",
+        f"GRANT INSERT ON ALL TABLES IN SCHEMA {sch} TO {WRITER_ROLE}",
+        *(f"GRANT UPDATE ON {sch}.{t} TO {WRITER_ROLE}" for t in UPDATED_TABLES),
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {sch} GRANT SELECT ON TABLES TO {both}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {sch} GRANT INSERT ON TABLES TO {WRITER_ROLE}",
+    ]
+    out += [f"GRANT {WRITER_ROLE} TO {_quoted(n)}" for n in writers]
+    out += [f"GRANT {AUDITOR_ROLE} TO {_quoted(n)}" for n in auditors]
+    return out
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def create_roles(
+    db: PostgresDatabase, *, writers: Sequence[str] = (), auditors: Sequence[str] = ()
+) -> list[str]:
+    """Run :func:`role_statements` on ``db``'s database (as its owner); the statements
+    run, in one transaction."""
+    import psycopg
+
+    with db.read() as conn:
+        database, schema = conn.execute("SELECT current_database(), current_schema()").fetchone()
+    statements = role_statements(database, schema, writers=writers, auditors=auditors)
+    try:
+        with db.write() as conn:
+            for statement in statements:
+                conn.execute(statement)
+    except (PermissionDenied, psycopg.errors.UndefinedObject) as error:
+        reason = str(error.__cause__ or error).splitlines()[0]
+        raise PermissionDenied(
+            f"the roles could not be set up on {db.location}: {reason}; "
+            "run `loraledger db-roles` as the database's owner (who ran `loraledger init`), "
+            "and create each login role first (CREATE ROLE name LOGIN)"
+        ) from error
+    return statements
+
+
 __all__ = [
+    "AUDITOR_ROLE",
+    "WRITER_ROLE",
     "PostgresConnection",
     "PostgresDatabase",
     "check_url",
+    "create_roles",
     "is_url",
     "psycopg_sql",
     "redacted",
+    "role_statements",
 ]

@@ -101,18 +101,22 @@ def clone_registry(registry: Registry, directory: Path) -> Registry:
     """A private copy of ``registry`` (its files in ``directory``), for a test that
     writes: a directory copied, or a PostgreSQL database made from it as a template with
     its store copied and the copy's store recorded."""
-    if isinstance(registry.address, Path):
-        return Registry.open(shutil.copytree(registry.address, directory), keys=registry.keys)
+    shutil.copytree(registry.root, directory)
+    return Registry.open(cloned_address(registry.address, directory), keys=registry.keys)
+
+
+def cloned_address(address: Path | str, files: Path) -> Path | str:
+    """The address of a copy of the registry at ``address`` whose files were already
+    copied to ``files``: that directory, or a new database cloned from ``address``'s."""
+    if isinstance(address, Path):
+        return files
     from tests.postgres import SERVERS
 
     server = SERVERS[-1]
     name = f"reg_{uuid.uuid4().hex[:12]}"
-    server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{registry.address.rsplit("/", 1)[1]}"')
-    shutil.copytree(registry.root, directory)
-    server.psql(
-        f"UPDATE registry_meta SET value = '{directory.absolute()}' WHERE key = 'store'", name
-    )
-    return Registry.open(server.url(name), keys=registry.keys)
+    server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{address.rsplit("/", 1)[1]}"')
+    server.psql(f"UPDATE registry_meta SET value = '{files.absolute()}' WHERE key = 'store'", name)
+    return server.url(name)
 
 
 @pytest.fixture

@@ -57,6 +57,7 @@ app.add_typer(exports.evidence_app, name="evidence")
 app.add_typer(audit.app, name="audit")
 app.add_typer(trust.app, name="trust")
 app.add_typer(registry_cmd.app, name="registry")
+app.command("db-roles")(registry_cmd.db_roles)
 app.add_typer(dashboard.app, name="dashboard")
 
 

@@ -38,3 +38,48 @@ def copy(
     )
     checked = ", ".join(f"{n} {k}" for k, n in report.verified.items())
     typer.echo(f"Verified the copy: {checked}")
+
+
+def db_roles(
+    ctx: typer.Context,
+    writers: list[str] = typer.Option(
+        [], "--writer", help="A login role that writes (engineers, reviewers, CI); repeatable."
+    ),
+    auditors: list[str] = typer.Option(
+        [], "--auditor", help="A login role that only reads (auditors); repeatable."
+    ),
+    print_only: bool = typer.Option(
+        False, "--print", help="Print the SQL for a DBA instead of running it."
+    ),
+) -> None:
+    """Set up a PostgreSQL registry's database accounts: writers may add records and
+    never edit or delete history; auditors may only read. Run as the database's owner."""
+    from urllib.parse import urlsplit
+
+    from loraledger.errors import UsageError
+    from loraledger.registry.postgres import (
+        AUDITOR_ROLE,
+        WRITER_ROLE,
+        PostgresDatabase,
+        create_roles,
+        role_statements,
+    )
+
+    opts = settings(ctx)
+    if not isinstance(opts.registry, str):
+        raise UsageError(
+            "db-roles is for a registry on PostgreSQL (--registry postgresql://…); a "
+            "directory registry's access is its files' permissions"
+        )
+    if print_only:
+        database = urlsplit(opts.registry).path.strip("/")
+        for statement in role_statements(database, writers=writers, auditors=auditors):
+            typer.echo(statement + ";")
+        return
+    db = PostgresDatabase(opts.registry, lock_timeout=30)
+    create_roles(db, writers=writers, auditors=auditors)
+    typer.echo(
+        f"Roles on {db.location}: {WRITER_ROLE} (read, insert; no update or delete of "
+        f"history) for {', '.join(writers) or 'nobody yet'}; {AUDITOR_ROLE} (read only) for "
+        f"{', '.join(auditors) or 'nobody yet'}"
+    )

@@ -61,3 +61,22 @@ def test_a_directory_registry_refuses_a_store(tmp_path: Path) -> None:
     result = cli("init", "--store", str(tmp_path / "store"), code=2)
     assert result.stderr.startswith("error: --store is for a PostgreSQL registry")
     assert not (tmp_path / "reg").exists()
+
+
+def test_db_roles_prints_or_runs_the_grants(pg_cli: Cli, tmp_path: Path) -> None:
+    pg_cli("init", "--store", str(tmp_path / "store"))
+    printed = pg_cli("db-roles", "--print", "--writer", "eve_w", "--auditor", "otto_a").stdout
+    assert 'GRANT loraledger_writer TO "eve_w";' in printed
+    assert (
+        'GRANT SELECT ON ALL TABLES IN SCHEMA "public" TO loraledger_writer, loraledger_auditor;'
+        in printed
+    )
+    assert 'UPDATE ON "public".identities TO loraledger_writer' in printed
+    ran = pg_cli("db-roles").stdout
+    assert ran.startswith("Roles on postgresql://") and "for nobody yet" in ran
+
+
+def test_db_roles_on_a_directory_registry_exits_2(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "reg", tmp_path / "keys")
+    result = cli("db-roles", code=2)
+    assert result.stderr.startswith("error: db-roles is for a registry on PostgreSQL")

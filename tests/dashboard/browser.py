@@ -58,7 +58,7 @@ def dashboard(site: Site, cwd: Path | None = None) -> Iterator[str]:
     log = site.root.parent / f"dashboard-{port}.log"
     with log.open("w") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "loraledger", "--registry", str(site.root),
+            [sys.executable, "-m", "loraledger", "--registry", str(site.address),
              "--keys-dir", str(site.keys), "dashboard", "--port", str(port),
              "--policy", str(site.policy)],
             stdout=out, stderr=subprocess.STDOUT, cwd=cwd,

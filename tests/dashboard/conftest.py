@@ -16,7 +16,14 @@ from loraledger.harness.evaluate import EvalOptions, evaluate
 from loraledger.registry import Registry, Role
 from loraledger.registry.keys import KeyStore
 
-from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
+from tests.conftest import (
+    ADMIN,
+    AUDITOR,
+    ENGINEER,
+    REVIEWER,
+    backends_fixture,
+    cloned_address,
+)
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import POLICY
 
@@ -25,17 +32,22 @@ PASSWORD = "correct-horse-battery"
 USERS = {ADMIN: ADMIN, ENGINEER: ENGINEER, REVIEWER: REVIEWER, SECOND: SECOND, AUDITOR: AUDITOR}
 
 
+backend = backends_fixture()  # every dashboard test on both backends
+
+
 @dataclass(frozen=True)
 class Site:
-    """A copy of the prepared registry, its keys, accounts and policy."""
+    """A copy of the prepared registry (at ``address``, its files in ``root``), its keys,
+    accounts and policy."""
 
     root: Path
     keys: Path
     accounts: Path
     policy: Path
+    address: Path | str
 
     def registry(self) -> Registry:
-        return Registry.open(self.root, keys=KeyStore(self.keys))
+        return Registry.open(self.address, keys=KeyStore(self.keys))
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +68,9 @@ def site(prepared: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """A fresh copy per test (the dashboard writes), wired through the environment the
     way ``loraledger dashboard`` wires the Streamlit server."""
     home = shutil.copytree(prepared.root.parent, tmp_path / "site")
-    found = Site(home / "reg", home / "keys", home / "reg" / ACCOUNTS_FILE, home / "policy.yaml")
-    monkeypatch.setenv("LORALEDGER_REGISTRY", str(found.root))
+    found = Site(home / "reg", home / "keys", home / "reg" / ACCOUNTS_FILE, home / "policy.yaml",
+                 cloned_address(prepared.address, home / "reg"))  # fmt: skip
+    monkeypatch.setenv("LORALEDGER_REGISTRY", str(found.address))
     monkeypatch.setenv("LORALEDGER_KEYS_DIR", str(found.keys))
     monkeypatch.setenv(ACCOUNTS_ENV, str(found.accounts))
     monkeypatch.setenv(POLICY_ENV, str(found.policy))

@@ -8,7 +8,6 @@ that rendered registry data would show it."""
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,11 +18,20 @@ import loraledger.dashboard
 import pytest
 from loraledger.dashboard.accounts import ACCOUNTS_FILE, add_user
 from loraledger.dashboard.ui import ACCOUNTS_ENV, POLICY_ENV, User
-from loraledger.registry import Registry, Role
+from loraledger.registry import Role
 from loraledger.registry.keys import KeyStore
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, small_adapter
+from tests.conftest import (
+    ADMIN,
+    AUDITOR,
+    ENGINEER,
+    REVIEWER,
+    clone_registry,
+    init_registry,
+    new_location,
+    small_adapter,
+)
 from tests.dashboard.browser import (
     CHROMIUM,
     TIMEOUT_MS,
@@ -45,11 +53,13 @@ VIEWS = Path(loraledger.dashboard.__file__).parent / "views"
 
 
 @pytest.fixture(scope="module")
-def quiet_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+def quiet_site(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+) -> Site:
     """A small registry whose adapter ``NAME`` runs in staging, with sign-ins."""
     home = tmp_path_factory.mktemp("auth")
     keys = KeyStore(home / "keys")
-    registry = Registry.init(home / "reg", keys=keys)
+    registry = init_registry(new_location(backend, home / "reg", request), home / "reg", keys)
     registry.identities.create(ADMIN, Role.ADMIN, actor=None)
     for name, role in ((ENGINEER, Role.ENGINEER), (REVIEWER, Role.REVIEWER),
                        (AUDITOR, Role.AUDITOR)):  # fmt: skip
@@ -60,7 +70,7 @@ def quiet_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     for user in (REVIEWER, AUDITOR):
         add_user(accounts, user, identity=user, password=PASSWORD)
     (home / "policy.yaml").write_text(POLICY)
-    return Site(registry.root, home / "keys", accounts, home / "policy.yaml")
+    return Site(registry.root, home / "keys", accounts, home / "policy.yaml", registry.address)
 
 
 def markers(site: Site) -> list[str]:
@@ -72,7 +82,7 @@ def markers(site: Site) -> list[str]:
 @pytest.fixture
 def wired(quiet_site: Site, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     """The environment ``loraledger dashboard`` gives the Streamlit server."""
-    monkeypatch.setenv("LORALEDGER_REGISTRY", str(quiet_site.root))
+    monkeypatch.setenv("LORALEDGER_REGISTRY", str(quiet_site.address))
     monkeypatch.setenv("LORALEDGER_KEYS_DIR", str(quiet_site.keys))
     monkeypatch.setenv(ACCOUNTS_ENV, str(quiet_site.accounts))
     monkeypatch.setenv(POLICY_ENV, str(quiet_site.policy))
@@ -125,13 +135,12 @@ def test_signed_in_the_same_script_shows_the_registry(wired: Site) -> None:
 def test_a_page_shows_nothing_once_the_identity_is_revoked(
     wired: Site, page: str, tmp_path: Path
 ) -> None:
-    root = shutil.copytree(wired.root, tmp_path / "reg")
-    registry = Registry.open(root, keys=KeyStore(wired.keys))
+    registry = clone_registry(wired.registry(), tmp_path / "reg")
     registry.identities.revoke(AUDITOR, actor=ADMIN, reason="left the company")
     app = AppTest.from_file(str(VIEWS / f"{SCRIPTS[page]}.py"), default_timeout=60)
     app.session_state["ledger_user"] = User(AUDITOR, "Otto", AUDITOR, Role.AUDITOR)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LORALEDGER_REGISTRY", str(root))
+        patch.setenv("LORALEDGER_REGISTRY", str(registry.address))
         app.run()
     assert not app.exception, app.exception
     assert not [m for m in markers(wired) if m in everything_shown(app)]

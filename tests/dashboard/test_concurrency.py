@@ -28,10 +28,10 @@ from loraledger.registry import Registry
 from loraledger.registry.keys import KeyStore
 from loraledger.registry.synthetic import write_lora_adapter
 
-root, keys, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-registry = Registry.open(root, keys=KeyStore(keys))
+keys, count = Path(sys.argv[2]), int(sys.argv[3])
+registry = Registry.open(sys.argv[1], keys=KeyStore(keys))
 for n in range(count):
-    adapter = write_lora_adapter(root.parent / f"load{n}", base_model="tiny@v1", hidden=64,
+    adapter = write_lora_adapter(registry.root.parent / f"load{n}", base_model="tiny@v1", hidden=64,
                                  layers=2, r=4, targets=("q_proj", "o_proj"), seed=100 + n)
     version = registry.adapters.register(adapter, "load", actor="eve")
     evaluate(registry, [version.ref], "sanity", actor="eve", options=EvalOptions(limit=2))
@@ -44,7 +44,7 @@ def test_pages_stay_clean_while_a_writer_registers_and_evaluates(site: Site) -> 
     with dashboard(site) as url, chromium() as browser:
         page = signed_in(browser, url, AUDITOR)
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(site.root), str(site.keys), str(WRITES)],
+            [sys.executable, "-c", WRITER, str(site.address), str(site.keys), str(WRITES)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         visits = 0

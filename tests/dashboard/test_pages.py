@@ -198,14 +198,25 @@ def test_datasets_page_shows_pii_kinds_and_users(site: Site) -> None:
     assert set(users["adapter"]) >= {V1, V2}
 
 
+HOLD_DUCKDB = (
+    "import sys, time, duckdb; c = duckdb.connect(sys.argv[1] + '/registry.duckdb'); "
+    "print('locked', flush=True); time.sleep(2); c.close()"
+)
+# PostgreSQL's readers wait for no writer; they do wait behind an exclusive table lock
+# (a migration, a DBA's maintenance)
+HOLD_POSTGRESQL = (
+    "import sys, time, psycopg; c = psycopg.connect(sys.argv[1]); "
+    "c.execute('LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE'); "
+    "print('locked', flush=True); time.sleep(2); c.commit(); c.close()"
+)
+
+
 def test_a_lock_wait_is_hidden_behind_a_spinner(site: Site) -> None:
     app = page_as(site, AUDITOR, "overview")
+    hold = HOLD_DUCKDB if isinstance(site.address, Path) else HOLD_POSTGRESQL
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print('locked', "
-         "flush=True); time.sleep(2); c.close()", str(site.root / "registry.duckdb")],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-c", hold, str(site.address)], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     started = time.monotonic()
     app.run()

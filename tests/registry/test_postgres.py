@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -13,11 +14,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 from loraledger.registry import Registry, Role
 from loraledger.registry.dialect import HISTORY_TABLES
-from loraledger.registry.postgres import WRITE_LOCK_KEY, PostgresDatabase, check_url, psycopg_sql
+from loraledger.registry.postgres import (
+    WRITE_LOCK_KEY,
+    PostgresDatabase,
+    check_url,
+    create_roles,
+    psycopg_sql,
+    role_statements,
+)
 
-from loraledger.errors import AlreadyExists, LockTimeout, NotARegistry, StorageError, UsageError
-from tests.conftest import ADMIN
-from tests.postgres import Server
+from loraledger.errors import (
+    AlreadyExists,
+    LockTimeout,
+    NotARegistry,
+    PermissionDenied,
+    StorageError,
+    UsageError,
+)
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, small_adapter
+from tests.postgres import PASSWORD, Server
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +47,7 @@ def test_history_refuses_update_and_delete_even_to_the_registry_s_own_account(
         for statement in (f"UPDATE {table} SET {_first_column(registry, table)} = NULL",
                           f"DELETE FROM {table}", f"TRUNCATE {table}"):  # fmt: skip
             with (
-                pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
+                pytest.raises(PermissionDenied, match="refused 'loraledger': .*append-only"),
                 registry.db.write() as conn,
             ):
                 conn.execute(statement)
@@ -160,3 +175,67 @@ def _closed_port() -> int:
     from tests.postgres import free_port
 
     return free_port()
+
+
+def test_writer_and_auditor_accounts_get_what_their_role_needs_and_no_more(
+    registry: Registry, registered: object, postgres_server: Server, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    writer, auditor = f"writer_{suffix}", f"auditor_{suffix}"
+    for name in (writer, auditor):
+        postgres_server.psql(f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'")
+    assert isinstance(registry.db, PostgresDatabase)
+    create_roles(registry.db, writers=[writer], auditors=[auditor])
+    database = registry.db.url.rsplit("/", 1)[1]
+    as_writer = Registry.open(postgres_server.url(database, writer), keys=registry.keys)
+    as_auditor = Registry.open(postgres_server.url(database, auditor), keys=registry.keys)
+    # a writer does what LoRA Ledger does: registers, revokes
+    as_writer.adapters.register(
+        small_adapter(tmp_path / "a2", seed=7), "bank-support", actor=ENGINEER
+    )
+    as_writer.identities.revoke(AUDITOR, reason="moved on", actor=ADMIN)
+    # ... and cannot edit history, switch the triggers off or change the schema
+    for statement in (
+        "UPDATE audit_events SET actor = 'eve'",
+        "DELETE FROM approvals",
+        "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+        "SET session_replication_role = replica",
+        "CREATE TABLE sneaky (x INTEGER)",
+        "DROP TABLE audit_checkpoints",
+    ):
+        with (
+            pytest.raises(PermissionDenied, match=f"refused '{writer}'"),
+            as_writer.db.write() as conn,
+        ):
+            conn.execute(statement)
+    # an auditor reads and verifies everything, and writes nothing
+    assert as_auditor.verify_audit().events == registry.audit_head()[0]
+    as_auditor.verify_records()
+    assert [v.ref for v in as_auditor.adapters.list()] == ["bank-support@v1", "bank-support@v2"]
+    with pytest.raises(PermissionDenied, match=f"refused '{auditor}'"):
+        as_auditor.adapters.register(small_adapter(tmp_path / "a3", seed=8), "x", actor=ENGINEER)
+    with (
+        pytest.raises(PermissionDenied, match=f"refused '{auditor}'"),
+        as_auditor.db.write() as conn,
+    ):
+        conn.execute("INSERT INTO registry_meta VALUES ('sneaked', 'in')")
+    registry.verify_audit()
+    registry.verify_records()
+
+
+def test_db_roles_are_refused_to_an_account_that_does_not_own_the_database(
+    registry: Registry, postgres_server: Server
+) -> None:
+    name = f"writer_{uuid.uuid4().hex[:8]}"
+    postgres_server.psql(f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'")
+    assert isinstance(registry.db, PostgresDatabase)
+    create_roles(registry.db, writers=[name])
+    database = registry.db.url.rsplit("/", 1)[1]
+    writer_db = PostgresDatabase(postgres_server.url(database, name), lock_timeout=5)
+    with pytest.raises(PermissionDenied, match="run `loraledger db-roles` as the database's owner"):
+        create_roles(writer_db, auditors=[name])
+
+
+def test_role_names_are_plain_identifiers() -> None:
+    with pytest.raises(UsageError, match="is not a plain PostgreSQL role name"):
+        role_statements("reg", writers=['bob"; DROP TABLE x; --'])
