@@ -100,6 +100,10 @@ class AuditLog:
         # that checkpoint). An event read again whose content still hashes to it is the
         # content that was verified.
         self._verified: dict[int, tuple[str, int]] = {}
+        # The hash of an event as the database holds it now, read outside the caller's
+        # snapshot (set by the core): a team's registry is written from other machines
+        # while a read runs, so the file may name a checkpoint committed after it began.
+        self.committed_hash: Callable[[int], str | None] | None = None
 
     # --- writing ----------------------------------------------------------------------
 
@@ -393,6 +397,11 @@ class AuditLog:
         row = conn.execute(
             "SELECT hash FROM audit_events WHERE seq = ?", [published.seq]
         ).fetchone()
+        if row is None and self.committed_hash is not None:
+            committed = self.committed_hash(published.seq)
+            if committed == published.head_hash:
+                return  # committed after this read's snapshot began: not a cut
+            row = None if committed is None else (committed,)
         if row is None:
             seq, _ = self.head(conn)
             raise VerificationError(

@@ -128,10 +128,17 @@ class Core:
         self.address: Path | str = getattr(db, "url", root)
         self.store = ArtifactStore(root / "objects", root / "tmp")
         self.audit = AuditLog(registry_id, root)
+        self.audit.committed_hash = self._committed_hash
         self.keys = keys or KeyStore()
         self.trust_root = trust_root if trust_root is not None else pinned_from_env()
         self.root_trusted: str | None = None  # how the root was trusted: see trust.check_root
         self._trusted_at: tuple[tuple[int, str], dict[str, Identity]] | None = None
+
+    def _committed_hash(self, seq: int) -> str | None:
+        """Event ``seq``'s hash as the database holds it now (a snapshot of its own)."""
+        with self.db.snapshot() as conn:
+            row = conn.execute("SELECT hash FROM audit_events WHERE seq = ?", [seq]).fetchone()
+        return None if row is None else str(row[0])
 
     # --- identities, as the checks read them ---------------------------------------------
 

@@ -190,7 +190,8 @@ class Database(ABC):
         whole registry)."""
         conn = self._connect(read_only=True)
         try:
-            conn.execute(self.snapshot_begin)
+            if self.snapshot_begin:
+                conn.execute(self.snapshot_begin)
             try:
                 yield conn
             finally:

@@ -7,12 +7,15 @@ shown in messages and may sit in a shell's history.
 
 * No connection is held between operations: each opens one (``autocommit``, explicit
   transactions) and closes it; a session's reads share one.
-* Reads run in read-only transactions (``default_transaction_read_only``), so a read path
-  cannot write even by mistake.
-* Writes are serialised per registry by a transaction-scoped advisory lock taken first
-  thing in every write transaction: writers on different machines queue for a fraction
-  of a second rather than fork the audit chain or both win a contested promotion; readers
-  never wait. A wait longer than the lock timeout ends with :class:`LockTimeout`.
+* An operation's reads run in one read-only REPEATABLE READ transaction: they see one
+  state of the registry (a check comparing rows with their events never sees another
+  writer's commit land between its queries), and a read path cannot write by mistake.
+* Writes are serialised per registry by an advisory lock a write connection takes when it
+  opens and lets go when it closes (or its process dies): writers on different machines
+  queue for a fraction of a second rather than fork the audit chain or both win a
+  contested promotion, and a write's own reads see no other writer's commit, as on
+  DuckDB's file; readers never wait. A wait longer than the lock timeout ends with
+  :class:`LockTimeout`.
 * The SQL is the registry's one SQL with ``?`` placeholders, rewritten here once per
   statement to psycopg's ``%s``.
 """
@@ -32,7 +35,7 @@ from .db import LOCK_TIMEOUT_ENV, Connection, Cursor, Database
 from .dialect import POSTGRESQL
 
 SCHEMES = ("postgresql", "postgres")
-# pg_advisory_xact_lock's key for "this registry's writer": the ASCII of "LoRALedg".
+# pg_advisory_lock's key for "this registry's writer": the ASCII of "LoRALedg".
 WRITE_LOCK_KEY = 0x4C6F52414C656467
 
 
@@ -131,7 +134,7 @@ class PostgresDatabase(Database):
     """A registry's database on a PostgreSQL server, opened per operation."""
 
     dialect = POSTGRESQL
-    snapshot_begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    snapshot_begin = ""  # every read connection is one snapshot already
 
     def __init__(self, url: str, *, lock_timeout: float) -> None:
         self.url = check_url(url)
@@ -163,33 +166,39 @@ class PostgresDatabase(Database):
             ) from error
         for json_type in ("json", "jsonb"):  # JSON as its text, as DuckDB returns it
             raw.adapters.register_loader(json_type, TextLoader)
-        return PostgresConnection(raw, read_only=read_only)
+        conn = PostgresConnection(raw, read_only=read_only)
+        try:
+            if read_only:
+                # one snapshot for all of an operation's reads: a check comparing rows with
+                # events never sees a writer's commit land between its two queries
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            else:
+                self._take_write_lock(conn)
+        except BaseException:
+            raw.close()
+            raise
+        return conn
+
+    def _take_write_lock(self, conn: PostgresConnection) -> None:
+        """This registry's writer lock, for as long as the connection lives (closing it,
+        or the process dying, lets go): a write connection's reads and its transaction
+        see no other writer's commit, as on DuckDB's file."""
+        import psycopg
+
+        conn.execute(f"SET lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
+        try:
+            conn.execute("SELECT pg_advisory_lock(?)", [WRITE_LOCK_KEY])
+        except psycopg.errors.LockNotAvailable as error:
+            raise LockTimeout(
+                f"the registry database {self.location} stayed busy with another "
+                f"writer for {self.lock_timeout:g}s; retry when it is done, or raise "
+                f"{LOCK_TIMEOUT_ENV}"
+            ) from error
+        conn.execute("SET lock_timeout = 0")
 
     def _release(self, conn: Connection) -> None:
         assert isinstance(conn, PostgresConnection)
         conn.close()
-
-    def _transaction(self, conn: Connection) -> Iterator[Connection]:
-        import psycopg
-
-        conn.execute("BEGIN")
-        try:
-            if isinstance(conn, PostgresConnection) and not conn.read_only:
-                conn.execute(f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
-                try:
-                    conn.execute("SELECT pg_advisory_xact_lock(?)", [WRITE_LOCK_KEY])
-                except psycopg.errors.LockNotAvailable as error:
-                    raise LockTimeout(
-                        f"the registry database {self.location} stayed busy with another "
-                        f"writer for {self.lock_timeout:g}s; retry when it is done, or raise "
-                        f"{LOCK_TIMEOUT_ENV}"
-                    ) from error
-                conn.execute("SET LOCAL lock_timeout = 0")
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
 
 WRITER_ROLE = "loraledger_writer"

@@ -239,3 +239,21 @@ def test_db_roles_are_refused_to_an_account_that_does_not_own_the_database(
 def test_role_names_are_plain_identifiers() -> None:
     with pytest.raises(UsageError, match="is not a plain PostgreSQL role name"):
         role_statements("reg", writers=['bob"; DROP TABLE x; --'])
+
+
+def test_a_checkpoint_committed_after_a_read_began_is_not_taken_for_a_cut(
+    registry: Registry,
+) -> None:
+    # Another machine commits and publishes while this read's snapshot is open: the
+    # checkpoint file is ahead of the snapshot, which is not a truncated log.
+    other = Registry.open(registry.address, keys=registry.keys)
+    with registry.db.session(), registry.db.read() as conn:
+        seq, _ = registry.audit.head(conn)
+        elsewhere = threading.Thread(  # its own context: no share in this read's session
+            target=other.identities.create, args=("late", Role.AUDITOR), kwargs={"actor": ADMIN}
+        )
+        elsewhere.start()
+        elsewhere.join()
+        assert registry.audit.last_published().seq > seq  # type: ignore[union-attr]
+        registry.audit.check_tail(conn)
+        assert registry.audit.head(conn)[0] == seq  # still the snapshot it began with
