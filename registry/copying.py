@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from .db import Connection, Database, DuckDatabase, lock_timeout_from_env
 from .keys import KeyStore
 from .postgres import PostgresDatabase
 from .registry import Registry
-from .store import ArtifactStore, copy_hashing
+from .store import ArtifactStore, copy_hashing, staging_name
 from .trust import TrustRoot
 
 
@@ -107,7 +106,7 @@ def _copy(src: Registry, db: Database, files: Path, head_seq: int) -> CopyReport
     store.tmp.mkdir(parents=True, exist_ok=True)
     objects = total = 0
     for path in sorted(src.store.iter_objects()):
-        staged = store.tmp / f"copy-{os.getpid()}-{uuid.uuid4().hex}"
+        staged = store.tmp / staging_name("copy")
         with path.open("rb") as handle:
             digest = copy_hashing(handle, staged)
         if digest != path.name:

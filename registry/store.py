@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import stat
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -99,6 +100,16 @@ def in_parallel(work: Callable[[V], K], items: Mapping[str, V]) -> dict[str, K]:
         return {key: future.result() for key, future in futures.items()}
 
 
+# This machine, in the names of what it stages: a team's store is one directory shared
+# by several machines, where a process id means something only on the machine it ran on.
+HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+def staging_name(prefix: str) -> str:
+    """A name for a staged file or scratch directory: ``PREFIX-PID-RANDOM-HOST``."""
+    return f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:12]}-{HOST_TAG}"
+
+
 class ArtifactStore:
     """Files by sha256 under ``root`` (``<registry>/objects``), staged in ``tmp``."""
 
@@ -130,7 +141,7 @@ class ArtifactStore:
         """Store ``data`` and return its sha256."""
         digest = hashlib.sha256(data).hexdigest()
         if not self.contains(digest):
-            staged = self.tmp / f"obj-{os.getpid()}-{uuid.uuid4().hex}"
+            staged = self.tmp / staging_name("obj")
             self.tmp.mkdir(parents=True, exist_ok=True)
             with staged.open("wb") as handle:
                 handle.write(data)
@@ -194,7 +205,7 @@ class ArtifactStore:
         what a killed process left behind.
         """
         self.tmp.mkdir(parents=True, exist_ok=True)
-        path = self.tmp / f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        path = self.tmp / staging_name(prefix)
         path.mkdir()
         try:
             yield path
@@ -202,13 +213,18 @@ class ArtifactStore:
             shutil.rmtree(path, ignore_errors=True)
 
     def remove_stale_scratch(self) -> int:
-        """Remove scratch directories and staged objects of processes no longer alive."""
+        """Remove scratch directories and staged objects of this machine's processes that
+        are no longer alive (another machine's, in a shared store, are its own to clear)."""
         removed = 0
         if not self.tmp.is_dir():
             return 0
         for entry in self.tmp.iterdir():
             parts = entry.name.split("-")
-            if len(parts) < 3 or not parts[1].isdigit() or _pid_alive(int(parts[1])):
+            if len(parts) < 3 or not parts[1].isdigit():
+                continue
+            if len(parts) >= 4 and parts[3] != HOST_TAG:
+                continue  # staged on another machine
+            if _pid_alive(int(parts[1])):
                 continue
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from loraledger.registry.store import CHUNK, ArtifactStore, copy_hashing, sha256_file
+from loraledger.registry.store import CHUNK, HOST_TAG, ArtifactStore, copy_hashing, sha256_file
 
 from loraledger.errors import VerificationError
 
@@ -100,11 +100,14 @@ def test_stale_scratch_of_dead_processes_is_removed(store: ArtifactStore) -> Non
     pid = int(dead.stdout)
     store.tmp.mkdir(parents=True)
     (store.tmp / f"reg-{pid}-abc").mkdir()
-    (store.tmp / f"obj-{pid}-def").write_bytes(b"x")
-    alive = store.tmp / f"reg-{os.getpid()}-live"
+    (store.tmp / f"obj-{pid}-def-{HOST_TAG}").write_bytes(b"x")
+    alive = store.tmp / f"reg-{os.getpid()}-live-{HOST_TAG}"
     alive.mkdir()
+    # a shared store: the same process id on another machine is that machine's to judge
+    elsewhere = store.tmp / f"reg-{pid}-xyz-{'0' * 8}"
+    elsewhere.mkdir()
     assert store.remove_stale_scratch() == 2
-    assert list(store.tmp.iterdir()) == [alive]
+    assert sorted(store.tmp.iterdir()) == sorted([alive, elsewhere])
 
 
 def test_sha256_file(tmp_path: Path) -> None:
