@@ -85,11 +85,12 @@ typecheck: $(STAMP)
 
 # Every benchmark at small sizes (seconds each): shows each still runs; `make test` runs
 # these same tests (tests/benchmarks).
-bench-quick: $(STAMP) browser
+bench-quick: $(STAMP) browser postgres
 	$(BIN)/python -m pytest -q tests/benchmarks
 
-bench: $(STAMP) browser
+bench: $(STAMP) browser postgres
 	$(BIN)/python benchmarks/bench_registry.py
+	$(BIN)/python benchmarks/bench_team.py
 	$(BIN)/python benchmarks/bench_trainer.py --rounds 3
 	$(BIN)/python benchmarks/bench_harness.py
 	$(BIN)/python benchmarks/bench_governance.py

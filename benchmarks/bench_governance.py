@@ -15,7 +15,12 @@ result, a gate check, a signed approval and a promotion -- and is the one traced
 gated. The rest are copies of its rows made with SQL (other names, ids and digests), so
 every table a query reads holds the full number of rows.
 
-Targets: trace and gate check < 100 ms, data impact < 1 s, audit verify < 5 s.
+The full-scale registry is then moved onto a PostgreSQL server started for the run (its
+rows copied as they are, its files to a store directory) and measured again: the same
+operations on a team's registry, against the embedded one as the peer.
+
+Targets: trace and gate check < 100 ms, data impact < 1 s, audit verify < 5 s (on both
+backends).
 
     .venv/bin/python benchmarks/bench_governance.py [--repeat 5] [--versions 10000]
 """
@@ -26,12 +31,15 @@ import argparse
 import hashlib
 import json
 import multiprocessing
+import os
+import shutil
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -389,6 +397,24 @@ def measure(registry: Registry, ref: str, repeat: int) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def on_postgresql(registry: Registry) -> Iterator[Registry]:
+    """The same registry moved onto a PostgreSQL server started for the run (its rows
+    copied in one snapshot, its files in a store directory beside the policy)."""
+    from loraledger.registry.copying import copy_rows
+    from loraledger.registry.postgres import PostgresDatabase
+
+    from tests.postgres import PASSWORD, running_server
+
+    store = registry.root.parent / "pg-store"
+    shutil.copytree(registry.root, store, ignore=shutil.ignore_patterns("registry.duckdb*"))
+    with running_server() as server:
+        os.environ["PGPASSWORD"] = PASSWORD
+        url = server.create_database("governance")
+        copy_rows(registry.db, PostgresDatabase(url, lock_timeout=60), store=str(store))
+        yield Registry.open(url, keys=registry.keys)
+
+
 def scale_arguments(description: str) -> argparse.Namespace:
     """The registry's size (and repeats) from the command line; shared by the dashboard's
     benchmark, which times pages on the same registry. ``--quick``: 200 versions, 3,000
@@ -419,13 +445,22 @@ def main() -> None:
             built = time.perf_counter() - started
             results[label] = {"build_s": built, **measure(registry, ref, args.repeat)}
             print(f"{label}: built in {built:.1f} s: {json.dumps(results[label])}", flush=True)
-    full, small = results["full"], results["small"]
+            if label == "full":
+                started = time.perf_counter()
+                with on_postgresql(registry) as team:
+                    moved = time.perf_counter() - started
+                    results["postgresql"] = {"copy_s": moved, **measure(team, ref, args.repeat)}
+                print(f"postgresql: copied in {moved:.1f} s: {json.dumps(results['postgresql'])}")
+    full, small, team = results["full"], results["small"], results["postgresql"]
     print(
         f"\nAt {full['adapter_versions']} versions, {full['audit_events']} audit events, "
         f"{full['eval_samples']} eval samples, {full['dataset_records']} dataset records "
         f"(peer: the same on a registry a tenth the size):"
     )
-    print(f"{'operation':<28}{'full':>10}{'small':>10}{'full/small':>12}  target")
+    print(
+        f"{'operation':<28}{'full':>10}{'small':>10}{'full/small':>12}"
+        f"{'PostgreSQL':>12}{'PG/full':>9}  target"
+    )
     for name, key, target in (
         ("trace REF (every link)", "trace_s", "< 100 ms"),
         ("gate check (recorded)", "gate_check_s", "< 100 ms"),
@@ -434,10 +469,12 @@ def main() -> None:
     ):
         print(
             f"{name:<28}{full[key] * 1000:>8.0f}ms{small[key] * 1000:>8.0f}ms"
-            f"{full[key] / small[key]:>11.2f}x  {target}"
+            f"{full[key] / small[key]:>11.2f}x{team[key] * 1000:>10.0f}ms"
+            f"{team[key] / full[key]:>8.2f}x  {target}"
         )
     for key in ("trace_s", "gate_check_s", "impact_s", "audit_verify_s"):
         results[f"{key.removesuffix('_s')}_full_vs_small"] = full[key] / small[key]
+        results[f"{key.removesuffix('_s')}_postgresql_vs_duckdb"] = team[key] / full[key]
     write_results("bench_governance", args, results)
 
 

@@ -28,7 +28,7 @@ from .audit import CHECKPOINT_FILE, utcnow
 from .core import DB_FILE, registry_location
 from .db import Connection, Database, DuckDatabase, lock_timeout_from_env
 from .keys import KeyStore
-from .postgres import PostgresDatabase
+from .postgres import PostgresConnection, PostgresDatabase
 from .registry import Registry
 from .store import ArtifactStore, copy_hashing, staging_name
 from .trust import TrustRoot
@@ -121,25 +121,8 @@ def _copy(src: Registry, db: Database, files: Path, head_seq: int) -> CopyReport
     checkpoints = src.audit.checkpoint_file
     if checkpoints.is_file():
         shutil.copyfile(checkpoints, files / CHECKPOINT_FILE)
-    rows: dict[str, int] = {}
-    with db.write() as out:
-        schema.apply_pending(out, utcnow(), db.dialect)
-        out.execute("DELETE FROM schema_migrations")  # the source's own history comes next
-        tables = _tables(out)
-        with src.db.snapshot() as conn:
-            for table, columns in tables.items():
-                names = ", ".join(columns)
-                data = conn.execute(f"SELECT {names} FROM {table}").fetchall()
-                if table == "registry_meta":
-                    data = [r for r in data if r[0] != "store"]
-                    if isinstance(db, PostgresDatabase):
-                        data.append(("store", str(files)))
-                if data:
-                    out.executemany(
-                        f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
-                        data,
-                    )
-                rows[table] = len(data)
+    store_setting = str(files) if isinstance(db, PostgresDatabase) else None
+    rows = copy_rows(src.db, db, store=store_setting)
     if isinstance(db, DuckDatabase):
         os.replace(db.path, files / DB_FILE)
     return CopyReport(
@@ -151,6 +134,43 @@ def _copy(src: Registry, db: Database, files: Path, head_seq: int) -> CopyReport
         objects=objects,
         bytes=total,
     )
+
+
+BATCH = 20_000  # rows read and written at a time (a registry's samples run to millions)
+
+
+def copy_rows(source: Database, destination: Database, *, store: str | None) -> dict[str, int]:
+    """Every row of ``source`` into the empty ``destination``, migrated to the latest
+    schema first, in one transaction (all of it, or nothing); ``registry_meta``'s
+    ``store`` becomes ``store`` (None: no such setting, a directory registry). The source
+    is read in one snapshot. Returns the rows copied by table."""
+    rows: dict[str, int] = {}
+    with destination.write() as out:
+        schema.apply_pending(out, utcnow(), destination.dialect)
+        out.execute("DELETE FROM schema_migrations")  # the source's own history comes next
+        tables = _tables(out)
+        with source.snapshot() as conn:
+            for table, columns in tables.items():
+                names = ", ".join(columns)
+                cursor = conn.execute(f"SELECT {names} FROM {table}")
+                rows[table] = 0
+                while batch := cursor.fetchmany(BATCH):
+                    if table == "registry_meta":
+                        batch = [r for r in batch if r[0] != "store"]
+                        batch += [("store", store)] if store is not None else []
+                    _insert(out, table, columns, batch)
+                    rows[table] += len(batch)
+    return rows
+
+
+def _insert(conn: Connection, table: str, columns: list[str], batch: list[Any]) -> None:
+    if not batch:
+        return
+    if isinstance(conn, PostgresConnection):
+        conn.copy_in(table, columns, batch)  # COPY: a million rows in seconds
+        return
+    placeholders = ", ".join("?" * len(columns))
+    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", batch)
 
 
 def _tables(conn: Connection) -> dict[str, list[str]]:
@@ -200,4 +220,4 @@ def _remove(db: Database, files: Path, made: bool) -> None:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
-__all__ = ["CopyReport", "copy_registry"]
+__all__ = ["CopyReport", "copy_registry", "copy_rows"]

@@ -60,6 +60,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def fetchmany(self, size: int = ..., /) -> list[Any]: ...
+
 
 class Connection(Protocol):
     """A connection as the registry uses it: ``?`` placeholders on every backend."""

@@ -103,6 +103,13 @@ class PostgresConnection:
         with self.raw.cursor() as cursor, self._refusals():
             cursor.executemany(psycopg_sql(query), parameters)
 
+    def copy_in(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` with ``COPY ... FROM STDIN`` (bulk loading: a registry copy)."""
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self.raw.cursor() as cursor, self._refusals(), cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
     @contextmanager
     def _refusals(self) -> Iterator[None]:
         """The server's refusals as the registry's errors: a privilege this account lacks

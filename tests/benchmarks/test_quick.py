@@ -61,8 +61,16 @@ def test_governance_benchmark(tmp_path: Path) -> None:
     results = run_quick("bench_governance.py", tmp_path)
     assert results["full"]["adapter_versions"] == 200
     assert results["small"]["adapter_versions"] == 20
+    assert results["postgresql"]["adapter_versions"] == 200
     for key in ("trace", "gate_check", "impact", "audit_verify"):
         assert measured(results[f"{key}_full_vs_small"]), key
+        assert measured(results[f"{key}_postgresql_vs_duckdb"]), key
+
+
+def test_team_benchmark(tmp_path: Path) -> None:
+    results = run_quick("bench_team.py", tmp_path)
+    for writers in (1, 2):
+        assert measured(results[f"postgresql_vs_duckdb_{writers}"]), writers
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make installs it)")

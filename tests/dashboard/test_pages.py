@@ -262,3 +262,33 @@ def test_oidc_sign_in_maps_the_providers_email_to_an_identity(site: Site) -> Non
     app = oidc_app({"is_logged_in": True, "email": "Otto@Northwind.example"})
     assert not app.exception, app.exception
     assert app.session_state["ledger_user"] == User(AUDITOR, "Otto", AUDITOR, Role.AUDITOR)
+
+
+OTHER_HOST = """
+import sys
+from streamlit.testing.v1 import AppTest
+from loraledger.dashboard.ui import User
+from loraledger.registry import Role
+app = AppTest.from_file(sys.argv[1], default_timeout=120)
+app.session_state["ledger_user"] = User("rita", "Rita", "rita", Role.REVIEWER)
+app.query_params["ref"] = sys.argv[2]
+app.run()
+app.text_area[0].input("Checked on the other host.")
+next(b for b in app.button if b.label == "Approve").click().run()
+print(app.success[0].value)
+"""
+
+
+def test_two_dashboard_processes_see_each_others_changes(site: Site) -> None:
+    # A second dashboard process over the same registry (as on a second host) approves;
+    # this one, open since before, shows the approval on its next run.
+    here = page_as(site, SECOND, "review", ref=V1)
+    assert "0 of 1 approval(s)" in texts(here)
+    other = subprocess.run(
+        [sys.executable, "-c", OTHER_HOST, str(Path(APP).parent / "views" / "review.py"), V1],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert f"Approved {V1} for staging as {REVIEWER}" in other.stdout
+    here.run()
+    assert "1 of 1 approval(s)" in texts(here)
