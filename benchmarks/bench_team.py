@@ -92,11 +92,12 @@ def main() -> None:
     results: dict[str, Any] = {"per_writer": args.per_writer, "writers": args.writers}
     with tempfile.TemporaryDirectory() as tmp, running_server() as server:
         root = Path(tmp)
-        keys = root / "keys"
-        directory = Registry.init(root / "dir", keys=KeyStore(keys))
+        directory = Registry.init(root / "dir", keys=KeyStore(root / "keys-duckdb"))
         os.environ["PGPASSWORD"] = PASSWORD
         team = Registry.init(
-            server.create_database("team"), store=root / "store", keys=KeyStore(keys)
+            server.create_database("team"),
+            store=root / "store",
+            keys=KeyStore(root / "keys-postgresql"),
         )
         for registry in (directory, team):
             setup(registry)
@@ -104,6 +105,7 @@ def main() -> None:
             for label, registry in (("duckdb", directory), ("postgresql", team)):
                 work = root / f"work-{label}-{writers}"
                 work.mkdir()
+                keys = root / f"keys-{label}"
                 per_s = rate(registry.address, keys, work, writers, args.per_writer)
                 results[f"{label}_{writers}_per_s"] = per_s
                 print(f"{label:<11} {writers} writer(s): {per_s:6.1f} registrations/s", flush=True)
