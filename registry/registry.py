@@ -29,7 +29,13 @@ from typing import cast
 import duckdb
 
 import loraledger
-from loraledger.errors import AlreadyExists, NotARegistry, UsageError, VerificationError
+from loraledger.errors import (
+    AlreadyExists,
+    NotARegistry,
+    PermissionDenied,
+    UsageError,
+    VerificationError,
+)
 
 from . import schema
 from .adapters import Adapters
@@ -233,7 +239,15 @@ class Registry(Core):
     def _migrate(self) -> None:
         with self.db.write() as conn:
             before = schema.current_version(conn)
-            applied = schema.apply_pending(conn, utcnow(), self.db.dialect)
+            try:
+                applied = schema.apply_pending(conn, utcnow(), self.db.dialect)
+            except PermissionDenied as error:  # a team's writer or auditor account
+                raise PermissionDenied(
+                    f"{self.location} has schema version {before} and this loraledger "
+                    f"needs {schema.LATEST_VERSION}; the database's owner upgrades it once "
+                    "(any command, e.g. `loraledger audit log --limit 1`, run with the "
+                    "owner's account), then everyone goes on"
+                ) from error
             if applied:
                 self.audit.append(
                     conn,

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from loraledger.registry import Registry, Role
+from loraledger.registry import Registry, Role, schema
 from loraledger.registry.dialect import HISTORY_TABLES
 from loraledger.registry.postgres import (
     WRITE_LOCK_KEY,
@@ -221,6 +221,25 @@ def test_writer_and_auditor_accounts_get_what_their_role_needs_and_no_more(
         conn.execute("INSERT INTO registry_meta VALUES ('sneaked', 'in')")
     registry.verify_audit()
     registry.verify_records()
+
+
+def test_an_upgrade_by_a_writer_account_says_the_owner_runs_it(
+    registry: Registry, postgres_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"writer_{uuid.uuid4().hex[:8]}"
+    postgres_server.psql(f"CREATE ROLE {name} LOGIN PASSWORD '{PASSWORD}'")
+    assert isinstance(registry.db, PostgresDatabase)
+    create_roles(registry.db, writers=[name])
+    extra = schema.Migration(schema.LATEST_VERSION + 1, "notes", "CREATE TABLE notes (t VARCHAR)")
+    shipped = schema.migrations()
+    monkeypatch.setattr(schema, "migrations", lambda: [*shipped, extra])
+    monkeypatch.setattr(schema, "LATEST_VERSION", extra.version)
+    database = registry.db.url.rsplit("/", 1)[1]
+    with pytest.raises(PermissionDenied, match="the database's owner upgrades it once"):
+        Registry.open(postgres_server.url(database, name), keys=registry.keys)
+    owner = Registry.open(registry.address, keys=registry.keys)  # the owner's account
+    assert owner.audit_events()[-1].action == "registry.migrate"
+    Registry.open(postgres_server.url(database, name), keys=registry.keys).verify_audit()
 
 
 def test_db_roles_are_refused_to_an_account_that_does_not_own_the_database(
