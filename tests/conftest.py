@@ -119,6 +119,13 @@ def cloned_address(address: Path | str, files: Path) -> Path | str:
     return server.url(name)
 
 
+@pytest.fixture(scope="session")
+def built_eval_registries() -> dict[str, Registry]:
+    """The evaluation registry of each backend (tests/harness/conftest.py), built once a
+    session on first use and never handed out: each module gets a copy of its own."""
+    return {}
+
+
 @pytest.fixture
 def registry_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
     """Where this test's registry lives."""

@@ -14,7 +14,15 @@ from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.trainer.base_models import add_base
 from loraledger.trainer.train import train
 
-from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, init_registry, new_location
+from tests.conftest import (
+    ADMIN,
+    AUDITOR,
+    ENGINEER,
+    REVIEWER,
+    cloned_address,
+    init_registry,
+    new_location,
+)
 from tests.trainer.conftest import add_faq, build_tiny_base, write_config
 
 PLAIN = ("faq-bot@v1", "faq-bot@v2")  # plain LoRA (quantization: none), seeds 1 and 2
@@ -26,13 +34,28 @@ WILD = ("wild@v1", "wild@v2")
 
 @pytest.fixture(scope="module")
 def eval_registry(
-    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+    built_eval_registries: dict[str, Registry],
+    tmp_path_factory: pytest.TempPathFactory,
+    backend: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Registry]:
-    """Trained, registered versions on the tiny base, on the module's backend (built
-    there, by the same calls: not copied)."""
+    """Trained, registered versions on the tiny base, on the module's backend: a private
+    copy (its directory tree, and on PostgreSQL a database cloned from the built one) of
+    the registry built there once, by the same calls, for the session."""
+    if backend not in built_eval_registries:
+        built_eval_registries[backend] = build_eval_registry(
+            tmp_path_factory.mktemp(f"evalreg-{backend}"), backend, request
+        )
+    built = built_eval_registries[backend]
+    home = tmp_path_factory.mktemp("evalreg")
+    shutil.copytree(built.root.parent, home, dirs_exist_ok=True)
+    yield Registry.open(cloned_address(built.address, home / "reg"), keys=KeyStore(home / "keys"))
+
+
+def build_eval_registry(root: Path, backend: str, request: pytest.FixtureRequest) -> Registry:
+    """The evaluation registry built in ``root`` on ``backend``."""
     from loraledger.trainer.base_models import cache_dir
 
-    root = tmp_path_factory.mktemp("evalreg")
     cached = cache_dir() / "test-bases" / "tiny-llama-v1"
     if not (cached / "config.json").is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +86,7 @@ def eval_registry(
             seed=seed,
         )
         registry.adapters.register(wild, "wild", actor=ENGINEER)
-    yield registry
+    return registry
 
 
 @pytest.fixture
