@@ -93,7 +93,7 @@ def main() -> None:
             for user in ("otto", "rita"):
                 add_user(registry.root / ACCOUNTS_FILE, user, identity=user, password=PASSWORD)
             site = Site(registry.root, root / "keys", registry.root / ACCOUNTS_FILE,
-                        root / "policy.yaml")  # fmt: skip
+                        root / "policy.yaml", registry.address)  # fmt: skip
             results[label] = measure(site, ref, args.repeat)
             print(f"{label}: {results[label]}", flush=True)
     full, small = results["full"], results["small"]
