@@ -25,7 +25,7 @@ COOKIE_NAME = "loraledger_dashboard"
 def sign_in() -> ui.User:
     """The signed-in user; renders the sign-in form and stops the run until there is one."""
     try:
-        accounts = load_accounts(ui.config().accounts)
+        accounts = load_accounts(ui.config().accounts_file())
     except LedgerError as error:
         st.error(str(error))
         st.stop()

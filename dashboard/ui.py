@@ -39,24 +39,30 @@ class Config:
 
     registry: Path | str  # a directory, or a postgresql:// URL
     keys_dir: Path | None
-    accounts: Path
+    accounts: Path | None  # None: beside the registry's files (see accounts_file)
     policy: Path | None
 
     @classmethod
     def from_env(cls) -> Config:
-        registry = default_registry_path()
         keys = os.environ.get(KEYS_DIR_ENV)
         policy = os.environ.get(POLICY_ENV)
         accounts = os.environ.get(ACCOUNTS_ENV)
-        if not accounts:  # beside the registry's files (a PostgreSQL registry's store)
-            files = registry if isinstance(registry, Path) else Registry.open(registry).root
-            accounts = str(files / ACCOUNTS_FILE)
         return cls(
-            registry=registry,
+            registry=default_registry_path(),
             keys_dir=Path(keys) if keys else None,
-            accounts=Path(accounts),
+            accounts=Path(accounts) if accounts else None,
             policy=Path(policy) if policy else None,
         )
+
+    def accounts_file(self) -> Path:
+        """The sign-in accounts: as set, or beside the registry's files (its directory,
+        or a PostgreSQL registry's store, which only the registry knows: opened here, at
+        sign-in, not on every page run)."""
+        if self.accounts is not None:
+            return self.accounts
+        if isinstance(self.registry, Path):
+            return self.registry / ACCOUNTS_FILE
+        return Registry.open(self.registry).root / ACCOUNTS_FILE
 
 
 @dataclass(frozen=True)

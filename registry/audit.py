@@ -555,18 +555,17 @@ _VOUCHED_SQL = (
 
 # Other databases write JSON otherwise (PostgreSQL: ``[a, b]``): every row is hashed in
 # Python.
-_UNVOUCHED_SQL = (
-    "SELECT seq, prev_hash, hash, FALSE FROM audit_events "
-    "WHERE CAST(? AS VARCHAR) IS NOT NULL AND seq >= ? ORDER BY seq"
-)
+_UNVOUCHED_SQL = "SELECT seq, prev_hash, hash, FALSE FROM audit_events WHERE seq >= ? ORDER BY seq"
 
 
 def _chain(conn: Connection, first: int, prev: str) -> list[str]:
     """The hashes of events ``first`` onwards, each checked against its content and its
     link to the one before (``prev``: the hash before ``first``); raise at the first
     break."""
-    vouched_sql = _VOUCHED_SQL if dialect_of(conn) is DUCKDB else _UNVOUCHED_SQL
-    links = conn.execute(vouched_sql, [CHAIN_FORMAT, first]).fetchall()
+    if dialect_of(conn) is DUCKDB:
+        links = conn.execute(_VOUCHED_SQL, [CHAIN_FORMAT, first]).fetchall()
+    else:
+        links = conn.execute(_UNVOUCHED_SQL, [first]).fetchall()
     unvouched = [seq for seq, _, _, vouched in links if not vouched]
     rows = (
         {

@@ -29,7 +29,7 @@ from .core import DB_FILE, registry_location
 from .db import Connection, Database, DuckDatabase, lock_timeout_from_env
 from .keys import KeyStore
 from .postgres import PostgresConnection, PostgresDatabase
-from .registry import Registry
+from .registry import Registry, check_new_directory
 from .store import ArtifactStore, copy_hashing, staging_name
 from .trust import TrustRoot
 
@@ -73,7 +73,7 @@ def copy_registry(
     db = _new_destination(destination, files)
     try:
         report = _copy(src, db, files, head.head_seq)
-        copied = Registry.open(db_address(db, files), keys=keys, trust_root=trust_root)
+        copied = Registry.open(_address(db, files), keys=keys, trust_root=trust_root)
         report.verified.update(_verify(copied, head.head_seq, head.head_hash))
         return report
     except BaseException:
@@ -81,13 +81,12 @@ def copy_registry(
         raise
 
 
-def db_address(db: Database, files: Path) -> Path | str:
+def _address(db: Database, files: Path) -> Path | str:
     return db.url if isinstance(db, PostgresDatabase) else files
 
 
 def _new_destination(destination: Path | str, files: Path) -> Database:
-    if files.exists() and (not files.is_dir() or any(files.iterdir())):
-        raise InputError("exists and is not an empty directory; choose a new one", path=files)
+    """The destination's empty database, and its files' directory made (new or empty)."""
     if isinstance(destination, str):
         db: Database = PostgresDatabase(destination, lock_timeout=lock_timeout_from_env())
         with db.read() as conn:
@@ -95,8 +94,9 @@ def _new_destination(destination: Path | str, files: Path) -> Database:
                 raise InputError(
                     f"{db.location} already holds a registry; copy into an empty database"
                 )
+        check_new_directory(files)
         return db
-    files.mkdir(parents=True, exist_ok=True)
+    check_new_directory(files)
     building = files / f"{DB_FILE}.copy-{os.getpid()}"
     return DuckDatabase(building, lock_timeout=lock_timeout_from_env())
 

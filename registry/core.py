@@ -38,7 +38,7 @@ from .db import Connection, Database, DuckDatabase, lock_timeout_from_env
 from .keys import KeyStore, SigningKey
 from .models import AuditEvent, AuditReport, Checkpoint, Identity, IdentityStatus, Role
 from .permissions import Action, resolve
-from .postgres import check_url, is_url
+from .postgres import PostgresDatabase, check_url, is_url
 from .refs import validate_name
 from .store import ArtifactStore
 from .trust import (
@@ -125,7 +125,7 @@ class Core:
         )
         self.location = self.db.location if db is not None else str(root)
         # what `Registry.open` takes to open it again: the directory, or the database URL
-        self.address: Path | str = getattr(db, "url", root)
+        self.address: Path | str = db.url if isinstance(db, PostgresDatabase) else root
         self.store = ArtifactStore(root / "objects", root / "tmp")
         self.audit = AuditLog(registry_id, root)
         self.audit.committed_hash = self._committed_hash

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from loraledger.errors import LockTimeout, PermissionDenied, StorageError, UsageError
 
@@ -59,15 +59,6 @@ def check_url(url: str) -> str:
             f"the registry URL {url!r} names no database; add one: postgresql://USER@HOST:PORT/DBNAME"
         )
     return url
-
-
-def redacted(url: str) -> str:
-    """The URL without any password (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -119,7 +110,7 @@ class PostgresConnection:
         try:
             yield
         except psycopg.errors.LockNotAvailable:
-            raise  # a writer's wait for the lock: said by the transaction, with its limit
+            raise  # a writer's wait for the lock: said by _take_write_lock, with its limit
         except psycopg.errors.InsufficientPrivilege as error:
             user = self.raw.info.user
             raise PermissionDenied(
@@ -149,7 +140,7 @@ class PostgresDatabase(Database):
 
     @property
     def location(self) -> str:
-        return redacted(self.url)
+        return self.url  # never holds a password: check_url refuses one
 
     def _connect(self, *, read_only: bool) -> Connection:
         import psycopg
@@ -294,6 +285,5 @@ __all__ = [
     "create_roles",
     "is_url",
     "psycopg_sql",
-    "redacted",
     "role_statements",
 ]

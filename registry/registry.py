@@ -101,7 +101,7 @@ class Registry(Core):
             )
         if (root / DB_FILE).exists():
             raise AlreadyExists(f"{root} is already a LoRA Ledger registry; use it as it is")
-        _check_new_directory(root)
+        check_new_directory(root)
         registry_id = str(uuid.uuid4())
         # Build the database under a temporary name and rename it into place, so a
         # crash during init never leaves a half-made registry behind.
@@ -132,7 +132,7 @@ class Registry(Core):
                     f"{db.location} is already a LoRA Ledger registry; use it as it is"
                 )
         store = store.absolute()
-        _check_new_directory(store)
+        check_new_directory(store)
         registry = cls(store, str(uuid.uuid4()), keys=keys, trust_root=trust_root, db=db)
         # One transaction (PostgreSQL's DDL is transactional): all of it, or nothing.
         registry._create(db, {"store": str(store)})
@@ -407,7 +407,8 @@ def _samples_digests_beside(conn: Connection, pool: ThreadPoolExecutor) -> Futur
     return digests
 
 
-def _check_new_directory(root: Path) -> None:
+def check_new_directory(root: Path) -> None:
+    """Refuse ``root`` unless it is new or an empty directory; make it."""
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise NotARegistry(
             f"{root} exists and is not an empty directory; choose a new or empty one"

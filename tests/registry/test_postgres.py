@@ -255,6 +255,15 @@ def test_db_roles_are_refused_to_an_account_that_does_not_own_the_database(
         create_roles(writer_db, auditors=[name])
 
 
+def test_db_roles_for_a_login_role_that_does_not_exist_say_to_create_it(
+    registry: Registry,
+) -> None:
+    assert isinstance(registry.db, PostgresDatabase)
+    missing = f"nobody_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(PermissionDenied, match=r"create each login role first \(CREATE ROLE"):
+        create_roles(registry.db, writers=[missing])
+
+
 def test_role_names_are_plain_identifiers() -> None:
     with pytest.raises(UsageError, match="is not a plain PostgreSQL role name"):
         role_statements("reg", writers=['bob"; DROP TABLE x; --'])
