@@ -6,24 +6,21 @@ breaks the chain at the first event touched. Rewriting the whole chain consisten
 caught by checkpoints: after every state change the acting identity signs "the head is
 event SEQ with hash H" with its private key (which never enters the registry). A
 checkpoint is stored in the database, in the same transaction as the events it covers,
-and appended to ``audit-checkpoints.jsonl`` beside the database after the commit, so
-cutting the newest events (and their checkpoints) out of the database is caught by the
-file. For protection against someone who can rewrite both, keep the head printed by
+and published outside it after the commit (appended to ``audit-checkpoints.jsonl``
+beside the database, or written as an object of an S3 store: :mod:`.published`), so
+cutting the newest events (and their checkpoints) out of the database is caught by
+what was published. For protection against someone who can rewrite both, keep the head printed by
 ``loraledger audit head`` elsewhere and pass it to ``audit verify --expect-head``.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
-import os
-import stat
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from loraledger.errors import InputError, VerificationError
@@ -32,11 +29,10 @@ from .db import Connection, dialect_of
 from .dialect import DUCKDB
 from .keys import SigningKey, verify_signature
 from .models import AuditEvent, AuditReport, Checkpoint
+from .published import PublishedCheckpoints
 
 GENESIS_HASH = "0" * 64
 CHAIN_FORMAT = 1
-CHECKPOINT_FILE = "audit-checkpoints.jsonl"
-_TAIL_BYTES = 8192  # several checkpoint lines (each well under 1 KiB)
 
 
 def utcnow() -> datetime:
@@ -91,11 +87,12 @@ class NewEvent:
 
 
 class AuditLog:
-    """The audit chain of one registry (``registry_id``) whose directory is ``root``."""
+    """The audit chain of one registry (``registry_id``), its checkpoints also published
+    in ``published`` (:mod:`.published`)."""
 
-    def __init__(self, registry_id: str, root: Path) -> None:
+    def __init__(self, registry_id: str, published: PublishedCheckpoints) -> None:
         self.registry_id = registry_id
-        self.checkpoint_file = root / CHECKPOINT_FILE
+        self.published = published
         # Events this process verified up to a signed checkpoint: seq -> (hash, the seq of
         # that checkpoint). An event read again whose content still hashes to it is the
         # content that was verified.
@@ -174,24 +171,8 @@ class AuditLog:
         )
 
     def publish(self, checkpoint: Checkpoint) -> None:
-        """Append a committed checkpoint to the file beside the database (one write). A
-        line cut short by an earlier failed write (disk full) was never a record: it is
-        cut off first, so it neither spoils this line nor reads as an edit."""
-        line = (canonical_json(checkpoint.model_dump(mode="json")) + "\n").encode("utf-8")
-        fd = os.open(self.checkpoint_file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            self._regular(fd)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                tail = os.pread(fd, min(size, _TAIL_BYTES), max(0, size - _TAIL_BYTES))
-                end = tail.rfind(b"\n")
-                os.ftruncate(fd, size - len(tail) + end + 1 if end >= 0 else 0)
-            written = os.write(fd, line)
-            if written != len(line):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.checkpoint_file))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """Publish a committed checkpoint outside the database."""
+        self.published.publish(checkpoint)
 
     def republish(self, conn: Connection) -> int:
         """Append to the checkpoint file the checkpoints the database committed after the
@@ -361,31 +342,8 @@ class AuditLog:
         return len({self._verified[e.seq][1] for e in events})
 
     def last_published(self) -> Checkpoint | None:
-        """The newest checkpoint in the file beside the database (None when it has none).
-        Only the file's end is read; a line being appended right now is skipped."""
-        try:
-            with self.checkpoint_file.open("rb") as f:
-                self._regular(f.fileno())
-                size = f.seek(0, os.SEEK_END)
-                f.seek(max(0, size - _TAIL_BYTES))
-                tail = f.read(_TAIL_BYTES)
-        except FileNotFoundError:
-            return None
-        for line in reversed(tail.splitlines()):
-            try:
-                return Checkpoint.model_validate_json(line)
-            except ValueError:
-                continue  # a partial line (being written) or an edit: `audit verify` names it
-        return None
-
-    def _regular(self, fd: int) -> None:
-        """The checkpoint file must be a regular file: a device or FIFO put in its place
-        would be read without end (or hang)."""
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise VerificationError(
-                f"{self.checkpoint_file} is not a regular file (a device, FIFO or directory was "
-                "put in its place); restore it from a backup"
-            )
+        """The newest checkpoint published outside the database (None when none is)."""
+        return self.published.newest()
 
     def check_tail(self, conn: Connection) -> None:
         """The database's log must still hold the newest published checkpoint's event,
@@ -405,13 +363,13 @@ class AuditLog:
         if row is None:
             seq, _ = self.head(conn)
             raise VerificationError(
-                f"audit log truncated: {CHECKPOINT_FILE} records a checkpoint at event "
+                f"audit log truncated: {self.published.name} records a checkpoint at event "
                 f"#{published.seq} (signed by {published.signer}) but the log ends at #{seq}; "
                 "events were deleted: restore the registry from a backup"
             )
         if row[0] != published.head_hash:
             raise VerificationError(
-                f"audit log rewritten: {CHECKPOINT_FILE} records hash "
+                f"audit log rewritten: {self.published.name} records hash "
                 f"{published.head_hash[:16]}… for event #{published.seq} but the log has "
                 f"{str(row[0])[:16]}…; restore the registry from a backup"
             )
@@ -487,7 +445,7 @@ class AuditLog:
             if origin != "database" and _cp_key(cp) not in db_entries:
                 raise VerificationError(
                     f"checkpoint at event #{cp.seq} (signed by {cp.signer}) is in "
-                    f"{CHECKPOINT_FILE} but was deleted from the database"
+                    f"{self.published.name} but was deleted from the database"
                 )
         if expect_head is not None:
             seq, digest = expect_head
@@ -520,21 +478,7 @@ class AuditLog:
                 "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints"
             ).fetchall()
         ]
-        try:
-            with self.checkpoint_file.open("rb") as f:
-                self._regular(f.fileno())
-                lines = f.read().decode("utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            lines = []
-        for number, line in enumerate(lines, start=1):
-            origin = f"{CHECKPOINT_FILE}:{number}"
-            try:
-                found.append((origin, Checkpoint.model_validate_json(line)))
-            except ValueError:
-                raise VerificationError(
-                    f"{origin} is not a checkpoint record: the file was edited"
-                ) from None
-        return found
+        return found + self.published.everything()
 
 
 def _cp_key(cp: Checkpoint) -> tuple[int, str, str, str]:

@@ -24,12 +24,20 @@ from typing import Any
 from loraledger.errors import InputError, UsageError, VerificationError
 
 from . import schema
-from .audit import CHECKPOINT_FILE, utcnow
-from .core import DB_FILE, registry_location
+from .audit import utcnow
+from .core import DB_FILE, published_checkpoints, registry_location
 from .db import Connection, Database, DuckDatabase, lock_timeout_from_env
 from .keys import KeyStore
 from .postgres import PostgresConnection, PostgresDatabase
-from .registry import Registry, check_new_directory
+from .published import CheckpointFile
+from .registry import (
+    Registry,
+    check_new_directory,
+    check_new_store,
+    open_store,
+    store_location,
+)
+from .s3 import S3Objects
 from .store import ArtifactStore, copy_hashing, staging_name
 from .trust import TrustRoot
 
@@ -52,32 +60,37 @@ def copy_registry(
     source: Path | str,
     destination: Path | str,
     *,
-    store: Path | None = None,
+    store: Path | str | None = None,
     keys: KeyStore | None = None,
     trust_root: TrustRoot | None = None,
 ) -> CopyReport:
     """Copy the registry at ``source`` to ``destination`` (a new or empty directory, or an
-    empty PostgreSQL database with its store in ``store``), verifying both ends."""
+    empty PostgreSQL database with its store in ``store``: a new or empty directory, or
+    an ``s3://`` prefix that holds nothing), verifying both ends."""
     source, destination = registry_location(source), registry_location(destination)
     if isinstance(destination, str) and store is None:
         raise UsageError(
-            "a copy into PostgreSQL needs --store: the new or empty directory for its artifacts"
+            "a copy into PostgreSQL needs --store: the new or empty directory (or s3:// "
+            "prefix) for its artifacts"
         )
     if not isinstance(destination, str) and store is not None:
         raise UsageError("--store is for a copy into PostgreSQL; a directory keeps its own")
     src = Registry.open(source, keys=keys, trust_root=trust_root)
     head = src.verify_audit()
     src.verify_records()
-    files = (store if store is not None else Path(destination)).absolute()
+    location: Path | str = Path(destination).absolute()
+    if store is not None:
+        location = store_location(store)
+    files, objects = open_store(location, src.registry_id)
     made = not files.exists()
-    db = _new_destination(destination, files)
+    db = _new_destination(destination, files, objects)
     try:
-        report = _copy(src, db, files, head.head_seq)
+        report = _copy(src, db, files, objects, head.head_seq)
         copied = Registry.open(_address(db, files), keys=keys, trust_root=trust_root)
         report.verified.update(_verify(copied, head.head_seq, head.head_hash))
         return report
     except BaseException:
-        _remove(db, files, made)
+        _remove(db, files, made, objects)
         raise
 
 
@@ -85,8 +98,8 @@ def _address(db: Database, files: Path) -> Path | str:
     return db.url if isinstance(db, PostgresDatabase) else files
 
 
-def _new_destination(destination: Path | str, files: Path) -> Database:
-    """The destination's empty database, and its files' directory made (new or empty)."""
+def _new_destination(destination: Path | str, files: Path, objects: S3Objects | None) -> Database:
+    """The destination's empty database, and its store checked (new or empty)."""
     if isinstance(destination, str):
         db: Database = PostgresDatabase(destination, lock_timeout=lock_timeout_from_env())
         with db.read() as conn:
@@ -94,34 +107,47 @@ def _new_destination(destination: Path | str, files: Path) -> Database:
                 raise InputError(
                     f"{db.location} already holds a registry; copy into an empty database"
                 )
-        check_new_directory(files)
+        check_new_store(files, objects)
         return db
     check_new_directory(files)
     building = files / f"{DB_FILE}.copy-{os.getpid()}"
     return DuckDatabase(building, lock_timeout=lock_timeout_from_env())
 
 
-def _copy(src: Registry, db: Database, files: Path, head_seq: int) -> CopyReport:
-    store = ArtifactStore(files / "objects", files / "tmp")
+def _copy(
+    src: Registry, db: Database, files: Path, objects: S3Objects | None, head_seq: int
+) -> CopyReport:
+    store = ArtifactStore(files / "objects", files / "tmp", objects)
     store.tmp.mkdir(parents=True, exist_ok=True)
-    objects = total = 0
-    for path in sorted(src.store.iter_objects()):
+    count = total = 0
+    for digest in sorted(src.store.digests()):
+        path = src.store.local(digest)
+        if path is None:
+            raise VerificationError(
+                f"store object {digest} was listed but is gone from {src.store.location}; "
+                "restore it from a backup before copying"
+            )
         staged = store.tmp / staging_name("copy")
         with path.open("rb") as handle:
-            digest = copy_hashing(handle, staged)
-        if digest != path.name:
+            copied = copy_hashing(handle, staged)
+        if copied != digest:
             staged.unlink()
             raise VerificationError(
-                f"store object {path} does not hash to its name (it hashes to {digest[:16]}…); "
+                f"store object {path} does not hash to its name (it hashes to {copied[:16]}…); "
                 "restore it from a backup before copying"
             )
         total += staged.stat().st_size
         store.adopt(staged, digest)
-        objects += 1
-    checkpoints = src.audit.checkpoint_file
-    if checkpoints.is_file():
-        shutil.copyfile(checkpoints, files / CHECKPOINT_FILE)
-    store_setting = str(files) if isinstance(db, PostgresDatabase) else None
+        count += 1
+    published = published_checkpoints(files, objects)
+    if isinstance(published, CheckpointFile) and isinstance(src.audit.published, CheckpointFile):
+        if src.audit.published.path.is_file():  # the lines as they are, in one copy
+            shutil.copyfile(src.audit.published.path, published.path)
+    else:
+        for _, checkpoint in src.audit.published.everything():
+            published.publish(checkpoint)
+    where = objects.location if objects is not None else str(files)
+    store_setting = where if isinstance(db, PostgresDatabase) else None
     rows = copy_rows(src.db, db, store=store_setting)
     if isinstance(db, DuckDatabase):
         os.replace(db.path, files / DB_FILE)
@@ -131,7 +157,7 @@ def _copy(src: Registry, db: Database, files: Path, head_seq: int) -> CopyReport
         registry_id=src.registry_id,
         head_seq=head_seq,
         rows=rows,
-        objects=objects,
+        objects=count,
         bytes=total,
     )
 
@@ -206,13 +232,18 @@ def _verify(copied: Registry, head_seq: int, head_hash: str) -> dict[str, int]:
     return verified
 
 
-def _remove(db: Database, files: Path, made: bool) -> None:
-    """Undo a copy that failed: its database rows and every file it wrote."""
+def _remove(db: Database, files: Path, made: bool, objects: S3Objects | None) -> None:
+    """Undo a copy that failed: its database rows and every file or object it wrote (an
+    object store's prefix was empty; its cache here, verified objects, stays)."""
     if isinstance(db, PostgresDatabase):
         with contextlib.suppress(Exception), db.write() as conn:
             for table in _tables(conn):
                 conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
             conn.execute("DROP FUNCTION IF EXISTS loraledger_append_only() CASCADE")
+    if objects is not None:
+        with contextlib.suppress(Exception):
+            objects.delete(list(objects.keys("")))
+        return
     if made:
         shutil.rmtree(files, ignore_errors=True)
     elif files.is_dir():

@@ -28,6 +28,7 @@ from loraledger.errors import (
     NotFound,
     PermissionDenied,
     SigningKeyError,
+    StorageError,
     UsageError,
     VerificationError,
 )
@@ -39,7 +40,9 @@ from .keys import KeyStore, SigningKey
 from .models import AuditEvent, AuditReport, Checkpoint, Identity, IdentityStatus, Role
 from .permissions import Action, resolve
 from .postgres import PostgresDatabase, check_url, is_url
+from .published import CHECKPOINT_FILE, CheckpointFile, CheckpointObjects, PublishedCheckpoints
 from .refs import validate_name
+from .s3 import S3Objects
 from .store import ArtifactStore
 from .trust import (
     IDENTITY_EVENTS,
@@ -68,6 +71,14 @@ def registry_location(value: str | Path) -> Path | str:
     if isinstance(value, str) and is_url(value):
         return check_url(value)
     return Path(value)
+
+
+def published_checkpoints(root: Path, objects: S3Objects | None) -> PublishedCheckpoints:
+    """Where a registry publishes its checkpoints: its S3 store's ``checkpoints/``, else
+    the file in its directory."""
+    if objects is not None:
+        return CheckpointObjects(objects)
+    return CheckpointFile(root / CHECKPOINT_FILE)
 
 
 def default_registry_path() -> Path | str:
@@ -106,7 +117,9 @@ class Core:
     call opens its own.
 
     ``root`` is the directory of its files (artifact store, checkpoint file); ``db`` its
-    database: the DuckDB file in ``root`` unless given (a PostgreSQL registry's)."""
+    database: the DuckDB file in ``root`` unless given (a PostgreSQL registry's);
+    ``objects`` the S3 store of a PostgreSQL registry whose artifacts and published
+    checkpoints live there (``root`` is then this machine's cache of verified objects)."""
 
     def __init__(
         self,
@@ -117,6 +130,7 @@ class Core:
         lock_timeout: float | None = None,
         trust_root: TrustRoot | None = None,
         db: Database | None = None,
+        objects: S3Objects | None = None,
     ) -> None:
         self.root = root
         self.registry_id = registry_id
@@ -126,8 +140,8 @@ class Core:
         self.location = self.db.location if db is not None else str(root)
         # what `Registry.open` takes to open it again: the directory, or the database URL
         self.address: Path | str = db.url if isinstance(db, PostgresDatabase) else root
-        self.store = ArtifactStore(root / "objects", root / "tmp")
-        self.audit = AuditLog(registry_id, root)
+        self.store = ArtifactStore(root / "objects", root / "tmp", objects)
+        self.audit = AuditLog(registry_id, published_checkpoints(root, objects))
         self.audit.committed_hash = self._committed_hash
         self.keys = keys or KeyStore()
         self.trust_root = trust_root if trust_root is not None else pinned_from_env()
@@ -338,16 +352,17 @@ class Core:
         self.publish(checkpoint)
 
     def publish(self, checkpoint: Checkpoint) -> None:
-        """Mirror a committed checkpoint to the file beside the database. The change has
-        committed whatever happens here: a failed write (disk full) is said as a warning,
-        not an error, and the file is brought up to date the next time the registry is
-        opened (:meth:`AuditLog.republish`)."""
+        """Publish a committed checkpoint outside the database. The change has committed
+        whatever happens here: a failed write (disk full, the object store down) is said
+        as a warning, not an error, and what was missed is published the next time the
+        registry is opened (:meth:`AuditLog.republish`)."""
         try:
             self.audit.publish(checkpoint)
-        except OSError as error:
+        except (OSError, StorageError) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
             warnings.warn(
                 f"the change committed (audit event #{checkpoint.seq}), but "
-                f"{self.audit.checkpoint_file.name} could not be written ({error.strerror}); "
+                f"{self.audit.published.name} could not be written ({reason}); "
                 "it is brought up to date the next time the registry is opened with space",
                 LedgerWarning,
                 stacklevel=3,

@@ -209,8 +209,8 @@ class Datasets:
         with self._core.db.read() as conn:
             version = self._get_in(conn, ref)
             hashes = self._hashes(conn, version)
-        path = self._core.store.path_of(version.file_sha256)
-        if not path.is_file():
+        path = self._core.store.local(version.file_sha256)
+        if path is None:
             raise VerificationError(f"{version.ref}: the data file is missing from the store")
         if sha256_file(path) != version.file_sha256:
             raise VerificationError(f"{version.ref}: the stored data file was modified")

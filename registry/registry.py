@@ -7,6 +7,10 @@ A registry is a directory::
     audit-checkpoints.jsonl    signed chain heads, mirrored outside the database
     tmp/                       staging for files on their way into objects/
 
+or a PostgreSQL database with such a directory (shared) as its store, or with an S3
+store (``s3://bucket/prefix``: ``objects/`` and ``checkpoints/`` there, and a cache of
+verified objects on each machine).
+
 :class:`Registry` is a :class:`~loraledger.registry.core.Core` (storage, ``change()``,
 ``act_as()``) that creates and migrates the directory and builds each collection with
 the core and the siblings it names. Every state change goes through
@@ -31,8 +35,10 @@ import duckdb
 import loraledger
 from loraledger.errors import (
     AlreadyExists,
+    InputError,
     NotARegistry,
     PermissionDenied,
+    StorageError,
     UsageError,
     VerificationError,
 )
@@ -63,6 +69,8 @@ from .identities import Identities
 from .keys import KeyStore
 from .models import AuditEvent
 from .postgres import PostgresDatabase
+from .s3 import S3Objects, check_s3_url, is_s3_url
+from .store import cache_dir
 from .trust import TrustRoot
 
 
@@ -76,14 +84,15 @@ class Registry(Core):
         cls,
         root: Path | str,
         *,
-        store: Path | None = None,
+        store: Path | str | None = None,
         keys: KeyStore | None = None,
         lock_timeout: float | None = None,
         trust_root: TrustRoot | None = None,
     ) -> Registry:
         """Create a new registry: in ``root``, a new or empty directory, or in the empty
-        PostgreSQL database a ``postgresql://`` URL names, with its files in ``store`` (a
-        new or empty directory every writer's machine mounts at the same path)."""
+        PostgreSQL database a ``postgresql://`` URL names, with its files in ``store``: a
+        new or empty directory every writer's machine mounts at the same path, or an
+        ``s3://bucket/prefix`` that holds nothing yet."""
         root = registry_location(root)
         if isinstance(root, str):
             if store is None:
@@ -119,7 +128,7 @@ class Registry(Core):
     def _init_postgres(
         cls,
         url: str,
-        store: Path,
+        store: Path | str,
         *,
         keys: KeyStore | None,
         lock_timeout: float | None,
@@ -131,13 +140,15 @@ class Registry(Core):
                 raise AlreadyExists(
                     f"{db.location} is already a LoRA Ledger registry; use it as it is"
                 )
-        store = store.absolute()
-        check_new_directory(store)
-        registry = cls(store, str(uuid.uuid4()), keys=keys, trust_root=trust_root, db=db)
+        location = store_location(store)
+        registry_id = str(uuid.uuid4())
+        files, objects = open_store(location, registry_id)
+        check_new_store(files, objects)
+        registry = cls(files, registry_id, keys=keys, trust_root=trust_root, db=db, objects=objects)
         # One transaction (PostgreSQL's DDL is transactional): all of it, or nothing.
-        registry._create(db, {"store": str(store)})
+        registry._create(db, {"store": str(location)})
         for sub in ("objects", "tmp"):
-            (store / sub).mkdir(exist_ok=True)
+            (files / sub).mkdir(parents=True, exist_ok=True)
         return registry
 
     def _create(self, db: Database, meta: dict[str, str]) -> None:
@@ -213,13 +224,21 @@ class Registry(Core):
                 f"{db.location} has no registry id; it was not made by `loraledger init`"
             )
         if isinstance(root, str):
-            files = Path(meta.get("store", ""))
-            if not meta.get("store") or not files.is_dir():
+            setting = meta.get("store") or ""
+            files, objects = open_store(store_location(setting), str(meta["registry_id"]))
+            if objects is None and (not setting or not files.is_dir()):
                 raise NotARegistry(
-                    f"the artifact store of {db.location} ({meta.get('store')}) is not a "
+                    f"the artifact store of {db.location} ({setting}) is not a "
                     "directory on this machine; mount it at that path"
                 )
-            registry = cls(files, str(meta["registry_id"]), keys=keys, trust_root=trust_root, db=db)
+            registry = cls(
+                files,
+                str(meta["registry_id"]),
+                keys=keys,
+                trust_root=trust_root,
+                db=db,
+                objects=objects,
+            )
         else:
             registry = cls(
                 root,
@@ -232,7 +251,7 @@ class Registry(Core):
             registry._migrate()
         # checkpoints a full disk kept from the file after their commit (still no space:
         # said again at the next change; reads go on)
-        with registry.db.read() as conn, contextlib.suppress(OSError):
+        with registry.db.read() as conn, contextlib.suppress(OSError, StorageError):
             registry.audit.republish(conn)
         return registry
 
@@ -405,6 +424,36 @@ def _samples_digests_beside(conn: Connection, pool: ThreadPoolExecutor) -> Futur
     digests = pool.submit(samples_digests, other)
     digests.add_done_callback(lambda _: other.close())
     return digests
+
+
+def store_location(value: Path | str) -> Path | str:
+    """A store's location from ``--store`` or the registry's setting: an ``s3://`` URL,
+    or an absolute directory."""
+    if isinstance(value, str) and is_s3_url(value):
+        return check_s3_url(value)
+    return Path(value).absolute()
+
+
+def open_store(location: Path | str, registry_id: str) -> tuple[Path, S3Objects | None]:
+    """The directory of a store's files and, for an object store, the store: its files'
+    directory is then this machine's cache for the registry (:func:`.store.cache_dir`)."""
+    if isinstance(location, str):
+        return cache_dir(registry_id), S3Objects(location)
+    return location, None
+
+
+def check_new_store(files: Path, objects: S3Objects | None) -> None:
+    """Refuse a store that holds anything: a directory must be new or empty, an object
+    store's prefix must hold no object."""
+    if objects is None:
+        check_new_directory(files)
+        return
+    if next(iter(objects.keys("")), None) is not None:
+        raise InputError(
+            f"{objects.location} already holds objects; give a new prefix (s3://BUCKET/PREFIX) "
+            "for this registry's artifacts"
+        )
+    files.mkdir(parents=True, exist_ok=True)
 
 
 def check_new_directory(root: Path) -> None:

@@ -5,6 +5,12 @@ Files enter the store by an atomic rename of a file already written into the reg
 database row that points at an object is committed only after the rename; a crash in
 between leaves an unreferenced object, never a reference to a missing one. Objects are
 made read-only after they are stored.
+
+A team's store may instead be object storage (:class:`ObjectStorage`, implemented for
+S3 by :class:`~loraledger.registry.s3.S3Objects`): each object is then uploaded under
+the same key before the rename (and before the database row is committed), and the
+directory is this machine's cache of objects downloaded and verified against their
+names. Whatever is read is hashed again by its reader, as from a directory.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from io import BufferedReader
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from loraledger.errors import VerificationError
 
@@ -110,21 +116,80 @@ def staging_name(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:12]}-{HOST_TAG}"
 
 
-class ArtifactStore:
-    """Files by sha256 under ``root`` (``<registry>/objects``), staged in ``tmp``."""
+CACHE_ENV = "LORALEDGER_CACHE"
 
-    def __init__(self, root: Path, tmp: Path) -> None:
+
+def cache_dir(registry_id: str) -> Path:
+    """This machine's cache of a registry's objects from an object store:
+    ``$LORALEDGER_CACHE/<registry id>`` (default ``$XDG_CACHE_HOME/loraledger``, else
+    ``~/.cache/loraledger``). Every object in it was verified against its name on the way
+    in, and is hashed again by whoever reads it."""
+    base = os.environ.get(CACHE_ENV)
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = str(Path(xdg) / "loraledger")
+    return Path(base) / registry_id
+
+
+class ObjectStorage(Protocol):
+    """Objects by key in a shared object store (S3 and what speaks its protocol)."""
+
+    @property
+    def location(self) -> str: ...
+
+    def where(self, key: str) -> str:
+        """The object's address, for messages."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def create(self, key: str, source: Path | bytes) -> bool:
+        """Write ``source`` at ``key`` unless it exists; whether it was written."""
+        ...
+
+    def read(self, key: str) -> bytes | None: ...
+
+    def download(self, key: str, target: Path) -> str | None:
+        """Write the object into the new file ``target``; the sha256 of what was written
+        (None when there is no such object)."""
+        ...
+
+    def keys(self, prefix: str, after: str | None = None) -> Iterator[str]: ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+
+def object_key(sha256: str) -> str:
+    """An artifact's key, in a directory store and an object store alike."""
+    return f"sha256/{sha256[:2]}/{sha256}"
+
+
+class ArtifactStore:
+    """Files by sha256 under ``root`` (``<registry>/objects``), staged in ``tmp``; with
+    ``objects``, kept there and ``root`` a verified cache of them."""
+
+    def __init__(self, root: Path, tmp: Path, objects: ObjectStorage | None = None) -> None:
         self.root = root
         self.tmp = tmp
+        self.objects = objects
+
+    @property
+    def location(self) -> str:
+        return self.objects.location if self.objects is not None else str(self.root)
 
     def path_of(self, sha256: str) -> Path:
-        return self.root / "sha256" / sha256[:2] / sha256
+        """Where the object is (or would be) in the directory: for an object store, in
+        this machine's cache (see :meth:`local`)."""
+        return self.root / object_key(sha256)
 
     def contains(self, sha256: str) -> bool:
-        return self.path_of(sha256).is_file()
+        if self.path_of(sha256).is_file():
+            return True
+        return self.objects is not None and self.objects.exists("objects/" + object_key(sha256))
 
     def adopt(self, staged: Path, sha256: str) -> Path:
-        """Move a staged file whose sha256 the caller computed into the store.
+        """Move a staged file whose sha256 the caller computed into the store (uploading
+        it first to an object store that does not hold it yet).
 
         If the object already exists the staged copy is removed instead (same bytes).
         """
@@ -132,15 +197,52 @@ class ArtifactStore:
         if target.is_file():
             staged.unlink()
             return target
+        if self.objects is not None:
+            key = "objects/" + object_key(sha256)
+            if not self.objects.exists(key):
+                self.objects.create(key, staged)  # content addressed: a racing twin is the same
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(staged, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         os.replace(staged, target)
         return target
 
+    def local(self, sha256: str) -> Path | None:
+        """The object as a file on this machine: in the directory, or downloaded from the
+        object store into the cache after its bytes were hashed and found to be its name
+        (a download that is not is refused). None when the store has no such object."""
+        target = self.path_of(sha256)
+        if target.is_file() or self.objects is None:
+            return target if target.is_file() else None
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        staged = self.tmp / staging_name("get")
+        key = "objects/" + object_key(sha256)
+        digest = self.objects.download(key, staged)
+        if digest is None:
+            return None
+        if digest != sha256:
+            staged.unlink(missing_ok=True)
+            raise VerificationError(
+                f"artifact {sha256} in the object store ({self.objects.where(key)}) does not "
+                f"hash to its name (it hashes to {digest[:16]}…): it was modified; restore it "
+                "from a backup"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(staged, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        os.replace(staged, target)
+        return target
+
+    def digests(self) -> Iterator[str]:
+        """The sha256 of every stored object (named so; a reader hashes it again)."""
+        if self.objects is None:
+            yield from (path.name for path in (self.root / "sha256").glob("*/*"))
+            return
+        for key in self.objects.keys("objects/sha256/"):
+            yield key.rsplit("/", 1)[-1]
+
     def put_bytes(self, data: bytes) -> str:
         """Store ``data`` and return its sha256."""
         digest = hashlib.sha256(data).hexdigest()
-        if not self.contains(digest):
+        if not self.path_of(digest).is_file():
             staged = self.tmp / staging_name("obj")
             self.tmp.mkdir(parents=True, exist_ok=True)
             with staged.open("wb") as handle:
@@ -152,13 +254,15 @@ class ArtifactStore:
 
     def read_verified(self, sha256: str) -> bytes:
         """The object's bytes, refused if missing or if they no longer hash to its name."""
-        path = self.path_of(sha256)
+        path = self.local(sha256)
         try:
+            if path is None:
+                raise FileNotFoundError(sha256)
             data = path.read_bytes()
         except FileNotFoundError:
             raise VerificationError(
-                f"artifact {sha256} is missing from the store ({path}); restore the registry "
-                "from a backup"
+                f"artifact {sha256} is missing from the store ({self.location}); restore the "
+                "registry from a backup"
             ) from None
         if hashlib.sha256(data).hexdigest() != sha256:
             raise VerificationError(
@@ -169,8 +273,8 @@ class ArtifactStore:
     def object_of(self, relpath: str, sha256: str) -> Path:
         """The stored object of the file ``relpath``; a missing one raises
         :class:`VerificationError` naming the file."""
-        source = self.path_of(sha256)
-        if not source.is_file():
+        source = self.local(sha256)
+        if source is None:
             raise VerificationError(
                 f"file {relpath!r} (sha256 {sha256}) is missing from the artifact store; "
                 "restore the registry from a backup"
@@ -232,9 +336,6 @@ class ArtifactStore:
                 entry.unlink(missing_ok=True)
             removed += 1
         return removed
-
-    def iter_objects(self) -> Iterator[Path]:
-        yield from (self.root / "sha256").glob("*/*")
 
 
 def _pid_alive(pid: int) -> bool:

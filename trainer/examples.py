@@ -31,9 +31,9 @@ class Example:
 
 def conversations(registry: Registry, version: DatasetVersion) -> list[list[dict[str, str]]]:
     """The dataset's records as chat messages, read from the verified stored file."""
-    path = registry.store.path_of(version.file_sha256)
+    data = registry.store.read_verified(version.file_sha256)
     result: list[list[dict[str, str]]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in data.decode("utf-8").splitlines():
         record = json.loads(line)
         if version.format == "chat":
             result.append(

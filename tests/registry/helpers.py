@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from loraledger.registry import Registry
 from loraledger.registry.db import Connection
+from loraledger.registry.published import CheckpointFile
 
 TABLES = (
     "identities",
@@ -76,15 +78,22 @@ def snapshot(registry: Registry) -> dict[str, Any]:
             for r in sorted(conn.execute("SELECT * FROM audit_checkpoints").fetchall(), key=repr)
             if r[0] not in refused
         ]
-    state["objects"] = sorted(p.name for p in registry.store.iter_objects())
+    state["objects"] = sorted(registry.store.digests())
     state["tmp"] = sorted(p.name for p in registry.store.tmp.iterdir())
-    file = registry.audit.checkpoint_file
+    file = checkpoint_file(registry)
     state["checkpoints"] = [
         line
         for line in (file.read_text().splitlines() if file.exists() else [])
         if json.loads(line)["seq"] not in refused
     ]
     return state
+
+
+def checkpoint_file(registry: Registry) -> Path:
+    """The file a directory-store registry publishes its checkpoints to."""
+    published = registry.audit.published
+    assert isinstance(published, CheckpointFile), published
+    return published.path
 
 
 @contextmanager

@@ -63,9 +63,9 @@ def test_versions_count_up_and_never_change(registry: Registry, tmp_path: Path) 
 
 def test_identical_files_are_stored_once(registry: Registry, adapter_dir: Path) -> None:
     registry.adapters.register(adapter_dir, "a", actor=ENGINEER)
-    before = len(list(registry.store.iter_objects()))
+    before = len(list(registry.store.digests()))
     registry.adapters.register(adapter_dir, "b", actor=ENGINEER)
-    assert len(list(registry.store.iter_objects())) == before + 1  # only the new bundle
+    assert len(list(registry.store.digests())) == before + 1  # only the new bundle
 
 
 def test_verify_and_fetch(

@@ -24,10 +24,11 @@ from loraledger.registry.audit import (
     verify_excerpt,
 )
 from loraledger.registry.keys import KeyStore
+from loraledger.registry.published import CHECKPOINT_FILE, CheckpointFile
 
 from loraledger.errors import InputError, VerificationError
 from tests.conftest import ADMIN, ENGINEER, small_adapter
-from tests.registry.helpers import sql, tampering
+from tests.registry.helpers import checkpoint_file, sql, tampering
 
 
 @pytest.fixture
@@ -157,7 +158,7 @@ def test_deleting_checkpoints_from_the_database_is_caught(busy: Registry) -> Non
 
 
 def test_editing_the_checkpoint_file_is_caught(busy: Registry) -> None:
-    path = busy.audit.checkpoint_file
+    path = checkpoint_file(busy)
     lines = path.read_text().splitlines()
     record = json.loads(lines[-1])
     record["head_hash"] = "f" * 64
@@ -187,7 +188,7 @@ def test_expected_head(busy: Registry) -> None:
     assert busy.verify_audit(expect_head=(seq, digest)).head_seq == seq
     sql(busy, f"DELETE FROM audit_events WHERE seq = {seq}")
     sql(busy, f"DELETE FROM audit_checkpoints WHERE seq = {seq}")
-    busy.audit.checkpoint_file.write_text("")  # the attacker cleaned the file too
+    checkpoint_file(busy).write_text("")  # the attacker cleaned the file too
     busy.verify_audit()  # nothing inside the registry can tell...
     with pytest.raises(VerificationError, match="does not contain the expected head"):
         busy.verify_audit(expect_head=(seq, digest))  # ...but a head kept elsewhere can
@@ -213,7 +214,7 @@ def test_revoked_signers_checkpoints_still_verify(
 def _memory_chain(actions: list[str]) -> tuple[duckdb.DuckDBPyConnection, AuditLog]:
     conn = duckdb.connect()
     schema.apply_pending(conn, utcnow())
-    log = AuditLog("test-registry", Path("/nonexistent"))
+    log = AuditLog("test-registry", CheckpointFile(Path("/nonexistent") / CHECKPOINT_FILE))
     log.append_many(
         conn, [NewEvent("a", act, f"s:{i}", {"i": i, "text": act}) for i, act in enumerate(actions)]
     )
@@ -296,7 +297,7 @@ def test_sql_vouches_for_no_edited_row(
 ) -> None:
     stored = tuple(edited[i] if i in which else written[i] for i in range(4))
     conn, vouched = _stored_once(written, stored)
-    log = AuditLog("test-registry", Path("/nonexistent"))
+    log = AuditLog("test-registry", CheckpointFile(Path("/nonexistent") / CHECKPOINT_FILE))
     if stored == written:
         log.check_links(conn)
     else:
@@ -320,7 +321,9 @@ def test_checkpoint_needs_a_non_empty_chain(keystore: KeyStore) -> None:
     conn = duckdb.connect()
     schema.apply_pending(conn, utcnow())
     with pytest.raises(VerificationError, match="the audit log is empty"):
-        AuditLog("r", Path("/nonexistent")).checkpoint(conn, keystore.create("k"))
+        AuditLog("r", CheckpointFile(Path("/nonexistent") / CHECKPOINT_FILE)).checkpoint(
+            conn, keystore.create("k")
+        )
 
 
 def test_single_events_verify_against_the_nearest_checkpoint(busy: Registry) -> None:

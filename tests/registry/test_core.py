@@ -9,6 +9,7 @@ import pytest
 from loraledger.registry import Action, Registry, Role
 from loraledger.registry.core import Core
 from loraledger.registry.keys import KeyStore
+from loraledger.registry.published import CheckpointFile
 
 from loraledger.errors import (
     Conflict,
@@ -86,7 +87,7 @@ def test_a_change_must_record_an_event_and_bootstrap_only_an_empty_registry(
 def test_a_change_whose_mirror_write_fails_committed_and_says_so(
     registry: Registry, tmp_path: Path
 ) -> None:
-    registry.audit.checkpoint_file = tmp_path / "gone" / "audit-checkpoints.jsonl"
+    registry.audit.published = CheckpointFile(tmp_path / "gone" / "audit-checkpoints.jsonl")
     with pytest.warns(LedgerWarning, match=r"the change committed \(audit event #\d+\), but"):
         registry.identities.create("bob", Role.REVIEWER, actor=ADMIN)
     assert registry.identity("bob").role == Role.REVIEWER  # it is there, all of it

@@ -27,7 +27,7 @@ def test_put_and_read_back(store: ArtifactStore) -> None:
 
 def test_same_bytes_stored_once(store: ArtifactStore) -> None:
     assert store.put_bytes(b"x") == store.put_bytes(b"x")
-    assert len(list(store.iter_objects())) == 1
+    assert len(list(store.digests())) == 1
     assert list(store.tmp.iterdir()) == []
 
 
