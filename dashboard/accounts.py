@@ -15,16 +15,33 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from loraledger.atomic import write_atomically
 from loraledger.errors import AlreadyExists, NotFound, UsageError
+
+if TYPE_CHECKING:
+    from loraledger.registry import Registry
 from loraledger.yamlfile import load_validated
 
 ACCOUNTS_FILE = "dashboard-accounts.yaml"
+
+
+def accounts_beside(registry: Registry) -> Path:
+    """The default accounts file: beside the registry's files (its directory, or a
+    PostgreSQL registry's store directory). A store in S3 has no directory on the
+    dashboard's host that outlives a cache: its file is named with ``--accounts``."""
+    if registry.store.objects is not None:
+        raise UsageError(
+            f"the store of {registry.location} is in S3; give the dashboard's accounts file "
+            "with --accounts FILE (a file on the dashboard's host)"
+        )
+    return registry.root / ACCOUNTS_FILE
+
+
 _USER = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 

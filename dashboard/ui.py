@@ -25,7 +25,7 @@ from loraledger.registry.registry import default_registry_path
 
 from loraledger.errors import LedgerError, LockTimeout, StorageError, VerificationError
 
-from .accounts import ACCOUNTS_FILE
+from .accounts import ACCOUNTS_FILE, accounts_beside
 
 ACCOUNTS_ENV = "LORALEDGER_DASHBOARD_ACCOUNTS"
 POLICY_ENV = "LORALEDGER_DASHBOARD_POLICY"
@@ -62,7 +62,7 @@ class Config:
             return self.accounts
         if isinstance(self.registry, Path):
             return self.registry / ACCOUNTS_FILE
-        return Registry.open(self.registry).root / ACCOUNTS_FILE
+        return accounts_beside(Registry.open(self.registry))
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,8 @@ class Core:
         # what `Registry.open` takes to open it again: the directory, or the database URL
         self.address: Path | str = db.url if isinstance(db, PostgresDatabase) else root
         self.store = ArtifactStore(root / "objects", root / "tmp", objects)
+        # where the files are, as the registry records it: the directory, or the s3:// URL
+        self.store_address = objects.location if objects is not None else str(root)
         self.audit = AuditLog(registry_id, published_checkpoints(root, objects))
         self.audit.committed_hash = self._committed_hash
         self.keys = keys or KeyStore()

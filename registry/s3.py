@@ -16,13 +16,17 @@ the key exists.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from loraledger.errors import StorageError, UsageError
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig
 
 SCHEME = "s3"
 _CHUNK = 1 << 22
@@ -58,22 +62,30 @@ class S3Objects:
     server or network gives is a :class:`StorageError` naming the URL."""
 
     def __init__(self, url: str) -> None:
-        import obstore.store
-
         self.url = check_s3_url(url)
         try:
-            self._store: Any = obstore.store.from_url(
-                self.url,
-                client_options={"connect_timeout": timedelta(seconds=10)},
-                retry_config={
-                    "max_retries": 3,
-                    "retry_timeout": timedelta(seconds=30),
-                    "backoff": {
-                        "init_backoff": timedelta(milliseconds=100),
-                        "max_backoff": timedelta(seconds=5),
-                        "base": 2,
-                    },
-                },
+            import obstore.store
+        except ImportError:
+            raise UsageError(
+                f"the store {self.url} is in S3, and this installation has no S3 client; "
+                "install it with: pip install 'loraledger[s3]'"
+            ) from None
+        # client options given here replace those of the environment: carry AWS_ALLOW_HTTP
+        client: ClientConfig = {"connect_timeout": timedelta(seconds=10)}
+        if os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true", "yes"):
+            client["allow_http"] = True
+        retry: RetryConfig = {
+            "max_retries": 3,
+            "retry_timeout": timedelta(seconds=30),
+            "backoff": {
+                "init_backoff": timedelta(milliseconds=100),
+                "max_backoff": timedelta(seconds=5),
+                "base": 2,
+            },
+        }
+        try:
+            self._store: Any = obstore.store.S3Store.from_url(
+                self.url, client_options=client, retry_config=retry
             )
         except Exception as error:  # obstore raises its own classes and ValueError
             raise self._refusal(error, "open") from None

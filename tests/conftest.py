@@ -58,6 +58,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # the roots trusted on first use are this test's, not the developer's
     monkeypatch.setenv("LORALEDGER_KNOWN_ROOTS", str(tmp_path / "known-roots.json"))
     monkeypatch.delenv("LORALEDGER_TRUST_ROOT", raising=False)
+    # objects fetched from an S3 store are cached under this test's directory
+    monkeypatch.setenv("LORALEDGER_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -68,7 +70,9 @@ def keystore(tmp_path: Path) -> KeyStore:
 # The registry backends the tests of a folder whose conftest.py asks for them
 # (``backend = backends_fixture()``) run on: the embedded DuckDB directory and a
 # PostgreSQL database on the session's own server (tests/postgres.py) with its store in a
-# directory. LORALEDGER_TEST_BACKENDS=duckdb narrows a local run. Elsewhere: DuckDB.
+# directory. LORALEDGER_TEST_BACKENDS=duckdb narrows a local run. Elsewhere: DuckDB. A
+# module may also ask for "postgresql+s3": its store in the session's S3 server
+# (tests/s3.py).
 BACKENDS = tuple(os.environ.get("LORALEDGER_TEST_BACKENDS", "duckdb,postgresql").split(","))
 
 
@@ -95,6 +99,14 @@ def new_location(backend: str, directory: Path, request: pytest.FixtureRequest) 
         return directory
     server = request.getfixturevalue("postgres_server")
     return str(server.create_database(f"reg_{uuid.uuid4().hex[:12]}"))
+
+
+def new_store(backend: str, directory: Path, request: pytest.FixtureRequest) -> Path | str:
+    """Where a new registry of ``backend`` keeps its files: ``directory``, or a new prefix
+    in the session's S3 server."""
+    if backend.endswith("+s3"):
+        return str(request.getfixturevalue("s3_server").new_prefix())
+    return directory
 
 
 def clone_registry(registry: Registry, directory: Path) -> Registry:
@@ -132,16 +144,23 @@ def registry_location(backend: str, tmp_path: Path, request: pytest.FixtureReque
     return new_location(backend, tmp_path / "reg", request)
 
 
-def init_registry(location: Path | str, files: Path, keys: KeyStore) -> Registry:
-    """A new registry at ``location``; a PostgreSQL one keeps its files in ``files``."""
+def init_registry(location: Path | str, files: Path | str, keys: KeyStore) -> Registry:
+    """A new registry at ``location``; a PostgreSQL one keeps its files in ``files`` (a
+    directory or an s3:// prefix)."""
     if isinstance(location, str):
         return Registry.init(location, store=files, keys=keys)
     return Registry.init(location, keys=keys)
 
 
 @pytest.fixture
-def empty_registry(registry_location: Path | str, tmp_path: Path, keystore: KeyStore) -> Registry:
-    return init_registry(registry_location, tmp_path / "reg", keystore)
+def empty_registry(
+    backend: str,
+    registry_location: Path | str,
+    tmp_path: Path,
+    keystore: KeyStore,
+    request: pytest.FixtureRequest,
+) -> Registry:
+    return init_registry(registry_location, new_store(backend, tmp_path / "reg", request), keystore)
 
 
 @pytest.fixture
@@ -179,6 +198,19 @@ def no_scratch_left(registry: Registry) -> Iterator[None]:
     yield
     leftovers = list(registry.store.tmp.iterdir()) if registry.store.tmp.exists() else []
     assert leftovers == [], f"staging files left behind: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    """An S3-compatible server for this test session (moto's server mode, tests/s3.py),
+    its address and credentials in the AWS_* variables every S3 client reads."""
+    from tests.s3 import running_s3
+
+    with running_s3() as server:
+        os.environ.update(server.environment)
+        yield server
+        for name in server.environment:
+            os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

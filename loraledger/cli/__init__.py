@@ -113,11 +113,12 @@ def _root(
 @app.command()
 def init(
     ctx: typer.Context,
-    store: Path = typer.Option(
+    store: str = typer.Option(
         None,
         "--store",
-        help="For a PostgreSQL registry: the new or empty directory, mounted at the same "
-        "path on every machine that writes, that keeps its artifacts.",
+        help="For a PostgreSQL registry, where its artifacts go: a new or empty directory "
+        "mounted at the same path on every machine that writes, or an empty "
+        "s3://BUCKET/PREFIX (credentials and endpoint from AWS_* variables).",
     ),
 ) -> None:
     """Create a new registry: a directory, or a PostgreSQL database with a store."""
@@ -125,7 +126,7 @@ def init(
 
     opts = settings(ctx)
     registry = Registry.init(opts.registry, store=store)
-    where = registry.location + (f" with its store in {registry.root}" if store else "")
+    where = registry.location + (f" with its store in {registry.store_address}" if store else "")
     typer.echo(f"Initialised registry {where} (id {registry.registry_id})")
     typer.echo("Next: loraledger keys create NAME --role admin")
 

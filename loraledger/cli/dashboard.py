@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from loraledger.errors import UsageError
 
 from ._app import LedgerGroup, settings
+
+if TYPE_CHECKING:
+    from loraledger.registry import Registry
 
 app = typer.Typer(
     help="The Streamlit dashboard: review, promote, roll back, audit and trace.",
@@ -44,12 +48,12 @@ ACCOUNTS_OPTION = typer.Option(
 )
 
 
-def _accounts_path(files: Path, accounts: Path | None) -> Path:
+def _accounts_path(registry: Registry, accounts: Path | None) -> Path:
     """The accounts file: given, or beside the registry's files (its directory, or a
-    PostgreSQL registry's store)."""
-    from loraledger.dashboard.accounts import ACCOUNTS_FILE
+    PostgreSQL registry's store directory)."""
+    from loraledger.dashboard.accounts import accounts_beside
 
-    return accounts or files / ACCOUNTS_FILE
+    return accounts or accounts_beside(registry)
 
 
 @app.callback()
@@ -84,7 +88,7 @@ def serve(
     if isinstance(root, Path):
         root = root.resolve()
     opened = Registry.open(root)  # a clear error now rather than in the browser
-    accounts_file = _accounts_path(opened.root, accounts).resolve()
+    accounts_file = _accounts_path(opened, accounts).resolve()
     load_accounts(accounts_file)
     load_policy(policy)
     env = {**os.environ, REGISTRY_ENV: str(root), ACCOUNTS_ENV: str(accounts_file)}
@@ -130,7 +134,7 @@ def add_user(
         password = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
     else:
         raise UsageError("no terminal to ask for the password; pass --password-stdin")
-    path = _accounts_path(opened.root, accounts)
+    path = _accounts_path(opened, accounts)
     add(path, user, identity=identity, password=password, name=name, email=email,
         replace=replace)  # fmt: skip
     typer.echo(f"Dashboard user {user} signs in as {identity} ({found.role.value}); {path}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from ._app import new_app, settings
@@ -18,8 +16,11 @@ def copy(
     destination: str = typer.Argument(
         ..., help="Where the copy goes: a new or empty directory, or an empty PostgreSQL database."
     ),
-    store: Path = typer.Option(
-        None, "--store", help="For a PostgreSQL destination: the new or empty store directory."
+    store: str = typer.Option(
+        None,
+        "--store",
+        help="For a PostgreSQL destination: the new or empty store directory, or an empty "
+        "s3://BUCKET/PREFIX.",
     ),
 ) -> None:
     """Copy a whole registry (same id, chain, records and files) to another backend,

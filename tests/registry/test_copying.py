@@ -15,6 +15,7 @@ from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote
 from loraledger.registry import Registry, Role
 from loraledger.registry.copying import copy_registry
+from loraledger.registry.s3 import S3Objects
 
 from loraledger.errors import InputError, UsageError, VerificationError
 from tests.cli.conftest import Cli
@@ -22,6 +23,8 @@ from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import POLICY
 from tests.postgres import PASSWORD, Server
+from tests.registry.helpers import checkpoint_file
+from tests.s3 import S3Server
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,40 @@ def test_a_registry_round_trips_through_postgresql(
     # the copy is a registry like any other: it takes new changes
     home.identities.create("newcomer", Role.AUDITOR, actor=ADMIN)
     home.verify_audit()
+
+
+def test_a_registry_round_trips_through_postgresql_with_an_s3_store(
+    everything: Registry,
+    postgres_server: Server,
+    s3_server: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    url = postgres_server.create_database("copy_to_s3")
+    prefix = s3_server.new_prefix()
+    there = copy_registry(everything.address, url, store=prefix, keys=everything.keys)
+    assert there.objects == len(list(everything.store.digests()))
+    assert there.verified["adapter_signatures"] == len(everything.adapters.list())
+    published = S3Objects(prefix)
+    assert len(list(published.keys("checkpoints/"))) == len(
+        checkpoint_file(everything).read_text().splitlines()
+    )
+    # another machine (an empty cache) takes it home as a directory: every object comes
+    # down from the bucket, verified
+    monkeypatch.setenv("LORALEDGER_CACHE", str(tmp_path / "laptop-cache"))
+    back = copy_registry(url, tmp_path / "home", keys=everything.keys)
+    assert back.objects == there.objects and back.head_seq == there.head_seq
+    home = Registry.open(tmp_path / "home", keys=everything.keys)
+    assert _all_rows(home) == _all_rows(everything)
+    assert checkpoint_file(home).read_text() == checkpoint_file(everything).read_text()
+    # a copy into a used prefix is refused, and leaves the bucket as it was
+    again = postgres_server.create_database("copy_to_s3_again")
+    with pytest.raises(InputError, match="already holds objects"):
+        copy_registry(everything.address, again, store=prefix, keys=everything.keys)
+    assert len(list(published.keys("checkpoints/"))) == len(
+        checkpoint_file(everything).read_text().splitlines()
+    )
 
 
 def test_the_command_line_copies_and_says_what_it_verified(

@@ -62,9 +62,11 @@ else:
 """
 
 
-@pytest.fixture(scope="module")
-def backend() -> str:
-    return "postgresql"
+@pytest.fixture(scope="module", params=["postgresql", "postgresql+s3"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The team's records in PostgreSQL; its store a shared directory, or S3 (each machine
+    then keeps its own cache of the objects it read, under its own HOME)."""
+    return str(request.param)
 
 
 def test_eight_machines_at_once_lose_nothing_and_one_promotion_wins(
