@@ -37,27 +37,34 @@ postgres:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
 	  echo "note: no PostgreSQL server programs; the PostgreSQL tests will be skipped"
 
-# Everything CI runs: lint, types, and every test including the slow ones; then the
+# Everything CI runs: lint, types, and every test including the slow ones; and the
 # trainer's and harness's tests again with the training dtype decision forced each way.
-# The demo test (the longest by far: two trainings and nine evaluations of the real
-# SmolLM2) starts first, in a pytest of its own, and the rest runs beside it at a lower
-# priority (the demo is the critical path); its log and the demo's timeline come last.
-# The dtypes to force are decided first, while the machine is idle (a timed screen).
+# Two lanes share the machine. The main suite (all but the demo test) is the longest, and
+# runs from the start. Beside it: the demo test (two trainings and nine evaluations of the
+# real SmolLM2), at a higher priority so that it is done well before the main suite, and
+# after it the forced-dtype runs. The dtypes to force are decided first, while the
+# machine is idle (a timed screen). The lane's logs and the demo's timeline come last.
 DEMO_TEST := tests/test_demo.py::test_demo_runs_end_to_end
 test: $(STAMP) lint typecheck browser postgres
-	@rm -f .demo-test.log; \
+	@rm -f .demo-test.log .dtypes-test.log .lane-status; \
 	forced=$$($(BIN)/python scripts/forced_dtypes.py | tr '\n' ' '); \
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(DEMO_TEST) > .demo-test.log 2>&1 & demo=$$!; \
+	( $(BIN)/python -m pytest -q -p no:cacheprovider $(DEMO_TEST) > .demo-test.log 2>&1; \
+	  demo=$$?; \
+	  nice -n 5 $(MAKE) --no-print-directory test-dtypes FORCED_DTYPES="$$forced" \
+	    > .dtypes-test.log 2>&1; \
+	  echo "$$demo $$?" > .lane-status ) & lane=$$!; \
 	nice -n 10 $(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25 \
 	  --deselect $(DEMO_TEST); \
 	rest=$$?; \
-	nice -n 10 $(MAKE) --no-print-directory test-dtypes FORCED_DTYPES="$$forced" || rest=1; \
-	wait $$demo; status=$$?; \
+	wait $$lane; \
+	read demo dtypes < .lane-status || { demo=1; dtypes=1; }; \
+	echo "== the forced-dtype runs, beside the others (make test-dtypes):"; \
+	cat .dtypes-test.log; \
 	echo "== the demo's timeline (demo-out/transcript.txt):"; \
 	grep -h '^== ' demo-out/transcript.txt 2>/dev/null || true; \
 	echo "== the demo test, run beside the others ($(DEMO_TEST)):"; \
 	cat .demo-test.log; \
-	exit $$(( rest || status ))
+	exit $$(( rest || demo || dtypes ))
 
 # The outcome must not depend on which dtype this CPU trains faster in
 # (docs/training.md): the tests that train or evaluate, with each dtype forced. The slow
@@ -97,4 +104,4 @@ bench: $(STAMP) browser postgres
 	$(BIN)/python benchmarks/bench_dashboard.py
 
 clean:
-	rm -rf $(VENV) demo-out .demo-test.log .typecheck .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-out .demo-test.log .dtypes-test.log .lane-status .typecheck .pytest_cache .hypothesis
