@@ -1,7 +1,9 @@
 """A team's registry under concurrent writers: registrations per second with 1, 4 and 8
-writer processes at once, on a directory registry (DuckDB, the embedded default) and on
-a PostgreSQL registry (a server started for the run, its store a directory), on this
-machine.
+writer processes at once, on a directory registry (DuckDB, the embedded default), on
+a PostgreSQL registry (a server started for the run, its store a directory) and on a
+PostgreSQL registry whose store is S3 (moto's server mode, an emulator on this machine:
+its numbers say what the S3 code path costs here, not what a real bucket answers), on
+this machine.
 
 Each writer is a process of its own (as on its own machine) registering small adapters
 (a few kB: the database's share of a registration is what differs between the two)
@@ -33,6 +35,7 @@ from loraledger.registry import Registry, Role
 from loraledger.registry.keys import KeyStore
 
 from tests.postgres import PASSWORD, running_server
+from tests.s3 import running_s3
 
 WRITER = """
 import sys, time
@@ -90,39 +93,56 @@ def main() -> None:
     if args.quick:
         args.per_writer, args.writers = 3, [1, 2]
     results: dict[str, Any] = {"per_writer": args.per_writer, "writers": args.writers}
-    with tempfile.TemporaryDirectory() as tmp, running_server() as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_server() as server,
+        running_s3() as bucket,
+    ):
         root = Path(tmp)
-        directory = Registry.init(root / "dir", keys=KeyStore(root / "keys-duckdb"))
-        os.environ["PGPASSWORD"] = PASSWORD
-        team = Registry.init(
-            server.create_database("team"),
-            store=root / "store",
-            keys=KeyStore(root / "keys-postgresql"),
-        )
-        for registry in (directory, team):
+        os.environ.update({"PGPASSWORD": PASSWORD, **bucket.environment})
+        os.environ["LORALEDGER_CACHE"] = str(root / "cache")
+        registries = {
+            "duckdb": Registry.init(root / "dir", keys=KeyStore(root / "keys-duckdb")),
+            "postgresql": Registry.init(
+                server.create_database("team"),
+                store=root / "store",
+                keys=KeyStore(root / "keys-postgresql"),
+            ),
+            "postgresql+s3": Registry.init(
+                server.create_database("team_s3"),
+                store=bucket.new_prefix(),
+                keys=KeyStore(root / "keys-postgresql+s3"),
+            ),
+        }
+        for registry in registries.values():
             setup(registry)
         for writers in args.writers:
-            for label, registry in (("duckdb", directory), ("postgresql", team)):
+            for label, registry in registries.items():
                 work = root / f"work-{label}-{writers}"
                 work.mkdir()
                 keys = root / f"keys-{label}"
                 per_s = rate(registry.address, keys, work, writers, args.per_writer)
                 results[f"{label}_{writers}_per_s"] = per_s
                 print(f"{label:<11} {writers} writer(s): {per_s:6.1f} registrations/s", flush=True)
-            results[f"postgresql_vs_duckdb_{writers}"] = (
-                results[f"postgresql_{writers}_per_s"] / results[f"duckdb_{writers}_per_s"]
-            )
-        for label, registry in (("duckdb", directory), ("postgresql", team)):
+            for label in ("postgresql", "postgresql+s3"):
+                results[f"{label}_vs_duckdb_{writers}"] = (
+                    results[f"{label}_{writers}_per_s"] / results[f"duckdb_{writers}_per_s"]
+                )
+        for label, registry in registries.items():
             registry.verify_audit()
             counts = registry.verify_records()
             expected = sum(args.writers) * args.per_writer
             assert counts["adapter_versions"] == expected, (label, counts)
-    print(f"\n{'writers':<9}{'directory':>12}{'PostgreSQL':>12}{'PG/dir':>9}")
+    print(
+        f"\n{'writers':<9}{'directory':>12}{'PostgreSQL':>12}{'PG/dir':>9}{'PG+S3':>12}{'/dir':>8}"
+    )
     for writers in args.writers:
         print(
             f"{writers:<9}{results[f'duckdb_{writers}_per_s']:>10.1f}/s"
             f"{results[f'postgresql_{writers}_per_s']:>10.1f}/s"
             f"{results[f'postgresql_vs_duckdb_{writers}']:>8.2f}x"
+            f"{results[f'postgresql+s3_{writers}_per_s']:>10.1f}/s"
+            f"{results[f'postgresql+s3_vs_duckdb_{writers}']:>7.2f}x"
         )
     write_results("bench_team", args, results)
 

@@ -45,6 +45,24 @@ class PairedResult:
     verdict: str
 
 
+INTERVALS = {"wilson": "Wilson score", "clopper-pearson": "Clopper-Pearson"}
+
+
+def proportion_interval(
+    successes: int, n: int, confidence: float, method: str
+) -> tuple[float, float]:
+    """The two-sided ``confidence`` interval of a proportion seen as ``successes`` of
+    ``n``: Wilson's score interval or Clopper-Pearson's exact one (``INTERVALS``), as
+    SciPy's ``binomtest(...).proportion_ci`` computes them."""
+    from scipy.stats import binomtest
+
+    if method not in INTERVALS:
+        raise ValueError(f"unknown interval {method!r}; choose from {', '.join(INTERVALS)}")
+    scipy_method = "exact" if method == "clopper-pearson" else "wilson"
+    ci = binomtest(successes, n).proportion_ci(confidence_level=confidence, method=scipy_method)
+    return float(ci.low), float(ci.high)
+
+
 def mcnemar_exact(old: ArrayLike, new: ArrayLike) -> McNemar:
     """Exact McNemar test of paired pass/fail outcomes (1 = pass)."""
     from scipy.stats import binomtest

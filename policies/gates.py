@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from loraledger.harness.statistics import INTERVALS, proportion_interval
 from loraledger.registry import Registry
 from loraledger.registry.audit import canonical_json, utcnow
 from loraledger.registry.models import (
@@ -147,16 +148,52 @@ def _threshold(evidence_of: GateContext, rule: Threshold) -> RuleResult:
             f"(it has {', '.join(metrics) or 'none'}); fix the policy",
         )  # fmt: skip
     metric = next((m for m in found if m.filter == "none"), found[0])
-    passed = rule.holds(metric.value)
-    return RuleResult(
-        kind="threshold",
-        rule=rule.label,
-        passed=passed,
-        measured=metric.value,
-        bound=rule.bound,
-        evidence=evidence,
-        message=f"{metric.value:.3f} on {metric.sample_count} samples (run {run.id[:8]})"
-        + ("" if passed else f"; needs {rule.bound}"),
+    value, n = metric.value, metric.sample_count
+    said = f"{value:.3f} on {n} samples (run {run.id[:8]})"
+
+    def result(passed: bool, message: str) -> RuleResult:
+        return RuleResult(
+            kind="threshold", rule=rule.label, passed=passed, measured=value, bound=rule.bound,
+            evidence=evidence, message=message,
+        )  # fmt: skip
+
+    if rule.min_samples is not None and n < rule.min_samples:
+        return result(
+            False,
+            f"{said}; the evidence cannot establish it: the policy asks for at least "
+            f"{rule.min_samples} samples (evaluate on more: a larger suite or no --limit)",
+        )
+    if rule.interval is None:
+        passed = rule.holds(value)
+        return result(passed, said + ("" if passed else f"; needs {rule.bound}"))
+    successes = value * n
+    if n < 1 or not 0.0 <= value <= 1.0 or abs(successes - round(successes)) > 1e-6 * n:
+        return result(
+            False,
+            f"{said}: {rule.metric} is not a share of passing samples, so it has no "
+            "binomial interval; take `interval` off this rule or bound a pass/fail metric",
+        )
+    low, high = proportion_interval(round(successes), n, rule.level, rule.interval)
+    end, name = (low, "lower") if rule.min is not None else (high, "upper")
+    passed = rule.holds(end)
+    evidence.update(
+        samples=n,
+        successes=round(successes),
+        interval=[low, high],
+        method=rule.interval,
+        confidence=rule.level,
+    )
+    shown = (
+        f"{value:.3f} on {n} samples, {rule.level * 100:g}% {INTERVALS[rule.interval]} "
+        f"interval [{low:.3f}, {high:.3f}] (run {run.id[:8]})"
+    )
+    if passed:
+        return result(True, shown)
+    though = " though the estimate meets it" if rule.holds(value) else ""
+    return result(
+        False,
+        f"{shown}; the evidence cannot establish {rule.metric} {rule.bound}: the interval's "
+        f"{name} end is {end:.3f}{though} (more samples narrow it)",
     )
 
 

@@ -47,19 +47,37 @@ class _Strict(BaseModel):
 
 
 class Threshold(_Strict):
-    """A bound on one metric of one task of a suite, read from the newest complete run."""
+    """A bound on one metric of one task of a suite, read from the newest complete run.
+
+    With ``interval`` (``wilson`` or ``clopper-pearson``) the bound is on what the
+    evidence establishes, not on the estimate: a pass/fail metric's two-sided
+    ``confidence`` interval (default 0.95) must lie above ``min`` (its lower end) or
+    below ``max`` (its upper end). ``min_samples`` asks for at least that many samples."""
 
     suite: str
     task: str
     metric: str
     min: float | None = None
     max: float | None = None
+    interval: Literal["wilson", "clopper-pearson"] | None = None
+    confidence: float | None = Field(default=None, gt=0.5, lt=1.0)
+    min_samples: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_bound(self) -> Threshold:
         if (self.min is None) == (self.max is None):
             raise ValueError("give exactly one of min or max")
+        if self.confidence is not None and self.interval is None:
+            raise ValueError(
+                "confidence is the level of an interval: add interval: wilson or "
+                "interval: clopper-pearson"
+            )
         return self
+
+    @property
+    def level(self) -> float:
+        """The interval's confidence level (0.95 unless the policy says)."""
+        return self.confidence if self.confidence is not None else 0.95
 
     @property
     def bound(self) -> str:
@@ -67,7 +85,13 @@ class Threshold(_Strict):
 
     @property
     def label(self) -> str:
-        return f"{self.suite}/{self.task} {self.metric} {self.bound}"
+        label = f"{self.suite}/{self.task} {self.metric} {self.bound}"
+        if self.interval is not None:
+            end = "lower" if self.min is not None else "upper"
+            label += f" ({end} end of the {self.level * 100:g}% {self.interval} interval)"
+        if self.min_samples is not None:
+            label += f" on >= {self.min_samples} samples"
+        return label
 
     def holds(self, value: float) -> bool:
         return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)

@@ -71,6 +71,7 @@ def test_team_benchmark(tmp_path: Path) -> None:
     results = run_quick("bench_team.py", tmp_path)
     for writers in (1, 2):
         assert measured(results[f"postgresql_vs_duckdb_{writers}"]), writers
+        assert measured(results[f"postgresql+s3_vs_duckdb_{writers}"]), writers
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make installs it)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from loraledger.harness.statistics import (
     compare_paired,
     mcnemar_exact,
     permutation_p_value,
+    proportion_interval,
 )
 
 
@@ -126,3 +128,46 @@ def test_swapping_the_runs_mirrors_the_result(rows: list[tuple[bool, bool]]) -> 
     assert forward.effect == pytest.approx(-backward.effect)
     assert 0.0 <= forward.p_value <= 1.0
     assert {forward.verdict, backward.verdict} in ({NO_CHANGE}, {IMPROVEMENT, REGRESSION})
+
+
+def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """Wilson's score interval from its closed form (Wilson 1927; Newcombe 1998, eq. 3)."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def test_intervals_match_their_published_values() -> None:
+    # 7 of 8 (the demo's refusal result before the realistic suites): Clopper-Pearson
+    # [0.4735, 0.9968] (the "about [0.47, 0.99]" of issue #21), Wilson [0.5291, 0.9776]
+    low, high = proportion_interval(7, 8, 0.95, "clopper-pearson")
+    assert (round(low, 4), round(high, 4)) == (0.4735, 0.9968)
+    low, high = proportion_interval(7, 8, 0.95, "wilson")
+    assert (round(low, 4), round(high, 4)) == (0.5291, 0.9776)
+    # the exact interval's ends at 0 and n of n: (alpha/2)^(1/n) and its mirror
+    assert proportion_interval(8, 8, 0.95, "clopper-pearson")[0] == pytest.approx(0.025 ** (1 / 8))
+    assert proportion_interval(0, 8, 0.95, "clopper-pearson") == pytest.approx(
+        (0.0, 1 - 0.025 ** (1 / 8))
+    )
+    with pytest.raises(ValueError, match="unknown interval 'wald'"):
+        proportion_interval(1, 2, 0.95, "wald")
+
+
+@given(st.integers(1, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+       st.sampled_from([0.8, 0.9, 0.95, 0.99]))  # fmt: skip
+@settings(max_examples=200, deadline=None)
+def test_wilson_equals_its_closed_form_and_each_interval_brackets_the_estimate(
+    case: tuple[int, int], confidence: float
+) -> None:
+    k, n = case
+    assert proportion_interval(k, n, confidence, "wilson") == pytest.approx(
+        _wilson(k, n, confidence), abs=1e-9
+    )
+    for method in ("wilson", "clopper-pearson"):
+        low, high = proportion_interval(k, n, confidence, method)
+        assert 0 <= low <= k / n <= high <= 1
+        # a higher level never gives a narrower interval
+        wider = proportion_interval(k, n, min(0.999, confidence + 0.005), method)
+        assert wider[0] <= low + 1e-12 and high <= wider[1] + 1e-12

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from loraledger.harness.evaluate import EvalOptions, evaluate
+from loraledger.harness.statistics import proportion_interval
 from loraledger.harness.suites import find_suite
 from loraledger.policies.gates import check_gate
 from loraledger.registry import Registry, Role
@@ -193,3 +194,44 @@ def test_no_regression_against_what_an_environment_runs(
         message = f'comparisons row {comparison.id}: verdict is "improvement" but audit event'
         with pytest.raises(VerificationError, match=message):
             eval_registry.evaluations.comparison(comparison.id)
+
+
+def test_a_gate_on_a_confidence_bound_fails_where_only_the_estimate_passes(
+    eval_registry: Registry,
+    tmp_path: Path,
+) -> None:
+    (run,) = evaluate(
+        eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER, options=EvalOptions(limit=4)
+    )
+    metric = next(m for m in run.metrics if m.metric == "acc" and m.filter == "none")
+    acc, n = metric.value, metric.sample_count
+    path = policy(
+        tmp_path,
+        "    thresholds:\n"
+        f"      - {{suite: sanity, task: sanity_mc, metric: acc, min: {acc},"
+        " interval: clopper-pearson}\n"
+        "      - {suite: sanity, task: sanity_mc, metric: acc, min: 0, interval: wilson,"
+        " confidence: 0.9}\n"
+        f"      - {{suite: sanity, task: sanity_mc, metric: acc, min: 0, min_samples: {n + 1}}}\n",
+    )
+    check = check_gate(eval_registry, PLAIN[0], "staging", actor=REVIEWER, policy=path)
+    on_estimate, loose, too_few = check.rules
+    low, high = proportion_interval(round(acc * n), n, 0.95, "clopper-pearson")
+    assert low < acc  # four samples establish little
+    assert not on_estimate.passed and on_estimate.measured == acc
+    assert on_estimate.rule.endswith("(lower end of the 95% clopper-pearson interval)")
+    assert on_estimate.evidence["interval"] == [low, high]
+    assert on_estimate.evidence["samples"] == n
+    assert on_estimate.evidence["successes"] == round(acc * n)
+    assert f"95% Clopper-Pearson interval [{low:.3f}, {high:.3f}]" in on_estimate.message
+    assert "the evidence cannot establish acc >= " in on_estimate.message
+    assert on_estimate.message.endswith(
+        f"the interval's lower end is {low:.3f} though the estimate meets it "
+        "(more samples narrow it)"
+    )
+    assert loose.passed and loose.evidence["confidence"] == 0.9
+    assert "90% Wilson score interval" in loose.message
+    assert not too_few.passed
+    assert f"the policy asks for at least {n + 1} samples" in too_few.message
+    assert not check.passed
+    assert eval_registry.gate_checks.get(check.id) == check  # recorded, signed, as shown

@@ -56,6 +56,26 @@ def test_a_policy_is_identified_by_its_bytes(tmp_path: Path) -> None:
             "exactly one of min or max",
         ),
         (
+            GOOD.replace("min: 0.5", "min: 0.5, confidence: 0.95"),
+            ":5: field 'environments.staging.thresholds.0'",
+            "confidence is the level of an interval: add interval: wilson",
+        ),
+        (
+            GOOD.replace("min: 0.5", "min: 0.5, interval: wald"),
+            ":5: field 'environments.staging.thresholds.0.interval'",
+            "'wilson' or 'clopper-pearson'",
+        ),
+        (
+            GOOD.replace("min: 0.5", "min: 0.5, interval: wilson, confidence: 1.5"),
+            ":5: field 'environments.staging.thresholds.0.confidence'",
+            "less than 1",
+        ),
+        (
+            GOOD.replace("min: 0.5", "min: 0.5, min_samples: 0"),
+            ":5: field 'environments.staging.thresholds.0.min_samples'",
+            "greater than or equal to 1",
+        ),
+        (
             GOOD.replace("suite: sanity", "suite: nope"),
             ":5: field 'environments.staging.thresholds.0.suite'",
             "no suite named 'nope'",
