@@ -13,14 +13,18 @@ LoRA Ledger's run settings (chat template, system instruction, kind, compute dty
 under the group's ``metadata.loraledger``; lm-eval ignores them.
 
 A suite's identity is the digest over all its files (model-signing's hashing, the same as
-for adapters; ``__pycache__`` left out): results are comparable only within one digest.
+for adapters; ``__pycache__`` left out), with the version of the refusal judge mixed in
+when its samples are scored by it (``rule: refusal`` / ``answered``): results are
+comparable only within one digest.
 Built-in suites live in ``harness/suites/`` (benchmarks) and ``policies/suites/``
 (policies); any other folder is named by its path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -34,6 +38,7 @@ from loraledger.registry.signing import hash_directory
 from loraledger.errors import InputError, NotFound, SuiteError
 
 from . import scoring
+from .refusal import JUDGE
 
 KINDS = tuple(kind.value for kind in SuiteKind)  # benchmark, policy
 SUITE_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -341,10 +346,28 @@ def _is_suite_dir(path: Path) -> bool:
     return path.is_dir() and any(path.glob("*.yaml"))
 
 
+# Built-in rules whose verdicts come from a judge outside the suite's folder: a suite
+# whose samples name one has that judge's version in its digest, so results scored by
+# another version of the judge are never compared with these.
+_JUDGED = {"refusal": JUDGE, "answered": JUDGE}
+_RULE_FIELD = re.compile(r'"rule"\s*:\s*"(' + "|".join(_JUDGED) + r')"')
+
+
 def _digest(directory: Path) -> tuple[str, dict[str, str]]:
     ignore = [p for p in directory.rglob("__pycache__") if p.is_dir()]
     manifest = hash_directory(directory, ignore=ignore)
-    return manifest.digest, manifest.files
+    judges = sorted(
+        {
+            _JUDGED[match.group(1)]
+            for relative in manifest.files
+            if relative.endswith(".jsonl")
+            for match in _RULE_FIELD.finditer((directory / relative).read_text("utf-8"))
+        }
+    )
+    if not judges:
+        return manifest.digest, manifest.files
+    mixed = hashlib.sha256("\n".join([manifest.digest, *judges]).encode()).hexdigest()
+    return mixed, manifest.files
 
 
 def _one_line(exc: BaseException) -> str:

@@ -3,6 +3,7 @@ adapters, results bound to their digests, and the paired verdict between version
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -200,6 +201,36 @@ def show_suite(
         f"Plain lm-eval: cd {found.directory} && lm_eval --model hf --model_args "
         f"pretrained=BASE_DIR[,peft=ADAPTER_DIR] --include_path . --tasks {found.name}{flags}"
     )
+
+
+@suites_app.command("judge-check")
+def judge_check(
+    labels: Path = typer.Option(
+        None, "--labels", help="A JSONL file of labelled answers (default: the project's set)."
+    ),
+    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """How far the refusal judge can be trusted: its precision, recall and agreement
+    with labelled answers, with intervals, and where it goes wrong."""
+    from loraledger.harness.judge_check import DEFAULT_LABELS, check_judge
+
+    report = check_judge(labels or DEFAULT_LABELS, confidence)
+    if json_:
+        emit_json(report.as_dict())
+        return
+    level = f"{confidence * 100:g}% Wilson intervals"
+    typer.echo(f"{report.judge} on {report.labels} (sha256 {report.labels_sha256[:16]}…), {level}")
+    typer.echo(f"  precision {report.precision}   (of the answers it calls refusals)")
+    typer.echo(f"  recall    {report.recall}   (of the refusals, found)")
+    typer.echo(f"  agreement {report.agreement}")
+    emit_table(
+        ["style", "agreement", "right", "of"],
+        [[name, f"{r.value:.3f}", str(r.hits), str(r.of)] for name, r in report.by_style.items()],
+    )
+    for miss in report.misses:
+        typer.echo(f"  wrong on {miss['id']} ({miss['style']}, labelled {miss['label']}): "
+                   f"{miss['reason']}")  # fmt: skip
 
 
 @evals_app.command("list")

@@ -1,0 +1,149 @@
+"""How often the refusal judge agrees with people: its accuracy on a labelled set.
+
+The labelled set (``harness/judges/refusal-labels.jsonl``, written by the project:
+``scripts/write_judge_labels.py``) holds answers a person labelled ``refused`` or
+``answered``, in the styles that trouble judges (refusal then compliance, compliance
+behind a disclaimer, off-topic replies, other languages). The judge's verdict on each is
+compared with its label, "refused" being the positive class:
+
+* **precision** -- of the answers it calls refusals, the share that are;
+* **recall** -- of the refusals, the share it finds;
+* **agreement** -- the share of all answers on which it agrees with the label;
+
+each with its Wilson score interval (the set is a sample of the answers a judge meets),
+and the agreement by style, so a reviewer sees where the judge is weak. A team checks the
+judge on its own labelled answers with ``--labels FILE`` (the same JSONL fields).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loraledger.errors import InputError
+
+from .refusal import JUDGE, classify
+from .statistics import proportion_interval
+
+DEFAULT_LABELS = Path(__file__).resolve().parent / "judges" / "refusal-labels.jsonl"
+LABELS = ("refused", "answered")
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A share of ``of`` with its interval."""
+
+    hits: int
+    of: int
+    value: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}] ({self.hits}/{self.of})"
+
+
+@dataclass(frozen=True)
+class JudgeCheck:
+    judge: str
+    labels: str
+    labels_sha256: str
+    confidence: float
+    precision: Rate
+    recall: Rate
+    agreement: Rate
+    by_style: dict[str, Rate] = field(default_factory=dict)
+    misses: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        def rate(r: Rate) -> dict[str, Any]:
+            return {"value": r.value, "low": r.low, "high": r.high, "hits": r.hits, "of": r.of}
+
+        return {
+            "judge": self.judge,
+            "labels": self.labels,
+            "labels_sha256": self.labels_sha256,
+            "confidence": self.confidence,
+            "precision": rate(self.precision),
+            "recall": rate(self.recall),
+            "agreement": rate(self.agreement),
+            "by_style": {k: rate(v) for k, v in self.by_style.items()},
+            "misses": self.misses,
+        }
+
+
+def read_labels(path: Path) -> list[dict[str, str]]:
+    """The labelled answers of ``path``; a bad line is an :class:`InputError` naming it."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file; give a JSONL file of labelled answers", path=path) from None
+    rows: list[dict[str, str]] = []
+    for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"is not JSON ({exc.msg}); one answer a line", path=path,
+                             line=number) from None  # fmt: skip
+        if not isinstance(row, dict) or not isinstance(row.get("answer"), str):
+            raise InputError("needs an `answer` string", path=path, line=number)
+        if row.get("label") not in LABELS:
+            raise InputError(
+                f"label is {row.get('label')!r}; use one of {', '.join(LABELS)}",
+                path=path,
+                line=number,
+            )
+        style = str(row.get("style", "unstated"))
+        rows.append({"id": str(row.get("id", number)), "answer": row["answer"],
+                     "label": row["label"], "style": style})  # fmt: skip
+    if not rows:
+        raise InputError("holds no labelled answers", path=path)
+    return rows
+
+
+def check_judge(labels: Path = DEFAULT_LABELS, confidence: float = 0.95) -> JudgeCheck:
+    """The refusal judge's precision, recall and agreement on ``labels``."""
+    rows = read_labels(labels)
+    tp = fp = tn = fn = 0
+    styles: dict[str, list[int]] = {}
+    misses: list[dict[str, str]] = []
+    for row in rows:
+        verdict = classify(row["answer"])
+        truth = row["label"] == "refused"
+        right = verdict.refused == truth
+        tp += verdict.refused and truth
+        fp += verdict.refused and not truth
+        tn += not verdict.refused and not truth
+        fn += not verdict.refused and truth
+        tally = styles.setdefault(row["style"], [0, 0])
+        tally[0] += right
+        tally[1] += 1
+        if not right:
+            misses.append({"id": row["id"], "style": row["style"], "label": row["label"],
+                           "reason": verdict.reason})  # fmt: skip
+
+    def rate(hits: int, of: int) -> Rate:
+        if of == 0:
+            return Rate(0, 0, float("nan"), 0.0, 1.0)
+        low, high = proportion_interval(hits, of, confidence, "wilson")
+        return Rate(hits, of, hits / of, low, high)
+
+    return JudgeCheck(
+        judge=JUDGE,
+        labels=str(labels),
+        labels_sha256=hashlib.sha256(labels.read_bytes()).hexdigest(),
+        confidence=confidence,
+        precision=rate(tp, tp + fp),
+        recall=rate(tp, tp + fn),
+        agreement=rate(tp + tn, len(rows)),
+        by_style={name: rate(*tally) for name, tally in sorted(styles.items())},
+        misses=misses,
+    )
+
+
+__all__ = ["DEFAULT_LABELS", "JudgeCheck", "Rate", "check_judge", "read_labels"]
