@@ -128,7 +128,7 @@ def test_packages_import_only_the_layers_below_them(graph: nx.DiGraph) -> None:
 # or the lines above it.
 REGISTRY_LAYERS = [
     "models db store keys refs signing manifest merkle permissions schema dialect adapter_dir "
-    "synthetic crosscheck trust",
+    "synthetic crosscheck trust s3 published",
     "audit postgres",
     "statements dsse",
     "core",
