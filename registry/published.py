@@ -43,6 +43,16 @@ def checkpoint_line(checkpoint: Checkpoint) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
+def parse(record: str | bytes, origin: str, holder: str) -> Checkpoint:
+    """A published record read back; one that is not a checkpoint was edited."""
+    try:
+        return Checkpoint.model_validate_json(record)
+    except ValueError:
+        raise VerificationError(
+            f"{origin} is not a checkpoint record: {holder} was edited"
+        ) from None
+
+
 class PublishedCheckpoints(Protocol):
     """The checkpoints published outside the database, in the order they were."""
 
@@ -122,12 +132,7 @@ class CheckpointFile:
         found: list[tuple[str, Checkpoint]] = []
         for number, line in enumerate(lines, start=1):
             origin = f"{self.name}:{number}"
-            try:
-                found.append((origin, Checkpoint.model_validate_json(line)))
-            except ValueError:
-                raise VerificationError(
-                    f"{origin} is not a checkpoint record: the file was edited"
-                ) from None
+            found.append((origin, parse(line, origin, "the file")))
         return found
 
     def _regular(self, fd: int) -> None:
@@ -167,12 +172,7 @@ class CheckpointObjects:
         self._seen = key if data is not None else None
         if key is None or data is None:
             return None
-        try:
-            return Checkpoint.model_validate_json(data)
-        except ValueError:
-            raise VerificationError(
-                f"{self.objects.where(key)} is not a checkpoint record: it was edited"
-            ) from None
+        return parse(data, self.objects.where(key), "it")
 
     def _newest(self, after: str | None) -> tuple[str | None, bytes | None]:
         last = after
@@ -184,12 +184,6 @@ class CheckpointObjects:
         found: list[tuple[str, Checkpoint]] = []
         for key in list(self.objects.keys(PREFIX)):
             data = self.objects.read(key)
-            if data is None:
-                continue
-            try:
-                found.append((key, Checkpoint.model_validate_json(data)))
-            except ValueError:
-                raise VerificationError(
-                    f"{self.objects.where(key)} is not a checkpoint record: it was edited"
-                ) from None
+            if data is not None:
+                found.append((key, parse(data, self.objects.where(key), "it")))
         return found

@@ -223,6 +223,7 @@ class Registry(Core):
             raise NotARegistry(
                 f"{db.location} has no registry id; it was not made by `loraledger init`"
             )
+        files, objects = root, None
         if isinstance(root, str):
             setting = meta.get("store") or ""
             files, objects = open_store(store_location(setting), str(meta["registry_id"]))
@@ -231,22 +232,15 @@ class Registry(Core):
                     f"the artifact store of {db.location} ({setting}) is not a "
                     "directory on this machine; mount it at that path"
                 )
-            registry = cls(
-                files,
-                str(meta["registry_id"]),
-                keys=keys,
-                trust_root=trust_root,
-                db=db,
-                objects=objects,
-            )
-        else:
-            registry = cls(
-                root,
-                str(meta["registry_id"]),
-                keys=keys,
-                lock_timeout=lock_timeout,
-                trust_root=trust_root,
-            )
+        registry = cls(
+            Path(files),
+            str(meta["registry_id"]),
+            keys=keys,
+            lock_timeout=lock_timeout,
+            trust_root=trust_root,
+            db=db if isinstance(root, str) else None,
+            objects=objects,
+        )
         if version < schema.LATEST_VERSION:
             registry._migrate()
         # checkpoints a full disk kept from the file after their commit (still no space:
