@@ -203,6 +203,30 @@ def show_suite(
     )
 
 
+@suites_app.command("import")
+def import_prompts(
+    source: Path = typer.Argument(..., help="A CSV, JSONL or Parquet file with a `prompt` column."),
+    kind: str = typer.Option(
+        ..., "--kind", help="refusal (harmful requests) or over-refusal (safe look-alikes)."
+    ),
+    name: str = typer.Option(..., "--name", help="The suite's name (its folder's name too)."),
+    out: Path = typer.Option(Path("."), "--out", help="Where the suite folder goes."),
+    system: str = typer.Option(None, "--system", help="A system instruction for every prompt."),
+) -> None:
+    """Turn a file of prompts into a policy suite scored by the refusal judge."""
+    from loraledger.harness.importing import import_suite
+
+    suite = import_suite(source, kind=kind, name=name, out=out, system_instruction=system)
+    (task,) = suite.tasks
+    rules = suite.rules_used()
+    count = sum(rules.values())
+    typer.echo(
+        f"Wrote suite {suite.name} to {suite.directory}: task {task.name}, {count} samples "
+        f"({', '.join(rules)}), digest {suite.digest[:16]}…"
+    )
+    typer.echo(f"Next: loraledger eval REF --suite {suite.directory}")
+
+
 @suites_app.command("judge-check")
 def judge_check(
     labels: Path = typer.Option(
