@@ -45,6 +45,7 @@ from loraledger.errors import (
     VerificationError,
 )
 
+from .judge_check import JUDGED_RULES, check_judge
 from .multiplex import BASE
 from .results import convert_results
 from .suites import SUITE_DTYPES as EVAL_DTYPES
@@ -270,7 +271,7 @@ def _run_one(
     import lm_eval
 
     started = utcnow()
-    settings = {
+    settings: dict[str, Any] = {
         "apply_chat_template": suite.apply_chat_template,
         "system_instruction": suite.system_instruction,
         "limit": options.limit,
@@ -278,6 +279,9 @@ def _run_one(
         "num_fewshot": None,
         "bootstrap_iters": options.bootstrap_iters,
     }
+    if JUDGED_RULES & set(suite.rules_used()):
+        # scored by the refusal judge: how far it agrees with people, beside the result
+        settings["judge"] = check_judge().summary()
     shell = {
         "id": str(uuid.uuid4()),
         "subject": subject,

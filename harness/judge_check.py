@@ -58,6 +58,22 @@ class JudgeCheck:
     by_style: dict[str, Rate] = field(default_factory=dict)
     misses: list[dict[str, str]] = field(default_factory=list)
 
+    def summary(self) -> dict[str, Any]:
+        """What a run scored by the judge records of it: which judge, on which labels,
+        and how accurate it was there."""
+
+        def rate(r: Rate) -> dict[str, float]:
+            return {"value": r.value, "low": r.low, "high": r.high}
+
+        return {
+            "judge": self.judge,
+            "labels_sha256": self.labels_sha256,
+            "confidence": self.confidence,
+            "precision": rate(self.precision),
+            "recall": rate(self.recall),
+            "agreement": rate(self.agreement),
+        }
+
     def as_dict(self) -> dict[str, Any]:
         def rate(r: Rate) -> dict[str, Any]:
             return {"value": r.value, "low": r.low, "high": r.high, "hits": r.hits, "of": r.of}
@@ -146,4 +162,25 @@ def check_judge(labels: Path = DEFAULT_LABELS, confidence: float = 0.95) -> Judg
     )
 
 
-__all__ = ["DEFAULT_LABELS", "JudgeCheck", "Rate", "check_judge", "read_labels"]
+JUDGED_RULES = frozenset({"refusal", "answered"})
+
+
+def accuracy_line(summary: dict[str, Any]) -> str:
+    """A judge's recorded accuracy in one line, for beside a result it scored."""
+
+    def rate(name: str) -> str:
+        r = summary[name]
+        return f"{name} {r['value']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
+
+    return f"judged by {summary['judge']}: {rate('precision')}, {rate('recall')} on its labels"
+
+
+__all__ = [
+    "DEFAULT_LABELS",
+    "JUDGED_RULES",
+    "JudgeCheck",
+    "Rate",
+    "accuracy_line",
+    "check_judge",
+    "read_labels",
+]

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from loraledger.harness.judge_check import accuracy_line
 from loraledger.harness.statistics import INTERVALS, proportion_interval
 from loraledger.registry import Registry
 from loraledger.registry.audit import canonical_json, utcnow
@@ -150,8 +151,13 @@ def _threshold(evidence_of: GateContext, rule: Threshold) -> RuleResult:
     metric = next((m for m in found if m.filter == "none"), found[0])
     value, n = metric.value, metric.sample_count
     said = f"{value:.3f} on {n} samples (run {run.id[:8]})"
+    judged = run.settings.get("judge")
+    if judged:  # how far the scorer itself can be trusted, beside what it scored
+        evidence["judge"] = judged
 
     def result(passed: bool, message: str) -> RuleResult:
+        if judged:
+            message += f"; {accuracy_line(judged)}"
         return RuleResult(
             kind="threshold", rule=rule.label, passed=passed, measured=value, bound=rule.bound,
             evidence=evidence, message=message,

@@ -85,6 +85,11 @@ def eval_command(
             for m in run.metrics
         ],
     )
+    judged = first.settings.get("judge")
+    if judged:
+        from loraledger.harness.judge_check import accuracy_line
+
+        typer.echo(f"Samples {accuracy_line(judged)} (loraledger suites judge-check)")
 
 
 def compare_command(
