@@ -184,7 +184,13 @@ class S3Objects:
 
         where = self.where(key) if key else self.url
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if isinstance(error, (PermissionDeniedError, UnauthenticatedError)):
+        # no keys in the environment: obstore asked the instance metadata service for them
+        if "/latest/api/token" in first or "credential" in first.lower():
+            advice = (
+                "no credentials were found for it: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) on this machine"
+            )
+        elif isinstance(error, (PermissionDeniedError, UnauthenticatedError)):
             advice = (
                 "give this machine's credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE) access to "
                 "the bucket"

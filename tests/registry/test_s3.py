@@ -196,3 +196,18 @@ def test_the_dashboard_asks_where_its_accounts_are_kept(registry: Registry) -> N
 
     with pytest.raises(UsageError, match="is in S3; give the dashboard's accounts file"):
         accounts_beside(registry)  # the cache is no place for them
+
+
+def test_a_machine_without_credentials_is_told_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    # where obstore then asks for keys (an EC2 instance's metadata service): nothing here
+    monkeypatch.setenv("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(StorageError) as raised:
+        list(S3Objects(f"s3://{BUCKET}/x").keys(""))
+    message = str(raised.value)
+    assert message.startswith(f"could not list s3://{BUCKET}/x: ") and "\n" not in message
+    assert message.endswith(
+        "no credentials were found for it: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        "(or AWS_PROFILE) on this machine"
+    )
