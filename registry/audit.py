@@ -497,19 +497,26 @@ _VOUCHED_SQL = (
     " = hash FROM audit_events WHERE seq >= ? ORDER BY seq"
 )
 
-# Other databases write JSON otherwise (PostgreSQL: ``[a, b]``): every row is hashed in
-# Python.
-_UNVOUCHED_SQL = "SELECT seq, prev_hash, hash, FALSE FROM audit_events WHERE seq >= ? ORDER BY seq"
+# PostgreSQL's json_build_array writes ``[a, b]``, but its to_json of a text is the JSON
+# string canonical_json writes (compact, non-ASCII as itself, control characters as
+# lower-case ``\u00xx``): the array is joined from those. As on DuckDB, a row whose SQL
+# hash differs from its stored one is hashed again in Python, which decides.
+_VOUCHED_SQL_POSTGRES = (
+    "SELECT seq, prev_hash, hash, encode(sha256(convert_to('[' || ?::text || ',' || "
+    "seq::text || ',' || to_json(prev_hash)::text || ',' || "
+    "to_json(to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US'))::text || ',' || "
+    "to_json(actor)::text || ',' || to_json(action)::text || ',' || "
+    "to_json(subject)::text || ',' || to_json(payload)::text || ']', 'UTF8')), 'hex') = hash "
+    "FROM audit_events WHERE seq >= ? ORDER BY seq"
+)
 
 
 def _chain(conn: Connection, first: int, prev: str) -> list[str]:
     """The hashes of events ``first`` onwards, each checked against its content and its
     link to the one before (``prev``: the hash before ``first``); raise at the first
     break."""
-    if dialect_of(conn) is DUCKDB:
-        links = conn.execute(_VOUCHED_SQL, [CHAIN_FORMAT, first]).fetchall()
-    else:
-        links = conn.execute(_UNVOUCHED_SQL, [first]).fetchall()
+    query = _VOUCHED_SQL if dialect_of(conn) is DUCKDB else _VOUCHED_SQL_POSTGRES
+    links = conn.execute(query, [CHAIN_FORMAT, first]).fetchall()
     unvouched = [seq for seq, _, _, vouched in links if not vouched]
     rows = (
         {

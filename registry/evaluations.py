@@ -91,6 +91,24 @@ _SAMPLES_DIGEST = (
 )
 
 
+# The same digest on PostgreSQL: each line joined from to_json of each field (to_json of
+# a text is the JSON string Python writes), in byte order (COLLATE "C", as Python and
+# DuckDB sort). PostgreSQL escapes a control character in lower case (\u001f) where
+# DuckDB writes upper case: a run with one whose escape holds a letter is hashed in
+# Python instead (``needs_python``).
+_SAMPLE_JSON = {"doc_id": "{}::text", "passed": "coalesce(to_json({})::text, 'null')"}
+_SAMPLES_DIGEST_POSTGRES = (
+    "SELECT run_id, encode(sha256(convert_to(string_agg('[' || "
+    + " || ',' || ".join(
+        _SAMPLE_JSON.get(name, "to_json({})::text").format(name) for name in EvalSample.model_fields
+    )
+    + " || ']', chr(10) ORDER BY task COLLATE \"C\", filter COLLATE \"C\", doc_id), 'UTF8')),"
+    " 'hex'), bool_or(concat("
+    + ", ".join(n for n in EvalSample.model_fields if n not in _SAMPLE_JSON)
+    + ") ~ '[\\x0b\\x0e\\x0f\\x1a-\\x1f]') AS needs_python FROM eval_samples"
+)
+
+
 # run_id, then EvalSample's fields in order: task, doc_id, filter .. metrics, passed, reason
 _SAMPLE_TYPES = ("VARCHAR", "VARCHAR", "INTEGER", *["VARCHAR"] * 8, "BOOLEAN", "VARCHAR")
 
@@ -523,13 +541,18 @@ def _sample(run_id: str, row: tuple[Any, ...]) -> EvalSample:
 
 def samples_digests(conn: Connection, run_id: str | None = None) -> dict[str, str]:
     """``samples_sha256`` of every run with samples (or of ``run_id``), by run id:
-    computed by DuckDB in SQL, by Python from the rows on other databases (the same
-    digest: tests/registry/test_evaluations.py checks the two agree)."""
+    computed in SQL (DuckDB's, or PostgreSQL's), by Python from the rows for a
+    PostgreSQL run whose escapes differ (the same digest: tests/registry/
+    test_evaluations.py and test_postgres.py check that they agree)."""
     where, params = (" WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
     if dialect_of(conn) is DUCKDB:
         rows = conn.execute(_SAMPLES_DIGEST + where + " GROUP BY run_id", params).fetchall()
         return {r[0]: r[1] for r in rows}
-    return samples_digests_in_python(conn, run_id)
+    query = _SAMPLES_DIGEST_POSTGRES + where + " GROUP BY run_id"
+    digests: dict[str, str] = {}
+    for run, digest, needs_python in conn.execute(query, params).fetchall():
+        digests[run] = samples_digests_in_python(conn, run)[run] if needs_python else digest
+    return digests
 
 
 def samples_digests_in_python(conn: Connection, run_id: str | None = None) -> dict[str, str]:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loraledger.registry import Registry, Role, schema
+from loraledger.registry import Registry, Role, audit, evaluations, schema
+from loraledger.registry.audit import CHAIN_FORMAT, GENESIS_HASH, event_hash, utcnow
 from loraledger.registry.dialect import HISTORY_TABLES
 from loraledger.registry.postgres import (
     WRITE_LOCK_KEY,
@@ -285,3 +286,74 @@ def test_a_checkpoint_committed_after_a_read_began_is_not_taken_for_a_cut(
         assert registry.audit.last_published().seq > seq  # type: ignore[union-attr]
         registry.audit.check_tail(conn)
         assert registry.audit.head(conn)[0] == seq  # still the snapshot it began with
+
+
+# The digests PostgreSQL computes in SQL (the audit chain's vouched hashes, the samples
+# digest) against Python's, on one migrated database shared by the examples.
+
+_PG_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",),
+                                 exclude_characters="\x00"), max_size=12)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bare(postgres_server: Server) -> PostgresDatabase:
+    url = postgres_server.create_database(f"bare_{uuid.uuid4().hex[:8]}")
+    db = PostgresDatabase(url, lock_timeout=30)
+    with db.write() as conn:
+        schema.apply_pending(conn, utcnow(), db.dialect)
+    return db
+
+
+_PG_FIELDS = st.tuples(_PG_TEXT, _PG_TEXT, _PG_TEXT, _PG_TEXT)  # actor, action, subject, payload
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(written=_PG_FIELDS, edited=_PG_FIELDS, which=st.sets(st.integers(0, 3), min_size=1))
+def test_postgresql_vouches_for_exactly_the_rows_hashed_as_written(
+    bare: PostgresDatabase,
+    written: tuple[str, str, str, str],
+    edited: tuple[str, str, str, str],
+    which: set[int],
+) -> None:
+    stored = tuple(edited[i] if i in which else written[i] for i in range(4))
+    now = utcnow()
+    with bare.write() as conn:
+        conn.execute("SET LOCAL session_replication_role = replica")
+        conn.execute("DELETE FROM audit_events")
+        conn.execute(
+            "INSERT INTO audit_events VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+            [now, *stored, GENESIS_HASH, event_hash(1, GENESIS_HASH, now, *written)],
+        )
+    with bare.read() as conn:
+        ((_, _, _, vouched),) = conn.execute(
+            audit._VOUCHED_SQL_POSTGRES, [CHAIN_FORMAT, 1]
+        ).fetchall()
+    assert vouched == (stored == written)  # every text, control characters included
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["t1", "t2", "tâsk\n", "T1"]), st.integers(-5, 2**31 - 1),
+                  st.sampled_from(["none", "strict-match", "\x1f", "é"]), _PG_TEXT, _PG_TEXT,
+                  st.one_of(st.none(), st.booleans())),
+        min_size=1, max_size=8, unique_by=lambda s: (s[0], s[2], s[1]),
+    )
+)  # fmt: skip
+def test_postgresql_computes_the_samples_digest_python_and_duckdb_compute(
+    bare: PostgresDatabase, samples: list[tuple[str, int, str, str, str, bool | None]]
+) -> None:
+    with bare.write() as conn:
+        conn.execute("DELETE FROM eval_samples")
+        for task, doc_id, filter_, text, other, passed in samples:
+            conn.execute(
+                "INSERT INTO eval_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ["run", task, doc_id, filter_, text, "h\\", '"p"', text, other, "t/x",
+                 '{"acc": 1.0}', passed, other],
+            )  # fmt: skip
+    with bare.read() as conn:
+        assert evaluations.samples_digests(conn) == evaluations.samples_digests_in_python(conn)
