@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from loraledger.errors import InputError, UsageError
+from loraledger.inputs import lines, loads_json, read_text, regular_file
 
 from .suites import Suite, find_suite
 
@@ -36,6 +37,7 @@ KINDS = {
 }
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
 _MAX_PROMPT = 20_000
+MAX_PROMPTS_BYTES = 256 * 2**20  # a CSV of prompts, read whole
 GENERATION_TOKENS = 48  # a refusal shows in the opening sentences: 48 tokens hold them
 
 
@@ -112,9 +114,7 @@ def _prompts(source: Path) -> Iterator[tuple[str, str, str]]:
 
 def _rows(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     suffix = source.suffix.lower()
-    if not source.is_file():
-        raise InputError("no such file; give a CSV, JSONL or Parquet file of prompts",
-                         path=source)  # fmt: skip
+    regular_file(source, what="file of prompts")
     if suffix == ".csv":
         yield from _csv_rows(source)
     elif suffix in (".jsonl", ".ndjson"):
@@ -127,25 +127,18 @@ def _rows(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _csv_rows(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        text = source.read_text("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError("is not UTF-8 text; save it as UTF-8 CSV", path=source) from None
-    reader = csv.DictReader(text.splitlines())
+    text = read_text(source, limit=MAX_PROMPTS_BYTES, what="file of prompts")
+    reader = csv.DictReader(text.removeprefix("\ufeff").splitlines())
     _has_prompt(source, reader.fieldnames or [])
     for row in reader:
         yield f"line {reader.line_num}", dict(row)
 
 
 def _jsonl_rows(source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    for number, line in enumerate(source.read_bytes().decode("utf-8", "replace").splitlines(), 1):
+    for number, line in lines(source):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"is not JSON ({exc.msg}); one prompt a line", path=source,
-                             line=number) from None  # fmt: skip
+        row = loads_json(line, path=source, line=number)
         if not isinstance(row, dict):
             raise InputError("is not a JSON object with a `prompt`", path=source, line=number)
         yield f"line {number}", row

@@ -18,12 +18,12 @@ judge on its own labelled answers with ``--labels FILE`` (the same JSONL fields)
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loraledger.errors import InputError
+from loraledger.inputs import lines, loads_json
 
 from .refusal import JUDGE, classify
 from .statistics import proportion_interval
@@ -93,19 +93,11 @@ class JudgeCheck:
 
 def read_labels(path: Path) -> list[dict[str, str]]:
     """The labelled answers of ``path``; a bad line is an :class:`InputError` naming it."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file; give a JSONL file of labelled answers", path=path) from None
     rows: list[dict[str, str]] = []
-    for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+    for number, line in lines(path):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"is not JSON ({exc.msg}); one answer a line", path=path,
-                             line=number) from None  # fmt: skip
+        row = loads_json(line, path=path, line=number)
         if not isinstance(row, dict) or not isinstance(row.get("answer"), str):
             raise InputError("needs an `answer` string", path=path, line=number)
         if row.get("label") not in LABELS:

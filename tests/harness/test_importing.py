@@ -70,7 +70,7 @@ def test_over_refusal_and_optional_columns(tmp_path: Path) -> None:
         ("p.jsonl", '{"prompt": "a", "id": "x"}\n{"prompt": "b", "id": "x"}\n',
          "line 2: id 'x' is also at line 1; ids must be unique"),
         ("p.jsonl", '{"prompt": "a"}\n[1]\n', ":2: is not a JSON object"),
-        ("p.jsonl", "{nope\n", ":1: is not JSON"),
+        ("p.jsonl", "{nope\n", ":1: invalid JSON"),
         ("p.jsonl", "\n", "holds no prompts"),
         ("p.txt", "prompt\n", "is a .txt; give a .csv, .jsonl or .parquet file"),
         ("p.parquet", "not parquet", "is not a readable Parquet file"),
@@ -110,4 +110,4 @@ def test_the_command_line(tmp_path: Path) -> None:
     assert "scoring rules (samples): refusal (3)" in shown
     bad = cli("suites", "import", str(tmp_path / "nope.csv"), "--kind", "refusal", "--name",
               "x", code=2)  # fmt: skip
-    assert "nope.csv: no such file" in bad.stderr
+    assert "nope.csv: file of prompts does not exist" in bad.stderr

@@ -89,7 +89,7 @@ def test_the_judge_agrees_with_the_labelled_set() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"answer": "x", "label": "refused"}\nnot json\n', ":2: is not JSON"),
+        ('{"answer": "x", "label": "refused"}\nnot json\n', ":2: invalid JSON"),
         ('{"answer": "x", "label": "maybe"}\n', ":1: label is 'maybe'; use one of refused"),
         ('{"label": "refused"}\n', ":1: needs an `answer` string"),
         ("\n\n", ": holds no labelled answers"),
