@@ -119,3 +119,17 @@ def refusals(registry: Registry) -> list[tuple[str, str, str]]:
         (e.actor, e.payload["action"], e.payload["reason"])
         for e in registry.audit_events(action="access.refused")
     ]
+
+
+def replace_samples(
+    conn: Connection, samples: list[tuple[str, int, str, str, str, bool | None]]
+) -> None:
+    """The run ``run``'s samples, and only they, in ``conn``'s ``eval_samples``: texts in
+    several fields, the rest fixed (a quote, a backslash, JSON)."""
+    conn.execute("DELETE FROM eval_samples")
+    for task, doc_id, filter_, text, other, passed in samples:
+        conn.execute(
+            "INSERT INTO eval_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ["run", task, doc_id, filter_, text, "h\\", '"p"', text, other, "t/x",
+             '{"acc": 1.0}', passed, other],
+        )  # fmt: skip

@@ -21,7 +21,7 @@ from loraledger.registry.synthetic import write_lora_adapter
 
 from loraledger.errors import NotFound, PermissionDenied, VerificationError
 from tests.conftest import AUDITOR, ENGINEER
-from tests.registry.helpers import sql
+from tests.registry.helpers import replace_samples, sql
 from tests.registry.test_base_models import base_files, register
 
 SUITE, TASK = "sanity", "sanity_mc"
@@ -190,17 +190,12 @@ _TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
 def test_the_samples_digest_is_the_same_in_python_as_in_duckdb(
     samples: list[tuple[str, int, str, str, str, bool | None]],
 ) -> None:
-    # PostgreSQL registries compute it in Python: a registry copied between backends
-    # must verify, so the two must agree on every text (control characters, quotes,
-    # backslashes, non-ASCII) and every order.
+    # Python computes it for a PostgreSQL run whose escapes differ (and test_postgres.py
+    # checks PostgreSQL's SQL): a registry copied between backends must verify, so they
+    # must agree on every text (control characters, quotes, backslashes, non-ASCII) and
+    # every order.
     conn = _samples_table()
-    conn.execute("DELETE FROM eval_samples")
-    for task, doc_id, filter_, text, other, passed in samples:
-        conn.execute(
-            "INSERT INTO eval_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ["run", task, doc_id, filter_, text, "h\\", '"p"', text, other, "t/x",
-             '{"acc": 1.0}', passed, other],
-        )  # fmt: skip
+    replace_samples(conn, samples)
     expected = evaluations.samples_digests(conn)
     assert evaluations.dialect_of(conn).name == "duckdb" and set(expected) == {"run"}
     assert evaluations.samples_digests_in_python(conn) == expected

@@ -34,6 +34,7 @@ from loraledger.errors import (
 )
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, small_adapter
 from tests.postgres import PASSWORD, Server
+from tests.registry.helpers import replace_samples
 
 
 @pytest.fixture(scope="module")
@@ -348,12 +349,6 @@ def test_postgresql_computes_the_samples_digest_python_and_duckdb_compute(
     bare: PostgresDatabase, samples: list[tuple[str, int, str, str, str, bool | None]]
 ) -> None:
     with bare.write() as conn:
-        conn.execute("DELETE FROM eval_samples")
-        for task, doc_id, filter_, text, other, passed in samples:
-            conn.execute(
-                "INSERT INTO eval_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ["run", task, doc_id, filter_, text, "h\\", '"p"', text, other, "t/x",
-                 '{"acc": 1.0}', passed, other],
-            )  # fmt: skip
+        replace_samples(conn, samples)
     with bare.read() as conn:
         assert evaluations.samples_digests(conn) == evaluations.samples_digests_in_python(conn)
