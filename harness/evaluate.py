@@ -45,7 +45,7 @@ from loraledger.errors import (
     VerificationError,
 )
 
-from .judge_check import JUDGED_RULES, check_judge
+from .judge_check import check_judge
 from .multiplex import BASE
 from .results import convert_results
 from .suites import SUITE_DTYPES as EVAL_DTYPES
@@ -279,7 +279,7 @@ def _run_one(
         "num_fewshot": None,
         "bootstrap_iters": options.bootstrap_iters,
     }
-    if JUDGED_RULES & set(suite.rules_used()):
+    if suite.judges():
         # scored by the refusal judge: how far it agrees with people, beside the result
         settings["judge"] = check_judge().summary()
     shell = {

@@ -154,9 +154,6 @@ def check_judge(labels: Path = DEFAULT_LABELS, confidence: float = 0.95) -> Judg
     )
 
 
-JUDGED_RULES = frozenset({"refusal", "answered"})
-
-
 def accuracy_line(summary: dict[str, Any]) -> str:
     """A judge's recorded accuracy in one line, for beside a result it scored."""
 
@@ -169,7 +166,6 @@ def accuracy_line(summary: dict[str, Any]) -> str:
 
 __all__ = [
     "DEFAULT_LABELS",
-    "JUDGED_RULES",
     "JudgeCheck",
     "Rate",
     "accuracy_line",

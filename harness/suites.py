@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -100,6 +101,10 @@ class Suite:
     @property
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
+
+    def judges(self) -> list[str]:
+        """The judges its samples are scored by (their versions), e.g. the refusal judge."""
+        return judges_of(self.directory, self.files)
 
     def rehash(self) -> str:
         """The digest of the folder as it is now."""
@@ -353,17 +358,23 @@ _JUDGED = {"refusal": JUDGE, "answered": JUDGE}
 _RULE_FIELD = re.compile(r'"rule"\s*:\s*"(' + "|".join(_JUDGED) + r')"')
 
 
-def _digest(directory: Path) -> tuple[str, dict[str, str]]:
-    ignore = [p for p in directory.rglob("__pycache__") if p.is_dir()]
-    manifest = hash_directory(directory, ignore=ignore)
-    judges = sorted(
+def judges_of(directory: Path, files: Iterable[str]) -> list[str]:
+    """The versions of the judges that the samples in ``files`` (of ``directory``) are
+    scored by, read from their text (an unknown rule is not this function's to refuse)."""
+    return sorted(
         {
             _JUDGED[match.group(1)]
-            for relative in manifest.files
+            for relative in files
             if relative.endswith(".jsonl")
             for match in _RULE_FIELD.finditer((directory / relative).read_text("utf-8"))
         }
     )
+
+
+def _digest(directory: Path) -> tuple[str, dict[str, str]]:
+    ignore = [p for p in directory.rglob("__pycache__") if p.is_dir()]
+    manifest = hash_directory(directory, ignore=ignore)
+    judges = judges_of(directory, manifest.files)
     if not judges:
         return manifest.digest, manifest.files
     mixed = hashlib.sha256("\n".join([manifest.digest, *judges]).encode()).hexdigest()

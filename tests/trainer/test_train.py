@@ -90,14 +90,18 @@ def test_resume_after_an_interruption_gives_the_same_adapter(
     registry: Registry, tmp_path: Path, clean_code: Path
 ) -> None:
     config = write_config(tmp_path / "c.yaml", max_steps=6, checkpoint_every=0)
-    uninterrupted = run(registry, config, clean_code, tmp_path / "straight").version
+    straight = run(registry, config, clean_code, tmp_path / "straight")
+    uninterrupted = straight.version
 
     def interrupt_at_step_3(report: object) -> None:
         if report.step == 3:
             raise KeyboardInterrupt
 
+    # the same dtype as the straight run: "auto" decides by timing, which a loaded machine
+    # may tip the other way between two runs (a resume keeps the interrupted run's)
     with pytest.raises(TrainingInterrupted, match="interrupted at step 3 of 6.*--resume"):
-        run(registry, config, clean_code, tmp_path / "w", on_step=interrupt_at_step_3)
+        run(registry, config, clean_code, tmp_path / "w", on_step=interrupt_at_step_3,
+            dtype=straight.run.compute_dtype)  # fmt: skip
     with pytest.raises(UsageError, match="pass --resume to continue it"):
         run(registry, config, clean_code, tmp_path / "w")
     resumed = run(registry, config, clean_code, tmp_path / "w", resume=True)
