@@ -37,8 +37,7 @@ from .registry import (
     open_store,
     store_location,
 )
-from .s3 import S3Objects
-from .store import ArtifactStore, copy_hashing, staging_name
+from .store import ArtifactStore, ObjectStorage, copy_hashing, staging_name
 from .trust import TrustRoot
 
 
@@ -98,7 +97,9 @@ def _address(db: Database, files: Path) -> Path | str:
     return db.url if isinstance(db, PostgresDatabase) else files
 
 
-def _new_destination(destination: Path | str, files: Path, objects: S3Objects | None) -> Database:
+def _new_destination(
+    destination: Path | str, files: Path, objects: ObjectStorage | None
+) -> Database:
     """The destination's empty database, and its store checked (new or empty)."""
     if isinstance(destination, str):
         db: Database = PostgresDatabase(destination, lock_timeout=lock_timeout_from_env())
@@ -115,7 +116,7 @@ def _new_destination(destination: Path | str, files: Path, objects: S3Objects | 
 
 
 def _copy(
-    src: Registry, db: Database, files: Path, objects: S3Objects | None, head_seq: int
+    src: Registry, db: Database, files: Path, objects: ObjectStorage | None, head_seq: int
 ) -> CopyReport:
     store = ArtifactStore(files / "objects", files / "tmp", objects)
     store.tmp.mkdir(parents=True, exist_ok=True)
@@ -232,7 +233,7 @@ def _verify(copied: Registry, head_seq: int, head_hash: str) -> dict[str, int]:
     return verified
 
 
-def _remove(db: Database, files: Path, made: bool, objects: S3Objects | None) -> None:
+def _remove(db: Database, files: Path, made: bool, objects: ObjectStorage | None) -> None:
     """Undo a copy that failed: its database rows and every file or object it wrote (an
     object store's prefix was empty; its cache here, verified objects, stays)."""
     if isinstance(db, PostgresDatabase):

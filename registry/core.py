@@ -42,8 +42,7 @@ from .permissions import Action, resolve
 from .postgres import PostgresDatabase, check_url, is_url
 from .published import CHECKPOINT_FILE, CheckpointFile, CheckpointObjects, PublishedCheckpoints
 from .refs import validate_name
-from .s3 import S3Objects
-from .store import ArtifactStore
+from .store import ArtifactStore, ObjectStorage
 from .trust import (
     IDENTITY_EVENTS,
     Enrolment,
@@ -73,7 +72,7 @@ def registry_location(value: str | Path) -> Path | str:
     return Path(value)
 
 
-def published_checkpoints(root: Path, objects: S3Objects | None) -> PublishedCheckpoints:
+def published_checkpoints(root: Path, objects: ObjectStorage | None) -> PublishedCheckpoints:
     """Where a registry publishes its checkpoints: its S3 store's ``checkpoints/``, else
     the file in its directory."""
     if objects is not None:
@@ -130,7 +129,7 @@ class Core:
         lock_timeout: float | None = None,
         trust_root: TrustRoot | None = None,
         db: Database | None = None,
-        objects: S3Objects | None = None,
+        objects: ObjectStorage | None = None,
     ) -> None:
         self.root = root
         self.registry_id = registry_id

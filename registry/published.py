@@ -25,7 +25,7 @@ from typing import Protocol
 from loraledger.errors import VerificationError
 
 from .models import Checkpoint
-from .s3 import S3Objects
+from .store import ObjectStorage
 
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"
 _TAIL_BYTES = 8192  # several checkpoint lines (each well under 1 KiB)
@@ -152,7 +152,7 @@ class CheckpointObjects:
     The newest is found by listing from the newest this process has seen (a registry's
     checkpoints run to one per change)."""
 
-    def __init__(self, objects: S3Objects) -> None:
+    def __init__(self, objects: ObjectStorage) -> None:
         self.objects = objects
         self._seen: str | None = None
 

@@ -70,7 +70,7 @@ from .keys import KeyStore
 from .models import AuditEvent
 from .postgres import PostgresDatabase
 from .s3 import S3Objects, check_s3_url, is_s3_url
-from .store import cache_dir
+from .store import ObjectStorage, cache_dir
 from .trust import TrustRoot
 
 
@@ -428,7 +428,7 @@ def store_location(value: Path | str) -> Path | str:
     return Path(value).absolute()
 
 
-def open_store(location: Path | str, registry_id: str) -> tuple[Path, S3Objects | None]:
+def open_store(location: Path | str, registry_id: str) -> tuple[Path, ObjectStorage | None]:
     """The directory of a store's files and, for an object store, the store: its files'
     directory is then this machine's cache for the registry (:func:`.store.cache_dir`)."""
     if isinstance(location, str):
@@ -436,7 +436,7 @@ def open_store(location: Path | str, registry_id: str) -> tuple[Path, S3Objects 
     return location, None
 
 
-def check_new_store(files: Path, objects: S3Objects | None) -> None:
+def check_new_store(files: Path, objects: ObjectStorage | None) -> None:
     """Refuse a store that holds anything: a directory must be new or empty, an object
     store's prefix must hold no object."""
     if objects is None:
