@@ -65,6 +65,7 @@ def decide(
     cache: Path,
     cpu: str,
     screen: tuple[int, int] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> DtypeDecision:
     """The compute dtype for training ``model_key`` on ``device``.
 
@@ -73,7 +74,8 @@ def decide(
     to be measured. ``screen`` (rows, hidden size) first times one matrix product of
     the model's shape in each dtype: where bfloat16 is ``CLEAR_BY`` times slower at that
     (a CPU without native bfloat16: often 10 to 100 times), its training step cannot win,
-    and timing it -- minutes for a 135M model -- is skipped.
+    and timing it -- minutes for a 135M model -- is skipped. ``clock`` times the steps
+    (the load on the machine is read from /proc/stat whatever it is).
     """
     import torch
 
@@ -106,7 +108,7 @@ def decide(
             f"{entry['reason']}; measured {entry['measured_at']} and cached in {cache}",
             entry["measurements"] | {"cached": True},
         )
-    dtype, reason, measurements = _measure(steps, screen)
+    dtype, reason, measurements = _measure(steps, screen, clock)
     measurements["key"] = key
     if measurements["other_load"] is None or measurements["other_load"] > BUSY_SHARE:
         share = measurements["other_load"]
@@ -167,7 +169,9 @@ def checkpoint_dtype(directory: Path) -> str:
     return named if named in DTYPES else "float32"
 
 
-def _measure(steps: StepFactory, screen: tuple[int, int] | None) -> tuple[str, str, dict[str, Any]]:
+def _measure(
+    steps: StepFactory, screen: tuple[int, int] | None, clock: Callable[[], float]
+) -> tuple[str, str, dict[str, Any]]:
     """Time both dtypes' steps interleaved; returns the dtype, the reason and the numbers."""
     order = ("float32", "bfloat16")
     idle_load = _idle_load()
@@ -200,9 +204,9 @@ def _measure(steps: StepFactory, screen: tuple[int, int] | None) -> tuple[str, s
     ratio = 1.0
     for round_ in range(1, MAX_ROUNDS + 1):
         for name in order:
-            started = time.perf_counter()
+            started = clock()
             runs[name]()
-            seconds[name].append(time.perf_counter() - started)
+            seconds[name].append(clock() - started)
         ratio = min(seconds["float32"]) / min(seconds["bfloat16"])  # > 1: bfloat16 faster
         enough = round_ >= MIN_ROUNDS or max(ratio, 1 / ratio) >= CLEAR_BY
         if enough and not _within_noise(ratio, seconds):

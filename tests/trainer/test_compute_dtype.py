@@ -39,14 +39,29 @@ def _unforced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(FORCE_ENV, raising=False)
 
 
-def sleeping(seconds: dict[str, float], calls: list[str] | None = None) -> Callable[..., Any]:
-    """Steps that take a known time per dtype (the decision's rule, apart from torch)."""
+class VirtualClock:
+    """A clock that steps advance by exactly their time: the decision's rule under test,
+    apart from how the machine schedules a sleeping thread (a loaded machine wakes it late
+    by milliseconds, which made "within the noise" out of a clear lead)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sleeping(
+    seconds: dict[str, float], calls: list[str] | None = None, clock: VirtualClock | None = None
+) -> Callable[..., Any]:
+    """Steps that take a known time per dtype on ``clock``."""
+    clock = clock if clock is not None else VirtualClock()
 
     def steps(dtype: str) -> Callable[[], None]:
         def step() -> None:
             if calls is not None:
                 calls.append(dtype)
-            time.sleep(seconds[dtype])
+            clock.now += seconds[dtype]
 
         return step
 
@@ -54,13 +69,15 @@ def sleeping(seconds: dict[str, float], calls: list[str] | None = None) -> Calla
 
 
 def decided(tmp_path: Path, seconds: dict[str, float], **kwargs: Any) -> Any:
+    clock = VirtualClock()
     return decide(
         "auto",
         "cpu",
         model_key=kwargs.pop("model_key", KEY),
-        steps=sleeping(seconds, kwargs.pop("calls", None)),
+        steps=sleeping(seconds, kwargs.pop("calls", None), clock),
         cache=tmp_path / CACHE_FILE,
         cpu=kwargs.pop("cpu", "test cpu"),
+        clock=clock,
     )
 
 
