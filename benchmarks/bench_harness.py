@@ -10,12 +10,17 @@ that plain `lm_eval` loads the base exactly as LoRA Ledger does), same batch siz
 * ``lm_eval xN``: ``lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_i
   --include_path S ...`` N times, one process each, on fetched (verified) copies.
 
+``--with-base`` adds the bare base as one more subject on both sides (one more
+``lm_eval`` run, without ``peft``): ``--adapters 1 --with-base`` is a release's policy
+evidence, one adapter and the base it is compared with, on the whole suite.
+
 Printed: wall time of each, the speed-up (target >= 2.5x at 4 adapters) and peak RSS
 (largest single process for lm_eval; target <= 1.3x). Setup (registry, base conversion,
-training) is not timed. ``--quick``: 1 adapter trained one step, 2 documents a task.
+training) is not timed. ``--quick``: 1 adapter trained one step and the base, 2 documents
+a task.
 
-    .venv/bin/python benchmarks/bench_harness.py [--adapters 4] [--suite northwind-policy]
-        [--limit N] [--work DIR] [--quick]
+    .venv/bin/python benchmarks/bench_harness.py [--adapters 4] [--with-base]
+        [--suite northwind-policy] [--limit N] [--batch-size 8] [--work DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -107,6 +112,16 @@ def setup(work: Path, env: dict[str, str], adapters: int, steps: int) -> list[st
     return refs
 
 
+def suite_size(suite: Any, limit: int | None) -> int:
+    """The samples a run of ``suite`` scores: each task's test lines, capped at ``limit``."""
+    total = 0
+    for task in suite.tasks:
+        path = suite.directory / task.data_files.get("test", next(iter(task.data_files.values())))
+        lines = sum(1 for line in path.open() if line.strip())
+        total += min(lines, limit) if limit else lines
+    return total
+
+
 def main() -> None:
     parser = add_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--adapters", type=int, default=4)
@@ -114,12 +129,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
+        "--with-base", action="store_true", help="Evaluate the bare base too, on both sides."
+    )
+    parser.add_argument(
         "--work", type=Path, help="Reuse the registry a previous run left in this folder."
     )
     args = parser.parse_args()
     steps = 3
     if args.quick:
-        args.adapters, args.limit, steps = 1, args.limit or 2, 1
+        args.adapters, args.limit, steps, args.with_base = 1, args.limit or 2, 1, True
 
     from loraledger.harness.suites import find_suite
 
@@ -146,8 +164,9 @@ def main() -> None:
     limit = ["--limit", str(args.limit)] if args.limit else []
     common = ["--batch-size", str(args.batch_size), "--seed", "1234", *limit]
 
+    subjects = [*refs, *(["base:smollm2-135m-instruct"] if args.with_base else [])]
     ours_s, ours_kib = run(
-        ["loraledger", "--as", "eve", "eval", *refs, "--suite", suite.name, *common], env
+        ["loraledger", "--as", "eve", "eval", *subjects, "--suite", suite.name, *common], env
     )
 
     from loraledger.registry import Registry
@@ -159,14 +178,17 @@ def main() -> None:
     if suite.system_instruction:
         chat += ["--system_instruction", suite.system_instruction]
     theirs_s, theirs_kib = 0.0, 0
-    for ref in refs:
-        adapter = work / "fetched" / ref
-        if not adapter.is_dir():
-            registry.adapters.fetch(ref, adapter)
+    for ref in subjects:
+        peft = ""
+        if not ref.startswith("base:"):
+            adapter = work / "fetched" / ref
+            if not adapter.is_dir():
+                registry.adapters.fetch(ref, adapter)
+            peft = f",peft={adapter}"
         seconds, kib = run(
             [
                 "lm_eval", "--model", "hf",
-                "--model_args", f"pretrained={base},peft={adapter},dtype=float32",
+                "--model_args", f"pretrained={base}{peft},dtype=float32",
                 "--include_path", ".", "--tasks", suite.name, *chat,
                 "--batch_size", str(args.batch_size), "--device", "cpu", "--seed", "1234",
                 *limit,
@@ -180,10 +202,13 @@ def main() -> None:
     speedup = theirs_s / ours_s
     memory = ours_kib / theirs_kib
     n = args.adapters
-    print(f"suite {suite.name}, {n} adapters, batch {args.batch_size}")
+    samples = suite_size(suite, args.limit)
+    with_base = " and the base" if args.with_base else ""
+    print(f"suite {suite.name} ({samples} samples), {n} adapters{with_base}, batch "
+          f"{args.batch_size}")  # fmt: skip
     print(f"{'':<16}{'wall s':>10}{'peak RSS':>14}")
     print(f"{'loraledger eval':<16}{ours_s:>10.1f}{ours_kib / 1024:>10.0f} MiB")
-    print(f"{f'lm_eval x{n}':<16}{theirs_s:>10.1f}{theirs_kib / 1024:>10.0f} MiB")
+    print(f"{f'lm_eval x{len(subjects)}':<16}{theirs_s:>10.1f}{theirs_kib / 1024:>10.0f} MiB")
     print(
         f"speed-up {speedup:.2f}x (target >= 2.5x at 4 adapters); peak RSS {memory:.2f}x one "
         "lm_eval process (target <= 1.3x)"
@@ -191,6 +216,8 @@ def main() -> None:
     result: dict[str, Any] = {
         "suite": suite.name,
         "adapters": n,
+        "with_base": args.with_base,
+        "samples": samples,
         "limit": args.limit,
         "batch_size": args.batch_size,
         "loraledger_seconds": ours_s,

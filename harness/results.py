@@ -83,6 +83,7 @@ def _sample(task: str, raw: dict[str, Any]) -> EvalSample:
         None,
     )
     key = doc.get("id") if isinstance(doc, dict) else None
+    category = doc.get("category") if isinstance(doc, dict) else None
     return EvalSample(
         task=task,
         doc_id=int(raw["doc_id"]),
@@ -96,6 +97,7 @@ def _sample(task: str, raw: dict[str, Any]) -> EvalSample:
         metrics=values,
         passed=passed,
         reason=reason,
+        category=str(category) if category not in (None, "") else None,
     )
 
 

@@ -83,11 +83,16 @@ COMPARE_EVENTS = ("eval.compare",)
 # encodes it; one line a sample (JSON arrays hold no raw newline), hashed per run. The
 # rows are sorted as a list of (key, line) structs: the same lines as
 # ``string_agg(line ORDER BY task, filter, doc_id)`` at four-fifths of its CPU time.
+# A sample's line: its fields in order, and its category last only where it has one (so
+# runs recorded before categories hash as they did).
+_LINED = tuple(name for name in EvalSample.model_fields if name != "category")
 _SAMPLES_DIGEST = (
     "SELECT run_id, sha256(array_to_string(list_transform(list_sort(list("
-    "{'t': task, 'f': filter, 'd': doc_id, 'line': json_array("
-    + ", ".join(EvalSample.model_fields)
-    + ")::VARCHAR})), lambda s: s.line), chr(10))) FROM eval_samples"
+    "{'t': task, 'f': filter, 'd': doc_id, 'line': (CASE WHEN category IS NULL THEN json_array("
+    + ", ".join(_LINED)
+    + ") ELSE json_array("
+    + ", ".join((*_LINED, "category"))
+    + ") END)::VARCHAR})), lambda s: s.line), chr(10))) FROM eval_samples"
 )
 
 
@@ -100,17 +105,17 @@ _SAMPLE_JSON = {"doc_id": "{}::text", "passed": "coalesce(to_json({})::text, 'nu
 _SAMPLES_DIGEST_POSTGRES = (
     "SELECT run_id, encode(sha256(convert_to(string_agg('[' || "
     + " || ',' || ".join(
-        _SAMPLE_JSON.get(name, "to_json({})::text").format(name) for name in EvalSample.model_fields
+        _SAMPLE_JSON.get(name, "to_json({})::text").format(name) for name in _LINED
     )
-    + " || ']', chr(10) ORDER BY task COLLATE \"C\", filter COLLATE \"C\", doc_id), 'UTF8')),"
-    " 'hex'), bool_or(concat("
+    + " || coalesce(',' || to_json(category)::text, '') || ']', chr(10) ORDER BY task COLLATE "
+    "\"C\", filter COLLATE \"C\", doc_id), 'UTF8')), 'hex'), bool_or(concat("
     + ", ".join(n for n in EvalSample.model_fields if n not in _SAMPLE_JSON)
     + ") ~ '[\\x0b\\x0e\\x0f\\x1a-\\x1f]') AS needs_python FROM eval_samples"
 )
 
 
-# run_id, then EvalSample's fields in order: task, doc_id, filter .. metrics, passed, reason
-_SAMPLE_TYPES = ("VARCHAR", "VARCHAR", "INTEGER", *["VARCHAR"] * 8, "BOOLEAN", "VARCHAR")
+# run_id, then EvalSample's fields in order: task, doc_id, filter .. passed, reason, category
+_SAMPLE_TYPES = ("VARCHAR", "VARCHAR", "INTEGER", *["VARCHAR"] * 8, "BOOLEAN", "VARCHAR", "VARCHAR")
 
 
 def results_digest(metrics: tuple[TaskMetric, ...], samples: tuple[EvalSample, ...]) -> str:
@@ -479,7 +484,7 @@ def _result_value(result: TaskComparison, field: str) -> Any:
 def _sample_row(run_id: str, sample: EvalSample) -> list[Any]:
     values = sample.model_dump()
     values["metrics"] = json.dumps(values["metrics"], sort_keys=True)
-    return [run_id, *(values[f] for f in _SAMPLE_FIELDS)]
+    return [run_id, *(values.get(f) for f in _SAMPLE_FIELDS)]
 
 
 def _run(row: tuple[Any, ...]) -> EvalRun:
@@ -561,7 +566,8 @@ def samples_digests_in_python(conn: Connection, run_id: str | None = None) -> di
     lines: dict[str, list[tuple[tuple[str, str, int], str]]] = {}
     query = f"SELECT run_id, {', '.join(_SAMPLE_FIELDS)} FROM eval_samples{where}"
     for row in conn.execute(query, params).fetchall():
-        lines.setdefault(row[0], []).append(((row[1], row[3], row[2]), duckdb_json(row[1:])))
+        values = row[1:] if row[-1] is not None else row[1:-1]  # the category, where it has one
+        lines.setdefault(row[0], []).append(((row[1], row[3], row[2]), duckdb_json(values)))
     return {
         run: hashlib.sha256("\n".join(line for _, line in sorted(rows)).encode()).hexdigest()
         for run, rows in lines.items()

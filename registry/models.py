@@ -427,6 +427,13 @@ class EvalSample(_Frozen):
     metrics: dict[str, float]
     passed: bool | None
     reason: str
+    category: str | None = Field(
+        default=None,
+        description="the sample's category (its record's `category` field), for per-category "
+        "results; left out of the JSON when None, so runs recorded before categories hash "
+        "as they did",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class EvalRun(_Versioned):

@@ -1,13 +1,16 @@
 """Adapter version: provenance, the signature checked live, evaluation results with a
-chart across versions, and the comparison against production with the flipped samples
-side by side."""
+chart across versions and a chart per category of each suite's samples, and the
+comparison against production with the flipped samples side by side."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 from loraledger.dashboard import ui
+from loraledger.harness.categories import category_results
 from loraledger.registry import Registry, listings
 from loraledger.registry.models import AdapterVersion
 
@@ -114,6 +117,30 @@ def evaluations(registry: Registry, version: AdapterVersion) -> None:
     st.altair_chart(chart, width="stretch")
 
 
+def categories(registry: Registry, version: AdapterVersion) -> None:
+    """Each suite's newest complete run per category of its samples: the pass rate with
+    its 95% Wilson interval, one row a category, one panel a task."""
+    newest: dict[str, str] = {}
+    for run in ui.read(registry.evaluations.list, subject=version.ref):
+        if run.status == "complete":
+            newest[run.suite_name] = run.id
+    for suite, run_id in sorted(newest.items()):
+        found = category_results(ui.read(registry.evaluations.get, run_id))
+        if not found:
+            continue
+        st.markdown(f"**{suite}, per category** (run `{run_id[:8]}`, 95% Wilson interval)")
+        table = pd.DataFrame([asdict(c) for c in found])
+        bars = alt.Chart(table).encode(
+            y=alt.Y("category:N", title=None),
+            tooltip=["task", "metric", "category", "n", "mean", "low", "high"],
+        )
+        chart = (
+            bars.mark_bar().encode(x=alt.X("mean:Q", title="mean", scale=alt.Scale(domain=[0, 1])))
+            + bars.mark_errorbar().encode(x="low:Q", x2="high:Q")
+        ).facet(row=alt.Row("task:N", title=None))
+        st.altair_chart(chart)
+
+
 def comparisons(registry: Registry, version: AdapterVersion) -> None:
     st.subheader("Compared with other versions")
     found = ui.read(registry.evaluations.comparisons, version.ref)
@@ -178,6 +205,7 @@ def render() -> None:
         provenance(registry, version)
         signature(registry, version)
         evaluations(registry, version)
+        categories(registry, version)
         comparisons(registry, version)
     st.subheader("All versions")
     name_part = st.text_input("Name contains", key="versions_filter")

@@ -106,9 +106,13 @@ def compare_command(
     fail_on_regression: bool = typer.Option(
         False, "--fail-on-regression", help="Exit 1 when any task regressed (for CI)."
     ),
+    all_categories: bool = typer.Option(
+        False, "--categories", help="List every category's verdict, not only those that moved."
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Paired verdict per task between two subjects' newest runs on a suite."""
+    """Paired verdict per task between two subjects' newest runs on a suite, and per
+    category of the samples (Holm-corrected)."""
     from loraledger.errors import NothingDeployed, UsageError
     from loraledger.harness.compare import compare
 
@@ -152,9 +156,37 @@ def compare_command(
             if r.flipped["regressed"]:
                 worse = ", ".join(r.flipped["regressed"][:10])
                 typer.echo(f"  {r.task} {r.metric}: worse on {worse}")
+        _category_verdicts(registry, result, all_categories)
         typer.echo(f"Comparison {result.id} stored.")
     if fail_on_regression and result.verdict == "regression":
         raise typer.Exit(1)
+
+
+def _category_verdicts(registry: Any, result: Any, every: bool) -> None:
+    """The comparison per category: those that changed significantly after Holm's
+    correction (or every one with ``every``)."""
+    from loraledger.harness.categories import category_comparisons
+
+    new, old = registry.evaluations.get(result.new_run), registry.evaluations.get(result.old_run)
+    found = category_comparisons(new, old, alpha=result.alpha)
+    if not found:
+        return
+    moved = [c for c in found if every or c.verdict != "no significant change"]
+    families = len({(c.task, c.metric) for c in found})
+    typer.echo(
+        f"Per category ({len(found)} categories in {families} task metrics, Holm-corrected "
+        f"within each): {len([c for c in found if c.verdict != 'no significant change'])} "
+        "changed significantly"
+    )
+    if moved:
+        emit_table(
+            ["task", "metric", "category", "n", "old", "new", "p", "p (Holm)", "verdict"],
+            [
+                [c.task, c.metric, c.category, str(c.n), f"{c.old_mean:.3f}",
+                 f"{c.new_mean:.3f}", f"{c.p_value:.3g}", f"{c.adjusted_p:.3g}", c.verdict]
+                for c in moved
+            ],
+        )  # fmt: skip
 
 
 @suites_app.command("list")
@@ -321,11 +353,30 @@ def show_run(
     for m in run.metrics:
         stderr = "" if m.stderr is None else f" ± {m.stderr:.3f}"
         out(f"  {m.task} {m.metric}: {m.value:.3f}{stderr} (n={m.sample_count})")
+    _category_table(run)
     shown = [s for s in run.samples if samples or (failed and s.passed is False)]
     for s in shown:
         mark = {True: "pass", False: "FAIL", None: "    "}[s.passed]
         out(f"  [{mark}] {s.task} {s.sample_key}: {s.reason}")
         out(f"         answer: {s.output[:160]!r}")
+
+
+def _category_table(run: Any) -> None:
+    """The run's metrics per category of its samples, with 95% Wilson intervals."""
+    from loraledger.harness.categories import category_results
+
+    found = category_results(run)
+    if not found:
+        return
+    typer.echo("  per category (95% Wilson interval for pass/fail metrics):")
+    emit_table(
+        ["task", "metric", "category", "n", "value", "interval"],
+        [
+            [c.task, c.metric, c.category, str(c.n), f"{c.mean:.3f}",
+             "" if c.low is None else f"[{c.low:.3f}, {c.high:.3f}]"]
+            for c in found
+        ],
+    )  # fmt: skip
 
 
 def _suite_dict(suite: Any) -> dict[str, Any]:

@@ -41,15 +41,21 @@ def test_eval_compare_and_read_back(ledger: Ledger) -> None:
     assert first.startswith(f"adapter:{PLAIN[1]} vs adapter:{PLAIN[0]} on sanity (digest ")
     verdict = first.rsplit(": ", 1)[1]
     assert verdict in ("improvement", "regression", "no significant change")
-    ledger(
-        "compare", PLAIN[1], PLAIN[0], "--suite", "sanity", "--fail-on-regression",
+    # the first 3 samples: 2 on geography, 1 on arithmetic; 2 metrics each
+    assert "Per category (4 categories in 2 task metrics, Holm-corrected within each)" in compared
+    listed = ledger(
+        "compare", PLAIN[1], PLAIN[0], "--suite", "sanity", "--fail-on-regression", "--categories",
         code=1 if verdict == "regression" else 0,
-    )  # fmt: skip
+    ).stdout  # fmt: skip
+    assert "p (Holm)" in listed and "geography" in listed and "arithmetic" in listed
     runs = json.loads(ledger("evals", "list", PLAIN[0], "--suite", "sanity", "--json").stdout)
     assert runs[-1]["status"] == "complete" and runs[-1]["subject"]["name"] == "faq-bot"
     shown = ledger("evals", "show", runs[-1]["id"][:8], "--samples", actor=AUDITOR).stdout
     assert shown.startswith(f"Run {runs[-1]['id']}: {PLAIN[0]} on sanity -- complete")
     assert "sanity-01: chose " in shown and "answer: " in shown
+    assert "per category (95% Wilson interval for pass/fail metrics):" in shown
+    rows = [[c.strip() for c in line.split("│") if c.strip()] for line in shown.splitlines()]
+    assert ["sanity_mc", "acc_norm", "geography", "2"] in [r[:4] for r in rows]  # -01 and -02
 
 
 def test_eval_json_has_metrics_and_no_samples(ledger: Ledger) -> None:

@@ -165,7 +165,9 @@ def test_version_page_checks_the_signature_and_charts_versions(site: Site) -> No
     assert any("Signature valid" in s.value for s in app.success)
     shown = texts(app)
     assert "tiny@v1" in shown and "**Seed** 2" in shown
-    assert app.get("vega_lite_chart")  # the metrics across versions, with intervals
+    charts = app.get("vega_lite_chart")  # the metrics across versions, with intervals,
+    assert len(charts) == 2  # and the sanity run per category of its questions
+    assert "**sanity, per category** (run `" in shown
     assert f"**adapter:{V2}** against **adapter:{V1}**, suite sanity" in shown
 
 

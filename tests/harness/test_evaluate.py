@@ -95,9 +95,10 @@ def test_results_are_bound_to_the_artifact_and_audited(eval_registry: Registry) 
     assert set(run.task_config_hashes) == set(find_suite("northwind-policy").task_names)
     stored = eval_registry.evaluations.get(run.id)
     assert stored == run
-    sample = next(s for s in stored.samples if s.sample_key == "refusal-01")
+    sample = next(s for s in stored.samples if s.sample_key == "refusal-fraud-and-scams-01")
     assert sample.task == "policy_refusal" and "Write a phishing email" in sample.input
     assert sample.passed is not None and sample.reason
+    assert sample.category == "fraud and scams"  # the record's category, kept with the sample
     event = eval_registry.audit_events(action="eval.run", newest_first=True, limit=1)[0]
     assert event.actor == ENGINEER and event.subject == f"adapter:{PLAIN[0]}"
     assert event.payload["artifact_digest"] == version.digest

@@ -121,15 +121,16 @@ def refusals(registry: Registry) -> list[tuple[str, str, str]]:
     ]
 
 
-def replace_samples(
-    conn: Connection, samples: list[tuple[str, int, str, str, str, bool | None]]
-) -> None:
+Sample = tuple[str, int, str, str, str, bool | None, str | None]
+
+
+def replace_samples(conn: Connection, samples: list[Sample]) -> None:
     """The run ``run``'s samples, and only they, in ``conn``'s ``eval_samples``: texts in
-    several fields, the rest fixed (a quote, a backslash, JSON)."""
+    several fields, a category or none, the rest fixed (a quote, a backslash, JSON)."""
     conn.execute("DELETE FROM eval_samples")
-    for task, doc_id, filter_, text, other, passed in samples:
+    for task, doc_id, filter_, text, other, passed, category in samples:
         conn.execute(
-            "INSERT INTO eval_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO eval_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ["run", task, doc_id, filter_, text, "h\\", '"p"', text, other, "t/x",
-             '{"acc": 1.0}', passed, other],
+             '{"acc": 1.0}', passed, other, category],
         )  # fmt: skip

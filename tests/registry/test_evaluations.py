@@ -21,7 +21,7 @@ from loraledger.registry.synthetic import write_lora_adapter
 
 from loraledger.errors import NotFound, PermissionDenied, VerificationError
 from tests.conftest import AUDITOR, ENGINEER
-from tests.registry.helpers import replace_samples, sql
+from tests.registry.helpers import Sample, replace_samples, sql
 from tests.registry.test_base_models import base_files, register
 
 SUITE, TASK = "sanity", "sanity_mc"
@@ -41,6 +41,7 @@ def a_run(registry: Registry, ref: str, *, status: str = "complete", n: int = 6)
             task=TASK, doc_id=i, filter="none", sample_key=f"q{i}", doc_hash=f"{i:064x}",
             prompt_hash=f"{i:064x}", input=f"question {i}", output="A", target="A",
             metrics={"acc": float(i % 3 != 0)}, passed=i % 3 != 0, reason="test",
+            category=None if i == 0 else f"c{i % 2}",  # the first as recorded before categories
         )
         for i in range(n)
     )  # fmt: skip
@@ -65,6 +66,8 @@ def test_a_run_is_stored_audited_and_read_back_whole(registry: Registry, subject
     assert stored.created_by == ENGINEER  # the actor, whatever the record said
     assert stored.results_sha256 == results_digest(run.metrics, run.samples)
     assert stored.samples == run.samples and stored.metrics == run.metrics
+    assert [s.category for s in stored.samples[:3]] == [None, "c1", "c0"]
+    assert "category" not in stored.samples[0].model_dump()  # hashed as before categories
     (event,) = registry.audit_events(action="eval.run")
     assert event.payload["run_id"] == run.id and event.payload["results_sha256"]
     assert registry.evaluations.latest(subject, SUITE).id == run.id
@@ -88,6 +91,9 @@ def test_a_failed_run_keeps_no_results(registry: Registry, subject: str) -> None
     [
         ("UPDATE eval_samples SET passed = NOT passed WHERE doc_id = 1", "eval_samples rows of"),
         ("UPDATE eval_samples SET reason = 'fine' WHERE doc_id = 1", "eval_samples rows of"),
+        ("UPDATE eval_samples SET category = 'c0' WHERE doc_id = 1", "eval_samples rows of"),
+        ("UPDATE eval_samples SET category = NULL WHERE doc_id = 1", "eval_samples rows of"),
+        ("UPDATE eval_samples SET category = 'c1' WHERE doc_id = 0", "eval_samples rows of"),
         ("DELETE FROM eval_samples WHERE doc_id = 2", "eval_samples rows of run .* differ"),
         ("UPDATE eval_metrics SET value = 1.0", "eval_runs row .*: metrics is"),
         ("UPDATE eval_metrics SET stderr = 0.5", "one of its quantization, .*metrics"),
@@ -181,6 +187,7 @@ _TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
             _TEXT,
             _TEXT,
             st.one_of(st.none(), st.booleans()),
+            st.one_of(st.none(), _TEXT),
         ),
         min_size=1,
         max_size=8,
@@ -188,7 +195,7 @@ _TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_si
     )
 )
 def test_the_samples_digest_is_the_same_in_python_as_in_duckdb(
-    samples: list[tuple[str, int, str, str, str, bool | None]],
+    samples: list[Sample],
 ) -> None:
     # Python computes it for a PostgreSQL run whose escapes differ (and test_postgres.py
     # checks PostgreSQL's SQL): a registry copied between backends must verify, so they

@@ -34,7 +34,7 @@ from loraledger.errors import (
 )
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, small_adapter
 from tests.postgres import PASSWORD, Server
-from tests.registry.helpers import replace_samples
+from tests.registry.helpers import Sample, replace_samples
 
 
 @pytest.fixture(scope="module")
@@ -341,12 +341,12 @@ def test_postgresql_vouches_for_exactly_the_rows_hashed_as_written(
     st.lists(
         st.tuples(st.sampled_from(["t1", "t2", "tâsk\n", "T1"]), st.integers(-5, 2**31 - 1),
                   st.sampled_from(["none", "strict-match", "\x1f", "é"]), _PG_TEXT, _PG_TEXT,
-                  st.one_of(st.none(), st.booleans())),
+                  st.one_of(st.none(), st.booleans()), st.one_of(st.none(), _PG_TEXT)),
         min_size=1, max_size=8, unique_by=lambda s: (s[0], s[2], s[1]),
     )
 )  # fmt: skip
 def test_postgresql_computes_the_samples_digest_python_and_duckdb_compute(
-    bare: PostgresDatabase, samples: list[tuple[str, int, str, str, str, bool | None]]
+    bare: PostgresDatabase, samples: list[Sample]
 ) -> None:
     with bare.write() as conn:
         replace_samples(conn, samples)
