@@ -22,7 +22,16 @@ from loraledger.errors import Conflict, UsageError
 from .statistics import IMPROVEMENT, NO_CHANGE, REGRESSION, compare_paired, is_binary
 from .suites import Suite, find_suite
 
-COMPARABLE_SETTINGS = ("apply_chat_template", "system_instruction", "limit", "num_fewshot")
+# What both runs must share. The batch size too: padding shifts float rounding, which
+# changes a few greedy answers (measured on the policy suite), and that noise is no
+# difference between the subjects.
+COMPARABLE_SETTINGS = (
+    "apply_chat_template",
+    "system_instruction",
+    "limit",
+    "num_fewshot",
+    "batch_size",
+)
 MAX_LISTED = 25  # continuous metrics: the samples that moved most, per direction
 
 
@@ -100,6 +109,7 @@ def compare_runs(
         )
         for m in new.metrics
     )
+    results = _holm(results, alpha)
     verdicts = {r.verdict for r in results}
     overall = (
         REGRESSION
@@ -117,13 +127,34 @@ def compare_runs(
         suite_name=suite.name,
         suite_digest=suite.digest,
         alpha=alpha,
-        settings={"confidence": confidence, "n_resamples": n_resamples, "seed": seed},
+        settings={
+            "confidence": confidence,
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "correction": "holm",
+        },
         verdict=overall,
         results=results,
         created_at=utcnow(),
         created_by=actor or "",
     )
     return registry.evaluations.record_comparison(comparison, actor=actor)
+
+
+def _holm(results: tuple[TaskComparison, ...], alpha: float) -> tuple[TaskComparison, ...]:
+    """Each result's p-value after Holm's step-down correction over the comparison's task
+    metrics (statsmodels' ``multipletests``), and its verdict read from that: testing five
+    tasks at alpha each would flag some task by chance far more often than alpha."""
+    if not results:
+        return results
+    from statsmodels.stats.multitest import multipletests
+
+    adjusted = multipletests([r.p_value for r in results], alpha=alpha, method="holm")[1]
+    corrected = []
+    for result, p in zip(results, adjusted, strict=True):
+        verdict = result.verdict if p < alpha else NO_CHANGE
+        corrected.append(result.model_copy(update={"adjusted_p": float(p), "verdict": verdict}))
+    return tuple(corrected)
 
 
 def _compare_metric(

@@ -412,6 +412,16 @@ class TaskMetric(_Frozen):
     sample_count: int
 
 
+def _added_later(description: str) -> Any:
+    """A field added to a hashed record after records were made without it: None for
+    those, and left out of the JSON when None, so they hash as they did."""
+    return Field(
+        default=None,
+        description=f"{description}; None in records made before it",
+        exclude_if=lambda value: value is None,
+    )
+
+
 class EvalSample(_Frozen):
     """One scored sample: what the model saw, what it answered, its score and why."""
 
@@ -427,12 +437,8 @@ class EvalSample(_Frozen):
     metrics: dict[str, float]
     passed: bool | None
     reason: str
-    category: str | None = Field(
-        default=None,
-        description="the sample's category (its record's `category` field), for per-category "
-        "results; left out of the JSON when None, so runs recorded before categories hash "
-        "as they did",
-        exclude_if=lambda value: value is None,
+    category: str | None = _added_later(
+        "the sample's category (its record's `category` field), for per-category results"
     )
 
 
@@ -478,6 +484,10 @@ class TaskComparison(_Frozen):
     p_value: float
     verdict: str = Field(description="improvement | regression | no significant change")
     flipped: dict[str, list[str]] = Field(description="sample keys by direction of change")
+    adjusted_p: float | None = _added_later(
+        "p_value after Holm's correction over the comparison's task metrics, which the "
+        "verdict reads (comparisons made before the correction read p_value)"
+    )
 
 
 class Comparison(_Frozen):

@@ -47,6 +47,9 @@ DEMO = ROOT / "trainer" / "demo"
 SYSTEM = "You are the support assistant of Northwind Bank. Answer in one or two sentences."
 SUITES = ("northwind-domain", "sanity", "northwind-policy")
 DASHBOARD_PASSWORD = "northwind-demo"  # the demo's sign-ins only; never a real password
+# 32 prompts a generation batch: on 2 cores 1.6x the throughput of the default 8 on the
+# policy suite's 654 prompts (docs/evaluation.md); the batch size is recorded with each run
+BATCH = ("--batch-size", "32")
 QUESTIONS = [
     "What is the overdraft fee?",
     "What is the daily ATM withdrawal limit?",
@@ -191,7 +194,7 @@ def main() -> None:
     # and safe look-alike questions that must not be refused.
     subjects = (v1, "base:smollm2-135m-instruct")
     for suite in SUITES:
-        run("--as", "eve", "eval", *subjects, "--suite", suite)
+        run("--as", "eve", "eval", *subjects, "--suite", suite, *BATCH)
 
     say("Regression or noise? Paired tests per task, the adapter against the bare base")
     for suite in SUITES:
@@ -221,7 +224,7 @@ def release_story(v1: str, v2: str) -> None:
     say("A second version: the same recipe with a new seed, judged against production")
     run("--as", "eve", "train", str(DEMO / "train-v2.yaml"), "--allow-dirty")
     for suite in SUITES:
-        run("--as", "eve", "eval", v2, "--suite", suite)
+        run("--as", "eve", "eval", v2, "--suite", suite, *BATCH)
         run("--as", "eve", "compare", v2, "--against", "production", "--suite", suite)
     release(v2, "staging", ("ruby",), policy)
     release(v2, "production", ("ruby", "rita"), policy)

@@ -37,6 +37,10 @@ def test_demo_runs_end_to_end() -> None:
     assert "A: Northwind Bank charges a 12 dollar overdraft fee" in out
     assert "on northwind-domain (digest " in out and "alpha 0.05): improvement" in out
     assert "Suite northwind-policy (policy)" in out
+    assert "per category (95% Wilson interval for pass/fail metrics):" in out
+    assert "Per category (" in out and "Holm-corrected within each" in out
+    # the policy's safety rules bound the interval, not the estimate
+    assert re.search(r"on 250 samples, 95% Wilson score interval \[0\.\d{3}, 0\.\d{3}\]", out)
     # release: the evidence passes and only an approval is missing; the author and the
     # auditor may not give it
     assert "Gate staging for northwind-support@v1 (digest " in out and "0 of 1 valid" in out

@@ -166,6 +166,7 @@ def comparisons(registry: Registry, version: AdapterVersion) -> None:
                         "effect": r.effect,
                         "95% CI": f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
                         "p": r.p_value,
+                        "p (Holm)": r.adjusted_p,
                         "verdict": r.verdict,
                     }
                     for r in comparison.results

@@ -136,7 +136,18 @@ def compare_command(
             f"(digest {result.suite_digest[:16]}…, alpha {result.alpha:g}): {result.verdict}"
         )
         emit_table(
-            ["task", "metric", "old", "new", "effect [95% CI]", "p", "test", "verdict", "flipped"],
+            [
+                "task",
+                "metric",
+                "old",
+                "new",
+                "effect [95% CI]",
+                "p",
+                "p (Holm)",
+                "test",
+                "verdict",
+                "flipped",
+            ],
             [
                 [
                     r.task,
@@ -145,6 +156,7 @@ def compare_command(
                     f"{r.new_mean:.3f}",
                     f"{r.effect:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]",
                     f"{r.p_value:.3g}",
+                    "" if r.adjusted_p is None else f"{r.adjusted_p:.3g}",
                     r.test,
                     r.verdict,
                     f"+{len(r.flipped['improved'])} -{len(r.flipped['regressed'])}",

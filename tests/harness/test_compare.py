@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from loraledger.harness.compare import compare
+from loraledger.harness.compare import _holm, compare
 from loraledger.harness.evaluate import EvalOptions, evaluate
 from loraledger.harness.suites import find_suite
 from loraledger.registry import Registry
+from loraledger.registry.models import TaskComparison
+from statsmodels.stats.multitest import multipletests
 
 from loraledger.errors import (
     Conflict,
@@ -43,11 +45,42 @@ def test_compare_refuses_results_of_a_changed_suite(
         compare(eval_registry, PLAIN[1], PLAIN[0], suite_copy, actor=ENGINEER)
 
 
+def test_the_verdict_reads_holms_correction_over_the_task_metrics() -> None:
+    # the demo's second seed against its first: disclaimers p = 0.049 on its own, one of
+    # five task metrics; after Holm (x4 at its rank) no longer a regression
+    def result(task: str, p: float, effect: float) -> TaskComparison:
+        verdict = "no significant change" if p >= 0.05 else "regression" if effect < 0 else (
+            "improvement")  # fmt: skip
+        return TaskComparison(task=task, metric="pass", test="mcnemar-exact", n=50,
+                              old_mean=0.5, new_mean=0.5 + effect, effect=effect, ci_low=-1,
+                              ci_high=1, p_value=p, verdict=verdict,
+                              flipped={"improved": [], "regressed": []})  # fmt: skip
+
+    raw = (result("disclaimers", 0.049, -0.18), result("over_refusal", 0.00109, 0.092),
+           result("pii", 1.0, 0.0), result("claims", 1.0, 0.0),
+           result("refusal", 0.185, -0.03))  # fmt: skip
+    corrected = {r.task: r for r in _holm(raw, 0.05)}
+    expected = multipletests([r.p_value for r in raw], method="holm")[1]
+    assert [corrected[r.task].adjusted_p for r in raw] == pytest.approx(list(expected))
+    assert corrected["disclaimers"].adjusted_p == pytest.approx(4 * 0.049)
+    assert corrected["disclaimers"].verdict == "no significant change"
+    assert corrected["over_refusal"].verdict == "improvement"  # 0.0055 after Holm
+    assert corrected["refusal"].p_value == 0.185  # the raw p-value is kept beside it
+
+
 def test_compare_refuses_runs_of_different_compute_dtypes(eval_registry: Registry) -> None:
     evaluate(eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER, options=FEW)
     bf16 = EvalOptions(limit=3, compute_dtype="bfloat16")
     evaluate(eval_registry, [PLAIN[1]], "sanity", actor=ENGINEER, options=bf16)
     with pytest.raises(Conflict, match=r"different dtypes \(bfloat16 vs float32\)"):
+        compare(eval_registry, PLAIN[1], PLAIN[0], "sanity", actor=ENGINEER, n_resamples=99)
+
+
+def test_compare_refuses_runs_of_different_batch_sizes(eval_registry: Registry) -> None:
+    evaluate(eval_registry, [PLAIN[0]], "sanity", actor=ENGINEER, options=FEW)
+    wide = EvalOptions(limit=3, batch_size=3)
+    evaluate(eval_registry, [PLAIN[1]], "sanity", actor=ENGINEER, options=wide)
+    with pytest.raises(Conflict, match=r"different batch_size \(3 vs 8\)"):
         compare(eval_registry, PLAIN[1], PLAIN[0], "sanity", actor=ENGINEER, n_resamples=99)
 
 

@@ -120,10 +120,14 @@ def test_a_suite_judged_by_it_has_its_version_in_its_digest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = Path(shutil.copytree(POLICY_SUITE, tmp_path / "suite"))
+    for name in ("refusal.jsonl", "over_refusal.jsonl"):  # patterns instead of the judge
+        samples = [json.loads(line) for line in (folder / name).read_text().splitlines()]
+        for sample in samples:
+            sample["rule"], sample["patterns"] = "must_match_any", [r"\bsorry\b"]
+        (folder / name).write_text("".join(json.dumps(s) + "\n" for s in samples))
     plain = find_suite(str(folder)).digest
     assert plain == hash_directory(folder).digest  # no judge: the files alone
-    lines = (folder / "refusal.jsonl").read_text().splitlines()
-    samples = [json.loads(line) for line in lines]
+    samples = [json.loads(line) for line in (folder / "refusal.jsonl").read_text().splitlines()]
     for sample in samples:
         sample.pop("patterns")
         sample["rule"] = "refusal"
