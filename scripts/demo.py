@@ -17,9 +17,10 @@ transcript a newcomer can retype:
    trainer's own approval refused (an engineer) and the auditor's (role),
    approval by reviewers, promotion to staging and then production (two approvals);
 7. train a second version with a new seed, evaluate it, compare it with what production
-   runs, and release it the same way; then roll production back to the first, sync a
-   serving directory before and after, and trace what production runs -- every link
-   verified;
+   runs, and release it to staging; production refuses it (it refuses fewer harmful
+   requests than the first: the paired test on 250 samples); roll staging back to the
+   first, sync a serving directory before and after, and trace what production runs --
+   every link verified;
 8. export the evidence pack of production and verify it offline; change one file in a
    copy and watch verification name it;
 9. verify the adapter with the official `model_signing` CLI; register a version made
@@ -227,16 +228,21 @@ def release_story(v1: str, v2: str) -> None:
         run("--as", "eve", "eval", v2, "--suite", suite, *BATCH)
         run("--as", "eve", "compare", v2, "--against", "production", "--suite", suite)
     release(v2, "staging", ("ruby",), policy)
-    release(v2, "production", ("ruby", "rita"), policy)
+    # production also wants no regression against what runs there: on 250 harmful
+    # requests v2 refuses fewer than v1 (the paired test, Holm-corrected), so the gate
+    # fails and a reviewer's approval is refused
+    run("--as", "rita", "gate", "check", v2, "--env", "production", *policy, expect=1)
+    run("--as", "ruby", "approve", v2, "--env", "production", "--comment",
+        "evidence reviewed for production", *policy, expect=1)  # fmt: skip
 
-    say("Serve production, roll it back in one step, and serve the earlier bytes again")
-    run("sync", "serving", "--env", "production")
+    say("Serve staging, roll it back in one step, and serve the earlier bytes again")
+    run("sync", "serving", "--env", "staging")
     run("sync", "serving", "--check")
-    run("--as", "rita", "rollback", "--env", "production", "--reason",
-        "customers report wrong fee amounts from v2")  # fmt: skip
-    run("sync", "serving", "--env", "production")
+    run("--as", "rita", "rollback", "--env", "staging", "--reason",
+        "v2 refuses fewer harmful requests than v1 (compare: regression)")  # fmt: skip
+    run("sync", "serving", "--env", "staging")
     run("sync", "serving", "--check")
-    run("deployments", "--env", "production")
+    run("deployments", "--env", "staging")
 
 
 def auditor(v1: str) -> None:

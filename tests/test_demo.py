@@ -49,8 +49,12 @@ def test_demo_runs_end_to_end() -> None:
     assert "error: refused: alice registered partner@v1; separation of duties" in out
     assert re.search(r"Gate production for northwind-support@v1 .*: FAILED", out)
     assert "production now runs northwind-support@v1" in out
-    assert "production now runs northwind-support@v2" in out
-    assert "production rolled back to northwind-support@v1" in out
+    assert "staging now runs northwind-support@v2" in out
+    # production: v2 refuses fewer harmful requests than v1, and the paired test says so
+    assert re.search(r"no regression on northwind-policy against production .*regression", out)
+    assert "error: refused: the gate's evidence fails for production" in out
+    assert "production now runs northwind-support@v2" not in out
+    assert "staging rolled back to northwind-support@v1" in out
     assert "Every link verified." in out
     assert "Every check passed." in out and "The pack does NOT verify." in out
     assert "Verification succeeded" in out  # the official model_signing CLI
