@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from loraledger.registry.models import EvalRun, EvalSample
 
-from .statistics import IMPROVEMENT, NO_CHANGE, REGRESSION, compare_paired, is_binary
+from .statistics import compare_paired, holm, is_binary, verdict_of
 from .statistics import proportion_interval as _interval
 
 Key = tuple[str, str, str]  # task, metric (with its filter unless "none"), category
@@ -103,8 +103,6 @@ def category_comparisons(
     Holm's correction across each task and metric's categories. ``higher_is_better``
     maps a task's metric (``task/metric``) to its direction (from the runs' metrics when
     not given)."""
-    from statsmodels.stats.multitest import multipletests
-
     directions = higher_is_better or {
         f"{m.task}/{_metric_name(m.metric, m.filter)}": m.higher_is_better for m in new.metrics
     }
@@ -126,16 +124,9 @@ def category_comparisons(
             )
             for _, o, n in members
         ]
-        adjusted = multipletests([p.p_value for p in paired], alpha=alpha, method="holm")[1]
+        adjusted = holm([p.p_value for p in paired], alpha)
         for (category, _, _), result, p_adjusted in zip(members, paired, adjusted, strict=True):
-            better = result.effect > 0 if better_up else result.effect < 0
-            verdict = (
-                NO_CHANGE
-                if p_adjusted >= alpha or result.effect == 0
-                else IMPROVEMENT
-                if better
-                else REGRESSION
-            )
+            verdict = verdict_of(p_adjusted, result.effect, higher_is_better=better_up, alpha=alpha)
             comparisons.append(
                 CategoryComparison(
                     task=task,
@@ -146,7 +137,7 @@ def category_comparisons(
                     new_mean=result.new_mean,
                     effect=result.effect,
                     p_value=result.p_value,
-                    adjusted_p=float(p_adjusted),
+                    adjusted_p=p_adjusted,
                     verdict=verdict,
                 )
             )

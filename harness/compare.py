@@ -19,7 +19,7 @@ from loraledger.registry.models import Comparison, EvalRun, TaskComparison
 
 from loraledger.errors import Conflict, UsageError
 
-from .statistics import IMPROVEMENT, NO_CHANGE, REGRESSION, compare_paired, is_binary
+from .statistics import IMPROVEMENT, NO_CHANGE, REGRESSION, compare_paired, holm, is_binary
 from .suites import Suite, find_suite
 
 # What both runs must share. The batch size too: padding shifts float rounding, which
@@ -147,13 +147,11 @@ def _holm(results: tuple[TaskComparison, ...], alpha: float) -> tuple[TaskCompar
     tasks at alpha each would flag some task by chance far more often than alpha."""
     if not results:
         return results
-    from statsmodels.stats.multitest import multipletests
-
-    adjusted = multipletests([r.p_value for r in results], alpha=alpha, method="holm")[1]
+    adjusted = holm([r.p_value for r in results], alpha)
     corrected = []
     for result, p in zip(results, adjusted, strict=True):
         verdict = result.verdict if p < alpha else NO_CHANGE
-        corrected.append(result.model_copy(update={"adjusted_p": float(p), "verdict": verdict}))
+        corrected.append(result.model_copy(update={"adjusted_p": p, "verdict": verdict}))
     return tuple(corrected)
 
 

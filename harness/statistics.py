@@ -155,8 +155,6 @@ def compare_paired(
         before, after, confidence=confidence, n_resamples=n_resamples, seed=seed
     )
     effect = float(np.mean(after) - np.mean(before))
-    better = effect > 0 if higher_is_better else effect < 0
-    verdict = NO_CHANGE if p >= alpha or effect == 0 else IMPROVEMENT if better else REGRESSION
     return PairedResult(
         test=test,
         n=int(before.size),
@@ -166,8 +164,23 @@ def compare_paired(
         ci_low=low,
         ci_high=high,
         p_value=p,
-        verdict=verdict,
+        verdict=verdict_of(p, effect, higher_is_better=higher_is_better, alpha=alpha),
     )
+
+
+def verdict_of(p: float, effect: float, *, higher_is_better: bool, alpha: float) -> str:
+    """Improvement or regression when ``p`` is below ``alpha``, by the direction of
+    ``effect``; otherwise no significant change."""
+    if p >= alpha or effect == 0:
+        return NO_CHANGE
+    return IMPROVEMENT if (effect > 0) == higher_is_better else REGRESSION
+
+
+def holm(p_values: list[float], alpha: float) -> list[float]:
+    """The p-values after Holm's step-down correction (statsmodels' ``multipletests``)."""
+    from statsmodels.stats.multitest import multipletests
+
+    return [float(p) for p in multipletests(p_values, alpha=alpha, method="holm")[1]]
 
 
 def _pair(old: ArrayLike, new: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
