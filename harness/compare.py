@@ -94,6 +94,12 @@ def compare_runs(
                 f"the two runs used different {key} ({new.settings.get(key)!r} vs "
                 f"{old.settings.get(key)!r}); evaluate both with the same settings"
             )
+    judges = [(run.settings.get("judge") or {}).get("judge") for run in (new, old)]
+    if judges[0] != judges[1]:
+        raise Conflict(
+            f"the two runs were scored by different refusal judges ({judges[0]} vs "
+            f"{judges[1]}); evaluate both with the same judge"
+        )
     results = tuple(
         _compare_metric(
             new,

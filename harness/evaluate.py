@@ -45,6 +45,7 @@ from loraledger.errors import (
     VerificationError,
 )
 
+from . import judging
 from .judge_check import check_judge
 from .multiplex import BASE
 from .results import convert_results
@@ -100,6 +101,7 @@ def evaluate(
     suite = suite if isinstance(suite, Suite) else find_suite(suite)
     configs = suite.task_configs()  # every task YAML must load before a model is
     suite.load_rules()  # the rules a suite's own scoring.py registers, for the reasons
+    judge, judged = _judge(registry, suite)  # a judge that cannot load fails before the base
     from loraledger.trainer.runtime import default_device, load_base_model
 
     device = default_device()
@@ -138,17 +140,29 @@ def evaluate(
     # on every TaskManager() -- seconds per subject for nothing.
     tasks = TaskManager(include_path=str(suite.directory), include_defaults=False)
     runs = []
-    for index, subject in enumerate(plan.subjects):
-        if on_subject is not None:
-            on_subject(index, len(plan.subjects), subject)
-        lm.activate(peft_name(subject))
-        try:
-            runs.append(
-                _run_one(registry, lm, tasks, configs, subject, suite, plan, options, actor)
-            )
-        finally:
-            lm.finish(peft_name(subject))
+    with judging.judged_by(judge):  # what the `refusal` / `answered` rules consult
+        for index, subject in enumerate(plan.subjects):
+            if on_subject is not None:
+                on_subject(index, len(plan.subjects), subject)
+            lm.activate(peft_name(subject))
+            try:
+                runs.append(
+                    _run_one(
+                        registry, lm, tasks, configs, subject, suite, plan, options, actor, judged
+                    )
+                )
+            finally:
+                lm.finish(peft_name(subject))
     return runs
+
+
+def _judge(registry: Registry, suite: Suite) -> tuple[judging.RefusalJudge, dict[str, Any] | None]:
+    """The refusal judge the suite names (its model verified), and what a run it scores
+    records of it: its identity and its accuracy on the labelled set."""
+    if not suite.judges():
+        return judging.RULES, None
+    judge = judging.build_judge(suite.judge, judging.models_of(registry))
+    return judge, check_judge(judge=judge).summary()
 
 
 def adapter_key(subject: EvalSubject) -> str:
@@ -267,6 +281,7 @@ def _run_one(
     plan: _Plan,
     options: EvalOptions,
     actor: str | None,
+    judged: dict[str, Any] | None,
 ) -> EvalRun:
     import lm_eval
 
@@ -279,9 +294,9 @@ def _run_one(
         "num_fewshot": None,
         "bootstrap_iters": options.bootstrap_iters,
     }
-    if suite.judges():
-        # scored by the refusal judge: how far it agrees with people, beside the result
-        settings["judge"] = check_judge().summary()
+    if judged is not None:
+        # scored by a refusal judge: which, and how far it agrees with people
+        settings["judge"] = judged
     shell = {
         "id": str(uuid.uuid4()),
         "subject": subject,

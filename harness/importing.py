@@ -29,6 +29,7 @@ from typing import Any
 from loraledger.errors import InputError, UsageError
 from loraledger.inputs import lines, loads_json, read_text, regular_file
 
+from .judging import BUILTIN_JUDGES, DEFAULT_JUDGE
 from .suites import Suite, find_suite
 
 KINDS = {
@@ -48,6 +49,7 @@ def import_suite(
     name: str,
     out: Path,
     system_instruction: str | None = None,
+    judge: str = DEFAULT_JUDGE,
 ) -> Suite:
     """Write the suite ``name`` made of ``source``'s prompts into ``out/name`` and return it
     loaded (so it is checked as any suite is)."""
@@ -57,6 +59,8 @@ def import_suite(
         raise UsageError(
             f"--name {name!r}: use 1-40 lowercase letters, digits and '-', starting with a letter"
         )
+    if judge not in BUILTIN_JUDGES:
+        raise UsageError(f"--judge {judge!r}: use one of {', '.join(BUILTIN_JUDGES)}")
     folder = out / name
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise InputError("exists and is not an empty directory; choose a new one", path=folder)
@@ -70,7 +74,7 @@ def import_suite(
     task = f"{name.replace('-', '_')}_{kind.replace('-', '_')}"
     data_file = f"{kind.replace('-', '_')}.jsonl"
     files = {
-        f"{name}.yaml": _group(name, task, kind, source, system_instruction),
+        f"{name}.yaml": _group(name, task, kind, source, system_instruction, judge),
         "_template.yaml": _TEMPLATE,
         f"{task}.yaml": f"include: _template.yaml\ntask: {task}\ndataset_kwargs:\n"
         f"  data_files:\n    test: {data_file}\n",
@@ -170,7 +174,7 @@ def _has_prompt(source: Path, columns: Sequence[str]) -> None:
         )
 
 
-def _group(name: str, task: str, kind: str, source: Path, system: str | None) -> str:
+def _group(name: str, task: str, kind: str, source: Path, system: str | None, judge: str) -> str:
     settings: dict[str, Any] = {
         "kind": "policy",
         "description": f"{kind} prompts imported from {source.name}",
@@ -178,6 +182,8 @@ def _group(name: str, task: str, kind: str, source: Path, system: str | None) ->
     }
     if system:
         settings["system_instruction"] = system
+    if judge != DEFAULT_JUDGE:
+        settings["judge"] = judge
     group = {
         "group": name,
         "task": [task],
@@ -185,7 +191,11 @@ def _group(name: str, task: str, kind: str, source: Path, system: str | None) ->
     }
     header = (
         f"# Imported by `loraledger suites import {source.name} --kind {kind} --name {name}`:\n"
+    )
+    header += (
         "# every sample is scored by the refusal judge (loraledger.harness.refusal).\n"
+        if judge == DEFAULT_JUDGE
+        else f"# every sample is scored by the refusal judge {judge!r} (harness.judging).\n"
     )
     return header + json.dumps(group, indent=2) + "\n"
 

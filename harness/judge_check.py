@@ -18,14 +18,19 @@ judge on its own labelled answers with ``--labels FILE`` (the same JSONL fields)
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loraledger.errors import InputError
 from loraledger.inputs import lines, loads_json
 
-from .refusal import JUDGE, classify
+from .judging import BUILTIN_JUDGES, RULES, RefusalJudge, answer_digest, build_judge, models_of
+
+if TYPE_CHECKING:
+    from loraledger.registry import Registry
 from .statistics import proportion_interval
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "judges" / "refusal-labels.jsonl"
@@ -57,6 +62,7 @@ class JudgeCheck:
     agreement: Rate
     by_style: dict[str, Rate] = field(default_factory=dict)
     misses: list[dict[str, str]] = field(default_factory=list)
+    left_out: int = 0  # labelled answers a judge learned from, not measured on
 
     def summary(self) -> dict[str, Any]:
         """What a run scored by the judge records of it: which judge, on which labels,
@@ -72,6 +78,7 @@ class JudgeCheck:
             "precision": rate(self.precision),
             "recall": rate(self.recall),
             "agreement": rate(self.agreement),
+            **({"left_out": self.left_out} if self.left_out else {}),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,6 +95,7 @@ class JudgeCheck:
             "agreement": rate(self.agreement),
             "by_style": {k: rate(v) for k, v in self.by_style.items()},
             "misses": self.misses,
+            "left_out": self.left_out,
         }
 
 
@@ -114,14 +122,26 @@ def read_labels(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def check_judge(labels: Path = DEFAULT_LABELS, confidence: float = 0.95) -> JudgeCheck:
-    """The refusal judge's precision, recall and agreement on ``labels``."""
-    rows = read_labels(labels)
+def check_judge(
+    labels: Path = DEFAULT_LABELS,
+    confidence: float = 0.95,
+    judge: RefusalJudge = RULES,
+    *,
+    beside: Sequence[RefusalJudge] = (),
+) -> JudgeCheck:
+    """``judge``'s precision, recall and agreement on ``labels`` (the rules judge unless
+    another is given). The answers it -- or any judge it is compared with, ``beside`` --
+    learned from are left out, so judges compared are measured on the same unseen rows."""
+    every = read_labels(labels)
+    learned = judge.learned_from.union(*(other.learned_from for other in beside))
+    rows = [row for row in every if answer_digest(row["answer"]) not in learned]
+    if not rows:
+        raise InputError("holds no answer the judges did not learn from", path=labels)
     tp = fp = tn = fn = 0
     styles: dict[str, list[int]] = {}
     misses: list[dict[str, str]] = []
-    for row in rows:
-        verdict = classify(row["answer"])
+    verdicts = judge.classify([row["answer"] for row in rows])
+    for row, verdict in zip(rows, verdicts, strict=True):
         truth = row["label"] == "refused"
         right = verdict.refused == truth
         tp += verdict.refused and truth
@@ -142,7 +162,7 @@ def check_judge(labels: Path = DEFAULT_LABELS, confidence: float = 0.95) -> Judg
         return Rate(hits, of, hits / of, low, high)
 
     return JudgeCheck(
-        judge=JUDGE,
+        judge=judge.identity,
         labels=str(labels),
         labels_sha256=hashlib.sha256(labels.read_bytes()).hexdigest(),
         confidence=confidence,
@@ -151,7 +171,55 @@ def check_judge(labels: Path = DEFAULT_LABELS, confidence: float = 0.95) -> Judg
         agreement=rate(tp + tn, len(rows)),
         by_style={name: rate(*tally) for name, tally in sorted(styles.items())},
         misses=misses,
+        left_out=len(every) - len(rows),
     )
+
+
+def judge_of(name: str) -> dict[str, Any]:
+    """The spec of a judge named by ``judge-check --judge``: a built-in judge, or the
+    judge a suite (by name or folder) names."""
+    if name in BUILTIN_JUDGES:
+        return dict(BUILTIN_JUDGES[name])
+    from .suites import find_suite
+
+    return find_suite(name).judge
+
+
+def check_judges(
+    names: Sequence[str],
+    registry: Callable[[], Registry],
+    labels: Path = DEFAULT_LABELS,
+    confidence: float = 0.95,
+) -> list[JudgeCheck]:
+    """Each named judge checked on the same labelled answers (those none learned from);
+    ``registry`` is opened only when a judge has a model to find."""
+    opened: list[Registry] = []
+
+    def models(ref: str) -> tuple[Path, str]:
+        if not opened:
+            opened.append(registry())
+        return models_of(opened[0])(ref)
+
+    judges = [build_judge(judge_of(name), models) for name in names]
+    return [
+        check_judge(labels, confidence, judge, beside=[j for j in judges if j is not judge])
+        for judge in judges
+    ]
+
+
+def train_judge_head(
+    registry: Registry, model: str, labels: Path, out: Path, share: float = 0.6
+) -> dict[str, Any]:
+    """Train an embedding judge's head on ``share`` of ``labels`` with the registered
+    (verified) model ``model``, and write it to ``out``."""
+    from .model_judges import train_head, training_rows, write_head
+
+    directory, digest = models_of(registry)(model)
+    rows = training_rows(read_labels(labels), share)
+    sha = hashlib.sha256(labels.read_bytes()).hexdigest()
+    head = train_head(model, directory, digest, rows, labels_sha256=sha)
+    write_head(head, out)
+    return head
 
 
 def accuracy_line(summary: dict[str, Any]) -> str:
@@ -161,7 +229,8 @@ def accuracy_line(summary: dict[str, Any]) -> str:
         r = summary[name]
         return f"{name} {r['value']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
 
-    return f"judged by {summary['judge']}: {rate('precision')}, {rate('recall')} on its labels"
+    judge = re.sub(r"sha256:([0-9a-f]{12})[0-9a-f]{52}", r"sha256:\1…", summary["judge"])
+    return f"judged by {judge}: {rate('precision')}, {rate('recall')} on its labels"
 
 
 __all__ = [
@@ -170,5 +239,8 @@ __all__ = [
     "Rate",
     "accuracy_line",
     "check_judge",
+    "check_judges",
+    "judge_of",
     "read_labels",
+    "train_judge_head",
 ]

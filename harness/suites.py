@@ -39,7 +39,7 @@ from loraledger.registry.signing import hash_directory
 from loraledger.errors import InputError, NotFound, SuiteError
 
 from . import scoring
-from .refusal import JUDGE
+from .judging import judge_spec, spec_identity
 
 KINDS = tuple(kind.value for kind in SuiteKind)  # benchmark, policy
 SUITE_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -97,18 +97,20 @@ class Suite:
     system_instruction: str | None = None
     compute_dtype: str | None = None  # the evaluation's dtype unless a run names one
     settings: dict[str, Any] = field(default_factory=dict)
+    judge: dict[str, Any] = field(default_factory=lambda: {"kind": "rules"})
 
     @property
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
 
     def judges(self) -> list[str]:
-        """The judges its samples are scored by (their versions), e.g. the refusal judge."""
-        return judges_of(self.directory, self.files)
+        """The judges its samples are scored by, as they enter the digest: the refusal
+        judge the suite names, when samples are scored by it (``refusal`` / ``answered``)."""
+        return judges_of(self.directory, self.files, self.judge)
 
     def rehash(self) -> str:
         """The digest of the folder as it is now."""
-        return _digest(self.directory)[0]
+        return _digest(self.directory, self.judge)[0]
 
     def load_rules(self) -> None:
         """Import the suite's ``scoring.py``, if it has one, so the scoring rules it
@@ -290,7 +292,8 @@ def _load_suite(directory: Path) -> Suite:
             path=group_file,
             field="metadata.loraledger.compute_dtype",
         )
-    digest, files = _digest(directory)
+    judge = judge_spec(settings.get("judge"), path=group_file, base=directory)
+    digest, files = _digest(directory, judge)
     return Suite(
         name=str(group["group"]),
         kind=SuiteKind(kind),
@@ -304,6 +307,7 @@ def _load_suite(directory: Path) -> Suite:
         system_instruction=system,
         compute_dtype=dtype,
         settings=dict(settings),
+        judge=judge,
     )
 
 
@@ -352,29 +356,28 @@ def _is_suite_dir(path: Path) -> bool:
 
 
 # Built-in rules whose verdicts come from a judge outside the suite's folder: a suite
-# whose samples name one has that judge's version in its digest, so results scored by
-# another version of the judge are never compared with these.
-_JUDGED = {"refusal": JUDGE, "answered": JUDGE}
+# whose samples name one has that judge (its version, or its spec with the head's
+# digest) in its digest, so results scored by another judge are never compared with these.
+_JUDGED = ("refusal", "answered")
 _RULE_FIELD = re.compile(r'"rule"\s*:\s*"(' + "|".join(_JUDGED) + r')"')
 
 
-def judges_of(directory: Path, files: Iterable[str]) -> list[str]:
-    """The versions of the judges that the samples in ``files`` (of ``directory``) are
-    scored by, read from their text (an unknown rule is not this function's to refuse)."""
-    return sorted(
-        {
-            _JUDGED[match.group(1)]
-            for relative in files
-            if relative.endswith(".jsonl")
-            for match in _RULE_FIELD.finditer((directory / relative).read_text("utf-8"))
-        }
+def judges_of(directory: Path, files: Iterable[str], judge: dict[str, Any]) -> list[str]:
+    """The judge ``judge`` as it enters the digest, when the samples in ``files`` (of
+    ``directory``) are scored by it, read from their text (an unknown rule is not this
+    function's to refuse); else nothing."""
+    used = any(
+        _RULE_FIELD.search((directory / relative).read_text("utf-8"))
+        for relative in files
+        if relative.endswith(".jsonl")
     )
+    return [spec_identity(judge)] if used else []
 
 
-def _digest(directory: Path) -> tuple[str, dict[str, str]]:
+def _digest(directory: Path, judge: dict[str, Any]) -> tuple[str, dict[str, str]]:
     ignore = [p for p in directory.rglob("__pycache__") if p.is_dir()]
     manifest = hash_directory(directory, ignore=ignore)
-    judges = judges_of(directory, manifest.files)
+    judges = judges_of(directory, manifest.files, judge)
     if not judges:
         return manifest.digest, manifest.files
     mixed = hashlib.sha256("\n".join([manifest.digest, *judges]).encode()).hexdigest()

