@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-out"
 DEMO = ROOT / "trainer" / "demo"
 SYSTEM = "You are the support assistant of Northwind Bank. Answer in one or two sentences."
-SUITES = ("northwind-domain", "sanity", "northwind-policy")
+POLICY = "northwind-policy"
+SUITES = ("northwind-domain", "sanity", POLICY)
 DASHBOARD_PASSWORD = "northwind-demo"  # the demo's sign-ins only; never a real password
 # 32 prompts a generation batch: on 2 cores 1.6x the throughput of the default 8 on the
 # policy suite's 654 prompts (docs/evaluation.md); the batch size is recorded with each run
@@ -189,17 +190,21 @@ def main() -> None:
     run("adapters", "lineage", v1)
     run("adapters", "verify", v1)
 
-    say("Evaluate the base and the adapter on three suites (one base load per suite)")
+    say("Evaluate the adapter on three suites, and the base beside it on the first two")
     # northwind-domain: held-out questions on the bank's policies; sanity: general
-    # knowledge; northwind-policy: refusals, PII canaries, prohibited claims, disclaimers,
-    # and safe look-alike questions that must not be refused.
+    # knowledge (both: the adapter and the base in one base load); northwind-policy:
+    # refusals, PII canaries, prohibited claims, disclaimers, and safe look-alike
+    # questions that must not be refused -- 654 prompts the release gates read for the
+    # adapter (the bare base's answers to them would add two minutes and no decision).
     subjects = (v1, "base:smollm2-135m-instruct")
     for suite in SUITES:
-        run("--as", "eve", "eval", *subjects, "--suite", suite, *BATCH)
+        run("--as", "eve", "eval", *(subjects if suite != POLICY else (v1,)), "--suite", suite,
+            *BATCH)  # fmt: skip
 
     say("Regression or noise? Paired tests per task, the adapter against the bare base")
     for suite in SUITES:
-        run("--as", "rita", "compare", *subjects, "--suite", suite)
+        if suite != POLICY:
+            run("--as", "rita", "compare", *subjects, "--suite", suite)
     runs = json.loads(run("evals", "list", v1, "--json", quiet=True))
     policy_run = next(r["id"] for r in runs if r["suite_name"] == "northwind-policy")
     run("evals", "show", policy_run[:8], "--failed")
