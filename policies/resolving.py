@@ -1,0 +1,98 @@
+"""Which adapter a serving engine may load: exactly what an environment runs, verified.
+
+:func:`resolve_promoted` is what a serving engine's loader asks before it loads an adapter
+by name (the vLLM resolver plugin, :mod:`.vllm_resolver`, is one such loader). It answers
+with a verified copy on disk, or refuses with the reason:
+
+* the name must be the exact version the environment runs now (``NAME@vN``): not an
+  older one, not a bare ``NAME`` (an engine caches what it loaded under the name it was
+  asked for, so the name must pin the bytes);
+* the engine's base must be the adapter's: its registered base name or ref, the model it
+  was converted from, or the ``base_model_name_or_path`` its adapter was saved with;
+* every link of the environment's trace must verify: the signed, audited deployment
+  record, the adapter's signature and files, its training run, base, datasets, the gate
+  check and the approvals the promotion rests on (:func:`.trace.trace_environment`);
+* the files handed over are a copy verified as it was written (:func:`.serving.sync`),
+  re-checked against their signature and against the deployment the environment runs
+  now (:func:`.serving.check_against`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from loraledger.registry import Registry
+from loraledger.registry.models import Deployment
+
+from loraledger.errors import Conflict, VerificationError
+
+from . import serving
+from .trace import trace_environment
+
+
+class Unresolved(Conflict):
+    """A serving engine asked for an adapter it may not load; the message says why."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    deployment: Deployment
+    path: Path  # the verified adapter directory to load
+    base: str  # the base model the adapter was trained on (its registry ref)
+
+
+def resolve_promoted(
+    registry: Registry, environment: str, base_model_name: str, lora_name: str, directory: Path
+) -> Resolved:
+    """The adapter ``lora_name`` for an engine serving ``base_model_name``, if it is what
+    ``environment`` runs now, verified, copied under ``directory``; else
+    :class:`Unresolved` (or the verification error) naming why."""
+    current = registry.deployments.current(environment)
+    if current is None:
+        raise Unresolved(f"nothing is deployed to {environment}; promote a version first")
+    if lora_name != current.adapter:
+        name = current.adapter.split("@")[0]
+        hint = (
+            f"ask for the exact version, {current.adapter}"
+            if lora_name == name
+            else f"{environment} runs {current.adapter}"
+        )
+        raise Unresolved(f"{lora_name!r} is not what {environment} runs: {hint}")
+    trace = trace_environment(registry, environment)
+    broken = [link for link in trace.links if not link.verified]
+    if broken:
+        problems = "; ".join(f"{link.kind} {link.ref}: {link.problem}" for link in broken)
+        raise VerificationError(f"{current.adapter} in {environment} does not verify: {problems}")
+    names = _base_names(registry, current.adapter)
+    if base_model_name not in names:
+        raise Unresolved(
+            f"{current.adapter} was trained on {sorted(names)[0]}, and the engine serves "
+            f"{base_model_name!r}; serve it on its own base"
+        )
+    result = serving.sync(registry, environment, directory)
+    serving.check_against(registry, directory)
+    drift = serving.check_release(result.release)
+    if drift:
+        raise VerificationError(f"the copy of {current.adapter} does not verify: {drift[0]}")
+    run = registry.adapters.training_run(current.adapter)
+    return Resolved(
+        deployment=current, path=result.release / "adapter", base=run.base_ref if run else ""
+    )
+
+
+def _base_names(registry: Registry, ref: str) -> set[str]:
+    """The names an engine may give the adapter's base."""
+    version = registry.adapters.get(ref)
+    names = {version.base_model_name} if version.base_model_name else set()
+    run = registry.adapters.training_run(ref)
+    if run is not None:
+        base = registry.base_models.get(run.base_ref)
+        names |= {base.name, base.ref, base.location}
+        model = base.origin.get("model")
+        if isinstance(model, str):
+            names.add(model)
+    return names
+
+
+__all__ = ["Resolved", "Unresolved", "resolve_promoted"]
