@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,19 @@ def _load(directory: Path, classifier: bool) -> tuple[Any, Any]:
     return tokenizer, model.eval()
 
 
-def _batches(texts: Sequence[str]) -> list[list[str]]:
-    return [list(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)]
+def _encoded(tokenizer: Any, texts: Sequence[str]) -> Iterator[tuple[list[str], Any]]:
+    """Each batch of ``texts`` with its tensors (truncated, padded), under inference mode."""
+    import torch
+
+    with torch.inference_mode():
+        for start in range(0, len(texts), BATCH):
+            batch = list(texts[start : start + BATCH])
+            yield (
+                batch,
+                tokenizer(
+                    batch, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+                ),
+            )
 
 
 class Embedder:
@@ -79,18 +90,13 @@ class Embedder:
         import torch
 
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        with torch.inference_mode():
-            for batch in _batches(todo):
-                encoded = self._tokenizer(
-                    batch, padding=True, truncation=True, max_length=MAX_TOKENS,
-                    return_tensors="pt",
-                )  # fmt: skip
-                hidden = self._model(**encoded).last_hidden_state
-                mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                normalised = torch.nn.functional.normalize(pooled, dim=1)
-                for text, row in zip(batch, normalised.tolist(), strict=True):
-                    self._cache[text] = row
+        for batch, encoded in _encoded(self._tokenizer, todo):
+            hidden = self._model(**encoded).last_hidden_state
+            mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            normalised = torch.nn.functional.normalize(pooled, dim=1)
+            for text, row in zip(batch, normalised.tolist(), strict=True):
+                self._cache[text] = row
         return [self._cache[t] for t in texts]
 
 
@@ -141,22 +147,13 @@ class ClassifierJudge:
         self.learned_from: frozenset[str] = frozenset()
 
     def classify(self, answers: Sequence[str]) -> list[RefusalVerdict]:
-        import torch
-
         verdicts = []
-        with torch.inference_mode():
-            for batch in _batches(answers):
-                encoded = self._tokenizer(
-                    batch, padding=True, truncation=True, max_length=MAX_TOKENS,
-                    return_tensors="pt",
-                )  # fmt: skip
-                probabilities = self._model(**encoded).logits.softmax(-1)
-                for row in probabilities.tolist():
-                    best = max(range(len(row)), key=row.__getitem__)
-                    verdicts.append(RefusalVerdict(
-                        best == self._refused,
-                        f"classifier: {self._names[best]} ({row[best]:.2f})",
-                    ))  # fmt: skip
+        for _batch, encoded in _encoded(self._tokenizer, answers):
+            for row in self._model(**encoded).logits.softmax(-1).tolist():
+                best = max(range(len(row)), key=row.__getitem__)
+                verdicts.append(RefusalVerdict(
+                    best == self._refused, f"classifier: {self._names[best]} ({row[best]:.2f})"
+                ))  # fmt: skip
         return verdicts
 
 
