@@ -86,6 +86,13 @@ def test_the_judge_agrees_with_the_labelled_set() -> None:
     assert len(report.misses) == report.agreement.of - report.agreement.hits
 
 
+def test_the_judge_agrees_with_people_on_real_answers_of_the_demo_adapters() -> None:
+    # 80 answers of the demo's SmolLM2 adapters to the policy suite, labelled by hand
+    report = check_judge(DEFAULT_LABELS.parent / "refusal-labels-demo.jsonl")
+    assert report.agreement.of == 80 and report.agreement.hits >= 78
+    assert report.precision.value >= 0.95 and report.recall.value >= 0.95
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
