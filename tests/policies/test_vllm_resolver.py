@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from loraledger.policies import vllm_resolver
+from loraledger.policies.serving import check_against
 from loraledger.registry import Registry
 
+from loraledger.errors import VerificationError
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import deploy
 from tests.registry.helpers import flipped_weights
@@ -102,6 +104,10 @@ def test_promotion_and_rollback_move_what_resolves(
     deploy(eval_registry, env, PLAIN[0])
     first = resolve(resolver, "tiny", PLAIN[0]).lora_path
     deploy(eval_registry, env, PLAIN[1])
+    # what `loraledger sync DIR --check` says of the resolver's folder while vLLM may still
+    # hold the first version under its name
+    with pytest.raises(VerificationError, match=f"serves {PLAIN[0]} .* now runs {PLAIN[1]}"):
+        check_against(eval_registry, resolver.directory)
     assert resolve(resolver, "tiny", PLAIN[0]) is None
     assert resolve(resolver, "tiny", PLAIN[1]) is not None
     deploy(eval_registry, env, PLAIN[0], action="rollback")
