@@ -28,10 +28,10 @@ from loraledger.errors import InputError
 from loraledger.inputs import lines, loads_json
 
 from .judging import BUILTIN_JUDGES, RULES, RefusalJudge, answer_digest, build_judge, models_of
+from .statistics import proportion_interval
 
 if TYPE_CHECKING:
     from loraledger.registry import Registry
-from .statistics import proportion_interval
 
 DEFAULT_LABELS = Path(__file__).resolve().parent / "judges" / "refusal-labels.jsonl"
 LABELS = ("refused", "answered")

