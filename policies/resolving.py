@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loraledger.registry import Registry
-from loraledger.registry.models import Deployment
+from loraledger.registry.models import Deployment, TrainingRun
 
 from loraledger.errors import Conflict, VerificationError
 
@@ -64,7 +64,8 @@ def resolve_promoted(
     if broken:
         problems = "; ".join(f"{link.kind} {link.ref}: {link.problem}" for link in broken)
         raise VerificationError(f"{current.adapter} in {environment} does not verify: {problems}")
-    names = _base_names(registry, current.adapter)
+    run = registry.adapters.training_run(current.adapter)
+    names = _base_names(registry, current.adapter, run)
     if base_model_name not in names:
         raise Unresolved(
             f"{current.adapter} was trained on {sorted(names)[0]}, and the engine serves "
@@ -75,17 +76,15 @@ def resolve_promoted(
     drift = serving.check_release(result.release)
     if drift:
         raise VerificationError(f"the copy of {current.adapter} does not verify: {drift[0]}")
-    run = registry.adapters.training_run(current.adapter)
     return Resolved(
         deployment=current, path=result.release / "adapter", base=run.base_ref if run else ""
     )
 
 
-def _base_names(registry: Registry, ref: str) -> set[str]:
-    """The names an engine may give the adapter's base."""
+def _base_names(registry: Registry, ref: str, run: TrainingRun | None) -> set[str]:
+    """The names an engine may give the adapter's base (``run``: its training run)."""
     version = registry.adapters.get(ref)
     names = {version.base_model_name} if version.base_model_name else set()
-    run = registry.adapters.training_run(ref)
     if run is not None:
         base = registry.base_models.get(run.base_ref)
         names |= {base.name, base.ref, base.location}
