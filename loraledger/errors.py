@@ -153,6 +153,11 @@ class EvaluationFailed(LedgerError):
     run is recorded as failed with no results."""
 
 
+class EngineError(LedgerError):
+    """A serving engine (llama.cpp) could not be fetched, built, run as a converter or
+    started; the message names the step and the log that says more."""
+
+
 class StorageError(LedgerError):
     """The machine failed a read or a write: the disk is full, a permission is missing,
     a path is of the wrong kind. Said in one line with the path; what was written, if

@@ -59,26 +59,45 @@ def resolve_promoted(
             else f"{environment} runs {current.adapter}"
         )
         raise Unresolved(f"{lora_name!r} is not what {environment} runs: {hint}")
-    trace = trace_environment(registry, environment)
-    broken = [link for link in trace.links if not link.verified]
-    if broken:
-        problems = "; ".join(f"{link.kind} {link.ref}: {link.problem}" for link in broken)
-        raise VerificationError(f"{current.adapter} in {environment} does not verify: {problems}")
     run = registry.adapters.training_run(current.adapter)
     names = _base_names(registry, current.adapter, run)
     if base_model_name not in names:
+        _verified(registry, environment)  # a broken trace is said before a wrong name
         raise Unresolved(
             f"{current.adapter} was trained on {sorted(names)[0]}, and the engine serves "
             f"{base_model_name!r}; serve it on its own base"
         )
+    return verified_current(registry, environment, directory)
+
+
+def verified_current(registry: Registry, environment: str, directory: Path) -> Resolved:
+    """What ``environment`` runs now, every link of its trace verified, as a verified copy
+    under ``directory`` (:func:`.serving.sync`, re-checked against its signature and
+    against the deployment the environment runs now)."""
+    current = _verified(registry, environment)
+    run = registry.adapters.training_run(current.adapter)
     result = serving.sync(registry, environment, directory)
     serving.check_against(registry, directory)
     drift = serving.check_release(result.release)
     if drift:
         raise VerificationError(f"the copy of {current.adapter} does not verify: {drift[0]}")
     return Resolved(
-        deployment=current, path=result.release / "adapter", base=run.base_ref if run else ""
+        deployment=result.deployment,
+        path=result.release / "adapter",
+        base=run.base_ref if run else "",
     )
+
+
+def _verified(registry: Registry, environment: str) -> Deployment:
+    """The environment's current deployment, after its whole trace verified."""
+    trace = trace_environment(registry, environment)
+    broken = [link for link in trace.links if not link.verified]
+    if broken:
+        problems = "; ".join(f"{link.kind} {link.ref}: {link.problem}" for link in broken)
+        adapter = trace.deployment.adapter if trace.deployment else environment
+        raise VerificationError(f"{adapter} in {environment} does not verify: {problems}")
+    assert trace.deployment is not None  # (a trace of an environment names its deployment)
+    return trace.deployment
 
 
 def _base_names(registry: Registry, ref: str, run: TrainingRun | None) -> set[str]:
@@ -94,4 +113,4 @@ def _base_names(registry: Registry, ref: str, run: TrainingRun | None) -> set[st
     return names
 
 
-__all__ = ["Resolved", "Unresolved", "resolve_promoted"]
+__all__ = ["Resolved", "Unresolved", "resolve_promoted", "verified_current"]

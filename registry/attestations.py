@@ -1,7 +1,8 @@
 """Signed attestations, stored: what anyone can verify without the registry.
 
 Each is made the moment its evidence is recorded -- provenance when a trained adapter
-version is registered, a test result for every complete evaluation run -- as an in-toto
+version is registered, a test result for every complete evaluation run, a derivation when
+a file is made from a registered artifact (:mod:`.derivations`) -- as an in-toto
 statement (:mod:`.statements`) in a DSSE envelope (:mod:`.dsse`) signed with the key of
 the identity that produced it, and stored in the same transaction as the evidence; the
 audit event of that evidence (``adapter.register``, ``eval.run``) records the
@@ -41,6 +42,7 @@ from .statements import (
 RECORDED_BY = {
     "provenance": ("adapter.register", "provenance_attestation"),
     "test-result": ("eval.run", "test_result_attestation"),
+    "derivation": ("derive", "derivation_attestation"),
 }
 _COLUMNS = (
     "id, kind, subject, artifact_digest, predicate_type, envelope, envelope_sha256, "
@@ -109,6 +111,13 @@ class Attestations:
             rows = conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
         return [_attestation(r) for r in rows]
 
+    def rows_in(self, conn: Connection, *, kind: str) -> builtins.list[Attestation]:
+        """The stored rows of ``kind`` as they are (unchecked: the caller checks them)."""
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM attestations WHERE kind = ? ORDER BY created_at, id", [kind]
+        ).fetchall()
+        return [_attestation(r) for r in rows]
+
     def verify(self, attestation: Attestation) -> dict[str, Any]:
         """The attested statement, after checking the envelope with the signer's
         registered key (revoked keys still verify what they signed before)."""
@@ -144,7 +153,7 @@ class Attestations:
         identities = self._core.trusted_identities(conn)
         for attestation in attestations:
             kind, event = by_id[attestation.id]
-            _check_attestation(attestation, kind, event, identities.get(attestation.signer))
+            check_attestation(attestation, kind, event, identities.get(attestation.signer))
         return len(attestations)
 
 
@@ -157,14 +166,15 @@ def recorded(attestation: Attestation) -> dict[str, Any]:
     }
 
 
-def _check_attestation(
+def check_attestation(
     attestation: Attestation, kind: str, event: AuditEvent, signer: Identity | None
 ) -> None:
     """The row against the event that recorded it and against its own signed envelope."""
     logged = event.payload[RECORDED_BY[kind][1]]
-    subject = (
-        event.subject.removeprefix("adapter:") if kind == "provenance" else event.payload["run_id"]
-    )
+    subject = {
+        "provenance": event.subject.removeprefix("adapter:"),
+        "derivation": event.subject,  # adapter:NAME@vN or base:NAME@vN
+    }.get(kind) or event.payload.get("run_id")
     source = f"audit event #{event.seq}"
     stored = {
         "id": attestation.id,
@@ -250,6 +260,7 @@ __all__ = [  # the statements and envelopes are re-exported: the first API had t
     "SLSA_PROVENANCE",
     "TEST_RESULT",
     "Attestations",
+    "check_attestation",
     "envelope_sha256",
     "new_statement",
     "open_envelope",

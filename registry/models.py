@@ -564,14 +564,35 @@ class Attestation(_Frozen):
     """A signed in-toto statement (DSSE envelope) stored with the evidence it attests."""
 
     id: str
-    kind: str = Field(description="provenance | test-result")
-    subject: str = Field(description="the adapter ref, or the evaluation run's id")
+    kind: str = Field(description="provenance | test-result | derivation")
+    subject: str = Field(
+        description="the adapter ref, the evaluation run's id, or a derivation's source "
+        "(adapter:REF or base:REF)"
+    )
     artifact_digest: str = Field(description="the adapter's (or evaluated base's) digest")
     predicate_type: str
     envelope: dict[str, Any] = Field(description="the DSSE envelope, as JSON")
     envelope_sha256: str
     signer: str
     key_fingerprint: str
+    created_at: datetime
+
+
+class Derivation(_Frozen):
+    """A file made from a registered artifact by a digest-pinned tool (an adapter converted
+    to GGUF for llama.cpp), as its signed statement says: the attestation (``id``) that
+    records it, verified when it was read."""
+
+    id: str = Field(description="the attestation's id")
+    source: str = Field(description="adapter:NAME@vN or base:NAME@vN")
+    source_digest: str = Field(description="the source artifact's digest when it was derived")
+    name: str = Field(description="the derived file's name")
+    digest: str = Field(description="sha256 of the derived file")
+    size_bytes: int
+    build_type: str
+    parameters: dict[str, Any]
+    tools: tuple[dict[str, Any], ...] = Field(description="resource descriptors of the tool")
+    signer: str
     created_at: datetime
 
 

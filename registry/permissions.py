@@ -27,6 +27,7 @@ class Action(enum.StrEnum):
     DATASET_REGISTER = "dataset.register"
     BASE_REGISTER = "base.register"
     ADAPTER_REGISTER = "adapter.register"
+    DERIVE = "derive"
     TRAIN = "train"
     EVAL = "eval"
     EVAL_RECORD = "eval.record"
@@ -52,6 +53,7 @@ PERMISSIONS: Final[Mapping[Action, frozenset[Role]]] = MappingProxyType(
         Action.DATASET_REGISTER: _BUILD,
         Action.BASE_REGISTER: _BUILD,
         Action.ADAPTER_REGISTER: _BUILD,
+        Action.DERIVE: _EVALUATE,
         Action.TRAIN: _BUILD,
         Action.EVAL: _EVALUATE,
         Action.EVAL_RECORD: _EVALUATE,

@@ -62,6 +62,7 @@ from .core import (
 from .datasets import Datasets
 from .db import Connection, Database, DuckDatabase, dialect_of, lock_timeout_from_env
 from .deployments import DEPLOY_EVENTS, Deployments
+from .derivations import DERIVE_EVENT, Derivations
 from .dialect import DUCKDB
 from .evaluations import COMPARE_EVENTS, EVAL_EVENTS, Evaluations, samples_digests
 from .gate_checks import GATE_EVENTS, GateChecks
@@ -371,6 +372,10 @@ class Registry(Core):
         return Attestations(self)
 
     @cached_property
+    def derivations(self) -> Derivations:
+        return Derivations(self, self.attestations)
+
+    @cached_property
     def adapters(self) -> Adapters:
         return Adapters(self, self.attestations)
 
@@ -402,7 +407,7 @@ _COUNTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("eval_runs", EVAL_EVENTS),
     ("comparisons", COMPARE_EVENTS),
 )
-_RECORDING_EVENTS = tuple(a for _, actions in _COUNTED for a in actions)
+_RECORDING_EVENTS = (*(a for _, actions in _COUNTED for a in actions), DERIVE_EVENT)
 
 
 def _samples_digests_beside(conn: Connection, pool: ThreadPoolExecutor) -> Future[dict[str, str]]:

@@ -8,7 +8,10 @@
 - **test-result** -- an in-toto Test Result predicate
   (``https://in-toto.io/attestation/test-result/v0.1``) for a complete evaluation run,
   over the evaluated artifact's digest, with the suite's digest and settings and the
-  run's metrics (bound by the results' sha256 that the ``eval.run`` audit event carries).
+  run's metrics (bound by the results' sha256 that the ``eval.run`` audit event carries);
+- **derivation** -- SLSA Provenance v1 over one file made from a registered artifact by a
+  digest-pinned tool (an adapter converted to GGUF for llama.cpp): subject the file and its
+  sha256, resolved dependencies the source artifact (first) and the tool's own files.
 
 Statements are built as plain JSON (integers stay integers) and validated against the
 official protobuf definitions of the ``in-toto-attestation`` package.
@@ -44,6 +47,9 @@ BUILD_TYPE = "https://loraledger.dev/attestations/qlora-training/v1"
 
 
 BUILDER_ID = "https://loraledger.dev/trainer"
+
+
+DERIVER_ID = "https://loraledger.dev/derive"
 
 
 _PREDICATES = {SLSA_PROVENANCE: provenance_pb2.Provenance, TEST_RESULT: test_result_pb2.TestResult}
@@ -190,6 +196,37 @@ def test_result_statement(run: EvalRun, results_sha256: str, registry_id: str) -
     )
 
 
+def derivation_statement(
+    file: tuple[str, str],
+    source: dict[str, Any],
+    tools: list[dict[str, Any]],
+    build_type: str,
+    parameters: dict[str, Any],
+    started: datetime,
+    finished: datetime,
+    invocation: str,
+) -> dict[str, Any]:
+    """SLSA Provenance v1 for ``file`` (name, sha256) made from ``source`` (a resource
+    descriptor: the registered artifact) by ``tools`` (descriptors of what converted it)."""
+    predicate = {
+        "buildDefinition": {
+            "buildType": build_type,
+            "externalParameters": parameters,
+            "resolvedDependencies": [source, *tools],
+        },
+        "runDetails": {
+            "builder": {"id": DERIVER_ID, "version": {"loraledger": loraledger.__version__}},
+            "metadata": {
+                "invocationId": invocation,
+                "startedOn": _timestamp(started),
+                "finishedOn": _timestamp(finished),
+            },
+        },
+    }
+    name, sha256 = file
+    return new_statement([{"name": name, "digest": {"sha256": sha256}}], SLSA_PROVENANCE, predicate)
+
+
 def new_statement(
     subjects: list[dict[str, Any]], predicate_type: str, predicate: dict[str, Any]
 ) -> dict[str, Any]:
@@ -244,9 +281,11 @@ def subject_digests(statement: dict[str, Any]) -> dict[str, str]:
 __all__ = [
     "BUILDER_ID",
     "BUILD_TYPE",
+    "DERIVER_ID",
     "SLSA_PROVENANCE",
     "STATEMENT_TYPE",
     "TEST_RESULT",
+    "derivation_statement",
     "new_statement",
     "provenance_statement",
     "subject_digests",

@@ -24,11 +24,16 @@ def write_lora_adapter(
     targets: tuple[str, ...] = DEMO_TARGETS,
     seed: int = 0,
     target_bytes: int | None = None,
+    scale: float = 1.0,
+    out_features: dict[str, int] | None = None,
 ) -> Path:
     """Write a LoRA adapter directory and return it.
 
     ``target_bytes`` grows the layer count until the weights file reaches about that size
-    (for benchmarks); otherwise ``layers`` is used as given.
+    (for benchmarks); otherwise ``layers`` is used as given. ``scale`` multiplies the
+    standard normal weights (small ones nudge a real model's answers rather than wreck
+    them); ``out_features`` gives a module's output width where it is not ``hidden`` (a
+    grouped-query model's ``k_proj``).
     """
     import numpy as np
     from safetensors.numpy import save_file
@@ -41,8 +46,11 @@ def write_lora_adapter(
     for layer in range(layers):
         for module in targets:
             prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
-            tensors[f"{prefix}.lora_A.weight"] = rng.standard_normal((r, hidden), np.float32)
-            tensors[f"{prefix}.lora_B.weight"] = rng.standard_normal((hidden, r), np.float32)
+            out = (out_features or {}).get(module, hidden)
+            a = rng.standard_normal((r, hidden), np.float32) * np.float32(scale)
+            b = rng.standard_normal((out, r), np.float32) * np.float32(scale)
+            tensors[f"{prefix}.lora_A.weight"] = a
+            tensors[f"{prefix}.lora_B.weight"] = b
     directory.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(directory / "adapter_model.safetensors"), metadata={"format": "pt"})
     config = {

@@ -134,7 +134,7 @@ REGISTRY_LAYERS = [
     "core",
     "identities datasets base_models deployments listings",
     "attestations",
-    "adapters",
+    "adapters derivations",
     "evaluations approvals gate_checks",
     "registry",
     "copying",

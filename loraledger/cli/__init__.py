@@ -22,6 +22,7 @@ from . import (
     keys,
     registry_cmd,
     release,
+    serve,
     trust,
 )
 from . import trace as trace_command
@@ -50,6 +51,7 @@ app.command("promote")(release.promote)
 app.command("rollback")(release.rollback)
 app.command("deployments")(release.deployments)
 app.command("sync")(release.sync)
+app.command("serve")(serve.serve)
 app.command("monitor")(release.monitor)
 app.command("trace")(trace_command.trace)
 app.add_typer(exports.export_app, name="export")

@@ -109,22 +109,40 @@ def ask(
     ctx: typer.Context,
     questions: list[str] = typer.Argument(..., help="One or more questions."),
     adapter: str = typer.Option(None, "--adapter", help="Adapter version to answer with."),
+    served: Path = typer.Option(
+        None,
+        "--served",
+        help="Ask the llama.cpp server `loraledger serve --dir DIR` started, after checking "
+        "it serves what its environment runs.",
+    ),
     base: str = typer.Option(None, "--base", help="Base model [the adapter's own base]."),
     system: str = typer.Option(None, "--system", help="A system prompt."),
     max_new_tokens: int = typer.Option(48, "--max-new-tokens", min=1),
     json_: bool = typer.Option(False, "--json", help="Print the answers as JSON."),
 ) -> None:
     """Ask a base model, with or without a verified adapter, greedy and repeatable."""
-    from loraledger.trainer.inference import ask as run_ask
+    if served is not None:
+        from loraledger.errors import UsageError
+        from loraledger.policies.llama_server import ask_served
 
-    answers = run_ask(
-        settings(ctx).open(),
-        questions,
-        adapter=adapter,
-        base=base,
-        system=system,
-        max_new_tokens=max_new_tokens,
-    )
+        if adapter or base:
+            raise UsageError("--served asks what the server runs; give no --adapter or --base")
+        what, answers = ask_served(
+            settings(ctx).open(), served, questions, system=system, max_tokens=max_new_tokens
+        )
+        shown = f"(llama.cpp at {what.url}, serving {what.adapter} of {what.environment})"
+        typer.echo(shown + "\n", err=True)
+    else:
+        from loraledger.trainer.inference import ask as run_ask
+
+        answers = run_ask(
+            settings(ctx).open(),
+            questions,
+            adapter=adapter,
+            base=base,
+            system=system,
+            max_new_tokens=max_new_tokens,
+        )
     if json_:
         emit_json([{"question": q, "answer": a} for q, a in zip(questions, answers, strict=True)])
         return

@@ -1,0 +1,244 @@
+"""llama.cpp as LoRA Ledger uses it: the source pinned by digest, the server built once,
+and the conversions to GGUF.
+
+Everything comes from one source package, ``llama-cpp-python`` |version| (its sdist
+vendors llama.cpp): ``pip download`` fetches it, its sha256 must be :data:`SDIST_SHA256`
+(else it is refused), and it is unpacked and built under the cache, outside any
+repository (``~/.cache/loraledger/llama.cpp/<version>-<digest>/``, or
+``$LORALEDGER_CACHE``)::
+
+    source.tar.gz        the package, as downloaded and checked
+    src/                 unpacked (vendor/llama.cpp: the converters, the server's source)
+    bin/llama-server     built with CMake (no web UI download, no OpenSSL, no curl)
+    engine.json          what was built from what, written last
+
+A build is written aside and renamed into place, so a half-built engine is never used;
+``engine()`` builds once and then returns the cached one (about 5 minutes on 2 cores).
+
+The converters are llama.cpp's own Python scripts, run with this interpreter (they need
+torch, transformers and the vendored ``gguf-py``): ``convert_lora_to_gguf.py`` for a PEFT
+adapter, ``convert_hf_to_gguf.py`` for a base model directory. Both are deterministic:
+the same input gives the same bytes, which is what lets a recorded derivation be checked
+by converting again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loraledger.registry.store import sha256_file
+from loraledger.trainer.base_models import cache_dir
+
+from loraledger.errors import EngineError
+
+VERSION = "0.3.36"
+SDIST = f"llama_cpp_python-{VERSION}.tar.gz"
+SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+VENDORED = Path("vendor") / "llama.cpp"
+LORA_CONVERTER = VENDORED / "convert_lora_to_gguf.py"
+BASE_CONVERTER = VENDORED / "convert_hf_to_gguf.py"
+CMAKE_OPTIONS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DGGML_NATIVE=ON",  # built on the machine that serves: its own CPU's instructions
+)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A built llama.cpp: its server binary and the source it was built from."""
+
+    home: Path
+
+    @property
+    def source(self) -> Path:
+        return self.home / "src"
+
+    @property
+    def server(self) -> Path:
+        return self.home / "bin" / "llama-server"
+
+    def tools(self, converter: Path) -> list[dict[str, Any]]:
+        """In-toto resource descriptors of a conversion by ``converter`` (a path under
+        the source): the package it came from, and the script itself."""
+        return [
+            {
+                "name": SDIST,
+                "uri": f"pkg:pypi/llama-cpp-python@{VERSION}",
+                "digest": {"sha256": SDIST_SHA256},
+                "annotations": {"role": "converter package"},
+            },
+            {
+                "name": str(converter),
+                "digest": {"sha256": sha256_file(self.source / converter)},
+                "annotations": {"role": "converter", "python": sys.version.split()[0]},
+            },
+        ]
+
+
+def home(cache: Path | None = None) -> Path:
+    return (cache or cache_dir()) / "llama.cpp" / f"{VERSION}-{SDIST_SHA256[:16]}"
+
+
+def engine(cache: Path | None = None, *, build: bool = True, jobs: int | None = None) -> Engine:
+    """The built engine under the cache; built first when missing (``build``), else
+    :class:`EngineError` saying how to build it."""
+    found = Engine(home(cache))
+    if (found.home / "engine.json").is_file() and found.server.is_file():
+        return found
+    if not build:
+        raise EngineError(
+            f"llama.cpp is not built in {found.home}; run `loraledger serve --build-engine` "
+            "(about 5 minutes on 2 cores, once)"
+        )
+    return _build(found.home, jobs or os.cpu_count() or 1)
+
+
+def source(cache: Path | None = None) -> Engine:
+    """The engine's source, unpacked (downloaded and checked first when missing); the
+    converters need only this, not the built server."""
+    found = Engine(home(cache))
+    if not (found.source / LORA_CONVERTER).is_file():
+        found.home.mkdir(parents=True, exist_ok=True)
+        _unpack(_download(found.home), found.home)
+    return found
+
+
+def _download(directory: Path) -> Path:
+    """The source package in ``directory``, its sha256 checked."""
+    target = directory / "source.tar.gz"
+    if target.is_file() and sha256_file(target) == SDIST_SHA256:
+        return target
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=directory) as scratch:
+        _run(
+            [
+                sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                "--dest", scratch, f"llama-cpp-python=={VERSION}",
+            ],
+            "download llama-cpp-python's source package with pip",
+            Path(scratch) / "pip.log",
+        )  # fmt: skip
+        downloaded = Path(scratch) / SDIST
+        digest = sha256_file(downloaded) if downloaded.is_file() else "nothing"
+        if digest != SDIST_SHA256:
+            raise EngineError(
+                f"pip downloaded {SDIST} with sha256 {digest[:16]}…, not the pinned "
+                f"{SDIST_SHA256[:16]}…; check the package index this machine uses"
+            )
+        os.replace(downloaded, target)
+    return target
+
+
+def _unpack(package: Path, directory: Path) -> None:
+    staging = directory / f".src-{uuid.uuid4().hex[:8]}"
+    try:
+        with tarfile.open(package) as archive:
+            archive.extractall(staging, filter="data")
+        (top,) = staging.iterdir()
+        shutil.rmtree(directory / "src", ignore_errors=True)
+        os.replace(top, directory / "src")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(directory: Path, jobs: int) -> Engine:
+    built = source(directory.parent.parent)
+    build = directory / "build"
+    log = directory / "build.log"
+    _run(
+        ["cmake", "-S", str(built.source / VENDORED), "-B", str(build), *CMAKE_OPTIONS],
+        "configure llama.cpp with CMake",
+        log,
+    )
+    _run(
+        ["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs)],
+        "build llama-server",
+        log,
+    )
+    (directory / "bin").mkdir(exist_ok=True)
+    staged = directory / "bin" / f".llama-server-{uuid.uuid4().hex[:8]}"
+    shutil.copy2(build / "bin" / "llama-server", staged)
+    os.replace(staged, built.server)
+    facts = {
+        "package": SDIST,
+        "package_sha256": SDIST_SHA256,
+        "cmake_options": list(CMAKE_OPTIONS),
+        "server_sha256": sha256_file(built.server),
+    }
+    (directory / "engine.json").write_text(json.dumps(facts, indent=2) + "\n")
+    shutil.rmtree(build, ignore_errors=True)
+    return built
+
+
+def convert_adapter(built: Engine, adapter: Path, base_config: Path, out: Path) -> None:
+    """The PEFT adapter directory ``adapter`` as a float32 GGUF LoRA file ``out``
+    (``base_config``: a directory with the base's config.json)."""
+    _convert(
+        built,
+        LORA_CONVERTER,
+        ["--base", str(base_config), "--outtype", "f32", str(adapter)],
+        out,
+    )
+
+
+def convert_base(built: Engine, base: Path, out: Path) -> None:
+    """The Hugging Face model directory ``base`` as a float16 GGUF file ``out``."""
+    _convert(built, BASE_CONVERTER, ["--outtype", "f16", str(base)], out)
+
+
+def _convert(built: Engine, script: Path, arguments: list[str], out: Path) -> None:
+    partial = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}"
+    log = out.parent / f"{out.name}.log"
+    try:
+        _run(
+            [sys.executable, str(built.source / script), "--outfile", str(partial), *arguments],
+            f"convert with llama.cpp's {script.name}",
+            log,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        )
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _run(command: list[str], doing: str, log: Path, env: dict[str, str] | None = None) -> None:
+    """Run ``command``, its output appended to ``log``; a failure is one EngineError
+    naming the step, the log and its last line."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as output:
+        try:
+            done = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        except OSError as error:
+            raise EngineError(f"could not {doing}: {error}; is {command[0]} installed?") from None
+    if done.returncode != 0:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        last = lines[-1].strip() if lines else "no output"
+        raise EngineError(f"could not {doing} (exit {done.returncode}): {last}; see {log}")
+
+
+__all__ = [
+    "SDIST_SHA256",
+    "VERSION",
+    "Engine",
+    "convert_adapter",
+    "convert_base",
+    "engine",
+    "home",
+    "source",
+]
