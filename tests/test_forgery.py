@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from loraledger.policies.trace import trace_environment
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import canonical_json, checkpoint_message, event_hash, utcnow
 from loraledger.registry.keys import KeyStore
-from loraledger.registry.models import Checkpoint, LossPoint, TrainingRun
+from loraledger.registry.models import Checkpoint
 from loraledger.registry.signing import sign_directory
 from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.registry.trust import TrustRoot
@@ -39,6 +38,7 @@ from typer.testing import CliRunner
 from loraledger.cli import app
 from loraledger.errors import PermissionDenied, VerificationError
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, small_adapter
+from tests.policies.helpers import a_training_run
 from tests.registry.helpers import sql
 from tests.registry.test_base_models import base_files, register
 from tests.registry.test_evaluations import a_run
@@ -57,22 +57,6 @@ environments:
 """
 V1, V2, V3, V4, OWN = "bot@v1", "bot@v2", "bot@v3", "bot@v4", "own@v1"
 SCORED = ("scored@v1", "scored@v2")  # trained (signed provenance), evaluated, compared
-
-
-def a_training_run(reg: Registry, base: str) -> TrainingRun:
-    """The provenance record a training run would make (no training: the rows are what
-    is attacked here)."""
-    now = utcnow()
-    found = reg.base_models.get(base)
-    return TrainingRun(
-        id=str(uuid.uuid4()), config={"seed": 1}, config_sha256="0" * 64, base_ref=found.ref,
-        base_digest=found.digest, datasets=(), quantization={"method": "none"},
-        compute_dtype="float32", compute_dtype_reason="test", device="cpu",
-        code={"repository": "here", "commit": None, "dirty": False}, libraries={}, hardware={},
-        seed=1, loss_curve=(LossPoint(step=1, loss=1.0, learning_rate=1e-3, tokens=10),),
-        steps=1, tokens_seen=10, wall_seconds=1.0, started_at=now - timedelta(seconds=1),
-        finished_at=now, actor=ENGINEER,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import utcnow
-from loraledger.registry.models import Deployment
+from loraledger.registry.models import Deployment, LossPoint, TrainingRun
 
-from tests.conftest import REVIEWER
+from tests.conftest import ENGINEER, REVIEWER
 
 # A small release policy over the sanity suite, for tests of approvals and releases.
 POLICY = """\
@@ -48,4 +49,20 @@ def deploy(
         ),
         registry.act_as(REVIEWER), {Role.REVIEWER},
         after_seq=(current.seq if current else 0) if after_seq is None else after_seq,
+    )  # fmt: skip
+
+
+def a_training_run(reg: Registry, base: str) -> TrainingRun:
+    """The provenance record a training run would make on ``base`` (no training: for
+    tests of what is done with the record, and synthetic adapters on a real base)."""
+    now = utcnow()
+    found = reg.base_models.get(base)
+    return TrainingRun(
+        id=str(uuid.uuid4()), config={"seed": 1}, config_sha256="0" * 64, base_ref=found.ref,
+        base_digest=found.digest, datasets=(), quantization={"method": "none"},
+        compute_dtype="float32", compute_dtype_reason="test", device="cpu",
+        code={"repository": "here", "commit": None, "dirty": False}, libraries={}, hardware={},
+        seed=1, loss_curve=(LossPoint(step=1, loss=1.0, learning_rate=1e-3, tokens=10),),
+        steps=1, tokens_seen=10, wall_seconds=1.0, started_at=now - timedelta(seconds=1),
+        finished_at=now, actor=ENGINEER,
     )  # fmt: skip

@@ -1,0 +1,284 @@
+"""`loraledger serve`: a real llama.cpp server on 127.0.0.1 for exactly what an
+environment runs -- on the embedded SmolLM2 base (the wheel's GGUF), with adapters of
+SmolLM2's shape. What does not verify is refused before anything is converted or
+started; a promotion or rollback replaces the server, and a rollback serves the earlier
+bytes again; a changed file stops it; a derivation recorded by someone else that the
+conversion does not reproduce is refused.
+
+The tests that run llama-server are marked ``llama``: `make test` runs them after the
+demo built the engine (`loraledger serve --build-engine`); run alone, the first one
+builds it (about 5 minutes on 2 cores, once, in the cache).
+
+Whether a served answer matches `loraledger ask` for the same trained adapter is checked
+on the demo's real adapters (tests/test_demo.py): the random adapters here change the
+answers, but say nothing a person could compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loraledger.policies import llama_cpp, llama_server
+from loraledger.registry import Registry, Role
+from loraledger.registry.audit import utcnow
+from loraledger.registry.keys import KeyStore
+from loraledger.registry.synthetic import write_lora_adapter
+from loraledger.trainer.base_models import add_base
+
+from loraledger.errors import EngineError, NothingDeployed, VerificationError
+from tests.conftest import ADMIN, ENGINEER, REVIEWER, TEST_CACHE
+from tests.policies.helpers import a_training_run, deploy
+from tests.registry.helpers import flipped_weights
+
+BASE = "smollm2-135m-instruct@v1"
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# SmolLM2-135M: 576 wide, 30 layers; its k_proj and v_proj are 192 wide (grouped queries)
+FITS = {"hidden": 576, "layers": 30, "targets": ("q_proj", "o_proj"), "scale": 0.05}
+
+
+@pytest.fixture(autouse=True)
+def suite_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite's cache, not this test's: the engine (built once) and the converted
+    base live there, shared with the demo that `make test` runs first."""
+    monkeypatch.setenv("LORALEDGER_CACHE", str(TEST_CACHE))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry on the embedded base with bot@v1, v2 (SmolLM2's shape, random), bot@v3
+    whose k_proj does not fit the base, and bare@v1 registered without a training run."""
+    root = tmp_path_factory.mktemp("llama")
+    reg = Registry.init(root / "reg", keys=KeyStore(root / "keys"))
+    reg.identities.create(ADMIN, Role.ADMIN, actor=None)
+    reg.identities.create(ENGINEER, Role.ENGINEER, actor=ADMIN)
+    reg.identities.create(REVIEWER, Role.REVIEWER, actor=ADMIN)
+    add_base(reg, name=None, directory=None, actor=ENGINEER)
+    for seed in (1, 2):
+        adapter = write_lora_adapter(root / f"a{seed}", base_model=BASE, seed=seed, **FITS)
+        reg.adapters.register(adapter, "bot", actor=ENGINEER,
+                              training_run=a_training_run(reg, BASE))  # fmt: skip
+    misfit = write_lora_adapter(
+        root / "a3", base_model=BASE, hidden=576, layers=30, targets=("k_proj",), scale=0.05
+    )
+    reg.adapters.register(misfit, "bot", actor=ENGINEER, training_run=a_training_run(reg, BASE))
+    bare = write_lora_adapter(root / "bare", base_model=BASE, seed=4, **FITS)
+    reg.adapters.register(bare, "bare", actor=ENGINEER)
+    return root
+
+
+@pytest.fixture
+def registry(built: Path, tmp_path: Path) -> Registry:
+    shutil.copytree(built, tmp_path / "home")
+    return Registry.open(tmp_path / "home" / "reg", keys=KeyStore(tmp_path / "home" / "keys"))
+
+
+def test_what_does_not_verify_is_refused_before_anything_is_converted(
+    registry: Registry, tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving"
+    with pytest.raises(NothingDeployed):
+        llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
+    deploy(registry, "prod", "bot@v1")
+    with flipped_weights(registry, "bot@v1"), pytest.raises(VerificationError, match="bot@v1"):
+        llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
+    deploy(registry, "bare", "bare@v1")
+    with pytest.raises(VerificationError, match="no training-run record"):
+        llama_server.prepare(registry, "bare", serving, actor=ENGINEER)
+    assert not (serving / "gguf").exists()
+    # the supervisor says so and serves nothing; it keeps watching for a version that
+    # verifies
+    stop, lines = threading.Event(), []
+
+    def report(line: str) -> None:
+        lines.append(line)
+        stop.set()
+
+    with flipped_weights(registry, "bot@v1"):
+        llama_server.serve(
+            registry, "prod", serving, actor=ENGINEER, port=1, stop=stop, report=report
+        )
+    assert lines and lines[0].startswith("not serving prod: ") and "bot@v1" in lines[0]
+    assert not (serving / llama_server.SERVED_FILE).exists()
+
+
+def test_check_without_a_server_says_so(registry: Registry, tmp_path: Path) -> None:
+    (problem,) = llama_server.check(registry, tmp_path)
+    assert "no server was started" in problem
+    (tmp_path / llama_server.SERVED_FILE).write_text("{not json")
+    (problem,) = llama_server.check(registry, tmp_path)
+    assert "served.json is not readable" in problem
+
+
+# --- with llama.cpp's server -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine() -> llama_cpp.Engine:
+    return llama_cpp.engine()  # built once (minutes) when the cache has none
+
+
+class Supervisor:
+    """`serve` in a thread, as `loraledger serve` runs it, with what it reported."""
+
+    def __init__(self, registry: Registry, directory: Path, port: int) -> None:
+        self.lines: list[str] = []
+        self.started: list[llama_server.LlamaServer] = []
+        self.stop = threading.Event()
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(
+            target=llama_server.serve,
+            args=(registry, "prod", directory),
+            kwargs={
+                "actor": ENGINEER,
+                "port": port,
+                "poll": 0.2,
+                "stop": self.stop,
+                "report": self._report,
+                "on_start": self._started,
+                "threads": 2,
+            },  # fmt: skip
+        )
+
+    def _report(self, line: str) -> None:
+        with self.changed:
+            self.lines.append(line)
+            self.changed.notify_all()
+
+    def _started(self, server: llama_server.LlamaServer) -> None:
+        with self.changed:
+            self.started.append(server)
+            self.changed.notify_all()
+
+    def wait_for(self, started: int = 0, line: str | None = None) -> None:
+        with self.changed:
+            done = self.changed.wait_for(
+                lambda: (
+                    len(self.started) >= started
+                    and (line is None or any(line in seen for seen in self.lines))
+                ),
+                timeout=300,
+            )
+        assert done, self.lines
+
+
+@pytest.fixture
+def supervisor(registry: Registry, tmp_path: Path) -> Iterator[Supervisor]:
+    running = Supervisor(registry, tmp_path / "serving", free_port())
+    running.thread.start()
+    yield running
+    running.stop.set()
+    running.thread.join(timeout=60)
+    assert not running.thread.is_alive()
+    assert all(s.process.poll() is not None for s in running.started)  # none left running
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def answer(server: llama_server.LlamaServer, **extra: Any) -> str:
+    return server.chat(QUESTION, max_tokens=16, **extra)
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_serves_what_runs_replaces_it_and_rolls_back_to_the_same_bytes(
+    engine: llama_cpp.Engine, registry: Registry, supervisor: Supervisor, tmp_path: Path
+) -> None:
+    serving = tmp_path / "serving"
+    deploy(registry, "prod", "bot@v1")
+    supervisor.wait_for(started=1)
+    first = supervisor.started[0]
+    assert first.served.adapter == "bot@v1"
+    assert first.loaded() == [
+        {"id": 0, "path": first.served.adapter_gguf, "scale": 1.0, "task_name": "",
+         "prompt_prefix": ""},
+    ]  # fmt: skip
+    v1_answer = answer(first)
+    # the adapter changes the answer: the same server with its adapter scaled to 0
+    assert answer(first, lora=[{"id": 0, "scale": 0.0}]) != v1_answer
+    assert llama_server.check(registry, serving) == []
+    # the served file's sha256 leads to the approved version
+    (derivation,) = registry.derivations.find(first.served.adapter_gguf_sha256)
+    assert derivation.source == "adapter:bot@v1"
+    assert derivation.source_digest == registry.adapters.get("bot@v1").digest
+    assert derivation.signer == ENGINEER
+    assert [t["name"] for t in derivation.tools] == [llama_cpp.SDIST, str(llama_cpp.LORA_CONVERTER)]
+
+    deploy(registry, "prod", "bot@v2")
+    supervisor.wait_for(started=2)
+    second = supervisor.started[1]
+    assert first.process.poll() is not None  # replaced, not beside it
+    assert second.served.adapter == "bot@v2"
+    assert second.served.adapter_gguf_sha256 != first.served.adapter_gguf_sha256
+    assert answer(second) != v1_answer
+
+    deploy(registry, "prod", "bot@v1", action="rollback")
+    supervisor.wait_for(started=3)
+    third = supervisor.started[2]
+    assert (third.served.adapter, third.served.adapter_gguf_sha256) == (
+        "bot@v1", first.served.adapter_gguf_sha256
+    )  # fmt: skip
+    assert third.served.adapter_derivation == first.served.adapter_derivation  # reused
+    assert answer(third) == v1_answer
+    assert len(registry.derivations.of("adapter:bot@v1")) == 1
+
+    # a changed file on disk: `check` names it, the supervisor stops serving it, converts
+    # again (the file no longer matches its derivation) and serves the same bytes
+    gguf = Path(third.served.adapter_gguf)
+    data = bytearray(gguf.read_bytes())
+    data[-1] ^= 1
+    gguf.write_bytes(bytes(data))
+    supervisor.wait_for(started=4, line="stopped serving bot@v1")
+    assert third.process.poll() is not None
+    assert hashlib.sha256(gguf.read_bytes()).hexdigest() == first.served.adapter_gguf_sha256
+    assert answer(supervisor.started[3]) == v1_answer
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_an_adapter_that_does_not_fit_the_base_is_never_served(
+    engine: llama_cpp.Engine, registry: Registry, tmp_path: Path
+) -> None:
+    deploy(registry, "prod", "bot@v3")  # k_proj 576 wide; SmolLM2's is 192
+    serving = tmp_path / "serving"
+    # the converter does not know the base's widths; llama-server does, and exits
+    prepared = llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
+    with pytest.raises(EngineError, match="llama-server exited with 1 before it answered"):
+        llama_server.start(prepared, serving, port=free_port())
+    assert not (serving / llama_server.SERVED_FILE).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_a_derivation_the_conversion_does_not_reproduce_is_refused(
+    engine: llama_cpp.Engine, registry: Registry, tmp_path: Path
+) -> None:
+    """An insider records, under their own key, that some other file is bot@v1's GGUF
+    (with the real converter's digests), and puts that file where the server looks: the
+    serving identity does not trust another's claim, converts again, and refuses."""
+    deploy(registry, "prod", "bot@v1")
+    serving = tmp_path / "serving"
+    tools = engine.tools(llama_cpp.LORA_CONVERTER)
+    forged = b"GGUF an insider's adapter"
+    version = registry.adapters.get("bot@v1")
+    registry.derivations.record(
+        "adapter:bot@v1", version.digest,
+        ("adapter.gguf", hashlib.sha256(forged).hexdigest(), len(forged)), tools=tools,
+        build_type=llama_server.BUILD_TYPE, parameters={}, started=utcnow() - timedelta(1),
+        actor=REVIEWER,
+    )  # fmt: skip
+    with pytest.raises(VerificationError, match="not what llama.cpp makes"):
+        llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
+    assert not list((serving / "gguf").glob("adapter-*.gguf"))
