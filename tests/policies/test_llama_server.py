@@ -132,18 +132,16 @@ class Supervisor:
         self.started: list[llama_server.LlamaServer] = []
         self.stop = threading.Event()
         self.changed = threading.Condition()
+        options = {"actor": ENGINEER, "port": port, "poll": 0.2, "threads": 2}
         self.thread = threading.Thread(
             target=llama_server.serve,
             args=(registry, "prod", directory),
             kwargs={
-                "actor": ENGINEER,
-                "port": port,
-                "poll": 0.2,
+                **options,
                 "stop": self.stop,
                 "report": self._report,
                 "on_start": self._started,
-                "threads": 2,
-            },  # fmt: skip
+            },
         )
 
     def _report(self, line: str) -> None:
