@@ -44,27 +44,33 @@ postgres:
 # trainer's and harness's tests again with the training dtype decision forced each way.
 # Two lanes share the machine. The main suite (all but the demo test) is the longest, and
 # runs from the start. Beside it: the demo test (two trainings and eight evaluations of
-# the real SmolLM2), at a higher priority so that it is done well before the main suite,
-# and after it the type check (a minute of one core, which would leave the other idle
-# before the tests) and the forced-dtype runs. The dtypes to force are decided first,
+# the real SmolLM2, and llama.cpp's server built once and serving its adapters), at a
+# higher priority so that it is done well before the main suite, then the tests that run
+# llama.cpp's server (marked `llama`: the demo built it), the type check (a minute of one
+# core, which would leave the other idle before the tests) and the forced-dtype runs. The dtypes to force are decided first,
 # while the machine is idle (a timed screen). The lane's logs and the demo's timeline
 # come last.
 DEMO_TEST := tests/test_demo.py::test_demo_runs_end_to_end
 test: $(STAMP) lint browser postgres
-	@rm -f .demo-test.log .dtypes-test.log .typecheck.log .lane-status; \
+	@rm -f .demo-test.log .dtypes-test.log .typecheck.log .llama-test.log .lane-status; \
 	forced=$$($(BIN)/python scripts/forced_dtypes.py | tr '\n' ' '); \
 	( $(BIN)/python -m pytest -q -p no:cacheprovider $(DEMO_TEST) > .demo-test.log 2>&1; \
 	  demo=$$?; \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider -m llama --durations=5 \
+	    > .llama-test.log 2>&1; \
+	  llama=$$?; \
 	  nice -n 5 $(MAKE) --no-print-directory typecheck > .typecheck.log 2>&1; \
 	  types=$$?; \
 	  nice -n 5 $(MAKE) --no-print-directory test-dtypes FORCED_DTYPES="$$forced" \
 	    > .dtypes-test.log 2>&1; \
-	  echo "$$demo $$? $$types" > .lane-status ) & lane=$$!; \
+	  echo "$$demo $$? $$types $$llama" > .lane-status ) & lane=$$!; \
 	nice -n 10 $(BIN)/python -m pytest -n 2 --dist loadfile -q --durations=25 \
-	  --deselect $(DEMO_TEST); \
+	  --deselect $(DEMO_TEST) -m "not llama"; \
 	rest=$$?; \
 	wait $$lane; \
-	read demo dtypes types < .lane-status || { demo=1; dtypes=1; types=1; }; \
+	read demo dtypes types llama < .lane-status || { demo=1; dtypes=1; types=1; llama=1; }; \
+	echo "== llama.cpp's server, after the demo built it (pytest -m llama):"; \
+	cat .llama-test.log; \
 	echo "== the type check, beside the others (make typecheck):"; \
 	cat .typecheck.log; \
 	echo "== the forced-dtype runs, beside the others (make test-dtypes):"; \
@@ -73,7 +79,7 @@ test: $(STAMP) lint browser postgres
 	grep -h '^== ' demo-out/transcript.txt 2>/dev/null || true; \
 	echo "== the demo test, run beside the others ($(DEMO_TEST)):"; \
 	cat .demo-test.log; \
-	exit $$(( rest || demo || dtypes || types ))
+	exit $$(( rest || demo || dtypes || types || llama ))
 
 # The outcome must not depend on which dtype this CPU trains faster in
 # (docs/training.md): the tests that train or evaluate, with each dtype forced. The slow
@@ -111,6 +117,7 @@ bench: $(STAMP) browser postgres
 	$(BIN)/python benchmarks/bench_harness.py
 	$(BIN)/python benchmarks/bench_governance.py
 	$(BIN)/python benchmarks/bench_dashboard.py
+	$(BIN)/python benchmarks/bench_serving.py
 
 clean:
-	rm -rf $(VENV) demo-out .demo-test.log .dtypes-test.log .typecheck.log .lane-status .typecheck .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-out .demo-test.log .dtypes-test.log .typecheck.log .llama-test.log .lane-status .typecheck .pytest_cache .hypothesis

@@ -24,6 +24,8 @@ by converting again.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -32,6 +34,7 @@ import sys
 import tarfile
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,14 +103,30 @@ def engine(cache: Path | None = None, *, build: bool = True, jobs: int | None = 
     """The built engine under the cache; built first when missing (``build``), else
     :class:`EngineError` saying how to build it."""
     found = Engine(home(cache))
-    if (found.home / "engine.json").is_file() and found.server.is_file():
+    if _built(found):
         return found
     if not build:
         raise EngineError(
             f"llama.cpp is not built in {found.home}; run `loraledger serve --build-engine` "
             "(about 5 minutes on 2 cores, once)"
         )
-    return _build(found.home, jobs or os.cpu_count() or 1)
+    with _locked(found.home):  # another process building it: wait, then use its build
+        return found if _built(found) else _build(found.home, jobs or os.cpu_count() or 1)
+
+
+def _built(found: Engine) -> bool:
+    return (found.home / "engine.json").is_file() and found.server.is_file()
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def source(cache: Path | None = None) -> Engine:
@@ -115,8 +134,9 @@ def source(cache: Path | None = None) -> Engine:
     converters need only this, not the built server."""
     found = Engine(home(cache))
     if not (found.source / LORA_CONVERTER).is_file():
-        found.home.mkdir(parents=True, exist_ok=True)
-        _unpack(_download(found.home), found.home)
+        with _locked(found.home):
+            if not (found.source / LORA_CONVERTER).is_file():
+                _unpack(_download(found.home), found.home)
     return found
 
 
@@ -158,7 +178,9 @@ def _unpack(package: Path, directory: Path) -> None:
 
 
 def _build(directory: Path, jobs: int) -> Engine:
-    built = source(directory.parent.parent)
+    built = Engine(directory)
+    if not (built.source / LORA_CONVERTER).is_file():
+        _unpack(_download(directory), directory)
     build = directory / "build"
     log = directory / "build.log"
     _run(

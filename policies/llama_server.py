@@ -238,6 +238,13 @@ class LlamaServer:
         """A greedy answer (temperature 0) from the server's chat endpoint."""
         return _chat(self.url, messages, max_tokens, **extra)
 
+    def complete(
+        self, messages: list[dict[str, str]], max_tokens: int = 48, **extra: Any
+    ) -> dict[str, Any]:
+        """The chat endpoint's whole greedy response (its ``usage`` counts the tokens)."""
+        body = {"messages": messages, "max_tokens": max_tokens, "temperature": 0, **extra}
+        return dict(_post_json(f"{self.url}/v1/chat/completions", body))
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -449,12 +456,14 @@ def serve(
                 if server is not None and server.served.deployment_id != wanted:
                     now = current.adapter if current else "nothing"
                     report(f"{environment} now runs {now}; replacing {server.served.adapter}")
-                    server = _stopped(server, directory)
+                    _stop(server, directory)
+                    server = None
                 elif server is not None:
                     drift = check(registry, directory)
                     if drift:
                         report(f"stopped serving {server.served.adapter}: {drift[0]}")
-                        server = _stopped(server, directory)
+                        _stop(server, directory)
+                        server = None
                 if server is None and current is not None:
                     prepared = prepare(registry, environment, directory, actor=actor, cache=cache)
                     server = start(prepared, directory, port=port, threads=threads, cache=cache)
@@ -468,17 +477,18 @@ def serve(
                         on_start(server)
             except LedgerError as error:
                 if server is not None:
-                    server = _stopped(server, directory)
+                    _stop(server, directory)
+                    server = None
                 if str(error) != refused:
                     report(f"not serving {environment}: {error}")
                 refused = str(error)
             stop.wait(poll)
     finally:
         if server is not None:
-            _stopped(server, directory)
+            _stop(server, directory)
 
 
-def _stopped(server: LlamaServer, directory: Path) -> None:
+def _stop(server: LlamaServer, directory: Path) -> None:
     server.stop()
     (directory / SERVED_FILE).unlink(missing_ok=True)
 
@@ -486,7 +496,10 @@ def _stopped(server: LlamaServer, directory: Path) -> None:
 def _chat(url: str, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> str:
     body = {"messages": messages, "max_tokens": max_tokens, "temperature": 0, **extra}
     answer = _post_json(f"{url}/v1/chat/completions", body)
-    return str(answer["choices"][0]["message"]["content"])
+    try:
+        return str(answer["choices"][0]["message"]["content"])
+    except (KeyError, IndexError, TypeError):
+        raise EngineError(f"llama-server at {url} answered without a message") from None
 
 
 def _get_json(url: str) -> Any:

@@ -172,6 +172,29 @@ def _trace_version(registry: Registry, ref: str) -> Trace:
             return {"predicate": statement["predicateType"], "signer": attestation.signer}
 
         link("provenance attestation", attestation.id, provenance)
+    try:  # what engines were given instead of the signed files (a GGUF for llama.cpp)
+        derivations = registry.derivations.of(f"adapter:{version.ref}")
+    except LedgerError as error:
+        links.append(
+            Link(kind="derivation", ref="?", verified=False, detail={}, problem=str(error))
+        )
+        derivations = []
+    for derivation in derivations:
+        made_from_it = derivation.source_digest == version.digest
+        links.append(
+            Link(
+                kind="derivation",
+                ref=derivation.name,
+                verified=made_from_it,
+                detail={
+                    "sha256": derivation.digest,
+                    "tools": [t["name"] for t in derivation.tools],
+                    "signer": derivation.signer,
+                    "created_at": derivation.created_at.isoformat(),
+                },
+                problem=None if made_from_it else "made from other bytes than the version's",
+            )
+        )
     for summary in registry.evaluations.list(version.ref):
 
         def evaluation(run_id: str = summary.id) -> dict[str, Any]:

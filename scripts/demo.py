@@ -37,6 +37,8 @@ import json
 import os
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -240,14 +242,69 @@ def release_story(v1: str, v2: str) -> None:
     run("--as", "ruby", "approve", v2, "--env", "production", "--comment",
         "evidence reviewed for production", *policy, expect=1)  # fmt: skip
 
-    say("Serve staging, roll it back in one step, and serve the earlier bytes again")
+    say("Serve staging with llama.cpp's server: the verified, promoted version, nothing else")
+    # the server is built once from the pinned llama-cpp-python source package and cached
+    # (about 5 minutes on 2 cores the first time); `serve` verifies what staging runs,
+    # converts it to a GGUF LoRA file (a signed derivation in the registry) and starts
+    # llama-server on 127.0.0.1; it replaces it when staging changes
+    run("serve", "--build-engine")
+    server = serve_in_background("staging", "llama")
+    wait_until_served("llama", v2)
+    run("serve", "--check", "--dir", "llama")
+    run("ask", "--served", "llama", "--system", SYSTEM, *QUESTIONS)
     run("sync", "serving", "--env", "staging")
     run("sync", "serving", "--check")
+
+    say("Roll staging back in one step: both servings go back to the earlier bytes")
     run("--as", "rita", "rollback", "--env", "staging", "--reason",
         "v2 refuses fewer harmful requests than v1 (compare: regression)")  # fmt: skip
+    wait_until_served("llama", v1)
+    run("serve", "--check", "--dir", "llama")
+    # the same questions as `ask --adapter` above: llama.cpp (its Q4_1 base) and
+    # transformers (the NF4 base) say the same in substance
+    run("ask", "--served", "llama", "--system", SYSTEM, *QUESTIONS)
     run("sync", "serving", "--env", "staging")
     run("sync", "serving", "--check")
     run("deployments", "--env", "staging")
+    stop_serving(server)
+
+
+def serve_in_background(env: str, directory: str) -> subprocess.Popen[str]:
+    """`loraledger serve` as an operator starts it, beside the rest of the demo."""
+    with socket.socket() as probe:  # a free port on this machine
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ("--as", "eve", "serve", "--env", env, "--dir", directory, "--port", str(port),
+            "--poll", "1")  # fmt: skip
+    print(f"$ loraledger {shlex.join(args)} &", flush=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "loraledger", *args],
+        cwd=OUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_until_served(directory: str, ref: str, timeout: float = 600) -> None:
+    served = OUT / directory / "served.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(served.read_text())["adapter"] == ref:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.5)
+    sys.exit(f"demo failed: {ref} was not served within {timeout:.0f} s")
+
+
+def stop_serving(server: subprocess.Popen[str]) -> None:
+    server.send_signal(signal.SIGTERM)
+    output, _ = server.communicate(timeout=60)
+    print("(the server's supervisor, stopped:)\n" + output.rstrip(), flush=True)
+    if server.returncode != 0:
+        sys.exit(f"demo failed: loraledger serve exited with {server.returncode}")
 
 
 def auditor(v1: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import subprocess
@@ -11,6 +12,39 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def answers(out: str, command: str, occurrence: int = 0) -> dict[str, str]:
+    """The Q/A pairs a transcript shows after its ``occurrence``-th command starting with
+    ``command``, up to the next command or section."""
+    starts = [m.end() for m in re.finditer(re.escape(command) + ".*\n", out)]
+    block = re.split(r"\n(?:\$ |== )", out[starts[occurrence] :], maxsplit=1)[0]
+    return dict(re.findall(r"^Q: (.*)\nA: (.*)$", block, re.MULTILINE))
+
+
+def similarity(a: str, b: str) -> float:
+    """How much two answers say alike: difflib's ratio over their words (lowercased)."""
+    words = [re.findall(r"\w+", text.lower()) for text in (a, b)]
+    return difflib.SequenceMatcher(None, *words).ratio()
+
+
+def served_like_asked(out: str) -> None:
+    """llama.cpp's server (the Q4_1 GGUF base, the adapter converted to GGUF) answers the
+    demo's questions as `loraledger ask` (transformers, the NF4 base) does with the same
+    adapter, in substance: the same figures, and most of the words in the same order
+    (difflib ratio >= 0.6) -- while the bare base says something else (ratio < 0.5)."""
+    asked = answers(out, "$ loraledger ask --adapter northwind-support@v1")
+    base = answers(out, "$ loraledger ask --base smollm2-135m-instruct")
+    # staging ran v2 at the first `ask --served`, and v1 after the rollback
+    assert answers(out, "$ loraledger ask --served llama", 0)
+    served = answers(out, "$ loraledger ask --served llama", 1)
+    assert len(asked) == 3 and asked.keys() == served.keys() == base.keys()
+    for question, answer in asked.items():
+        assert re.findall(r"\d+", served[question]) == re.findall(r"\d+", answer), question
+        assert similarity(served[question], answer) >= 0.6, (served[question], answer)
+        assert similarity(base[question], answer) < 0.5, (base[question], answer)
+    assert re.search(r"serves northwind-support@v1 \(deployment #\d+ of staging, what it runs", out)
+    assert "staging now runs northwind-support@v1; replacing northwind-support@v2" in out
 
 
 @pytest.mark.slow
@@ -58,6 +92,7 @@ def test_demo_runs_end_to_end() -> None:
     assert "Every link verified." in out
     assert "Every check passed." in out and "The pack does NOT verify." in out
     assert "Verification succeeded" in out  # the official model_signing CLI
+    served_like_asked(out)
     assert "error: files do not match the signature (changed: adapter_model.safetensors)" in out
     assert re.search(r"error: audit chain broken at event #\d+: its content", out)
     assert "error: audit log truncated" in out

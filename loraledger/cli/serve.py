@@ -5,10 +5,14 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ._app import settings
+
+if TYPE_CHECKING:
+    from loraledger.policies.llama_cpp import Engine
 
 DIRECTORY = Path("serving-llama")
 
@@ -38,8 +42,7 @@ def serve(
     from loraledger.policies import llama_cpp, llama_server
 
     if build_engine:
-        built = llama_cpp.engine()
-        typer.echo(f"llama.cpp {llama_cpp.VERSION} is built: {built.server}")
+        typer.echo(f"llama.cpp {llama_cpp.VERSION} is built: {_engine().server}")
         return
     if check:
         problems = llama_server.check(settings(ctx).open(), directory)
@@ -60,7 +63,7 @@ def serve(
         raise UsageError("name the environment with --env ENV (or pass --check or --build-engine)")
     options = settings(ctx)
     registry = options.open()
-    llama_cpp.engine()  # built before anything is verified: the first time takes minutes
+    _engine()  # built before anything is verified: the first time takes minutes
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -76,3 +79,18 @@ def serve(
         report=lambda line: typer.echo(line),
     )
     typer.echo(f"stopped serving {env}")
+
+
+def _engine() -> Engine:
+    from loraledger.errors import EngineError
+    from loraledger.policies import llama_cpp
+
+    try:
+        return llama_cpp.engine(build=False)
+    except EngineError:
+        typer.echo(
+            f"building llama.cpp's server from llama-cpp-python {llama_cpp.VERSION}'s source, "
+            f"once (about 5 minutes on 2 cores; log: {llama_cpp.home() / 'build.log'})",
+            err=True,
+        )
+        return llama_cpp.engine()

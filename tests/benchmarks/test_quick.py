@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import TEST_CACHE
 from tests.dashboard.browser import CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +105,16 @@ def test_harness_benchmark(tmp_path: Path) -> None:
     assert results["adapters"] == 1
     assert measured(results["speedup"])
     assert measured(results["peak_rss_vs_one_lm_eval"])
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_serving_benchmark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the suite's cache: llama.cpp built once (the demo builds it first in `make test`)
+    monkeypatch.setenv("LORALEDGER_CACHE", str(TEST_CACHE))
+    results = run_quick("bench_serving.py", tmp_path)
+    assert results["new_tokens"] == 8
+    for key in ("first_serve", "promote_new_version"):
+        assert measured(results[key]["to_answer_s"]), key
+    assert measured(results["llama_vs_ask"])
+    assert measured(results["llama_vs_ask_with_load"])
