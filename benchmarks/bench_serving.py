@@ -17,7 +17,7 @@ and double quantization like the demo's), v1 deployed and served by `serve`'s su
    ask` (transformers, the NF4 base as trained, peft), the latter with and without its
    model load. ``llama_vs_ask`` is the ratio of the two generation rates in this run.
 
-Quick mode: one prompt, 8 new tokens, one promotion.
+Quick mode: one prompt, 8 new tokens, one promotion, llama-server on one thread.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def deploy(reg: Any, ref: str, action: str = "promote") -> None:
 class Watch:
     """The supervisor in a thread; each server it starts, with when."""
 
-    def __init__(self, reg: Any, directory: Path, port: int) -> None:
+    def __init__(self, reg: Any, directory: Path, port: int, threads: int | None) -> None:
         from loraledger.policies import llama_server
 
         self.started: list[tuple[float, Any]] = []
@@ -115,6 +115,7 @@ class Watch:
                 "actor": "engineer",
                 "port": port,
                 "poll": 1.0,
+                "threads": threads,
                 "stop": self.stop,
                 "report": self._report,
                 "on_start": self._started,
@@ -214,7 +215,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     try:
         reg = build(root)
-        watch = Watch(reg, root / "serving", free_port())
+        # quick (in `make test`, beside other tests): one thread, as llama.cpp's threads
+        # spin at their barriers on a busy machine; full: every core, llama.cpp's default
+        watch = Watch(reg, root / "serving", free_port(), 1 if args.quick else None)
         try:
             first = switch(reg, watch, "bot@v1", "promote", 1)
             new = switch(reg, watch, "bot@v2", "promote", 2)

@@ -278,7 +278,9 @@ def start(
     if threads:
         command += ["--threads", str(threads)]
     with log.open("ab") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
     url = f"http://{HOST}:{port}"
     served = Served(
         environment=deployment.environment,
@@ -307,6 +309,28 @@ def start(
         raise
     write_atomically(directory / SERVED_FILE, served.model_dump_json(indent=2) + "\n")
     return server
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (an ended one its parent has not reaped does not)."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it runs: ask Linux to end it when the process that
+    started it dies, so a killed supervisor leaves no unsupervised server behind."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no graceful shutdown to hang in
 
 
 def _wait_until_ready(server: LlamaServer, timeout: float) -> None:
@@ -372,12 +396,10 @@ def check(registry: Registry, directory: Path) -> list[str]:
     except ValueError as error:
         return [f"{directory / SERVED_FILE} is not readable ({str(error).splitlines()[0]})"]
     problems = []
-    try:
-        os.kill(served.pid, 0)
-    except OSError:
-        problems.append(f"llama-server (pid {served.pid}) is not running")
-    else:
+    if _running(served.pid):
         problems += _loaded_problems(served)
+    else:
+        problems.append(f"llama-server (pid {served.pid}) is not running")
     problems += _file_problems(served)
     try:
         current = registry.deployments.current(served.environment)

@@ -32,7 +32,7 @@ from .core import Core
 from .crosscheck import check_same_ids
 from .db import Connection
 from .dsse import open_envelope
-from .models import Attestation, Derivation
+from .models import Attestation, AuditEvent, Derivation
 from .permissions import Action
 from .statements import derivation_statement
 
@@ -123,7 +123,7 @@ class Derivations:
         conn: Connection,
         source: str,
         rows: builtins.list[Attestation],
-        events: builtins.list[Any],
+        events: builtins.list[AuditEvent],
     ) -> builtins.list[Derivation]:
         check_same_ids(
             "attestations",

@@ -1,6 +1,7 @@
 """The main job on the embedded default: train, evaluate, release, roll back, audit.
 
-Run by `make demo` (about a quarter of an hour on 2 cores). Everything happens in
+Run by `make demo` (about 25 minutes on 2 cores, 5 of them building llama.cpp's server
+the first time). Everything happens in
 ./demo-out (recreated each run) through the real `loraledger` command, printed as a
 transcript a newcomer can retype:
 

@@ -17,8 +17,14 @@ answers, but say nothing a person could compare.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +42,7 @@ from loraledger.errors import EngineError, NothingDeployed, VerificationError
 from tests.conftest import ADMIN, ENGINEER, REVIEWER, TEST_CACHE
 from tests.policies.helpers import a_training_run, deploy
 from tests.registry.helpers import flipped_weights
+from tests.trainer.conftest import build_tiny_base
 
 BASE = "smollm2-135m-instruct@v1"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -70,6 +77,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reg.adapters.register(misfit, "bot", actor=ENGINEER, training_run=a_training_run(reg, BASE))
     bare = write_lora_adapter(root / "bare", base_model=BASE, seed=4, **FITS)
     reg.adapters.register(bare, "bare", actor=ENGINEER)
+    # a local base (a directory, not the wheel's GGUF): llama.cpp's converter makes its GGUF
+    tiny = build_tiny_base(root / "tiny-base")
+    add_base(reg, name="tiny", directory=tiny, actor=ENGINEER)
+    small = write_lora_adapter(root / "small", base_model="tiny@v1", hidden=64, layers=2,
+                               targets=("q_proj", "o_proj"), scale=0.05)  # fmt: skip
+    reg.adapters.register(small, "small", actor=ENGINEER,
+                          training_run=a_training_run(reg, "tiny@v1"))  # fmt: skip
     return root
 
 
@@ -132,7 +146,9 @@ class Supervisor:
         self.started: list[llama_server.LlamaServer] = []
         self.stop = threading.Event()
         self.changed = threading.Condition()
-        options = {"actor": ENGINEER, "port": port, "poll": 0.2, "threads": 2}
+        # one thread: llama.cpp's threads spin at their barriers, which on a machine busy
+        # with other tests (make test) costs minutes of CPU for nothing
+        options = {"actor": ENGINEER, "port": port, "poll": 0.2, "threads": 1}
         self.thread = threading.Thread(
             target=llama_server.serve,
             args=(registry, "prod", directory),
@@ -183,6 +199,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def top_probabilities(server: llama_server.LlamaServer, **extra: Any) -> list[Any]:
+    body = {
+        "prompt": "The capital of France is", "n_predict": 1, "n_probs": 5, "temperature": 0,
+        **extra,
+    }  # fmt: skip
+    request = urllib.request.Request(
+        f"{server.url}/completion",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        (first,) = json.loads(response.read())["completion_probabilities"]
+    return list(first["top_logprobs"])
 
 
 def answer(server: llama_server.LlamaServer, **extra: Any) -> str:
@@ -241,7 +272,48 @@ def test_serves_what_runs_replaces_it_and_rolls_back_to_the_same_bytes(
     supervisor.wait_for(started=4, line="stopped serving bot@v1")
     assert third.process.poll() is not None
     assert hashlib.sha256(gguf.read_bytes()).hexdigest() == first.served.adapter_gguf_sha256
-    assert answer(supervisor.started[3]) == v1_answer
+    fourth = supervisor.started[3]
+    assert answer(fourth) == v1_answer
+
+    # a client turning the adapter off for everyone (llama-server's POST /lora-adapters)
+    # is drift too: the server is stopped and started again at scale 1
+    set_scale = urllib.request.Request(
+        f"{fourth.url}/lora-adapters",
+        data=json.dumps([{"id": 0, "scale": 0.0}]).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(set_scale, timeout=10).close()
+    supervisor.wait_for(started=5, line="at scale 1")
+    assert answer(supervisor.started[4]) == v1_answer
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_a_local_base_is_converted_and_its_derivation_recorded(
+    engine: llama_cpp.Engine, registry: Registry, tmp_path: Path
+) -> None:
+    deploy(registry, "prod", "small@v1")
+    serving = tmp_path / "serving"
+    prepared = llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
+    (base,) = registry.derivations.of("base:tiny@v1")
+    assert base.source_digest == registry.base_models.get("tiny@v1").digest
+    assert [t["name"] for t in base.tools] == [llama_cpp.SDIST, str(llama_cpp.BASE_CONVERTER)]
+    assert hashlib.sha256(prepared.base_gguf.read_bytes()).hexdigest() == base.digest
+    server = llama_server.start(prepared, serving, port=free_port(), threads=1)
+    try:
+        assert server.served.base_gguf_sha256 == base.digest
+        # a random tiny model says nothing readable; its next-token probabilities show
+        # that the adapter is applied
+        applied = top_probabilities(server)
+        assert applied == top_probabilities(server)  # (deterministic)
+        assert applied != top_probabilities(server, lora=[{"id": 0, "scale": 0}])
+    finally:
+        server.stop()
+    # prepared again: both files are reused under the serving identity's derivations
+    again = llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
+    assert again.base_gguf_sha256 == base.digest
+    assert again.adapter_derivation == prepared.adapter_derivation
+    assert len(registry.derivations.of("base:tiny@v1")) == 1
 
 
 @pytest.mark.slow
@@ -254,7 +326,7 @@ def test_an_adapter_that_does_not_fit_the_base_is_never_served(
     # the converter does not know the base's widths; llama-server does, and exits
     prepared = llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
     with pytest.raises(EngineError, match="llama-server exited with 1 before it answered"):
-        llama_server.start(prepared, serving, port=free_port())
+        llama_server.start(prepared, serving, port=free_port(), threads=1)
     assert not (serving / llama_server.SERVED_FILE).exists()
 
 
@@ -280,3 +352,69 @@ def test_a_derivation_the_conversion_does_not_reproduce_is_refused(
     with pytest.raises(VerificationError, match="not what llama.cpp makes"):
         llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
     assert not list((serving / "gguf").glob("adapter-*.gguf"))
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_the_command_serves_checks_answers_and_dies_with_its_server(
+    engine: llama_cpp.Engine, registry: Registry, tmp_path: Path
+) -> None:
+    """`loraledger serve` as an operator runs it; killed outright (SIGKILL, no clean-up),
+    it takes its llama-server with it: nothing is left serving unsupervised."""
+    deploy(registry, "prod", "bot@v1")
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "LORALEDGER_REGISTRY": str(home / "reg"),
+        "LORALEDGER_KEYS_DIR": str(home / "keys"),
+    }
+    cli = [sys.executable, "-m", "loraledger"]
+    port = free_port()
+    serving = tmp_path / "serving"
+    command = [*cli, "--as", ENGINEER, "serve", "--env", "prod", "--dir", str(serving),
+               "--port", str(port), "--poll", "0.5", "--threads", "1"]  # fmt: skip
+    supervisor = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        line = supervisor.stdout.readline() if supervisor.stdout else ""
+        assert line.startswith("serving bot@v1 (deployment #1 of prod)"), line
+        checked = subprocess.run(
+            [*cli, "serve", "--check", "--dir", str(serving)], env=env, capture_output=True,
+            text=True,
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+        assert f"http://127.0.0.1:{port} serves bot@v1 (deployment #1 of prod" in checked.stdout
+        asked = subprocess.run(
+            [*cli, "ask", "--served", str(serving), "What is the capital of France?"],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert asked.returncode == 0 and asked.stdout.startswith("Q: What is the capital")
+        served = llama_server.Served.model_validate_json(
+            (serving / llama_server.SERVED_FILE).read_bytes()
+        )
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pid_alive(served.pid):
+        time.sleep(0.2)
+    assert not pid_alive(served.pid)
+    # what it left says so, and asking through it is refused
+    checked = subprocess.run(
+        [*cli, "serve", "--check", "--dir", str(serving)], env=env, capture_output=True, text=True
+    )
+    assert checked.returncode == 1
+    assert f"llama-server (pid {served.pid}) is not running" in checked.stderr
+    asked = subprocess.run(
+        [*cli, "ask", "--served", str(serving), "Hello?"], env=env, capture_output=True, text=True
+    )
+    assert asked.returncode == 1 and "does not serve what was promoted" in asked.stderr
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    # a zombie (ended, not yet reaped by its parent's parent) is not serving
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
