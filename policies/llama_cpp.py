@@ -224,6 +224,39 @@ def convert_base(built: Engine, base: Path, out: Path) -> None:
     _convert(built, BASE_CONVERTER, ["--outtype", "f16", str(base)], out)
 
 
+def misfits(adapter: Path, base: Path) -> list[str]:
+    """What in the GGUF LoRA file ``adapter`` does not fit the GGUF model ``base`` ([] when
+    it all does): another architecture, a tensor the base lacks, or a low-rank pair whose
+    widths are not the base tensor's (``lora_a`` is [in, r], ``lora_b`` [r, out], the base
+    tensor [in, out]). Read from the files' headers with the ``gguf`` library."""
+    from gguf import GGUFReader
+
+    lora, model = GGUFReader(adapter), GGUFReader(base)
+
+    def architecture(reader: GGUFReader) -> str:
+        field = reader.fields.get("general.architecture")
+        return str(field.contents()) if field is not None else "?"
+
+    if architecture(lora) != architecture(model):
+        return [f"the adapter is for {architecture(lora)}, the base is {architecture(model)}"]
+    shapes = {t.name: [int(n) for n in t.shape] for t in model.tensors}
+    pairs: dict[str, dict[str, list[int]]] = {}
+    for tensor in lora.tensors:
+        name, _, half = tensor.name.rpartition(".lora_")
+        pairs.setdefault(name, {})[half] = [int(n) for n in tensor.shape]
+    problems = []
+    for name, pair in sorted(pairs.items()):
+        target = shapes.get(name)
+        a, b = pair.get("a"), pair.get("b")
+        if target is None:
+            problems.append(f"{name}: the base has no such tensor")
+        elif a is None or b is None or len(a) != 2 or len(b) != 2:
+            problems.append(f"{name}: not a pair of lora_a and lora_b matrices")
+        elif (a[0], b[1], a[1]) != (target[0], target[1], b[0]):
+            problems.append(f"{name}: lora_a {a} and lora_b {b} do not fit the base's {target}")
+    return problems
+
+
 def _convert(built: Engine, script: Path, arguments: list[str], out: Path) -> None:
     partial = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}"
     log = out.parent / f"{out.name}.log"
@@ -262,5 +295,6 @@ __all__ = [
     "convert_base",
     "engine",
     "home",
+    "misfits",
     "source",
 ]

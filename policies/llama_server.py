@@ -56,7 +56,7 @@ from loraledger.trainer.base_models import embedded_gguf
 from pydantic import BaseModel, ConfigDict
 
 from loraledger.atomic import write_atomically
-from loraledger.errors import EngineError, LedgerError, VerificationError
+from loraledger.errors import EngineError, LedgerError, VerificationError, WrongBase
 
 from . import llama_cpp
 from .resolving import Resolved, verified_current
@@ -132,6 +132,12 @@ def prepare(
         tools,
         actor,
     )
+    misfits = llama_cpp.misfits(out, base_gguf)
+    if misfits:
+        raise WrongBase(
+            f"{adapter} does not fit its base {base.ref} as llama.cpp loads it "
+            f"({len(misfits)} tensors, first {misfits[0]}); nothing was started"
+        )
     return Prepared(resolved, out, derivation, base_gguf, base_sha)
 
 

@@ -38,7 +38,7 @@ from loraledger.registry.keys import KeyStore
 from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.trainer.base_models import add_base
 
-from loraledger.errors import EngineError, NothingDeployed, VerificationError
+from loraledger.errors import NothingDeployed, VerificationError, WrongBase
 from tests.conftest import ADMIN, ENGINEER, REVIEWER, TEST_CACHE
 from tests.policies.helpers import a_training_run, deploy
 from tests.registry.helpers import flipped_weights
@@ -323,11 +323,22 @@ def test_an_adapter_that_does_not_fit_the_base_is_never_served(
 ) -> None:
     deploy(registry, "prod", "bot@v3")  # k_proj 576 wide; SmolLM2's is 192
     serving = tmp_path / "serving"
-    # the converter does not know the base's widths; llama-server does, and exits
-    prepared = llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
-    with pytest.raises(EngineError, match="llama-server exited with 1 before it answered"):
-        llama_server.start(prepared, serving, port=free_port(), threads=1)
+    # the converter does not know the base's widths; the GGUF headers do: refused before
+    # llama-server starts
+    with pytest.raises(WrongBase, match=r"bot@v3 does not fit its base .*attn_k.weight"):
+        llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
     assert not (serving / llama_server.SERVED_FILE).exists()
+    assert not (serving / "llama-server.log").exists()  # never started
+    # and were it started anyway, llama-server itself refuses to load it
+    (adapter,) = (serving / "gguf").glob("adapter-*.gguf")
+    (base,) = (serving / "gguf").glob("base-*.gguf")
+    assert llama_cpp.misfits(adapter, base)
+    done = subprocess.run(
+        [str(engine.server), "-m", str(base), "--lora", str(adapter), "--port",
+         str(free_port()), "--threads", "1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
 
 
 @pytest.mark.slow
