@@ -133,11 +133,21 @@ def source(cache: Path | None = None) -> Engine:
     """The engine's source, unpacked (downloaded and checked first when missing); the
     converters need only this, not the built server."""
     found = Engine(home(cache))
-    if not (found.source / LORA_CONVERTER).is_file():
+    if not _unpacked(found):
         with _locked(found.home):
-            if not (found.source / LORA_CONVERTER).is_file():
-                _unpack(_download(found.home), found.home)
+            _unpack_once(found)
     return found
+
+
+def _unpacked(found: Engine) -> bool:
+    return (found.source / LORA_CONVERTER).is_file()
+
+
+def _unpack_once(found: Engine) -> None:
+    """The source unpacked under ``found`` (downloaded first when missing); the caller
+    holds the lock."""
+    if not _unpacked(found):
+        _unpack(_download(found.home), found.home)
 
 
 def _download(directory: Path) -> Path:
@@ -179,8 +189,7 @@ def _unpack(package: Path, directory: Path) -> None:
 
 def _build(directory: Path, jobs: int) -> Engine:
     built = Engine(directory)
-    if not (built.source / LORA_CONVERTER).is_file():
-        _unpack(_download(directory), directory)
+    _unpack_once(built)
     build = directory / "build"
     log = directory / "build.log"
     _run(
@@ -282,9 +291,18 @@ def _run(command: list[str], doing: str, log: Path, env: dict[str, str] | None =
         except OSError as error:
             raise EngineError(f"could not {doing}: {error}; is {command[0]} installed?") from None
     if done.returncode != 0:
+        raise EngineError(
+            f"could not {doing} (exit {done.returncode}): {last_line(log)}; see {log}"
+        )
+
+
+def last_line(log: Path) -> str:
+    """The last line of ``log`` that is not blank (what a failed step said last)."""
+    try:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        last = lines[-1].strip() if lines else "no output"
-        raise EngineError(f"could not {doing} (exit {done.returncode}): {last}; see {log}")
+    except OSError:
+        return "no log"
+    return lines[-1].strip() if lines else "no output"
 
 
 __all__ = [
@@ -295,6 +313,7 @@ __all__ = [
     "convert_base",
     "engine",
     "home",
+    "last_line",
     "misfits",
     "source",
 ]

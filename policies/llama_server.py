@@ -57,6 +57,7 @@ from pydantic import BaseModel, ConfigDict
 
 from loraledger.atomic import write_atomically
 from loraledger.errors import EngineError, LedgerError, VerificationError, WrongBase
+from loraledger.processes import running
 
 from . import llama_cpp
 from .resolving import Resolved, verified_current
@@ -119,8 +120,12 @@ def prepare(
     base_gguf, base_sha = _base_gguf(registry, base, engine, directory / "gguf", actor)
     tools = engine.tools(llama_cpp.LORA_CONVERTER)
     adapter = resolved.deployment.adapter
-    out = directory / "gguf" / f"adapter-{resolved.deployment.artifact_digest[:16]}-"
-    out = out.with_name(out.name + f"{tools[-1]['digest']['sha256'][:12]}.gguf")
+    converter = tools[-1]["digest"]["sha256"]
+    out = (
+        directory
+        / "gguf"
+        / f"adapter-{resolved.deployment.artifact_digest[:16]}-{converter[:12]}.gguf"
+    )
     derivation = _derive(
         registry,
         f"adapter:{adapter}",
@@ -248,8 +253,7 @@ class LlamaServer:
         self, messages: list[dict[str, str]], max_tokens: int = 48, **extra: Any
     ) -> dict[str, Any]:
         """The chat endpoint's whole greedy response (its ``usage`` counts the tokens)."""
-        body = {"messages": messages, "max_tokens": max_tokens, "temperature": 0, **extra}
-        return dict(_post_json(f"{self.url}/v1/chat/completions", body))
+        return _complete(self.url, messages, max_tokens, **extra)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -317,19 +321,6 @@ def start(
     return server
 
 
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` runs (an ended one its parent has not reaped does not)."""
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
 def _die_with_parent() -> None:
     """In the server's process before it runs: ask Linux to end it when the process that
     started it dies, so a killed supervisor leaves no unsupervised server behind."""
@@ -345,7 +336,7 @@ def _wait_until_ready(server: LlamaServer, timeout: float) -> None:
         if server.process.poll() is not None:
             raise EngineError(
                 f"llama-server exited with {server.process.returncode} before it answered: "
-                f"{_last_line(server.log)}; see {server.log}"
+                f"{llama_cpp.last_line(server.log)}; see {server.log}"
             )
         try:
             if _get_json(f"{server.url}/health").get("status") == "ok":
@@ -402,7 +393,7 @@ def check(registry: Registry, directory: Path) -> list[str]:
     except ValueError as error:
         return [f"{directory / SERVED_FILE} is not readable ({str(error).splitlines()[0]})"]
     problems = []
-    if _running(served.pid):
+    if running(served.pid):
         problems += _loaded_problems(served)
     else:
         problems.append(f"llama-server (pid {served.pid}) is not running")
@@ -521,9 +512,18 @@ def _stop(server: LlamaServer, directory: Path) -> None:
     (directory / SERVED_FILE).unlink(missing_ok=True)
 
 
-def _chat(url: str, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> str:
+def _complete(
+    url: str, messages: list[dict[str, str]], max_tokens: int, **extra: Any
+) -> dict[str, Any]:
     body = {"messages": messages, "max_tokens": max_tokens, "temperature": 0, **extra}
     answer = _post_json(f"{url}/v1/chat/completions", body)
+    if not isinstance(answer, dict):
+        raise EngineError(f"llama-server at {url} answered {type(answer).__name__}, not an object")
+    return answer
+
+
+def _chat(url: str, messages: list[dict[str, str]], max_tokens: int, **extra: Any) -> str:
+    answer = _complete(url, messages, max_tokens, **extra)
     try:
         return str(answer["choices"][0]["message"]["content"])
     except (KeyError, IndexError, TypeError):
@@ -546,14 +546,6 @@ def _post_json(url: str, body: dict[str, Any]) -> Any:
         raise EngineError(f"llama-server answered {error.code}: {error.read()[:200]!r}") from None
     except OSError as error:
         raise EngineError(f"llama-server at {url} did not answer ({error})") from None
-
-
-def _last_line(log: Path) -> str:
-    try:
-        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "no log"
-    return lines[-1].strip() if lines else "no output"
 
 
 __all__ = [

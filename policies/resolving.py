@@ -61,13 +61,13 @@ def resolve_promoted(
         raise Unresolved(f"{lora_name!r} is not what {environment} runs: {hint}")
     run = registry.adapters.training_run(current.adapter)
     names = _base_names(registry, current.adapter, run)
+    verified = _verified(registry, environment)  # a broken trace is said before a wrong name
     if base_model_name not in names:
-        _verified(registry, environment)  # a broken trace is said before a wrong name
         raise Unresolved(
             f"{current.adapter} was trained on {sorted(names)[0]}, and the engine serves "
             f"{base_model_name!r}; serve it on its own base"
         )
-    return verified_current(registry, environment, directory)
+    return _copied(registry, environment, directory, verified, run)
 
 
 def verified_current(registry: Registry, environment: str, directory: Path) -> Resolved:
@@ -75,7 +75,20 @@ def verified_current(registry: Registry, environment: str, directory: Path) -> R
     under ``directory`` (:func:`.serving.sync`, re-checked against its signature and
     against the deployment the environment runs now)."""
     current = _verified(registry, environment)
-    run = registry.adapters.training_run(current.adapter)
+    return _copied(
+        registry, environment, directory, current, registry.adapters.training_run(current.adapter)
+    )
+
+
+def _copied(
+    registry: Registry,
+    environment: str,
+    directory: Path,
+    current: Deployment,
+    run: TrainingRun | None,
+) -> Resolved:
+    """``current`` (verified; ``run``: its training run) as a verified copy under
+    ``directory``."""
     result = serving.sync(registry, environment, directory)
     serving.check_against(registry, directory)
     drift = serving.check_release(result.release)

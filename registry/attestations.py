@@ -168,8 +168,9 @@ def recorded(attestation: Attestation) -> dict[str, Any]:
 
 def check_attestation(
     attestation: Attestation, kind: str, event: AuditEvent, signer: Identity | None
-) -> None:
-    """The row against the event that recorded it and against its own signed envelope."""
+) -> dict[str, Any]:
+    """The row against the event that recorded it and against its own signed envelope;
+    returns the statement the envelope signs."""
     logged = event.payload[RECORDED_BY[kind][1]]
     subject = {
         "provenance": event.subject.removeprefix("adapter:"),
@@ -232,6 +233,7 @@ def check_attestation(
         ),
     }
     check_row("attestations", attestation.id, expected, signed, "its signed statement")
+    return statement
 
 
 def _attestation(row: tuple[Any, ...]) -> Attestation:

@@ -31,7 +31,6 @@ from .audit import utcnow
 from .core import Core
 from .crosscheck import check_same_ids
 from .db import Connection
-from .dsse import open_envelope
 from .models import Attestation, AuditEvent, Derivation
 from .permissions import Action
 from .statements import derivation_statement
@@ -138,13 +137,10 @@ class Derivations:
         derivations = []
         for attestation in rows:
             event = by_id[attestation.id]
-            signer = identities.get(attestation.signer)
-            check_attestation(attestation, "derivation", event, signer)
-            assert signer is not None  # (checked above)
-            statement = open_envelope(
-                attestation.envelope, {signer.key_fingerprint: signer.public_key_pem}
+            signed = check_attestation(
+                attestation, "derivation", event, identities.get(attestation.signer)
             )
-            derivation = _derivation(attestation, statement)
+            derivation = _derivation(attestation, signed)
             if derivation.source != source:
                 raise VerificationError(
                     f"derivation {attestation.id[:8]} is stored under {source} but its signed "

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 
 from loraledger.errors import VerificationError
+from loraledger.processes import running
 
 # Large chunks: a thread hashing beside another that holds the GIL (importing, parsing)
 # waits for it at each chunk, up to the 5 ms switch interval; at 16 MB a chunk that
@@ -328,7 +329,7 @@ class ArtifactStore:
                 continue
             if len(parts) >= 4 and parts[3] != HOST_TAG:
                 continue  # staged on another machine
-            if _pid_alive(int(parts[1])):
+            if running(int(parts[1])):
                 continue
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
@@ -336,13 +337,3 @@ class ArtifactStore:
                 entry.unlink(missing_ok=True)
             removed += 1
         return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

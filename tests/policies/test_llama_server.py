@@ -40,6 +40,7 @@ from loraledger.trainer.base_models import add_base
 
 from loraledger.errors import NothingDeployed, VerificationError, WrongBase
 from tests.conftest import ADMIN, ENGINEER, REVIEWER, TEST_CACHE
+from tests.dashboard.browser import free_port
 from tests.policies.helpers import a_training_run, deploy
 from tests.registry.helpers import flipped_weights
 from tests.trainer.conftest import build_tiny_base
@@ -191,14 +192,6 @@ def supervisor(registry: Registry, tmp_path: Path) -> Iterator[Supervisor]:
     running.thread.join(timeout=60)
     assert not running.thread.is_alive()
     assert all(s.process.poll() is not None for s in running.started)  # none left running
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def top_probabilities(server: llama_server.LlamaServer, **extra: Any) -> list[Any]:
