@@ -38,7 +38,7 @@ from loraledger.registry.keys import KeyStore
 from loraledger.registry.synthetic import write_lora_adapter
 from loraledger.trainer.base_models import add_base
 
-from loraledger.errors import NothingDeployed, VerificationError, WrongBase
+from loraledger.errors import EngineError, NothingDeployed, VerificationError, WrongBase
 from tests.conftest import ADMIN, ENGINEER, REVIEWER, TEST_CACHE
 from tests.dashboard.browser import free_port
 from tests.policies.helpers import a_training_run, deploy
@@ -422,3 +422,35 @@ def pid_alive(pid: int) -> bool:
     # a zombie (ended, not yet reaped by its parent's parent) is not serving
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "zombie" not in status.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_a_server_that_cannot_start_is_said_in_one_line(
+    engine: llama_cpp.Engine, registry: Registry, tmp_path: Path
+) -> None:
+    """The port is taken: llama-server exits, and the refusal names its last log line."""
+    import socket
+
+    deploy(registry, "prod", "bot@v1")
+    serving = tmp_path / "serving"
+    prepared = llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(EngineError, match=r"llama-server exited with \d+ before it answered"):
+            llama_server.start(prepared, serving, port=port, threads=1)
+    assert not (serving / llama_server.SERVED_FILE).exists()
+
+
+@pytest.mark.slow
+def test_a_source_package_of_another_digest_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip hands over a package whose sha256 is not the pinned one (a changed index, a
+    republished file): refused, nothing unpacked."""
+    monkeypatch.setattr(llama_cpp, "SDIST_SHA256", "0" * 64)
+    with pytest.raises(EngineError, match="not the pinned 0000000000000000"):
+        llama_cpp.source(tmp_path)
+    assert not (llama_cpp.home(tmp_path) / "src").exists()
