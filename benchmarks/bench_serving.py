@@ -16,6 +16,12 @@ and double quantization like the demo's), v1 deployed and served by `serve`'s su
    llama-server with the adapter (its Q4_1 base, the CPU's threads) against `loraledger
    ask` (transformers, the NF4 base as trained, peft), the latter with and without its
    model load. ``llama_vs_ask`` is the ratio of the two generation rates in this run.
+3. **the cost of ``--no-repack``** (issue #34): the bare base, no adapter, served with
+   llama.cpp's extra CPU buffer types (AMX on Intel Xeons that have it, the repacked
+   layouts) and without them, as `serve` runs it so that an adapter never meets them (on
+   an AMX CPU it crashed llama-server). ``no_repack_vs_repack`` is the ratio of the two
+   generation rates (each the best of three runs, alternated); ``cpu_has_amx`` says
+   whether this CPU could have used AMX.
 
 Quick mode: one prompt, 8 new tokens, one promotion, llama-server on one thread.
 """
@@ -173,6 +179,57 @@ def llama_rate(server: Any, prompts: list[str], tokens: int) -> dict[str, float]
     return {"tokens": generated, "seconds": seconds, "tokens_per_s": generated / seconds}
 
 
+def base_rate(
+    base_gguf: Path, options: list[str], prompts: list[str], tokens: int, threads: int | None
+) -> dict[str, float]:
+    """Generation rate of llama-server on the bare base, started with ``options``."""
+    import json
+    import subprocess
+    import urllib.request
+
+    from loraledger.policies import llama_cpp
+
+    port = free_port()
+    command = [str(llama_cpp.engine().server), "-m", str(base_gguf), "--host", "127.0.0.1",
+               "--port", str(port), "-c", "2048", "--offline", "--no-webui", *options]  # fmt: skip
+    if threads:
+        command += ["--threads", str(threads)]
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                    if json.loads(response.read()).get("status") == "ok":
+                        break
+            except OSError:
+                time.sleep(0.2)
+        generated, seconds, prompt_rates = 0, 0.0, []
+        for prompt in prompts:
+            body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": tokens,
+                    "temperature": 0, "ignore_eos": True}  # fmt: skip
+            request = urllib.request.Request(
+                f"{url}/v1/chat/completions", data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            began = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=600) as response:
+                answer = json.loads(response.read())
+            seconds += time.perf_counter() - began
+            generated += int(answer["usage"]["completion_tokens"])
+            prompt_rates.append(float(answer["timings"]["prompt_per_second"]))
+    finally:
+        process.terminate()
+        process.wait()
+    return {
+        "tokens": generated,
+        "seconds": seconds,
+        "tokens_per_s": generated / seconds,
+        "prompt_tokens_per_s": statistics.mean(prompt_rates),  # llama-server's own timing
+    }
+
+
 def ask_rate(reg: Any, ref: str, prompts: list[str], tokens: int) -> dict[str, float]:
     import torch
     from loraledger.trainer.inference import load_verified
@@ -228,6 +285,14 @@ def main() -> None:
             llama = llama_rate(server, prompts, tokens)
         finally:
             watch.close()
+        threads = 1 if args.quick else None
+        base_gguf = Path(server.served.base_gguf)
+        rounds: dict[str, list[dict[str, float]]] = {"repack": [], "no_repack": []}
+        for _ in range(1 if args.quick else 3):  # alternated: neither gets the warmer turn
+            for name, options in (("repack", []), ("no_repack", llama_cpp.SERVER_OPTIONS)):
+                rate = base_rate(base_gguf, list(options), prompts, tokens, threads)
+                rounds[name].append(rate)
+        repack, no_repack = (max(runs, key=lambda r: r["tokens_per_s"]) for runs in rounds.values())
         ask = ask_rate(reg, server.served.adapter, prompts, tokens)
         results.update(
             engine_ready_s=engine_s,
@@ -237,6 +302,10 @@ def main() -> None:
             ask=ask,
             llama_vs_ask=llama["tokens_per_s"] / ask["tokens_per_s"],
             llama_vs_ask_with_load=llama["tokens_per_s"] / ask["tokens_per_s_with_load"],
+            base_with_repack=repack,
+            base_no_repack=no_repack,
+            no_repack_vs_repack=no_repack["tokens_per_s"] / repack["tokens_per_s"],
+            cpu_has_amx="amx_tile" in Path("/proc/cpuinfo").read_text(),
         )
         switches = [
             v["to_answer_s"] for k, v in results.items() if k.startswith(("promote", "roll"))
@@ -247,7 +316,9 @@ def main() -> None:
     print(
         f"promote -> answering: {new['to_answer_s']:.1f} s; llama-server "
         f"{llama['tokens_per_s']:.1f} tokens/s vs ask {ask['tokens_per_s']:.1f} "
-        f"({results['llama_vs_ask']:.1f}x)"
+        f"({results['llama_vs_ask']:.1f}x); the bare base with --no-repack at "
+        f"{results['no_repack_vs_repack']:.2f}x its rate with repacking "
+        f"({'an AMX' if results['cpu_has_amx'] else 'no AMX'} CPU)"
     )
     write_results("bench_serving", args, results)
 

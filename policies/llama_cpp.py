@@ -26,9 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import platform
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -61,6 +65,14 @@ CMAKE_OPTIONS = (
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DGGML_NATIVE=ON",  # built on the machine that serves: its own CPU's instructions
 )
+# Options every llama-server is started with. ``--no-repack``: no "extra" CPU buffer
+# types for the base's weights (AMX on Intel Xeons since Sapphire Rapids; the repacked
+# Q4_0/Q4_K/IQ4_NL layouts). A LoRA adapter cannot live in those ("lora for 'blk.0...'
+# cannot use buft 'AMX', fallback to CPU"), and llama.cpp then crashes with SIGSEGV at
+# start on an AMX CPU (upstream #11115, #12587, #20824). Measured in docs/serving.md:
+# no cost for the embedded Q4_1 and the converted f16 bases on a CPU without AMX (no
+# extra buffer type applies to them there).
+SERVER_OPTIONS = ("--no-repack",)
 
 
 @dataclass(frozen=True)
@@ -107,15 +119,36 @@ def engine(cache: Path | None = None, *, build: bool = True, jobs: int | None = 
         return found
     if not build:
         raise EngineError(
-            f"llama.cpp is not built in {found.home}; run `loraledger serve --build-engine` "
-            "(about 5 minutes on 2 cores, once)"
+            f"llama.cpp is not built for this CPU in {found.home}; run `loraledger serve "
+            "--build-engine` (about 5 minutes on 2 cores, once per CPU)"
         )
     with _locked(found.home):  # another process building it: wait, then use its build
         return found if _built(found) else _build(found.home, jobs or os.cpu_count() or 1)
 
 
 def _built(found: Engine) -> bool:
-    return (found.home / "engine.json").is_file() and found.server.is_file()
+    """Built, and for this CPU: a native build carries the instructions of the machine
+    that built it, and a cache moved to another CPU would crash on them (SIGILL)."""
+    try:
+        facts = json.loads((found.home / "engine.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return found.server.is_file() and isinstance(facts, dict) and facts.get("cpu") == cpu()
+
+
+def cpu() -> dict[str, str]:
+    """The CPU a native build is for: its model and the sha256 of its instruction-set
+    flags, as Linux's /proc/cpuinfo names them (the first processor's)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    flags = " ".join(sorted(fields.get("flags", "").split()))
+    return {
+        "model": fields.get("model name") or platform.processor() or platform.machine(),
+        "flags_sha256": hashlib.sha256(flags.encode()).hexdigest(),
+    }
 
 
 @contextlib.contextmanager
@@ -210,6 +243,7 @@ def _build(directory: Path, jobs: int) -> Engine:
         "package": SDIST,
         "package_sha256": SDIST_SHA256,
         "cmake_options": list(CMAKE_OPTIONS),
+        "cpu": cpu(),
         "server_sha256": sha256_file(built.server),
     }
     (directory / "engine.json").write_text(json.dumps(facts, indent=2) + "\n")
@@ -292,25 +326,45 @@ def _run(command: list[str], doing: str, log: Path, env: dict[str, str] | None =
             raise EngineError(f"could not {doing}: {error}; is {command[0]} installed?") from None
     if done.returncode != 0:
         raise EngineError(
-            f"could not {doing} (exit {done.returncode}): {last_line(log)}; see {log}"
+            f"could not {doing} (it {ended(done.returncode)}): {last_line(log)}; see {log}"
         )
 
 
-def last_line(log: Path) -> str:
-    """The last line of ``log`` that is not blank (what a failed step said last)."""
+def last_line(log: Path, *, since: int = 0) -> str:
+    """The last meaningful line of ``log`` from byte ``since`` on (what a failed step said
+    last): not blank, and not a progress line of dots or other marks without words."""
     try:
-        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        with log.open("rb") as handle:
+            handle.seek(since)
+            text = handle.read().decode(errors="replace")
     except OSError:
         return "no log"
-    return lines[-1].strip() if lines else "no output"
+    lines = [line.strip() for line in text.splitlines() if re.search(r"[A-Za-z]{2}", line)]
+    return lines[-1] if lines else "no output"
+
+
+def ended(returncode: int) -> str:
+    """How a process ended, in words: "exited with 1", "was killed by signal 11 (SIGSEGV:
+    it crashed)"."""
+    if returncode >= 0:
+        return f"exited with {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = "an unknown signal"
+    crashed = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"}
+    return f"was killed by signal {-returncode} ({name}{': it crashed' if name in crashed else ''})"
 
 
 __all__ = [
     "SDIST_SHA256",
+    "SERVER_OPTIONS",
     "VERSION",
     "Engine",
     "convert_adapter",
     "convert_base",
+    "cpu",
+    "ended",
     "engine",
     "home",
     "last_line",

@@ -232,10 +232,13 @@ def _derive(
 class LlamaServer:
     """One running ``llama-server`` and what it was started with."""
 
-    def __init__(self, process: subprocess.Popen[bytes], served: Served, log: Path) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], served: Served, log: Path, since: int = 0
+    ) -> None:
         self.process = process
         self.served = served
         self.log = log
+        self.since = since  # where this server's lines begin in the log
 
     @property
     def url(self) -> str:
@@ -283,11 +286,12 @@ def start(
     command = [
         str(engine.server), "-m", str(prepared.base_gguf), "--lora", str(prepared.adapter_gguf),
         "--host", HOST, "--port", str(port), "-c", str(context), "--load-mode", "none", "--offline",
-        "--no-webui", "--alias", deployment.adapter, "--parallel", "1",
+        "--no-webui", "--alias", deployment.adapter, "--parallel", "1", *llama_cpp.SERVER_OPTIONS,
     ]  # fmt: skip
     if threads:
         command += ["--threads", str(threads)]
     with log.open("ab") as output:
+        since = output.tell()  # the log keeps earlier servers' lines: this one's start here
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
         )
@@ -308,7 +312,7 @@ def start(
         pid=process.pid,
         started_at=utcnow(),
     )
-    server = LlamaServer(process, served, log)
+    server = LlamaServer(process, served, log, since)
     try:
         _wait_until_ready(server, timeout)
         problems = _loaded_problems(served) + _file_problems(served)
@@ -335,8 +339,9 @@ def _wait_until_ready(server: LlamaServer, timeout: float) -> None:
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise EngineError(
-                f"llama-server exited with {server.process.returncode} before it answered: "
-                f"{llama_cpp.last_line(server.log)}; see {server.log}"
+                f"llama-server {llama_cpp.ended(server.process.returncode)} before it "
+                f"answered: {llama_cpp.last_line(server.log, since=server.since)}; "
+                f"see {server.log}"
             )
         try:
             if _get_json(f"{server.url}/health").get("status") == "ok":

@@ -118,3 +118,4 @@ def test_serving_benchmark(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert measured(results[key]["to_answer_s"]), key
     assert measured(results["llama_vs_ask"])
     assert measured(results["llama_vs_ask_with_load"])
+    assert measured(results["no_repack_vs_repack"]) and isinstance(results["cpu_has_amx"], bool)

@@ -16,6 +16,7 @@ answers, but say nothing a person could compare.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -281,6 +282,64 @@ def test_serves_what_runs_replaces_it_and_rolls_back_to_the_same_bytes(
 
 
 @pytest.mark.slow
+def as_q4_0(source: Path, out: Path) -> Path:
+    """The GGUF ``source`` with its Q4_1 matrices quantized again as Q4_0: a layout that
+    llama.cpp moves into an "extra" CPU buffer type on the x86-64 CPUs it serves on
+    (CPU_REPACK with AVX2, AMX where the CPU has it)."""
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, quants
+
+    reader = GGUFReader(source)
+    writer = GGUFWriter(out, str(reader.fields["general.architecture"].contents()))
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        if field.types[0] == GGUFValueType.ARRAY:
+            writer.add_array(name, field.contents())
+        else:
+            writer.add_key_value(name, field.contents(), field.types[0])
+    for tensor in reader.tensors:
+        data, kind = tensor.data, tensor.tensor_type
+        if kind == GGMLQuantizationType.Q4_1:
+            kind = GGMLQuantizationType.Q4_0
+            data = quants.quantize(quants.dequantize(data, GGMLQuantizationType.Q4_1), kind)
+        writer.add_tensor(tensor.name, data, raw_shape=data.shape, raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+@pytest.mark.llama
+def test_an_adapter_never_meets_an_extra_buffer_type(
+    engine: llama_cpp.Engine, registry: Registry, tmp_path: Path
+) -> None:
+    """On an Intel Xeon with AMX, llama-server put the base's weights in its AMX buffers
+    and crashed (SIGSEGV) loading a LoRA adapter beside them (issue #34; upstream #11115,
+    #12587, #20824). `serve` starts it with --no-repack: a base whose layout llama.cpp
+    would repack (Q4_0: CPU_REPACK with AVX2, AMX where the CPU has it) is served with
+    the adapter applied, and the log never says an adapter "cannot use buft". Against
+    the old command this fails on every x86-64 CPU with AVX2: by that line, or, with
+    AMX, by the crash."""
+    deploy(registry, "prod", "bot@v1")
+    serving = tmp_path / "serving"
+    prepared = llama_server.prepare(registry, "prod", serving, actor=ENGINEER)
+    q4_0 = as_q4_0(prepared.base_gguf, serving / "gguf" / "base-q4_0.gguf")
+    repackable = dataclasses.replace(
+        prepared,
+        base_gguf=q4_0,
+        base_gguf_sha256=hashlib.sha256(q4_0.read_bytes()).hexdigest(),
+    )
+    server = llama_server.start(repackable, serving, port=free_port(), threads=1)
+    try:
+        applied = top_probabilities(server)
+        assert applied != top_probabilities(server, lora=[{"id": 0, "scale": 0}])
+    finally:
+        server.stop()
+    log = (serving / "llama-server.log").read_text(errors="replace")
+    assert "cannot use buft" not in log
+
+
 @pytest.mark.llama
 def test_a_local_base_is_converted_and_its_derivation_recorded(
     engine: llama_cpp.Engine, registry: Registry, tmp_path: Path
