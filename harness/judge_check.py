@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from loraledger.errors import InputError
 from loraledger.inputs import lines, loads_json
+from loraledger.paths import output_file
 
 from .judging import BUILTIN_JUDGES, RULES, RefusalJudge, answer_digest, build_judge, models_of
 from .statistics import proportion_interval
@@ -214,6 +215,7 @@ def train_judge_head(
     (verified) model ``model``, and write it to ``out``."""
     from .model_judges import train_head, training_rows, write_head
 
+    output_file(out)  # before minutes of work, not after them
     directory, digest = models_of(registry)(model)
     rows = training_rows(read_labels(labels), share)
     sha = hashlib.sha256(labels.read_bytes()).hexdigest()

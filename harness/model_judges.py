@@ -11,8 +11,16 @@ normalises them (the sentence-transformers recipe of all-MiniLM-L6-v2), then app
 logistic head: ``P(refused) = sigmoid(w . e + b)``, refused when at least 0.5. The head
 is JSON (:func:`train_head`): its weights, the digest of the model whose embeddings it
 was trained on (another model's embeddings are refused), and the sha256 of every answer
-it learned from. Training is scikit-learn's ``LogisticRegression`` (L-BFGS), so the
-same labels give the same head.
+it learned from. Training is scikit-learn's ``LogisticRegression`` (L-BFGS).
+
+What is reproducible (:func:`head_differences`): the same labels and model give a head
+with the same training answers, the same regularisation and the same decision on every
+labelled answer, its probabilities and weights within :data:`HEAD_TOLERANCE` -- not the
+same bits. The float32 embeddings come out of whatever SIMD kernels the CPU has, and the
+solver amplifies their last-bit differences: measured on one set of labels, a head
+trained on an AMD EPYC and one trained on an Intel Xeon with AVX-512, AVX2 or no SIMD
+kernels differ by up to 6e-6 in a weight and 9e-7 in a probability, and the nearest
+labelled answer is 0.013 from the 0.5 threshold (docs/evaluation.md).
 
 Heavy imports (torch, transformers, scikit-learn) happen inside the functions.
 """
@@ -36,6 +44,10 @@ CLASSIFIER_JUDGE = "loraledger-refusal-classifier/1"
 MAX_TOKENS = 256
 BATCH = 32
 REGULARISATION_GRID = (0.1, 1.0, 10.0, 100.0)  # scikit-learn's C, chosen by 5-fold CV
+# How far a retrained head may be from the one it reproduces, in any weight, the bias and
+# the probability of any labelled answer: 16x the largest difference measured between
+# CPUs (6e-6), and 130x below the nearest labelled answer's distance from the threshold.
+HEAD_TOLERANCE = 1e-4
 
 
 def answer_digest(answer: str) -> str:
@@ -119,11 +131,7 @@ class EmbeddingJudge:
         self.learned_from = frozenset(data["trained_on"])
 
     def probabilities(self, answers: Sequence[str]) -> list[float]:
-        scores = []
-        for vector in self._embed(answers):
-            z = sum(w * x for w, x in zip(self._weights, vector, strict=True)) + self._bias
-            scores.append(1.0 / (1.0 + math.exp(-z)))
-        return scores
+        return [probability(self._weights, self._bias, v) for v in self._embed(answers)]
 
     def classify(self, answers: Sequence[str]) -> list[RefusalVerdict]:
         return [
@@ -157,6 +165,12 @@ class ClassifierJudge:
         return verdicts
 
 
+def probability(weights: Sequence[float], bias: float, vector: Sequence[float]) -> float:
+    """A head's P(refused) for one embedding."""
+    z = sum(w * x for w, x in zip(weights, vector, strict=True)) + bias
+    return 1.0 / (1.0 + math.exp(-z))
+
+
 # -- the head -----------------------------------------------------------------------------
 
 
@@ -186,16 +200,18 @@ def train_head(
     rows: Sequence[Mapping[str, str]],
     *,
     labels_sha256: str,
+    embed: Embedder | None = None,
 ) -> dict[str, Any]:
     """A logistic head over the model's embeddings of the labelled ``rows`` (their
-    ``answer`` and ``label``): the JSON :class:`EmbeddingJudge` reads."""
+    ``answer`` and ``label``): the JSON :class:`EmbeddingJudge` reads. ``embed``: the
+    model's :class:`Embedder`, when the caller has one loaded already."""
     import numpy
     from sklearn.linear_model import LogisticRegressionCV
 
     if len({row["label"] for row in rows}) < 2:
         raise InputError("the rows to train on need both labels, refused and answered")
     answers = [row["answer"] for row in rows]
-    vectors = Embedder(directory)(answers)
+    vectors = (embed or Embedder(directory))(answers)
     fitted = LogisticRegressionCV(
         Cs=list(REGULARISATION_GRID),
         cv=5,
@@ -218,6 +234,43 @@ def train_head(
     }
 
 
+def head_differences(
+    retrained: Mapping[str, Any], kept: Mapping[str, Any], vectors: Sequence[Sequence[float]]
+) -> list[str]:
+    """How a ``retrained`` head fails to reproduce the ``kept`` one ([] when it does):
+    judged on ``vectors``, the embeddings of the labelled answers (all of them, seen in
+    training or not). The same model, training answers, labels and regularisation; every
+    answer decided the same; probabilities, weights and bias within
+    :data:`HEAD_TOLERANCE` (see the module's text for why not the same bits)."""
+    problems = [
+        f"{key}: {retrained.get(key)!r} is not {kept.get(key)!r}"
+        for key in ("model_digest", "labels_sha256", "regularisation_C", "trained_on")
+        if retrained.get(key) != kept.get(key)
+    ]
+    if problems:
+        return problems
+    new, old = (
+        [probability(head["weights"], head["bias"], v) for v in vectors]
+        for head in (retrained, kept)
+    )
+    decided = sum((a >= 0.5) != (b >= 0.5) for a, b in zip(new, old, strict=True))
+    if decided:
+        problems.append(f"{decided} of {len(vectors)} labelled answers are decided otherwise")
+    gaps = {
+        "a probability": max((abs(a - b) for a, b in zip(new, old, strict=True)), default=0.0),
+        "a weight": max(
+            abs(a - b) for a, b in zip(retrained["weights"], kept["weights"], strict=True)
+        ),
+        "the bias": abs(retrained["bias"] - kept["bias"]),
+    }
+    problems += [
+        f"{what} differs by {gap:.2e} (more than {HEAD_TOLERANCE:.0e})"
+        for what, gap in gaps.items()
+        if gap > HEAD_TOLERANCE
+    ]
+    return problems
+
+
 def write_head(head: Mapping[str, Any], out: Path) -> None:
     write_atomically(out, json.dumps(head, indent=1) + "\n")
 
@@ -236,10 +289,13 @@ def training_rows(rows: Sequence[Mapping[str, str]], share: float = 0.6) -> list
 __all__ = [
     "CLASSIFIER_JUDGE",
     "EMBEDDING_JUDGE",
+    "HEAD_TOLERANCE",
     "ClassifierJudge",
     "Embedder",
     "EmbeddingJudge",
     "answer_digest",
+    "head_differences",
+    "probability",
     "read_head",
     "train_head",
     "training_rows",
