@@ -6,10 +6,14 @@ import os
 import uuid
 from pathlib import Path
 
+from loraledger.paths import replaceable
+
 
 def write_atomically(path: Path, data: bytes | str, *, mode: int | None = None) -> Path:
     """Write ``data`` beside ``path`` under a temporary name, then rename it into place
-    (with permission bits ``mode`` when given, set before anything is written)."""
+    (with permission bits ``mode`` when given, set before anything is written). A
+    directory, FIFO, socket or device at ``path`` is refused, never replaced."""
+    replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:12]}"
     try:

@@ -48,6 +48,14 @@ _KINDS = (
 )
 
 
+def kind_of(mode: int) -> str:
+    """What a file of this ``st_mode`` is, in words ("a regular file", "a character
+    device", ...)."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((name for test, name in _KINDS if test(mode)), "not a file")
+
+
 def regular_file(path: Path, *, what: str = "file") -> os.stat_result:
     """The file's status, once it is known to be a regular file (links followed):
     anything else -- missing, a directory, a FIFO, a device, a socket -- is refused
@@ -61,8 +69,9 @@ def regular_file(path: Path, *, what: str = "file") -> os.stat_result:
     except OSError as error:
         raise InputError(f"{what} cannot be read ({error.strerror})", path=path) from None
     if not stat.S_ISREG(status.st_mode):
-        kind = next((name for test, name in _KINDS if test(status.st_mode)), "not a file")
-        raise InputError(f"is {kind}, not a regular file; pass the {what} itself", path=path)
+        raise InputError(
+            f"is {kind_of(status.st_mode)}, not a regular file; pass the {what} itself", path=path
+        )
     return status
 
 

@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from loraledger.errors import InputError
+from loraledger.inputs import kind_of
 
 
 def _not_through_a_link(path: Path) -> None:
@@ -27,13 +28,28 @@ def _not_through_a_link(path: Path) -> None:
         raise InputError("its parent is not a directory", path=path)
 
 
-def output_file(path: Path) -> Path:
-    """``path`` as the name of a file to (re)write: new, or an existing regular file."""
-    _not_through_a_link(path)
-    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
-        kind = "a directory" if path.is_dir() else "not a regular file"
-        raise InputError(f"is {kind}; pass the name of a file to write", path=path)
+def replaceable(path: Path) -> Path:
+    """``path`` as a file that a write may rename over: absent, a regular file or a link
+    (the rename replaces the link, never what it points to). A directory, FIFO, socket or
+    device is refused -- renaming over ``/dev/null`` as root would replace the device with
+    a file, and every other program writing to it would then fail."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise InputError(
+            f"is {kind_of(mode)}, not a regular file; pass the name of a file to write",
+            path=path,
+        )
     return path
+
+
+def output_file(path: Path) -> Path:
+    """``path`` as the name of a file to (re)write: new, or an existing regular file
+    (not a link, nor anything that :func:`replaceable` refuses)."""
+    _not_through_a_link(path)
+    return replaceable(path)
 
 
 def output_directory(path: Path) -> Path:
@@ -44,4 +60,4 @@ def output_directory(path: Path) -> Path:
     return path
 
 
-__all__ = ["output_directory", "output_file"]
+__all__ = ["output_directory", "output_file", "replaceable"]

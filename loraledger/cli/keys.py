@@ -9,6 +9,7 @@ import typer
 
 from loraledger.atomic import write_atomically
 from loraledger.errors import InputError, UsageError
+from loraledger.paths import output_file
 from loraledger.registry.models import Role
 from loraledger.terminal import printable
 
@@ -48,6 +49,8 @@ def generate(
     from loraledger.registry.refs import validate_name
 
     validate_name(name, what="identity name")
+    if output is not None:
+        output_file(output)  # before the key pair is made: nothing half-done
     store = KeyStore(settings(ctx).keys_dir)
     key = store.create(name, _passphrase(passphrase))
     if output is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import stat
 from pathlib import Path
 
 import pytest
@@ -159,11 +160,48 @@ def test_destinations_of_the_wrong_kind_or_through_links_are_refused(
     out = tmp_path / "docs"
     out.mkdir()
     result = ready("export", "model-card", "bot@v1", "--output", str(out), code=2)
-    one_line(result, f"{out}: is a directory; pass the name of a file to write")
+    one_line(result, f"{out}: is a directory, not a regular file; pass the name of a file to write")
     result = ready("evidence", "export", "--env", "staging", "--output", str(link / "p.tgz"),
                    actor="alice", code=2)  # fmt: skip
     one_line(result, "its parent folder is a symlink")
     assert list(tmp_path.glob("**/.*partial*")) == [] and list(tmp_path.glob("**/.current-*")) == []
+
+
+def special_files(directory: Path) -> list[tuple[Path, str]]:
+    """A character device (as root: a node like /dev/null's, 1:3, made here rather than
+    risking the real one) and a FIFO, with the words a refusal names them by."""
+    directory.mkdir()
+    made = [(directory / "fifo", "a named pipe (FIFO)")]
+    os.mkfifo(made[0][0])
+    if os.geteuid() == 0:
+        os.mknod(directory / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        made.append((directory / "null", "a character device"))
+    return made
+
+
+def test_no_output_path_replaces_a_device_or_a_fifo(ready: Cli, tmp_path: Path) -> None:
+    """`keys generate NAME -o /dev/null` as root once renamed a file over the device, and
+    every other program writing to /dev/null then failed (issue #34, #35). Every output
+    path refuses such a node in one line, before any work, and leaves it as it was."""
+    ready("adapters", "register", str(small_adapter(tmp_path / "a")), "--name", "bot", actor="eve")
+    nodes = special_files(tmp_path / "nodes")
+    for node, kind in nodes:
+        before = node.lstat()
+        result = ready("keys", "generate", "sam", "--output", str(node), code=2)
+        one_line(result, f"{node}: is {kind}, not a regular file")
+        assert not (tmp_path / "keys" / "sam.pem").exists()  # no key pair half-made
+        result = ready("export", "model-card", "bot@v1", "-o", str(node), code=2)
+        one_line(result, f"{node}: is {kind}")
+        result = ready("evidence", "export", "--env", "staging", "-o", str(node),
+                       actor="alice", code=2)  # fmt: skip
+        one_line(result, f"{node}: is {kind}")
+        result = ready("suites", "judge-train", "--model", "nothing", "--out", str(node), code=2)
+        one_line(result, f"{node}: is {kind}")
+        after = node.lstat()
+        assert (after.st_mode, after.st_ino, after.st_rdev) == (
+            before.st_mode, before.st_ino, before.st_rdev
+        )  # fmt: skip
+    assert list(tmp_path.glob("**/.*partial*")) == []
 
 
 def test_an_adapter_config_nested_100000_deep_is_one_line(ready: Cli, tmp_path: Path) -> None:
