@@ -5,7 +5,9 @@ no git metadata), a valid ``adapter_config.json`` and an ``adapter_model.safeten
 whose header parses and covers the file. Pickle-based weights (``.bin``, ``.pt``,
 ``.pkl``, ...) are refused by name and never opened, let alone unpickled; any other file
 whose content is a pickle (a protocol 2+ header, or a zip archive holding a ``.pkl`` as
-``torch.save`` writes) is refused whatever its name, by its first bytes. File count and
+``torch.save`` writes) is refused whatever its name, by its first bytes -- unless it is
+laid out as safetensors (a header length, a JSON header, offsets inside the file), whose
+first bytes can look like a pickle's. File count and
 sizes are bounded (:class:`Limits`), and names with invisible or direction-changing
 characters are refused: two files must never look the same in a listing.
 """
@@ -209,13 +211,50 @@ def _walk(root: Path, directory: Path) -> Iterator[ScannedFile]:
             yield ScannedFile(rel, entry.stat(follow_symlinks=False).st_size)
 
 
+MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
+
+
+def parses_as_safetensors(path: Path) -> bool:
+    """Whether the file is laid out as safetensors: an 8-byte little-endian header length
+    N, then N bytes of a JSON object whose tensors' ``data_offsets`` lie inside the rest
+    of the file. Read from the header alone, nothing loaded."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if size < 8 or not 2 <= length <= min(size - 8, MAX_SAFETENSORS_HEADER):
+            return False
+        header = f.read(length)
+    try:
+        parsed = loads_json(header.decode("utf-8"))
+    except (UnicodeDecodeError, InputError):
+        return False
+    if not isinstance(parsed, dict):
+        return False
+    body = size - 8 - length
+    for name, tensor in parsed.items():
+        if name == "__metadata__":
+            continue
+        offsets = tensor.get("data_offsets") if isinstance(tensor, dict) else None
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= body
+        ):
+            return False
+    return True
+
+
 def refuse_pickle(path: Path, *, shown_as: Path | None = None) -> None:
     """Refuse a file whose content is a pickle, judged by its bytes alone (never
     unpickled): a protocol 2-5 header, or a zip archive holding a ``.pkl`` member (what
-    ``torch.save`` writes)."""
+    ``torch.save`` writes). A file laid out as safetensors is not a pickle, whatever its
+    first bytes: a header 0x380 bytes long begins ``80 03``, as a protocol-3 pickle does."""
     with path.open("rb") as f:
         head = f.read(4)
     where = shown_as or path
+    if parses_as_safetensors(path):
+        return
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         raise InputError(
             f"is a pickle (protocol {head[1]}) whatever its name, and was not opened: pickles "

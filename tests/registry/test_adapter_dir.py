@@ -10,12 +10,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from loraledger.registry import Registry
 from loraledger.registry.adapter_dir import (
     AdapterDirectory,
     Limits,
     check_safetensors,
     read_adapter_config,
+    refuse_pickle,
 )
 
 from loraledger.errors import InputError
@@ -265,3 +268,47 @@ def test_file_count_and_sizes_are_bounded(adapter: Path) -> None:
         (adapter / f"extra{i}.md").write_text("x")
     with pytest.raises(InputError, match="holds more than 4 files"):
         AdapterDirectory.scan(adapter, Limits(max_files=4))
+
+
+def safetensors_with_header_of(length: int, path: Path) -> Path:
+    """A valid safetensors file whose JSON header is exactly ``length`` bytes (padded with
+    spaces, as the format allows): one float32 tensor of two values."""
+    import struct
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})
+    assert len(header) <= length
+    path.write_bytes(
+        struct.pack("<Q", length) + header.encode().ljust(length) + struct.pack("<2f", 1.5, -2)
+    )
+    return path
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    length=st.integers(min_value=64, max_value=4096) | st.sampled_from([0x280, 0x380, 0x480, 0x580])
+)
+def test_a_file_that_parses_as_safetensors_is_never_taken_for_a_pickle(
+    tmp_path: Path, length: int
+) -> None:
+    """A header of 0x380 bytes begins `80 03 00 00`, the bytes of a protocol-3 pickle: the
+    sniffer refused such valid adapters at random by their header size (issue #35)."""
+    from safetensors.numpy import load_file
+
+    path = safetensors_with_header_of(length, tmp_path / f"w{length}.safetensors")
+    assert list(load_file(path)["w"]) == [1.5, -2.0]  # what the library reads, valid
+    refuse_pickle(path)
+    check_safetensors(path)
+
+
+def test_a_pickle_is_refused_even_where_its_bytes_could_start_a_header(tmp_path: Path) -> None:
+    """What is not valid safetensors is still judged by its first bytes: a protocol-3
+    pickle, and one padded so its "header length" points inside the file."""
+    target = tmp_path / "weights.dat"
+    target.write_bytes(pickle.dumps({"w": [1.5] * 600}, protocol=3))
+    with pytest.raises(InputError, match=r"is a pickle \(protocol 3\)"):
+        refuse_pickle(target)
+    target.write_bytes(b"\x80\x03" + b"\x00" * 6 + b"{not json}" + b"\x00" * 0x400)
+    with pytest.raises(InputError, match=r"is a pickle \(protocol 3\)"):
+        refuse_pickle(target)
