@@ -26,7 +26,7 @@ from loraledger.errors import GateRefused, LedgerError, PermissionDenied, UsageE
 
 from .gates import check_gate
 from .release import ApprovalRule, LoadedPolicy, load_policy
-from .tally import authors, roles_for
+from .tally import authored, authors, roles_for
 
 DEFAULT_RULE = ApprovalRule(count=1)
 
@@ -52,12 +52,11 @@ def decide(
     key = registry.act_as(actor, roles, action=decision)
     version = registry.adapters.get(ref)
     subject = f"adapter:{version.ref}"
-    authors_ = authors(registry, version)
-    if key.name in authors_:
+    made = authored(registry, authors(registry, version), key.name, key.fingerprint)
+    if made:
         _refuse(
             registry, key, roles, subject, environment,
-            f"{key.name} {authors_[key.name]} {version.ref}; separation of duties: another "
-            f"{rule.role} must review it",
+            f"{made} {version.ref}; separation of duties: another {rule.role} must review it",
             error=PermissionDenied,
         )  # fmt: skip
     check = check_gate(registry, version.ref, environment, actor=key.name, policy=loaded)

@@ -4,7 +4,10 @@ An approval counts toward an environment's N-of-M only while all of this holds, 
 from the public keys alone: its signature verifies against the signer's registered key;
 the signer is still active, holds the policy's role and is not an author of the version;
 it is over this version's digest; and it saw the evidence as it is now (same evidence
-hash) -- otherwise it is *stale*. Each person counts once. A valid, current rejection
+hash) -- otherwise it is *stale*. Each person counts once: approvals are counted by
+the key that signed them, so two identities holding one key (enrolled twice before that
+was refused) count once, and an author's key under another name does not approve the
+author's work. A valid, current rejection
 blocks. The author rule is :func:`authors_of`, the one place that says who may not
 review a version (also for the offline check of an evidence pack).
 """
@@ -44,19 +47,21 @@ def tally(
 ) -> Tally:
     """Judge every recorded decision on ``version`` for ``environment`` as of now."""
     found = authors(registry, version)
-    counted: dict[str, Approval] = {}
+    counted: dict[str, Approval] = {}  # by key fingerprint: a key is a person
     rejections: list[Approval] = []
     not_counted: list[tuple[Approval, str]] = []
     for approval in registry.approvals.list(version.ref, environment):
         problem = _problem(registry, approval, version, inputs_sha256, rule, found)
+        earlier = counted.get(approval.key_fingerprint)
         if problem:
             not_counted.append((approval, problem))
         elif approval.decision == "reject":
             rejections.append(approval)
-        elif approval.signer in counted:
-            not_counted.append((approval, f"{approval.signer} is already counted"))
+        elif earlier is not None:
+            also = "" if earlier.signer == approval.signer else f" with the key of {earlier.signer}"
+            not_counted.append((approval, f"{approval.signer} is already counted{also}"))
         else:
-            counted[approval.signer] = approval
+            counted[approval.key_fingerprint] = approval
     return Tally(list(counted.values()), rejections, not_counted)
 
 
@@ -86,13 +91,36 @@ def _problem(
         return f"{approval.signer}'s key was revoked"
     if identity.role not in roles_for(rule):
         return f"{approval.signer} is no longer a {rule.role}"
-    if approval.signer in authors:
-        return f"{approval.signer} {authors[approval.signer]} the version"
+    made = authored(registry, authors, approval.signer, approval.key_fingerprint)
+    if made:
+        return f"{made} the version"
     if approval.artifact_digest != version.digest:
         return "it is over another digest"
     if approval.inputs_sha256 != inputs_sha256:
         return "stale: the evidence changed since (new results or a new policy)"
     return None
+
+
+def authored(
+    registry: Registry, authors: dict[str, str], signer: str, key_fingerprint: str
+) -> str | None:
+    """How ``signer``, signing with ``key_fingerprint``, took part in making a version of
+    ``authors`` (:func:`authors`), as the start of a sentence; None when they did not. By
+    name, or by the key: one key enrolled under two names (before that was refused) is
+    one person."""
+    if signer in authors:
+        return f"{signer} {authors[signer]}"
+    for author, how in authors.items():
+        if _fingerprint(registry, author) == key_fingerprint:
+            return f"{signer} signs with the key of {author}, who {how}"
+    return None
+
+
+def _fingerprint(registry: Registry, name: str) -> str | None:
+    try:
+        return registry.identities.get(name).key_fingerprint
+    except LedgerError:
+        return None
 
 
 def authors(registry: Registry, version: AdapterVersion) -> dict[str, str]:
@@ -113,4 +141,4 @@ def authors_of(registered_by: str, trained_by: str | None) -> dict[str, str]:
     return found
 
 
-__all__ = ["Tally", "authors", "authors_of", "roles_for", "tally", "verify_approval"]
+__all__ = ["Tally", "authored", "authors", "authors_of", "roles_for", "tally", "verify_approval"]

@@ -28,6 +28,21 @@ from .permissions import Action
 from .refs import validate_name
 
 
+def refuse_enrolled_key(conn: Connection, key_fingerprint: str) -> None:
+    """Refuse a key already enrolled under any name, revoked or not: one key is one
+    identity, or one person could count as two reviewers (or approve her own work under
+    a second name) and a revoked key could come back under another."""
+    holder = conn.execute(
+        "SELECT name, status FROM identities WHERE key_fingerprint = ?", [key_fingerprint]
+    ).fetchone()
+    if holder:
+        raise AlreadyExists(
+            f"that key (fingerprint {key_fingerprint[:16]}…) is already enrolled as {holder[0]!r} "
+            f"({holder[1]}): one key is one identity; have the person make a key of their own "
+            "with `loraledger keys generate NAME`"
+        )
+
+
 class Identities:
     def __init__(self, core: Core) -> None:
         self._core = core
@@ -121,6 +136,7 @@ class Identities:
                     "SELECT 1 FROM identities WHERE name = ?", [name]
                 ).fetchone():
                     raise AlreadyExists(f"identity {name!r} already exists; choose another name")
+                refuse_enrolled_key(change.conn, enrolled[1])
                 now = utcnow()
                 change.conn.execute(
                     f"INSERT INTO identities ({IDENTITY_COLUMNS}) "

@@ -4,6 +4,7 @@ the tiny base."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -86,3 +87,40 @@ def test_forged_and_revoked_approvals_do_not_count(reg: Registry, policy: Path) 
     result = tally(reg, version, "staging", first.inputs_sha256, rule)
     assert [a.signer for a in result.counted] == [REVIEWER]
     assert any("revoked" in why for _, why in result.not_counted)
+
+
+def test_two_identities_holding_one_key_are_one_person(
+    reg: Registry, policy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry written before a second enrolment of a key was refused (issue #35):
+    the reviewer's key enrolled again as a dashboard identity, the engineer's as a
+    reviewer. The reviewer's two approvals count once; the engineer, approving her own
+    version under the second name, is refused by decide and not counted by the tally."""
+    from loraledger.registry import identities
+
+    monkeypatch.setattr(  # raising=False: against the code before the check, too
+        identities, "refuse_enrolled_key", lambda conn, key_fingerprint: None, raising=False
+    )
+    suffix = uuid.uuid4().hex[:6]
+    twin, own = f"rita-dash-{suffix}", f"eve-reviews-{suffix}"
+    for holder, name in ((REVIEWER, twin), (ENGINEER, own)):
+        pem = reg.identities.get(holder).public_key_pem
+        reg.identities.create(name, Role.REVIEWER, actor=ADMIN, public_key_pem=pem)
+        shutil.copyfile(reg.keys.path_for(holder), reg.keys.path_for(name))  # the same key
+        reg.keys.path_for(name).chmod(0o600)
+    monkeypatch.undo()
+    env = f"twins-{suffix}"  # an environment of its own: nothing decided there yet
+    policy.write_text(
+        policy.read_text()
+        + f"  {env}:\n    provenance: {{signed: true}}\n"
+        + "    approvals: {count: 2, role: reviewer}\n"
+    )
+    loaded = load_policy(policy)
+    for actor in (REVIEWER, twin):
+        decide(reg, PLAIN[1], env, "approve", comment="reviewed", actor=actor, policy=loaded)
+    with pytest.raises(PermissionDenied, match=f"{own} signs with the key of {ENGINEER}, who"):
+        decide(reg, PLAIN[1], env, "approve", comment="mine", actor=own, policy=loaded)
+    check = check_gate(reg, PLAIN[1], env, actor=REVIEWER, policy=loaded)
+    approvals = next(r for r in check.rules if r.kind == "approvals")
+    assert approvals.measured == 1
+    assert f"{twin} is already counted with the key of {REVIEWER}" in approvals.message

@@ -185,3 +185,20 @@ def test_the_first_admin_needs_its_own_private_key(
         empty_registry.identities.create(
             "root", Role.ADMIN, actor=None, public_key_pem=key.public_key_pem
         )
+
+
+def test_one_key_is_one_identity(registry: Registry, tmp_path: Path) -> None:
+    """An admin enrolling a reviewer's public key again under another name made one person
+    two reviewers ("2 of 2 valid approvals (rita, rita2)"), and an engineer's key enrolled
+    as a reviewer let her approve her own version (issue #35): refused, naming the holder,
+    nothing written; a revoked key does not come back under another name either."""
+    before = snapshot(registry)
+    for name, holder in ((REVIEWER, "reviewer2"), (ENGINEER, "eve-reviews")):
+        pem = registry.identities.get(name).public_key_pem
+        with pytest.raises(Conflict, match=f"already enrolled as '{name}' \\(active\\): one key"):
+            registry.identities.create(holder, Role.REVIEWER, actor=ADMIN, public_key_pem=pem)
+    assert snapshot(registry) == before
+    registry.identities.revoke(ENGINEER, actor=ADMIN, reason="left")
+    pem = registry.identities.get(ENGINEER).public_key_pem
+    with pytest.raises(Conflict, match=f"already enrolled as '{ENGINEER}' \\(revoked\\)"):
+        registry.identities.create("back-again", Role.ENGINEER, actor=ADMIN, public_key_pem=pem)
