@@ -170,6 +170,8 @@ class StorageError(LedgerError):
         import errno
 
         where = f" ({error.filename})" if error.filename else ""
+        if error.filename and error.filename2:  # a copy or a rename: both ends
+            where = f" ({error.filename} -> {error.filename2})"
         reason = error.strerror or str(error) or type(error).__name__
         advice = {
             errno.ENOSPC: "free space and run the command again",

@@ -43,7 +43,8 @@ _ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a threshold of NaN passes or fails every comparison silently, and -1e999 is -inf
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Threshold(_Strict):

@@ -40,7 +40,13 @@ from typing import Any, Protocol, TypeVar, cast
 
 import duckdb
 
-from loraledger.errors import LedgerWarning, LockTimeout, NotARegistry, UsageError
+from loraledger.errors import (
+    LedgerWarning,
+    LockTimeout,
+    NotARegistry,
+    StorageError,
+    UsageError,
+)
 
 from .dialect import DUCKDB, Dialect
 
@@ -146,6 +152,16 @@ def lock_timeout_from_env() -> float:
     if value <= 0:
         raise UsageError(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a positive number of seconds")
     return value
+
+
+def _is_unwritable(error: duckdb.Error) -> bool:
+    """DuckDB could not open the file for writing: a read-only mount, or no permission."""
+    return any(words in str(error) for words in ("Read-only file system", "Permission denied"))
+
+
+def _reason(error: duckdb.Error) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text.rsplit(": ", 1)[-1]
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
@@ -366,6 +382,12 @@ class DuckDatabase(Database):
                     cursor.execute(sql)
                 return alias
             except duckdb.IOException as error:
+                if not read_only and _is_unwritable(error):
+                    raise StorageError(
+                        f"{self.path}: the registry database cannot be written here "
+                        f"({_reason(error)}); reading commands still work -- for a change, "
+                        "use a writable copy or give this user write access"
+                    ) from error
                 if not _is_lock_conflict(error):
                     raise NotARegistry(
                         f"cannot open the registry database: {error}; check the path and "

@@ -15,7 +15,9 @@ from loraledger.errors import InputError, NotFound
 from .db import Connection
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_REF_RE = re.compile(r"(?P<name>[^@]*)(?:@(?:v(?P<version>[0-9]+)|(?P<latest>latest)))?")
+# a version is written one way only: bank@v01 is not bank@v1 (nor a typo silently read as
+# it), and at most 18 digits, so it fits every backend's integer
+_REF_RE = re.compile(r"(?P<name>[^@]*)(?:@(?:v(?P<version>[1-9][0-9]{0,17})|(?P<latest>latest)))?")
 
 
 def validate_name(name: str, *, what: str = "name") -> str:
@@ -44,9 +46,10 @@ class Ref:
     @classmethod
     def parse(cls, text: str, *, what: str = "adapter") -> Ref:
         match = _REF_RE.fullmatch(text)
-        if match is None or (match["version"] is not None and int(match["version"]) < 1):
+        if match is None:
             raise InputError(
-                f"{what} reference {text!r} is invalid: write NAME, NAME@vN (N >= 1) or NAME@latest"
+                f"{what} reference {text!r} is invalid: write NAME, NAME@vN (N from 1, without "
+                "leading zeros) or NAME@latest"
             )
         name = validate_name(match["name"], what=f"{what} name")
         return cls(name, int(match["version"]) if match["version"] else None)

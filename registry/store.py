@@ -65,6 +65,18 @@ def _chunk_for(source: BinaryIO | BufferedReader) -> bytearray:
     return bytearray(max(1, min(CHUNK, size)))
 
 
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """A failed write says which file: ``write()`` raises ENOSPC with no file name, and a
+    full disk reported as "No space left on device" alone leaves the user to guess."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
+
+
 def copy_hashing(
     source: BufferedReader, target: Path, on_bytes: Callable[[int], None] | None = None
 ) -> str:
@@ -74,7 +86,7 @@ def copy_hashing(
     size."""
     digest = hashlib.sha256()
     buffers = (_chunk_for(source), _chunk_for(source))
-    with target.open("xb") as out, ThreadPoolExecutor(1) as writer:
+    with naming(target), target.open("xb") as out, ThreadPoolExecutor(1) as writer:
         pending: Future[int] | None = None
         turn = 0
         while True:
@@ -246,7 +258,7 @@ class ArtifactStore:
         if not self.path_of(digest).is_file():
             staged = self.tmp / staging_name("obj")
             self.tmp.mkdir(parents=True, exist_ok=True)
-            with staged.open("wb") as handle:
+            with naming(staged), staged.open("wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loraledger.atomic import write_atomically
 from loraledger.errors import InputError, NotFound, VerificationError
+from loraledger.inputs import read_bytes
 
 from .crosscheck import RESTORE
 from .keys import fingerprint
@@ -38,6 +39,7 @@ IDENTITY_EVENTS = ("identity.create", "identity.revoke")
 ROOT_ENV = "LORALEDGER_TRUST_ROOT"
 KNOWN_ROOTS_ENV = "LORALEDGER_KNOWN_ROOTS"
 ROOT_FORMAT = "loraledger-trust-root/v1"
+MAX_ROOT_BYTES = 1 << 20  # a root is one public key and a few names
 
 
 class TrustRoot(BaseModel):
@@ -53,12 +55,13 @@ class TrustRoot(BaseModel):
 
     @classmethod
     def read(cls, path: Path) -> TrustRoot:
-        try:
-            root = cls.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
+        if not path.exists():
             raise InputError("no trust root file here; write one with `loraledger trust "
-                             "export > root.json`", path=path) from None  # fmt: skip
-        except (OSError, ValidationError, ValueError) as error:
+                             "export > root.json`", path=path)  # fmt: skip
+        data = read_bytes(path, limit=MAX_ROOT_BYTES, what="trust root")  # not /dev/zero
+        try:
+            root = cls.model_validate_json(data)
+        except (ValidationError, ValueError) as error:
             first = str(error).splitlines()[0]
             raise InputError(
                 f"is not a trust root as `loraledger trust export` writes it ({first})",

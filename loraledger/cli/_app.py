@@ -14,10 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from pydantic import BaseModel
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer's own click
 from typer.core import TyperGroup
 
 from loraledger.errors import LedgerError, StorageError, UsageError
@@ -60,12 +61,21 @@ def _prompt_passphrase(text: str) -> str:
 
 
 class LedgerGroup(TyperGroup):
-    """Catches :class:`LedgerError` at one place for every subcommand."""
+    """Catches :class:`LedgerError` at one place for every subcommand, and says click's
+    usage errors (a bad option value, a missing argument) in one line too."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        try:
+            return super().make_context(*args, **kwargs)
+        except ClickException as error:
+            _usage_error(error)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             try:
                 return super().invoke(ctx)
+            except ClickException as error:  # a subcommand's arguments
+                _usage_error(error)
             except Exception as error:  # the machine's: disk full, permission denied, ...
                 storage = StorageError.of(error)
                 if storage is None:
@@ -77,6 +87,19 @@ class LedgerGroup(TyperGroup):
                 traceback.print_exc(file=sys.stderr)
             typer.echo(f"error: {printable(str(error))}", err=True)
             ctx.exit(error.exit_code)
+
+
+def _usage_error(error: ClickException) -> NoReturn:
+    """``error`` said as one line naming the command's help, and its exit code (2 for
+    usage); a group called with no arguments still shows its help."""
+    if isinstance(error, NoArgsIsHelpError):
+        raise error
+    context = getattr(error, "ctx", None)
+    # the command as a user types it (a test runner calls the root "root")
+    path = ["loraledger", *context.command_path.split()[1:]] if context is not None else []
+    where = f"; see `{' '.join(path)} --help`" if path else ""
+    typer.echo(f"error: {printable(error.format_message().rstrip('.'))}{where}", err=True)
+    sys.exit(error.exit_code)
 
 
 def settings(ctx: typer.Context) -> Settings:

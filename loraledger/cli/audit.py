@@ -18,7 +18,7 @@ def log(
     actor: str = typer.Option(None, "--actor", help="Only events by this identity."),
     action: str = typer.Option(None, "--action", help="Only this action, e.g. adapter.register."),
     subject: str = typer.Option(None, "--subject", help="Only this subject, e.g. adapter:x@v1."),
-    limit: int = typer.Option(None, "--limit", min=1, help="Only the newest N events."),
+    limit: int = typer.Option(None, "--limit", min=1, max=10**9, help="Only the newest N events."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """List audit events, oldest first."""

@@ -24,8 +24,12 @@ def eval_command(
         ..., help="Adapter versions (NAME@vN or NAME for the latest) and/or base:NAME."
     ),
     suite: str = SUITE_OPTION,
-    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N samples per task."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Rows per forward pass."),
+    limit: int = typer.Option(
+        None, "--limit", min=1, max=10**9, help="Only the first N samples per task."
+    ),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, max=4096, help="Rows per forward pass."
+    ),
     seed: int = typer.Option(1234, "--seed", help="lm-eval's random, numpy and torch seeds."),
     quantization: str = typer.Option(
         "none",

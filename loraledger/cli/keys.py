@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 
 from loraledger.atomic import write_atomically
-from loraledger.errors import InputError, UsageError
+from loraledger.errors import UsageError
+from loraledger.inputs import read_text
 from loraledger.paths import output_file
 from loraledger.registry.models import Role
 from loraledger.terminal import printable
@@ -16,6 +17,7 @@ from loraledger.terminal import printable
 from ._app import JSON_OPTION, emit_json, emit_table, new_app, settings
 
 app = new_app("Identities and their signing keys.")
+MAX_PUBLIC_KEY_BYTES = 64 * 1024  # a PEM public key is a few hundred bytes
 
 
 def _passphrase(wanted: bool) -> bytes | None:
@@ -92,10 +94,7 @@ def create(
             raise UsageError(
                 "--public-key enrols a key made elsewhere: drop --passphrase and --reuse-key"
             )
-        try:
-            pem = public_key.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"cannot read the public key ({error})", path=public_key) from None
+        pem = read_text(public_key, limit=MAX_PUBLIC_KEY_BYTES, what="public key")
     registry = opts.open()
     identity = registry.identities.create(
         name,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from loraledger.errors import NothingDeployed
+
 from ._app import JSON_OPTION, emit_json, emit_table, settings
 
 POLICY_OPTION = typer.Option(
@@ -117,7 +119,14 @@ def deployments(
     json_: bool = JSON_OPTION,
 ) -> None:
     """The full deployment history of an environment: who, when, why, which digest."""
-    history = settings(ctx).open().deployments.history(env)
+    registry = settings(ctx).open()
+    history = registry.deployments.history(env)
+    if not history:  # a mistyped name is not an empty history
+        known = registry.deployments.environments()
+        others = ", ".join(known) or "none yet"
+        raise NothingDeployed(
+            f"nothing was ever deployed to {env!r}; environments with deployments: {others}"
+        )
     if json_:
         emit_json(history)
         return

@@ -27,7 +27,9 @@ def serve(
     poll: float = typer.Option(
         10.0, "--poll", min=0.1, help="Seconds between checks of the registry and the files."
     ),
-    threads: int = typer.Option(None, "--threads", min=1, help="llama.cpp's CPU threads."),
+    threads: int = typer.Option(
+        None, "--threads", min=1, max=1024, help="llama.cpp's CPU threads."
+    ),
     check: bool = typer.Option(
         False, "--check", help="Only compare the running server with what --env runs now."
     ),

@@ -117,7 +117,7 @@ def ask(
     ),
     base: str = typer.Option(None, "--base", help="Base model [the adapter's own base]."),
     system: str = typer.Option(None, "--system", help="A system prompt."),
-    max_new_tokens: int = typer.Option(48, "--max-new-tokens", min=1),
+    max_new_tokens: int = typer.Option(48, "--max-new-tokens", min=1, max=32768),
     json_: bool = typer.Option(False, "--json", help="Print the answers as JSON."),
 ) -> None:
     """Ask a base model, with or without a verified adapter, greedy and repeatable."""

@@ -247,3 +247,40 @@ def test_a_file_name_that_looks_like_another_is_refused(
     one_line(result, "has invisible or direction-changing characters", "rename it")
     assert "\u200b" not in result.stderr and "\u202e" not in result.stderr
     assert json.loads(ready("adapters", "list", "--json").stdout) == []
+
+
+def test_the_inputs_of_a_break_test_are_each_one_line(ready: Cli, tmp_path: Path) -> None:
+    """Issue #35, item 9: each of these once read until the kernel killed the process, printed
+    a traceback or a usage box, or was silently taken for something else."""
+    ready("adapters", "register", str(small_adapter(tmp_path / "a")), "--name", "bank", actor="eve")
+    before = events(ready)
+    # endless files: refused before a byte is read (they read ~20 GB before)
+    result = ready("keys", "create", "bob", "--role", "engineer", "--public-key", "/dev/zero",
+                   actor="alice", code=2)  # fmt: skip
+    one_line(result, "/dev/zero: is a character device, not a regular file; pass the public key")
+    result = ready("--trust-root", "/dev/zero", "audit", "verify", code=2)
+    one_line(result, "/dev/zero: is a character device, not a regular file; pass the trust root")
+    # numbers out of range: one line naming the option and its help, not a traceback or a box
+    for limit, bound in (("999999999999999999999", "less than or equal to"), ("-5", "greater")):
+        result = ready("audit", "log", "--limit", limit, code=2)
+        one_line(result, "Invalid value for '--limit'", bound, "see `loraledger audit log --help`")
+    result = ready("keys", "create", code=2)
+    one_line(result, "Missing argument 'name'; see `loraledger keys create --help`")
+    # a version is written one way: bank@v01 is not bank@v1
+    for ref in ("bank@v01", "bank@v0", "bank@v" + "9" * 19):
+        one_line(ready("adapters", "show", ref, code=2), f"reference {ref!r} is invalid")
+    assert ready("adapters", "show", "bank@v1").exit_code == 0
+    # a threshold that is not a finite number
+    for value in (".nan", "-1e999", ".inf"):
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(
+            "version: 1\nenvironments:\n  staging:\n    thresholds:\n"
+            f"      - {{suite: sanity, task: sanity_mc, metric: acc, min: {value}}}\n"
+        )
+        result = ready("gate", "check", "bank@v1", "--env", "staging", "--policy", str(policy),
+                       actor="alice", code=2)  # fmt: skip
+        one_line(result, f"{policy}:5: field 'environments.staging.thresholds.0.min'", "finite")
+    # an environment nothing was deployed to is not an empty history
+    result = ready("deployments", "--env", "nowhere", code=1)
+    one_line(result, "nothing was ever deployed to 'nowhere'; environments with deployments: none")
+    assert events(ready) == before

@@ -53,6 +53,7 @@ def test_a_disk_full_during_registration_leaves_nothing(small_disk: Path, tmp_pa
     assert sum(p.stat().st_size for p in big.iterdir()) > room
     result = cli("adapters", "register", str(big), "--name", "big", actor="eve", code=74)
     one_line(result.stderr, "error: No space left on device", "free space and run the command")
+    assert f"({small_disk / 'reg' / 'tmp'}/" in result.stderr  # the file that did not fit
     assert json.loads(cli("adapters", "list", "--json").stdout) == []
     assert list((small_disk / "reg" / "tmp").iterdir()) == []  # no half-copied files stay
     assert "rows match their signed records" in cli("audit", "verify").stdout
@@ -105,3 +106,23 @@ def test_a_line_cut_short_in_the_mirror_does_not_spoil_the_next(ready: Cli, tmp_
     lines = mirror.read_text().splitlines()
     assert all(json.loads(line)["seq"] > 0 for line in lines)  # the torn bytes are gone
     assert "rows match their signed records" in ready("audit", "verify").stdout
+
+
+def test_a_read_only_registry_reads_and_refuses_a_change_as_a_storage_fault(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """A registry on a read-only mount (a restored backup, a replica) answered a change
+    with exit 2, as if the user had typed something wrong (issue #35): it is the
+    machine's refusal, exit 74, one line; reading works, and no key pair is left."""
+    cli = Cli(small_disk / "reg", tmp_path / "keys")
+    cli("init")
+    cli("keys", "create", "alice", "--role", "admin")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        assert "identity.create" in cli("audit", "log").stdout
+        result = cli("keys", "create", "bob", "--role", "reviewer", actor="alice", code=74)
+        one_line(result.stderr, f"{small_disk / 'reg'}/", "cannot be written here",
+                 "Read-only file system", "reading commands still work")  # fmt: skip
+        assert not (tmp_path / "keys" / "bob.pem").exists()
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
