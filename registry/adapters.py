@@ -375,18 +375,36 @@ class Adapters:
         version = self.get(ref)
         with self._core.db.read() as conn:
             row = conn.execute(
-                "SELECT record FROM training_runs WHERE adapter_name = ? AND adapter_version = ?",
+                f"SELECT record, {_RUN_INDEX} FROM training_runs "
+                "WHERE adapter_name = ? AND adapter_version = ?",
                 [version.name, version.version],
             ).fetchone()
+            uses = conn.execute(
+                "SELECT d.dataset_name, d.version, d.file_sha256, d.merkle_root "
+                "FROM training_run_datasets d JOIN training_runs r ON r.id = d.run_id "
+                "WHERE r.adapter_name = ? AND r.adapter_version = ? "
+                "ORDER BY d.dataset_name, d.version",
+                [version.name, version.version],
+            ).fetchall()
+        logged = self.registration(version.ref).payload.get("training_run")
         if row is None:
+            if logged is not None:
+                raise VerificationError(
+                    f"training_runs row of {version.ref}, recorded by its registration, is "
+                    f"missing from the database; {RESTORE}"
+                )
             return None
         record = TrainingRun.model_validate_json(row[0])
-        logged = self.registration(version.ref).payload.get("training_run")
         if logged is None or TrainingRun.model_validate(logged) != record:
             raise VerificationError(
                 f"{version.ref}: the training-run record differs from the one in the audit "
                 "log; the registry was tampered with"
             )
+        # the columns that index the record (read by SQL: impact, dataset users, the
+        # lineage view) must say what the record says
+        indexed = dict(zip(_RUN_INDEX.split(", "), row[1:], strict=True))
+        indexed["datasets"] = [list(use) for use in uses]
+        check_row("training_runs", record.id, indexed, _index_of(record), "its audited record")
         return record
 
     def require_base(self, ref: Ref | str, base: BaseModelVersion) -> None:
@@ -604,6 +622,32 @@ def _compare_files(ref: str, recorded: dict[str, str], signed: dict[str, str]) -
         raise VerificationError(
             f"{ref}: file records do not match the signature ({'; '.join(problems)})"
         )
+
+
+_RUN_INDEX = (
+    "id, config_sha256, base_name, base_version, base_digest, code_commit, code_dirty, seed, "
+    "created_by"
+)
+
+
+def _index_of(run: TrainingRun) -> dict[str, Any]:
+    """What a training run's index columns and dataset rows must hold for ``run``."""
+    base = Ref.parse(run.base_ref, what="base model")
+    datasets = sorted(
+        (Ref.parse(u.ref, what="dataset"), u.file_sha256, u.merkle_root) for u in run.datasets
+    )
+    return {
+        "id": run.id,
+        "config_sha256": run.config_sha256,
+        "base_name": base.name,
+        "base_version": base.version,
+        "base_digest": run.base_digest,
+        "code_commit": run.code.commit,
+        "code_dirty": run.code.dirty,
+        "seed": run.seed,
+        "created_by": run.actor,
+        "datasets": [[d.name, d.version, sha, root] for d, sha, root in datasets],
+    }
 
 
 def _insert_training_run(conn: Connection, name: str, version: int, run: TrainingRun) -> None:

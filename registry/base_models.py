@@ -8,6 +8,7 @@ against the manifest, and every load for training or evaluation goes through it.
 
 from __future__ import annotations
 
+import builtins
 import json
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from loraledger.errors import VerificationError
 
 from .audit import canonical_json, utcnow
 from .core import Core
+from .crosscheck import RESTORE, check_against_event, parsed, record_sha256
 from .db import Connection
 from .manifest import describe_differences
-from .models import BaseModelVersion, FileEntry
+from .models import AuditEvent, BaseModelVersion, FileEntry
 from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import hash_directory
@@ -44,6 +46,48 @@ def _base(row: tuple[Any, ...], files: tuple[FileEntry, ...] = ()) -> BaseModelV
         created_by=row[10],
         files=files,
     )
+
+
+REGISTER = "base.register"
+ROW_DIGEST = "row_sha256"  # in events written since 2026-12: the whole row, by its sha256
+
+
+def _subject(base: BaseModelVersion) -> str:
+    return f"base:{base.ref}"
+
+
+def _row_record(base: BaseModelVersion) -> dict[str, Any]:
+    """The row and its file rows as the event's digest covers them (its time is the
+    event's own)."""
+    return base.model_dump(mode="json", exclude={"created_at"})
+
+
+def _stated(base: BaseModelVersion) -> dict[str, Any]:
+    """What a version's ``base.register`` event states one by one, in every release."""
+    return {
+        "digest": base.digest,
+        "kind": base.kind,
+        "origin": base.origin,
+        "location": base.location,
+        "files": {f.path: f.sha256 for f in base.files},
+        "actor": base.created_by,
+        "subject": _subject(base),
+    }
+
+
+def check_registered(base: BaseModelVersion, events: list[AuditEvent]) -> BaseModelVersion:
+    """``base`` (a row with its file rows) against its one ``base.register`` event;
+    returned when it matches, else :class:`VerificationError` naming the field."""
+    if len(events) != 1:
+        raise VerificationError(
+            f"base_models row {base.ref} has {len(events)} {REGISTER} audit events, not one: "
+            f"it was not written by LoRA Ledger; {RESTORE}"
+        )
+    check_against_event(
+        "base_models", base.ref, _stated(base), events[0], _row_record(base), ROW_DIGEST,
+        "the row (architecture, file count, size or file sizes)",
+    )  # fmt: skip
+    return base
 
 
 class BaseModels:
@@ -89,10 +133,12 @@ class BaseModels:
                 "INSERT INTO base_model_files VALUES (?, ?, ?, ?, ?)",
                 [[name, version, p, d, sizes[p]] for p, d in sorted(manifest.files.items())],
             )
+            written = self._get_unchecked(conn, Ref(name, version))
             change.record(
-                "base.register",
+                REGISTER,
                 f"base:{name}@v{version}",
                 {
+                    ROW_DIGEST: record_sha256(_row_record(written)),
                     "digest": manifest.digest,
                     "kind": kind,
                     "origin": origin,
@@ -103,9 +149,40 @@ class BaseModels:
         return self.get(Ref(name, version))
 
     def list(self) -> list[BaseModelVersion]:
+        """Every base model version, each checked against its audit event."""
         with self._core.db.read() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM base_models ORDER BY name, version")
-            return [_base(r) for r in rows.fetchall()]
+            bases = self._all_in(conn)
+            events = self._core.audited(conn, (REGISTER,))
+        for base in bases:
+            check_registered(base, [e for e in events if e.subject == _subject(base)])
+        return bases
+
+    def _all_in(self, conn: Connection) -> builtins.list[BaseModelVersion]:
+        files: dict[tuple[str, int], builtins.list[FileEntry]] = {}
+        for name, number, path, digest, size in conn.execute(
+            "SELECT base_name, version, path, sha256, size_bytes FROM base_model_files "
+            "ORDER BY path"
+        ).fetchall():
+            files.setdefault((name, number), []).append(FileEntry(path=path, sha256=digest,
+                                                                  size_bytes=size))  # fmt: skip
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM base_models ORDER BY name, version")
+        return [_base(r, tuple(files.get((r[0], r[1]), ()))) for r in rows.fetchall()]
+
+    def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
+        """Every base model row, with its file rows, against ``events`` (the log's
+        ``base.register`` events, verified by the caller); returns the rows checked."""
+        by_subject: dict[str, builtins.list[AuditEvent]] = {}
+        for event in events:
+            by_subject.setdefault(event.subject, []).append(event)
+        bases = self._all_in(conn)
+        for base in bases:
+            check_registered(base, by_subject.pop(_subject(base), []))
+        for subject, found in sorted(by_subject.items()):
+            raise VerificationError(
+                f"base_models row {subject.removeprefix('base:')}, recorded by audit event "
+                f"#{found[0].seq}, is missing from the database; {RESTORE}"
+            )
+        return len(bases)
 
     def get(self, ref: Ref | str) -> BaseModelVersion:
         def lookup() -> BaseModelVersion:
@@ -115,6 +192,12 @@ class BaseModels:
         return self._core.db.memo(("base", str(ref)), lookup)
 
     def _get_in(self, conn: Connection, ref: Ref | str) -> BaseModelVersion:
+        """The version's row and file rows, checked against its ``base.register`` event:
+        a digest, location, origin or file edited in the database is refused here."""
+        base = self._get_unchecked(conn, ref)
+        return check_registered(base, self._core.audited(conn, (REGISTER,), _subject(base)))
+
+    def _get_unchecked(self, conn: Connection, ref: Ref | str) -> BaseModelVersion:
         pinned = resolve_version(
             conn, "base_models", ref, what="base model", list_command="loraledger base list"
         )
@@ -131,7 +214,7 @@ class BaseModels:
                 [pinned.name, pinned.version],
             ).fetchall()
         )
-        return _base(row, files)
+        return parsed("base_models", pinned, lambda: _base(row, files))
 
     def verify(self, ref: Ref | str) -> BaseModelVersion:
         """Re-hash the base's files where they live; raise naming what changed."""

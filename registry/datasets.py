@@ -21,9 +21,18 @@ from loraledger.errors import NotFound, VerificationError
 
 from .audit import canonical_json, utcnow
 from .core import Core
+from .crosscheck import RESTORE, check_against_event, parsed
+from .crosscheck import record_sha256 as row_sha256
 from .db import Connection
 from .merkle import merkle_root, prove_membership
-from .models import DatasetAnalysis, DatasetVersion, GitProvenance, PiiFinding, RecordProof
+from .models import (
+    AuditEvent,
+    DatasetAnalysis,
+    DatasetVersion,
+    GitProvenance,
+    PiiFinding,
+    RecordProof,
+)
 from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .store import sha256_file
@@ -63,6 +72,51 @@ def _dataset(row: tuple[Any, ...]) -> DatasetVersion:
     )
 
 
+REGISTER = "dataset.register"
+ROW_DIGEST = "row_sha256"  # in events written since 2026-12: the whole row, by its sha256
+
+
+def _subject(version: DatasetVersion) -> str:
+    return f"dataset:{version.ref}"
+
+
+def _row_record(version: DatasetVersion) -> dict[str, Any]:
+    """The row as the event's digest covers it (its time is the event's own)."""
+    return version.model_dump(mode="json", exclude={"created_at"})
+
+
+def _stated(version: DatasetVersion) -> dict[str, Any]:
+    """What a version's ``dataset.register`` event states one by one -- in every release
+    (the digest of the whole row came later)."""
+    return {
+        "file_sha256": version.file_sha256,
+        "merkle_root": version.merkle_root,
+        "records": version.record_count,
+        "duplicates": version.duplicate_count,
+        "license": version.license,
+        "source": version.source,
+        "pii_counts": {kind: finding.count for kind, finding in version.pii.items()},
+        "git": version.git.model_dump(mode="json") if version.git else None,
+        "actor": version.created_by,
+        "subject": _subject(version),
+    }
+
+
+def check_registered(version: DatasetVersion, events: list[AuditEvent]) -> DatasetVersion:
+    """``version`` (a row) against its one ``dataset.register`` event; returned when it
+    matches, else :class:`VerificationError` naming the row and the field."""
+    if len(events) != 1:
+        raise VerificationError(
+            f"datasets row {version.ref} has {len(events)} {REGISTER} audit events, not one: "
+            f"it was not written by LoRA Ledger; {RESTORE}"
+        )
+    check_against_event(
+        "datasets", version.ref, _stated(version), events[0], _row_record(version),
+        ROW_DIGEST, "the row (file name, size, format, PII lines or source path)",
+    )  # fmt: skip
+    return version
+
+
 class Datasets:
     def __init__(self, core: Core) -> None:
         self._core = core
@@ -95,10 +149,12 @@ class Datasets:
                 version = self._insert(
                     change.conn, name, path, analysis, root, license, source, key.name
                 )
+                written = self._row_in(change.conn, Ref(name, version))
                 change.record(
                     "dataset.register",
                     f"dataset:{name}@v{version}",
                     {
+                        ROW_DIGEST: row_sha256(_row_record(written)),
                         "file_sha256": analysis.file_sha256,
                         "merkle_root": root,
                         "records": len(analysis.record_hashes),
@@ -168,22 +224,55 @@ class Datasets:
     # --- reading ----------------------------------------------------------------------
 
     def list(self, name: str | None = None) -> list[DatasetVersion]:
+        """The dataset versions (of ``name``), each checked against its audit event."""
         sql = f"SELECT {_COLUMNS} FROM datasets"
         params: list[Any] = []
         if name is not None:
             sql += " WHERE name = ?"
             params.append(validate_name(name, what="dataset name"))
         with self._core.db.read() as conn:
-            return [
+            versions = [
                 _dataset(r)
                 for r in conn.execute(sql + " ORDER BY name, version", params).fetchall()
             ]
+            events = self._core.audited(conn, (REGISTER,))
+        for version in versions:
+            check_registered(version, [e for e in events if e.subject == _subject(version)])
+        return versions
+
+    def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
+        """Every dataset row against ``events`` (the log's ``dataset.register`` events,
+        verified by the caller), none missing or added; returns the rows checked."""
+        versions = [
+            _dataset(r)
+            for r in conn.execute(
+                f"SELECT {_COLUMNS} FROM datasets ORDER BY name, version"
+            ).fetchall()
+        ]
+        by_subject: dict[str, builtins.list[AuditEvent]] = {}
+        for event in events:
+            by_subject.setdefault(event.subject, []).append(event)
+        for version in versions:
+            check_registered(version, by_subject.pop(_subject(version), []))
+        for subject, found in sorted(by_subject.items()):
+            raise VerificationError(
+                f"datasets row {subject.removeprefix('dataset:')}, recorded by audit event "
+                f"#{found[0].seq}, is missing from the database; {RESTORE}"
+            )
+        return len(versions)
 
     def get(self, ref: Ref | str) -> DatasetVersion:
         with self._core.db.read() as conn:
             return self._get_in(conn, ref)
 
     def _get_in(self, conn: Connection, ref: Ref | str) -> DatasetVersion:
+        """The version's row, checked against its ``dataset.register`` event: a licence,
+        PII finding, Merkle root or source edited in the database is refused here, where
+        gates, traces and exports read it."""
+        version = self._row_in(conn, ref)
+        return check_registered(version, self._core.audited(conn, (REGISTER,), _subject(version)))
+
+    def _row_in(self, conn: Connection, ref: Ref | str) -> DatasetVersion:
         pinned = resolve_version(
             conn, "datasets", ref, what="dataset", list_command="loraledger data list"
         )
@@ -192,7 +281,7 @@ class Datasets:
             [pinned.name, pinned.version],
         ).fetchone()
         assert row is not None  # resolve_version found it in the same connection
-        return _dataset(row)
+        return parsed("datasets", pinned, lambda: _dataset(row))
 
     def _hashes(self, conn: Connection, version: DatasetVersion) -> builtins.list[tuple[int, str]]:
         return [

@@ -275,10 +275,11 @@ class Registry(Core):
 
     def verify_records(self) -> dict[str, int]:
         """Check every row that indexes a signed or audited record against it (identities,
-        adapter versions and their files, approvals, deployments, gate checks, evaluation
-        runs with their metrics and samples, comparisons, attestations) and return the
-        rows checked by table; raise at the first mismatch, naming its table, row and
-        field. Run after the whole chain verified (:meth:`verify_audit`), whose events
+        adapter versions and their files, datasets, base models and their files,
+        approvals, deployments, gate checks, evaluation runs with their metrics and
+        samples, comparisons, attestations) and return the rows checked by table; raise
+        at the first mismatch, naming its table, row and field. Run after the whole
+        chain verified (:meth:`verify_audit`), whose events
         it trusts."""
         with self.db.read() as conn, ThreadPoolExecutor(1) as pool:
             digests = _samples_digests_beside(conn, pool)
@@ -294,6 +295,8 @@ class Registry(Core):
             return {
                 "identities": len(self.trusted_identities(conn)),
                 "adapter_versions": self.adapters.check_all(conn, logged("adapter.register")),
+                "datasets": self.datasets.check_all(conn, logged("dataset.register")),
+                "base_models": self.base_models.check_all(conn, logged("base.register")),
                 "approvals": self.approvals.check_all(conn, logged(*DECISION_EVENTS)),
                 "deployments": self.deployments.check_all(conn, logged(*DEPLOY_EVENTS)),
                 "gate_checks": self.gate_checks.check_all(conn, logged(*GATE_EVENTS)),
@@ -401,6 +404,8 @@ class Registry(Core):
 # (attestations: one per version or run event that names one, so not counted this way).
 _COUNTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("adapter_versions", ("adapter.register",)),
+    ("datasets", ("dataset.register",)),
+    ("base_models", ("base.register",)),
     ("approvals", DECISION_EVENTS),
     ("deployments", DEPLOY_EVENTS),
     ("gate_checks", GATE_EVENTS),

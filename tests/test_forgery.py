@@ -302,6 +302,8 @@ def test_a_cut_log_is_refused(site: Path) -> None:
 
 EVERY_ROW = {
     "identities": 5,
+    "datasets": 0,
+    "base_models": 1,
     "adapter_versions": 7,
     "approvals": 3,
     "deployments": 3,

@@ -10,6 +10,7 @@ from loraledger.registry import Registry
 
 from loraledger.errors import NotFound, PermissionDenied, VerificationError
 from tests.conftest import AUDITOR, ENGINEER, REVIEWER
+from tests.registry.helpers import sql
 
 
 def base_files(directory: Path, text: str = "weights") -> Path:
@@ -75,3 +76,48 @@ def test_only_engineers_and_admins_register(registry: Registry, tmp_path: Path, 
     with pytest.raises(PermissionDenied):
         register(registry, base_files(tmp_path / "base"), actor=actor)
     assert registry.base_models.list() == []
+
+
+BASE_TAMPERED = {
+    "digest": "'" + "0" * 64 + "'",
+    "kind": "'embedded'",
+    "location": "'/elsewhere'",
+    "architecture": "'GPT2LMHeadModel'",
+    "origin": """'{"source": "a hub"}'""",
+    "file_count": "file_count + 1",
+    "total_bytes": "total_bytes + 1",
+    "created_by": "'rita'",
+}
+
+
+@pytest.mark.parametrize("column", sorted(BASE_TAMPERED))
+def test_any_column_of_a_base_model_row_changed_is_refused_where_it_is_read(
+    registry: Registry, tmp_path: Path, column: str
+) -> None:
+    """Issue #35: base model rows were never compared with the events that registered
+    them. Each column, and each file row, is now checked by every read and by `audit
+    verify`."""
+    register(registry, base_files(tmp_path / "base"))
+    sql(registry, f"UPDATE base_models SET {column} = {BASE_TAMPERED[column]}")
+    for read in (lambda: registry.base_models.get("tiny@v1"), registry.base_models.list):
+        with pytest.raises(VerificationError, match="base_models row tiny@v1"):
+            read()
+    with pytest.raises(VerificationError, match="base_models row tiny@v1"):
+        registry.verify_records()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE base_model_files SET sha256 = '" + "0" * 64 + "' WHERE path = 'config.json'",
+        "UPDATE base_model_files SET size_bytes = size_bytes + 1",
+        "DELETE FROM base_model_files WHERE path = 'config.json'",
+    ],
+)
+def test_a_base_model_file_row_changed_is_refused(
+    registry: Registry, tmp_path: Path, change: str
+) -> None:
+    register(registry, base_files(tmp_path / "base"))
+    sql(registry, change)
+    with pytest.raises(VerificationError, match="base_models row tiny@v1"):
+        registry.base_models.get("tiny@v1")

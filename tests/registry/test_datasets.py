@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from loraledger.registry import Registry
-from loraledger.registry.datasets import record_sha256
+from loraledger.registry.datasets import _COLUMNS, record_sha256
 from loraledger.trainer.datasets import add_dataset, analyse
 
 from loraledger.errors import InputError, NotFound, PermissionDenied, VerificationError
@@ -122,3 +122,98 @@ def test_tampering_is_detected(registry: Registry, data_file: Path) -> None:
 def test_unknown_dataset(registry: Registry) -> None:
     with pytest.raises(NotFound, match="no dataset named 'nope'; see `loraledger data list`"):
         registry.datasets.get("nope")
+
+
+# every column of a dataset row, with a value a tamperer might put there (the gate's data
+# rule reads license and pii; trace and the ML-BOM read the rest)
+TAMPERED = {
+    "file_sha256": "'" + "0" * 64 + "'",
+    "file_name": "'other.jsonl'",
+    "size_bytes": "size_bytes + 1",
+    "format": "'chat'",
+    "record_count": "record_count - 1",
+    "duplicate_count": "0",
+    "merkle_root": "'" + "1" * 64 + "'",
+    "license": "'MIT'",
+    "source": "'a public corpus'",
+    "pii": "'{}'",
+    "git": """'{"repository": "x", "commit": null, "path": "a", "modified": false, """
+    """"untracked": true}'""",
+    "source_path": "'/elsewhere/bank.jsonl'",
+    "created_by": "'rita'",
+    "name": "'renamed'",
+    "version": "7",
+}
+
+
+@pytest.mark.parametrize("column", sorted(TAMPERED))
+def test_any_column_of_a_dataset_row_changed_is_refused_where_it_is_read(
+    registry: Registry, data_file: Path, column: str
+) -> None:
+    """Issue #35: an engineer ran `UPDATE datasets SET license='MIT', pii='{}'` and the
+    gate's data rules passed. Every column is checked against the dataset.register
+    event (the fields it states, the rest by the row's sha256), by every read and by
+    `audit verify`."""
+    add(registry, data_file)
+    sql(registry, f"UPDATE datasets SET {column} = {TAMPERED[column]}")
+    ref = "renamed" if column == "name" else "bank"
+    for read in (lambda: registry.datasets.get(ref), registry.datasets.list):
+        with pytest.raises(VerificationError, match="datasets row|dataset.register audit event"):
+            read()
+    with pytest.raises(VerificationError, match="datasets row"):
+        registry.verify_records()
+
+
+def test_a_dataset_row_deleted_or_added_is_found_by_audit_verify(
+    registry: Registry, data_file: Path
+) -> None:
+    add(registry, data_file)
+    assert registry.verify_records()["datasets"] == 1
+    columns = _COLUMNS.replace("name, ", "", 1)
+    sql(registry, f"INSERT INTO datasets (name, {columns}) SELECT 'copy', {columns} FROM datasets")
+    with pytest.raises(VerificationError, match="datasets row copy@v1 has 0 dataset.register"):
+        registry.verify_records()
+    sql(registry, "DELETE FROM datasets")
+    with pytest.raises(VerificationError, match="datasets row bank@v1, recorded by audit event"):
+        registry.verify_records()
+
+
+RUN_TAMPERED = [
+    "UPDATE training_runs SET base_digest = '" + "0" * 64 + "'",
+    "UPDATE training_runs SET base_version = 2",
+    "UPDATE training_runs SET config_sha256 = '" + "1" * 64 + "'",
+    "UPDATE training_runs SET code_dirty = NOT code_dirty",
+    "UPDATE training_runs SET seed = 7",
+    "UPDATE training_runs SET created_by = 'rita'",
+    "UPDATE training_run_datasets SET version = 2",
+    "UPDATE training_run_datasets SET merkle_root = '" + "2" * 64 + "'",
+    "DELETE FROM training_run_datasets",
+    "DELETE FROM training_runs",
+]
+
+
+@pytest.mark.parametrize("change", RUN_TAMPERED)
+def test_the_columns_that_index_a_training_run_are_checked_against_its_record(
+    registry: Registry, data_file: Path, tmp_path: Path, change: str
+) -> None:
+    """The training run's record is checked against its audit event; its index columns
+    and dataset rows -- what impact, the dataset's users and the lineage view read by SQL
+    -- were not (issue #35): a dataset row deleted hid the adapter from `data impact`."""
+    from loraledger.registry.models import DatasetUse
+    from loraledger.registry.synthetic import write_lora_adapter
+
+    from tests.policies.helpers import a_training_run
+    from tests.registry.test_base_models import base_files, register
+
+    dataset = add(registry, data_file)
+    base = register(registry, base_files(tmp_path / "base"))
+    use = DatasetUse(ref=dataset.ref, file_sha256=dataset.file_sha256,
+                     merkle_root=dataset.merkle_root, records=dataset.record_count)  # fmt: skip
+    run = a_training_run(registry, base.ref).model_copy(update={"datasets": (use,)})
+    adapter = write_lora_adapter(tmp_path / "a", hidden=32, layers=2, r=4)
+    version = registry.adapters.register(adapter, "bot", actor=ENGINEER, training_run=run)
+    assert registry.adapters.training_run(version.ref) == run
+    sql(registry, change)
+    fresh = Registry.open(registry.address, keys=registry.keys)  # nothing remembered
+    with pytest.raises(VerificationError, match="training_runs row"):
+        fresh.adapters.training_run(version.ref)
