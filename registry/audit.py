@@ -351,6 +351,13 @@ class AuditLog:
         checkpoints in the database) are refused where a decision reads the log."""
         published = self.last_published()
         if published is None:
+            (held,) = conn.execute("SELECT count(*) FROM audit_checkpoints").fetchone() or (0,)
+            if held:  # it is written with the first change: its absence is a deletion
+                raise VerificationError(
+                    f"{self.published.name} is missing or empty, though the database holds {held} "
+                    "signed checkpoints that were published there: the published record of "
+                    "the log was deleted; restore it from a backup"
+                )
             return
         row = conn.execute(
             "SELECT hash FROM audit_events WHERE seq = ?", [published.seq]

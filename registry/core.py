@@ -48,6 +48,7 @@ from .trust import (
     Enrolment,
     TrustRoot,
     check_root,
+    check_seen_head,
     pinned_from_env,
     replay,
     root_of,
@@ -389,7 +390,7 @@ class Core:
         (:mod:`.crosscheck`)."""
 
         def read(subject: str | None, actions: Collection[str] | None) -> list[AuditEvent]:
-            self.db.memo(("tail checked",), lambda: self.audit.check_tail(conn))
+            self.db.memo(("tail checked",), lambda: self.check_tail(conn))
             events = self.audit.events(conn, subject=subject, actions=actions)
             self.audit.verify_read(conn, events, self.public_keys(conn))
             return events
@@ -404,6 +405,20 @@ class Core:
         wanted = set(actions)
         every = self.db.memo(("audited", subject), lambda: read(subject, None))
         return [e for e in every if e.action in wanted]
+
+    def check_tail(self, conn: Connection) -> None:
+        """The log was not cut at its end: it holds the newest checkpoint published
+        outside the database (:meth:`AuditLog.check_tail`) and the newest head this
+        machine saw of it (:func:`.trust.check_seen_head`), which is then moved on."""
+        self.audit.check_tail(conn)
+
+        def hash_at(seq: int) -> str | None:
+            row = conn.execute("SELECT hash FROM audit_events WHERE seq = ?", [seq]).fetchone()
+            if row is None and self.audit.committed_hash is not None:
+                return self.audit.committed_hash(seq)  # committed after this snapshot
+            return None if row is None else str(row[0])
+
+        check_seen_head(self.registry_id, str(self.address), self.audit.head(conn), hash_at)
 
     def check_contains(self, seq: int, head_hash: str, what: str) -> None:
         """Refuse a log that no longer holds event ``seq`` with ``head_hash`` -- the head an

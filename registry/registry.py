@@ -283,7 +283,7 @@ class Registry(Core):
         it trusts."""
         with self.db.read() as conn, ThreadPoolExecutor(1) as pool:
             digests = _samples_digests_beside(conn, pool)
-            self.audit.check_tail(conn)
+            self.check_tail(conn)
             events: dict[str, list[AuditEvent]] = {}
             for event in self.audit.events(conn, actions=_RECORDING_EVENTS):
                 events.setdefault(event.action, []).append(event)
@@ -316,7 +316,7 @@ class Registry(Core):
         new = [e for e in self.audit_events() if e.seq > seq]
         checked: dict[str, int] = {}
         with self.db.read() as conn:
-            self.audit.check_tail(conn)
+            self.check_tail(conn)
             checked["identities"] = len(self.trusted_identities(conn))
             for table, actions in _COUNTED:
                 placeholders = ", ".join("?" * len(actions))

@@ -21,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -227,6 +228,51 @@ def _known_roots() -> dict[str, dict[str, str]]:
     if not isinstance(known, dict):
         raise InputError("is not a known-roots file (a JSON object); fix or remove it", path=path)
     return known
+
+
+MAX_KNOWN_HEADS = 200  # registries (by address) whose newest head a machine remembers
+
+
+def known_heads_file() -> Path:
+    """Beside the known roots: the newest audit head this machine saw of each registry."""
+    return known_roots_file().with_name("known-heads.json")
+
+
+def check_seen_head(
+    registry_id: str, address: str, head: tuple[int, str], hash_at: Callable[[int], str | None]
+) -> None:
+    """The newest head this machine saw of the registry at ``address`` must still be in
+    its log (``hash_at(seq)``: that event's hash now, None when there is no such event);
+    then ``head``, when newer, is remembered instead. A log cut at its end -- events,
+    their rows and checkpoints deleted from the database and from the published mirror
+    together -- is consistent in itself; what the people who used it saw is not. (A copy
+    at another address is another place, remembered on its own.)"""
+    path = known_heads_file()
+    try:
+        heads = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        heads = {}
+    except (OSError, ValueError) as error:
+        raise InputError(f"is not a known-heads file ({error}); fix or remove it",
+                         path=path) from None  # fmt: skip
+    key = f"{registry_id} {address}"
+    seen = heads.get(key) if isinstance(heads, dict) else None
+    if isinstance(seen, dict) and isinstance(seen.get("seq"), int):
+        if hash_at(seen["seq"]) != seen.get("hash"):
+            raise VerificationError(
+                f"audit log cut or rewritten: this machine saw event #{seen['seq']} (hash "
+                f"{str(seen.get('hash'))[:16]}…) of registry {registry_id} at {seen.get('at')}, "
+                f"and the log at {address} now ends at #{head[0]} without it; restore the "
+                f"registry from a backup (if it was restored on purpose, remove the entry "
+                f"from {path})"
+            )
+        if head[0] <= seen["seq"]:
+            return
+    heads = heads if isinstance(heads, dict) else {}
+    heads[key] = {"seq": head[0], "hash": head[1], "at": datetime.now(UTC).isoformat()}
+    newest = sorted(heads.items(), key=lambda item: str(item[1].get("at")), reverse=True)
+    with contextlib.suppress(OSError):  # a home that cannot be written: not remembered
+        write_atomically(path, json.dumps(dict(newest[:MAX_KNOWN_HEADS]), indent=1) + "\n")
 
 
 def known_roots() -> dict[str, dict[str, str]]:

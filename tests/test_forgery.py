@@ -406,14 +406,23 @@ def cut_from(reg: Registry, site: Path, seq: int) -> None:
     checkpoints.write_text("".join(line + "\n" for line in kept))
 
 
-def test_a_cut_log_is_refused_by_the_artifacts_kept_from_it(site: Path) -> None:
+def test_a_cut_log_is_refused_by_the_artifacts_kept_from_it(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reg = opened(site)
     sync(reg, "staging", site / "serve")  # serves the rollback, staging #3
     (rejection,) = reg.approvals.list(V3)
     (site / "kept-approval.json").write_text(rejection.model_dump_json())
     (seq,) = sql(reg, "SELECT seq FROM audit_events WHERE action = 'deploy.rollback'")[0]
     cut_from(reg, site, seq)
-    reg.verify_audit()  # consistent in itself: the chain, the checkpoints, every row
+    # the machine that saw the newer events remembers the newest head it saw (issue #35)
+    with pytest.raises(VerificationError, match="audit log cut or rewritten: this machine saw"):
+        opened(site).verify_records()
+    # another machine, which never saw them: consistent in itself -- the chain, the
+    # checkpoints, every row -- and only what people kept from it refuses it
+    monkeypatch.setenv("LORALEDGER_KNOWN_ROOTS", str(site / "another-machine" / "roots.json"))
+    reg = opened(site)
+    reg.verify_audit()
     assert reg.verify_records() == {**EVERY_ROW, "approvals": 2, "deployments": 2, "gate_checks": 4}
     with pytest.raises(VerificationError, match="deployment .* of staging is no longer in"):
         witness.check(reg, witness.of_file(site / "serve"))

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loraledger.registry import AdapterVersion, Registry, audit, schema
+from loraledger.registry import AdapterVersion, Registry, Role, audit, schema
 from loraledger.registry.audit import (
     CHAIN_FORMAT,
     GENESIS_HASH,
@@ -26,7 +26,7 @@ from loraledger.registry.audit import (
 from loraledger.registry.keys import KeyStore
 from loraledger.registry.published import CHECKPOINT_FILE, CheckpointFile
 
-from loraledger.errors import InputError, VerificationError
+from loraledger.errors import InputError, PermissionDenied, VerificationError
 from tests.conftest import ADMIN, ENGINEER, small_adapter
 from tests.registry.helpers import checkpoint_file, sql, tampering
 
@@ -381,3 +381,46 @@ def test_verifying_since_a_head_still_catches_edits(
     sql(busy, statement)
     with pytest.raises(VerificationError, match=message):
         busy.verify_audit(since=(head.head_seq, head.head_hash))
+
+
+def cut_tail(registry: Registry, seq: int) -> None:
+    """Events from ``seq`` on deleted with their checkpoints, from the database and from
+    the published checkpoints alike: a log consistent in itself (issue #35)."""
+    sql(registry, "DELETE FROM audit_events WHERE seq >= ?", [seq])
+    sql(registry, "DELETE FROM audit_checkpoints WHERE seq >= ?", [seq])
+    path = checkpoint_file(registry)
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["seq"] < seq]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def test_a_refusal_erased_with_its_published_line_is_refused_where_it_was_seen(
+    busy: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An engineer's refused action, deleted from the database together with its line in
+    audit-checkpoints.jsonl, left no trace. The machine that saw the log remembers the
+    newest head it saw and refuses a log that no longer holds it -- on every read a
+    decision makes, not only in `audit verify`."""
+    with pytest.raises(PermissionDenied):
+        busy.identities.create("mallory", Role.ADMIN, actor=ENGINEER)
+    refused, _ = busy.audit_head()
+    assert busy.audit_events()[-1].action.endswith(".refused")
+    busy.verify_records()  # this machine has now seen the refusal
+    cut_tail(busy, refused)
+    again = Registry.open(busy.address, keys=busy.keys)
+    assert again.verify_audit().head_seq == refused - 1  # consistent in itself
+    for read in (again.verify_records, lambda: again.adapters.registration("a0@v1")):
+        with pytest.raises(VerificationError, match=f"this machine saw event #{refused} "):
+            read()
+    # a machine that never saw it cannot tell (docs/threat-model.md: keep heads elsewhere)
+    monkeypatch.setenv("LORALEDGER_KNOWN_ROOTS", str(tmp_path / "elsewhere" / "roots.json"))
+    Registry.open(busy.address, keys=busy.keys).verify_records()
+
+
+def test_the_published_checkpoints_deleted_or_emptied_is_an_error(busy: Registry) -> None:
+    path = checkpoint_file(busy)
+    for damage in (path.unlink, lambda: path.write_text("")):
+        saved = path.read_bytes()
+        damage()
+        with pytest.raises(VerificationError, match=f"{path.name} is missing or empty, though"):
+            Registry.open(busy.address, keys=busy.keys).verify_records()
+        path.write_bytes(saved)
