@@ -17,7 +17,14 @@ from loraledger.errors import VerificationError
 
 from .audit import canonical_json, utcnow
 from .core import Core
-from .crosscheck import RESTORE, check_against_event, parsed, record_sha256
+from .crosscheck import (
+    RESTORE,
+    by_subject,
+    check_against_event,
+    check_registrations,
+    parsed,
+    record_sha256,
+)
 from .db import Connection
 from .manifest import describe_differences
 from .models import AuditEvent, BaseModelVersion, FileEntry
@@ -153,8 +160,9 @@ class BaseModels:
         with self._core.db.read() as conn:
             bases = self._all_in(conn)
             events = self._core.audited(conn, (REGISTER,))
+        grouped = by_subject(events)
         for base in bases:
-            check_registered(base, [e for e in events if e.subject == _subject(base)])
+            check_registered(base, grouped.get(_subject(base), []))
         return bases
 
     def _all_in(self, conn: Connection) -> builtins.list[BaseModelVersion]:
@@ -171,18 +179,9 @@ class BaseModels:
     def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
         """Every base model row, with its file rows, against ``events`` (the log's
         ``base.register`` events, verified by the caller); returns the rows checked."""
-        by_subject: dict[str, builtins.list[AuditEvent]] = {}
-        for event in events:
-            by_subject.setdefault(event.subject, []).append(event)
-        bases = self._all_in(conn)
-        for base in bases:
-            check_registered(base, by_subject.pop(_subject(base), []))
-        for subject, found in sorted(by_subject.items()):
-            raise VerificationError(
-                f"base_models row {subject.removeprefix('base:')}, recorded by audit event "
-                f"#{found[0].seq}, is missing from the database; {RESTORE}"
-            )
-        return len(bases)
+        return check_registrations(
+            "base_models", self._all_in(conn), events, _subject, check_registered
+        )
 
     def get(self, ref: Ref | str) -> BaseModelVersion:
         def lookup() -> BaseModelVersion:

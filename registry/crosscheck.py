@@ -110,6 +110,34 @@ def check_against_event(
     check_digest(table, row_id, record, event.payload.get(digest_key), source, what)
 
 
+def by_subject(events: Sequence[AuditEvent]) -> dict[str, list[AuditEvent]]:
+    """``events`` grouped by their subject, each group oldest first."""
+    grouped: dict[str, list[AuditEvent]] = {}
+    for event in events:
+        grouped.setdefault(event.subject, []).append(event)
+    return grouped
+
+
+def check_registrations(
+    table: str,
+    rows: Sequence[T],
+    events: Sequence[AuditEvent],
+    subject_of: Callable[[T], str],
+    check: Callable[[T, list[AuditEvent]], object],
+) -> int:
+    """Every row of ``table`` against the events of its subject (``check``: the row and its
+    events), and no event left without its row; returns the rows checked."""
+    grouped = by_subject(events)
+    for row in rows:
+        check(row, grouped.pop(subject_of(row), []))
+    for subject, found in sorted(grouped.items()):
+        raise VerificationError(
+            f"{table} row {subject.split(':', 1)[-1]}, recorded by audit event "
+            f"#{found[0].seq}, is missing from the database; {RESTORE}"
+        )
+    return len(rows)
+
+
 def check_same_ids(
     table: str, where: str, rows: Sequence[str], recorded: Sequence[tuple[str, int]]
 ) -> None:
@@ -139,8 +167,10 @@ def check_same_ids(
 
 __all__ = [
     "RESTORE",
+    "by_subject",
     "check_against_event",
     "check_digest",
+    "check_registrations",
     "check_row",
     "check_same_ids",
     "parsed",

@@ -21,7 +21,7 @@ from loraledger.errors import NotFound, VerificationError
 
 from .audit import canonical_json, utcnow
 from .core import Core
-from .crosscheck import RESTORE, check_against_event, parsed
+from .crosscheck import RESTORE, by_subject, check_against_event, check_registrations, parsed
 from .crosscheck import record_sha256 as row_sha256
 from .db import Connection
 from .merkle import merkle_root, prove_membership
@@ -236,30 +236,17 @@ class Datasets:
                 for r in conn.execute(sql + " ORDER BY name, version", params).fetchall()
             ]
             events = self._core.audited(conn, (REGISTER,))
+        grouped = by_subject(events)
         for version in versions:
-            check_registered(version, [e for e in events if e.subject == _subject(version)])
+            check_registered(version, grouped.get(_subject(version), []))
         return versions
 
     def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
         """Every dataset row against ``events`` (the log's ``dataset.register`` events,
         verified by the caller), none missing or added; returns the rows checked."""
-        versions = [
-            _dataset(r)
-            for r in conn.execute(
-                f"SELECT {_COLUMNS} FROM datasets ORDER BY name, version"
-            ).fetchall()
-        ]
-        by_subject: dict[str, builtins.list[AuditEvent]] = {}
-        for event in events:
-            by_subject.setdefault(event.subject, []).append(event)
-        for version in versions:
-            check_registered(version, by_subject.pop(_subject(version), []))
-        for subject, found in sorted(by_subject.items()):
-            raise VerificationError(
-                f"datasets row {subject.removeprefix('dataset:')}, recorded by audit event "
-                f"#{found[0].seq}, is missing from the database; {RESTORE}"
-            )
-        return len(versions)
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM datasets ORDER BY name, version")
+        versions = [_dataset(r) for r in rows.fetchall()]
+        return check_registrations("datasets", versions, events, _subject, check_registered)
 
     def get(self, ref: Ref | str) -> DatasetVersion:
         with self._core.db.read() as conn:
