@@ -1,7 +1,8 @@
 """Environments: promotion through the gate, and one-step rollback.
 
 ``promote`` succeeds only when the environment's gate passes now -- evidence and valid
-approvals -- and the artifact's signature and hashes verify at that moment. ``rollback``
+approvals -- and the artifact's signature and hashes verify at that moment, and never
+by someone who registered or trained the version, whatever the policy says. ``rollback``
 returns an environment in one step to the version deployed before (or a named earlier
 one that ran there), verified first; it needs a reviewer or admin and a reason, not fresh
 approvals. A version that no longer verifies (tampered, or signed by a key revoked since)
@@ -29,11 +30,13 @@ from loraledger.errors import (
     GateRefused,
     LedgerError,
     NothingDeployed,
+    PermissionDenied,
     UsageError,
     VerificationError,
 )
 
 from .release import LoadedPolicy, load_policy
+from .tally import authored, authors
 
 
 def promote(
@@ -54,6 +57,14 @@ def promote(
     current = registry.deployments.current(environment)
     if current is not None and current.artifact_digest == version.digest:
         raise Conflict(f"{version.ref} is already what {environment} runs")
+    made = authored(registry, authors(registry, version), key.name, key.fingerprint)
+    if made:  # whatever the policy says: a policy without approvals does not waive it
+        _refuse(
+            registry, key, environment,
+            f"{made} {version.ref}; separation of duties: someone who did not make it "
+            "promotes it, whatever the policy says",
+            PermissionDenied,
+        )  # fmt: skip
     check = check_gate(registry, version.ref, environment, actor=key.name, policy=loaded)
     if not check.passed:
         failed = "; ".join(f"{r.rule}: {r.message}" for r in check.rules if not r.passed)

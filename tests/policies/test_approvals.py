@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from loraledger.harness.evaluate import EvalOptions, evaluate
 from loraledger.policies.approvals import decide
+from loraledger.policies.deployments import promote
 from loraledger.policies.gates import check_gate
 from loraledger.policies.release import ApprovalRule, load_policy
 from loraledger.policies.tally import tally, verify_approval
@@ -124,3 +125,23 @@ def test_two_identities_holding_one_key_are_one_person(
     approvals = next(r for r in check.rules if r.kind == "approvals")
     assert approvals.measured == 1
     assert f"{twin} is already counted with the key of {REVIEWER}" in approvals.message
+
+
+def test_no_one_promotes_their_own_version_whatever_the_policy_says(
+    reg: Registry, tmp_path: Path
+) -> None:
+    """Issue #35: `promote own@v1 --env production --policy lax.yaml`, where the file says
+    `production: {}`, let an admin ship her own version with no approval. The policy
+    file may waive approvals; it cannot waive separation of duties."""
+    lax = tmp_path / "lax.yaml"
+    lax.write_text("version: 1\nenvironments:\n  production: {}\n")
+    made = write_lora_adapter(tmp_path / "a", base_model="tiny@v1", hidden=64, layers=2, r=4,
+                              targets=("q_proj",), seed=11)  # fmt: skip
+    own = reg.adapters.register(made, f"own-{uuid.uuid4().hex[:6]}", actor=ADMIN)
+    before = len(events(reg, "deploy.refused"))
+    with pytest.raises(PermissionDenied, match=f"{ADMIN} registered {own.ref}; separation"):
+        promote(reg, own.ref, "production", actor=ADMIN, policy=lax)
+    assert len(events(reg, "deploy.refused")) == before + 1
+    assert all(d.adapter != own.ref for d in reg.deployments.history("production"))
+    # someone else may (the lax policy asks for nothing more)
+    assert promote(reg, own.ref, "production", actor=REVIEWER, policy=lax).adapter == own.ref
