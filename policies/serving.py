@@ -138,7 +138,41 @@ def check_against(registry: Registry, directory: Path) -> Deployment:
             f"{served.environment}), but {served.environment} now runs {now}; run "
             f"`loraledger sync {directory} --env {served.environment}`"
         )
+    _check_bundle_is(registry, directory, current)
     return current
+
+
+def _check_bundle_is(registry: Registry, directory: Path, deployment: Deployment) -> None:
+    """``directory``'s current bundle must be the deployment's version as its registrant
+    signed it: the bundle's signed digest is the deployment's, and the key it verifies
+    with is the registrant's registered key -- not a key the bundle brought along
+    (``release.json`` names one, which the offline check has to take on trust)."""
+    from loraledger.registry.keys import fingerprint
+    from loraledger.registry.manifest import Manifest
+
+    release = (directory / CURRENT).resolve()
+    problems = check_release(release)
+    if problems:
+        raise VerificationError("; ".join(problems))
+    try:
+        info = json.loads((release / "release.json").read_text())
+        signed = Manifest.from_bundle((release / "signature.sig").read_bytes()).digest
+        key = fingerprint(info["signer_public_key"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise VerificationError(f"{release.name}: release.json unreadable ({error})") from None
+    version = registry.adapters.get(deployment.adapter)
+    if signed != deployment.artifact_digest:
+        raise VerificationError(
+            f"{directory}/current holds a bundle signed over digest {signed[:16]}…, but "
+            f"{deployment.environment} runs {deployment.adapter} ({deployment.artifact_digest[:16]}"
+            f"…); run `loraledger sync {directory} --env {deployment.environment}`"
+        )
+    if key != version.signer_key_fingerprint:
+        raise VerificationError(
+            f"{directory}/current is signed with key {key[:16]}…, not with the key "
+            f"{version.signer} registered {version.ref} with ({version.signer_key_fingerprint[:16]}"
+            "…): its files were re-signed by someone else; sync it again"
+        )
 
 
 def load_deployed(registry: Registry, environment: str) -> tuple[Any, Any, Deployment]:

@@ -454,6 +454,50 @@ def test_kept_artifacts_of_an_intact_registry_pass(site: Path) -> None:
     assert result.exit_code == 0 and "and it is what staging runs" in result.output
 
 
+def test_a_serving_directory_that_is_not_what_runs_fails_its_check(site: Path) -> None:
+    """Issue #35, item 6: `sync --check` said "matches its signed manifest", exit 0, for a
+    `current` pointed at another version's release, and for weights changed and re-signed
+    with another key whose public key was written into release.json. Offline, a bundle
+    can only be checked against itself; against the registry, its signed digest must be
+    the deployment's and its key the registrant's registered key."""
+    from loraledger.policies.serving import _write_release, check
+
+    reg = opened(site)
+    serve = site / "serve"
+    sync(reg, "staging", serve)  # staging runs bot@v1 again (after the rollback)
+    check_against(reg, serve)
+    # (a) current pointed at bot@v2's signed release, deployment.json left as it was
+    v2 = next(d for d in reg.deployments.history("staging") if d.adapter == V2)
+    _write_release(reg, v2, serve / "releases" / v2.artifact_digest)
+    (serve / "current").unlink()
+    (serve / "current").symlink_to(Path("releases") / v2.artifact_digest)
+    assert check(serve) == []  # a valid bundle in itself
+    with pytest.raises(VerificationError, match="signed over digest .* but staging runs bot@v1"):
+        check_against(reg, serve)
+    result = cli(site, "sync", str(serve), "--check")
+    assert result.exit_code == 1 and "but staging runs bot@v1" in result.stderr
+    # (b) bot@v1's files re-signed with another identity's key, its public key in
+    # release.json: unchanged bytes (only the key can tell), then changed weights
+    sync(reg, "staging", serve)
+    release = (serve / "current").resolve()
+    for who, change in ((REVIEWER, False), (ENGINEER, True)):
+        if change:
+            weights = release / "adapter" / "adapter_model.safetensors"
+            weights.chmod(0o644)
+            data = bytearray(weights.read_bytes())
+            data[-1] ^= 1
+            weights.write_bytes(bytes(data))
+        key = reg.keys.load(who)
+        sign_directory(release / "adapter", key, release / "signature.sig")
+        info = json.loads((release / "release.json").read_text())
+        info["signer_public_key"] = key.public_key_pem
+        (release / "release.json").write_text(json.dumps(info))
+        assert check(serve) == []  # consistent in itself: offline, nothing can tell
+        expected = "re-signed by someone else" if not change else "signed over digest"
+        with pytest.raises(VerificationError, match=expected):
+            check_against(reg, serve)
+
+
 # --- identities: keys come from the history signed back to the root ---------------------
 
 
