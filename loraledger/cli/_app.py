@@ -64,7 +64,7 @@ class LedgerGroup(TyperGroup):
     """Catches :class:`LedgerError` at one place for every subcommand, and says click's
     usage errors (a bad option value, a missing argument) in one line too."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().make_context(*args, **kwargs)
         except ClickException as error:
