@@ -53,6 +53,7 @@ from loraledger.policies.trace import impact, trace_version
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import NewEvent, utcnow
 from loraledger.registry.crosscheck import record_sha256
+from loraledger.registry.datasets import row_record
 from loraledger.registry.evaluations import run_record, subject_label
 from loraledger.registry.keys import KeyStore
 from loraledger.registry.models import (
@@ -337,6 +338,17 @@ def _fill_audit(registry: Registry, events: int) -> None:
                 },
             )
         )
+    # the dataset's copies, each with the event registering it would have written
+    (registered,) = registry.audit_events(action="dataset.register")
+    dataset = registry.datasets.get(registered.subject.removeprefix("dataset:"))
+    with registry.db.read() as conn:
+        names = conn.execute(
+            "SELECT name FROM datasets WHERE name LIKE ? ORDER BY name", [f"{dataset.name}-%"]
+        ).fetchall()
+    for (name,) in names:
+        row = row_record(dataset.model_copy(update={"name": name}))
+        payload = {**registered.payload, "row_sha256": record_sha256(row)}
+        new.append(NewEvent("eve", "dataset.register", f"dataset:{name}@v1", payload))
     missing = events - registry.audit_head()[0] - 6 - len(new)  # the gate, approval, promotion
     new += [
         NewEvent("eve", "bench.event", f"adapter:copy-{i % 1000}@v1", {"i": i})

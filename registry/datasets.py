@@ -80,7 +80,7 @@ def _subject(version: DatasetVersion) -> str:
     return f"dataset:{version.ref}"
 
 
-def _row_record(version: DatasetVersion) -> dict[str, Any]:
+def row_record(version: DatasetVersion) -> dict[str, Any]:
     """The row as the event's digest covers it (its time is the event's own)."""
     return version.model_dump(mode="json", exclude={"created_at"})
 
@@ -111,7 +111,7 @@ def check_registered(version: DatasetVersion, events: list[AuditEvent]) -> Datas
             f"it was not written by LoRA Ledger; {RESTORE}"
         )
     check_against_event(
-        "datasets", version.ref, _stated(version), events[0], _row_record(version),
+        "datasets", version.ref, _stated(version), events[0], row_record(version),
         ROW_DIGEST, "the row (file name, size, format, PII lines or source path)",
     )  # fmt: skip
     return version
@@ -154,7 +154,7 @@ class Datasets:
                     "dataset.register",
                     f"dataset:{name}@v{version}",
                     {
-                        ROW_DIGEST: row_sha256(_row_record(written)),
+                        ROW_DIGEST: row_sha256(row_record(written)),
                         "file_sha256": analysis.file_sha256,
                         "merkle_root": root,
                         "records": len(analysis.record_hashes),
