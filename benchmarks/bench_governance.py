@@ -52,8 +52,7 @@ from loraledger.policies.gates import check_gate
 from loraledger.policies.trace import impact, trace_version
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import NewEvent, utcnow
-from loraledger.registry.crosscheck import record_sha256
-from loraledger.registry.datasets import row_record
+from loraledger.registry.crosscheck import record_sha256, row_record
 from loraledger.registry.evaluations import run_record, subject_label
 from loraledger.registry.keys import KeyStore
 from loraledger.registry.models import (

@@ -26,7 +26,7 @@ from loraledger.errors import GateRefused, LedgerError, PermissionDenied, UsageE
 
 from .gates import check_gate
 from .release import ApprovalRule, LoadedPolicy, load_policy
-from .tally import authored, authors, roles_for
+from .tally import authors, roles_for
 
 DEFAULT_RULE = ApprovalRule(count=1)
 
@@ -52,7 +52,7 @@ def decide(
     key = registry.act_as(actor, roles, action=decision)
     version = registry.adapters.get(ref)
     subject = f"adapter:{version.ref}"
-    made = authored(registry, authors(registry, version), key.name, key.fingerprint)
+    made = authors(registry, version).part_of(key.name, key.fingerprint)
     if made:
         _refuse(
             registry, key, roles, subject, environment,

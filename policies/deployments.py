@@ -36,7 +36,7 @@ from loraledger.errors import (
 )
 
 from .release import LoadedPolicy, load_policy
-from .tally import authored, authors
+from .tally import authors
 
 
 def promote(
@@ -57,7 +57,7 @@ def promote(
     current = registry.deployments.current(environment)
     if current is not None and current.artifact_digest == version.digest:
         raise Conflict(f"{version.ref} is already what {environment} runs")
-    made = authored(registry, authors(registry, version), key.name, key.fingerprint)
+    made = authors(registry, version).part_of(key.name, key.fingerprint)
     if made:  # whatever the policy says: a policy without approvals does not waive it
         _refuse(
             registry, key, environment,

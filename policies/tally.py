@@ -82,7 +82,7 @@ def _problem(
     version: AdapterVersion,
     inputs_sha256: str,
     rule: ApprovalRule,
-    authors: dict[str, str],
+    authors: Authors,
 ) -> str | None:
     if not verify_approval(registry, approval):
         return "its signature does not verify with the signer's registered key"
@@ -91,7 +91,7 @@ def _problem(
         return f"{approval.signer}'s key was revoked"
     if identity.role not in roles_for(rule):
         return f"{approval.signer} is no longer a {rule.role}"
-    made = authored(registry, authors, approval.signer, approval.key_fingerprint)
+    made = authors.part_of(approval.signer, approval.key_fingerprint)
     if made:
         return f"{made} the version"
     if approval.artifact_digest != version.digest:
@@ -101,35 +101,40 @@ def _problem(
     return None
 
 
-def authored(
-    registry: Registry, authors: dict[str, str], signer: str, key_fingerprint: str
-) -> str | None:
-    """How ``signer``, signing with ``key_fingerprint``, took part in making a version of
-    ``authors`` (:func:`authors`), as the start of a sentence; None when they did not. By
-    name, or by the key: one key enrolled under two names (before that was refused) is
-    one person."""
-    if signer in authors:
-        return f"{signer} {authors[signer]}"
-    for author, how in authors.items():
-        if _fingerprint(registry, author) == key_fingerprint:
-            return f"{signer} signs with the key of {author}, who {how}"
-    return None
+@dataclass(frozen=True)
+class Authors:
+    """Who made a version and how (``how``: name -> "registered" or "trained"), with the
+    key each of them holds (``keys``: fingerprint -> name), read once per decision."""
 
+    how: dict[str, str]
+    keys: dict[str, str]
 
-def _fingerprint(registry: Registry, name: str) -> str | None:
-    try:
-        return registry.identities.get(name).key_fingerprint
-    except LedgerError:
+    def part_of(self, signer: str, key_fingerprint: str) -> str | None:
+        """How ``signer``, signing with ``key_fingerprint``, took part in making the
+        version, as the start of a sentence; None when they did not. By name, or by the
+        key: one key enrolled under two names (before that was refused) is one person."""
+        if signer in self.how:
+            return f"{signer} {self.how[signer]}"
+        author = self.keys.get(key_fingerprint)
+        if author is not None:
+            return f"{signer} signs with the key of {author}, who {self.how[author]}"
         return None
 
 
-def authors(registry: Registry, version: AdapterVersion) -> dict[str, str]:
+def authors(registry: Registry, version: AdapterVersion) -> Authors:
     """Who made the version, and how (see :func:`authors_of`): read from its signed
     registration and its training run's provenance (both checked against the audit
-    chain), never from the version row's ``created_by``."""
+    chain), never from the version row's ``created_by``; with their keys."""
     registered = registry.adapters.registration(version.ref)
     run = registry.adapters.training_run(version.ref)
-    return authors_of(registered.actor, run.actor if run is not None else None)
+    how = authors_of(registered.actor, run.actor if run is not None else None)
+    keys = {}
+    for name in how:
+        try:
+            keys[registry.identities.get(name).key_fingerprint] = name
+        except LedgerError:
+            continue  # no identity, no key to recognise
+    return Authors(how, keys)
 
 
 def authors_of(registered_by: str, trained_by: str | None) -> dict[str, str]:
@@ -141,4 +146,4 @@ def authors_of(registered_by: str, trained_by: str | None) -> dict[str, str]:
     return found
 
 
-__all__ = ["Tally", "authored", "authors", "authors_of", "roles_for", "tally", "verify_approval"]
+__all__ = ["Authors", "Tally", "authors", "authors_of", "roles_for", "tally", "verify_approval"]

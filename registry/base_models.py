@@ -18,12 +18,14 @@ from loraledger.errors import VerificationError
 from .audit import canonical_json, utcnow
 from .core import Core
 from .crosscheck import (
-    RESTORE,
+    ROW_DIGEST,
     by_subject,
     check_against_event,
     check_registrations,
     parsed,
     record_sha256,
+    row_record,
+    the_event,
 )
 from .db import Connection
 from .manifest import describe_differences
@@ -56,17 +58,10 @@ def _base(row: tuple[Any, ...], files: tuple[FileEntry, ...] = ()) -> BaseModelV
 
 
 REGISTER = "base.register"
-ROW_DIGEST = "row_sha256"  # in events written since 2026-12: the whole row, by its sha256
 
 
 def _subject(base: BaseModelVersion) -> str:
     return f"base:{base.ref}"
-
-
-def _row_record(base: BaseModelVersion) -> dict[str, Any]:
-    """The row and its file rows as the event's digest covers them (its time is the
-    event's own)."""
-    return base.model_dump(mode="json", exclude={"created_at"})
 
 
 def _stated(base: BaseModelVersion) -> dict[str, Any]:
@@ -85,14 +80,10 @@ def _stated(base: BaseModelVersion) -> dict[str, Any]:
 def check_registered(base: BaseModelVersion, events: list[AuditEvent]) -> BaseModelVersion:
     """``base`` (a row with its file rows) against its one ``base.register`` event;
     returned when it matches, else :class:`VerificationError` naming the field."""
-    if len(events) != 1:
-        raise VerificationError(
-            f"base_models row {base.ref} has {len(events)} {REGISTER} audit events, not one: "
-            f"it was not written by LoRA Ledger; {RESTORE}"
-        )
+    event = the_event("base_models", base.ref, events, REGISTER)
     check_against_event(
-        "base_models", base.ref, _stated(base), events[0], _row_record(base), ROW_DIGEST,
-        "the row (architecture, file count, size or file sizes)",
+        "base_models", base.ref, _stated(base), event, row_record(base), ROW_DIGEST,
+        "the row and its file rows (architecture, file count, sizes)",
     )  # fmt: skip
     return base
 
@@ -145,7 +136,7 @@ class BaseModels:
                 REGISTER,
                 f"base:{name}@v{version}",
                 {
-                    ROW_DIGEST: record_sha256(_row_record(written)),
+                    ROW_DIGEST: record_sha256(row_record(written)),
                     "digest": manifest.digest,
                     "kind": kind,
                     "origin": origin,

@@ -16,6 +16,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from loraledger.errors import VerificationError
 
 from .models import AuditEvent
@@ -76,6 +78,26 @@ def record_sha256(value: Any) -> str:
     audit event records of a record whose every field it does not carry."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+ROW_DIGEST = "row_sha256"  # in registration events since 2026-12: the whole row's sha256
+
+
+def row_record(row: BaseModel) -> dict[str, Any]:
+    """A row's record as a registration event's :data:`ROW_DIGEST` covers it: every field
+    but its time, which is the event's own."""
+    return row.model_dump(mode="json", exclude={"created_at"})
+
+
+def the_event(table: str, row_id: str, events: Sequence[AuditEvent], action: str) -> AuditEvent:
+    """The one ``action`` event of a row (``events``: its subject's); none, or several,
+    means the row was not written by LoRA Ledger."""
+    if len(events) != 1:
+        raise VerificationError(
+            f"{table} row {row_id} has {len(events)} {action} audit events, not one: it was "
+            f"not written by LoRA Ledger; {RESTORE}"
+        )
+    return events[0]
 
 
 def check_digest(
@@ -167,6 +189,7 @@ def check_same_ids(
 
 __all__ = [
     "RESTORE",
+    "ROW_DIGEST",
     "by_subject",
     "check_against_event",
     "check_digest",
@@ -175,4 +198,6 @@ __all__ = [
     "check_same_ids",
     "parsed",
     "record_sha256",
+    "row_record",
+    "the_event",
 ]

@@ -21,7 +21,15 @@ from loraledger.errors import NotFound, VerificationError
 
 from .audit import canonical_json, utcnow
 from .core import Core
-from .crosscheck import RESTORE, by_subject, check_against_event, check_registrations, parsed
+from .crosscheck import (
+    ROW_DIGEST,
+    by_subject,
+    check_against_event,
+    check_registrations,
+    parsed,
+    row_record,
+    the_event,
+)
 from .crosscheck import record_sha256 as row_sha256
 from .db import Connection
 from .merkle import merkle_root, prove_membership
@@ -73,16 +81,10 @@ def _dataset(row: tuple[Any, ...]) -> DatasetVersion:
 
 
 REGISTER = "dataset.register"
-ROW_DIGEST = "row_sha256"  # in events written since 2026-12: the whole row, by its sha256
 
 
 def _subject(version: DatasetVersion) -> str:
     return f"dataset:{version.ref}"
-
-
-def row_record(version: DatasetVersion) -> dict[str, Any]:
-    """The row as the event's digest covers it (its time is the event's own)."""
-    return version.model_dump(mode="json", exclude={"created_at"})
 
 
 def _stated(version: DatasetVersion) -> dict[str, Any]:
@@ -105,14 +107,10 @@ def _stated(version: DatasetVersion) -> dict[str, Any]:
 def check_registered(version: DatasetVersion, events: list[AuditEvent]) -> DatasetVersion:
     """``version`` (a row) against its one ``dataset.register`` event; returned when it
     matches, else :class:`VerificationError` naming the row and the field."""
-    if len(events) != 1:
-        raise VerificationError(
-            f"datasets row {version.ref} has {len(events)} {REGISTER} audit events, not one: "
-            f"it was not written by LoRA Ledger; {RESTORE}"
-        )
+    event = the_event("datasets", version.ref, events, REGISTER)
     check_against_event(
-        "datasets", version.ref, _stated(version), events[0], row_record(version),
-        ROW_DIGEST, "the row (file name, size, format, PII lines or source path)",
+        "datasets", version.ref, _stated(version), event, row_record(version), ROW_DIGEST,
+        "the row (file name, size, format, PII lines or source path)",
     )  # fmt: skip
     return version
 
