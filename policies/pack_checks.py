@@ -3,12 +3,21 @@ named check function per claim, run in order by :func:`verify_pack`.
 
 With the public keys in the pack alone (or the keys an auditor trusts), the checks are:
 the public keys; the manifest signature and that the files are exactly the signed ones
-(changed, added and removed files named); the adapter against its model-signing bundle;
-each DSSE attestation and what it attests (files, results digest); the gate check; each
-approval's signature and separation of duties; the deployment history; the audit
-excerpt's hashes, links and signed checkpoint, and that every record of the pack is in
-it; the ML-BOM against the CycloneDX 1.6 schema; the compliance map. Nothing needs the
-registry or a network. The pack's format is :mod:`loraledger.policies.evidence`'s.
+(changed, added and removed files named); the exporter, who signed it, holds a role that
+may export packs; the adapter against its model-signing bundle; each DSSE attestation
+and what it attests (files, results digest); the gate check; each approval's signature,
+signer's role and separation of duties; the deployment history, each record's signature
+and its link to the one before; the decision -- the approvals and the gate check the
+promotion cites are exactly the pack's, and as many people approved as the policy it
+cites asks; the audit excerpt's hashes, links and signed checkpoint, and that every
+record of the pack is in it as the pack has it; the ML-BOM against the CycloneDX 1.6
+schema; the compliance map.
+Nothing needs the registry or a network. The pack's format is
+:mod:`loraledger.policies.evidence`'s.
+
+A role is read from the trusted keys file when it gives one (``keys export-public NAME
+--json`` and a pack's ``keys.json`` do), else from the pack's own ``keys.json`` -- which
+whoever re-signed a pack could have written; the check's detail says which.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from typing import Any
 
 from loraledger.registry.attestations import open_envelope, subject_digests
 from loraledger.registry.audit import verify_excerpt
+from loraledger.registry.crosscheck import RESTORE
+from loraledger.registry.deployments import check_signed
 from loraledger.registry.evaluations import results_digest
 from loraledger.registry.keys import verify_signature
 from loraledger.registry.manifest import describe_differences
@@ -34,16 +45,20 @@ from loraledger.registry.models import (
     Deployment,
     EvalRun,
     GateCheck,
+    Role,
     TrainingRun,
 )
+from loraledger.registry.permissions import Action, roles_for
 from loraledger.registry.signing import verify_directory
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loraledger.errors import InputError, LedgerError, VerificationError
-from loraledger.inputs import is_invisible, loads_json, read_text, regular_file
+from loraledger.inputs import is_invisible, load_yaml, loads_json, read_text, regular_file
 
 from .mlbom import validate_ml_bom
+from .release import ReleasePolicy
 from .tally import authors_of
+from .tally import roles_for as approving_roles
 
 PACK_PREDICATE = "https://loraledger.dev/evidence-pack/v1"
 MANIFEST = "MANIFEST.dsse.json"
@@ -78,6 +93,15 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@dataclass(frozen=True)
+class TrustedKeys:
+    """The public keys an auditor trusts (fingerprint -> PEM) and, where the file gives
+    them, their holders' roles (fingerprint -> role)."""
+
+    pem: dict[str, str]
+    roles: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Pack:
     """A pack's files and what the checks established so far: the keys a signature may
@@ -85,17 +109,19 @@ class Pack:
     typed records the later checks relate to each other."""
 
     files: dict[str, bytes]
-    trusted: dict[str, str] | None = None
+    trusted: TrustedKeys | None = None
     pem: dict[str, str] = field(default_factory=dict)  # identity name -> PEM
     fingerprints: dict[str, str] = field(default_factory=dict)  # fingerprint -> PEM
     name_of: dict[str, str] = field(default_factory=dict)  # fingerprint -> identity name
     identities: dict[str, dict[str, Any]] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)  # the signed predicate
+    exporter: str = ""  # who signed the manifest
     adapter_files: dict[str, str] | None = None  # relpath -> sha256, once verified
     run: TrainingRun | None = None
     evaluations: dict[str, EvalRun] = field(default_factory=dict)  # verified, by run id
     gate_check: GateCheck | None = None
     approvals: list[Approval] = field(default_factory=list)
+    deployments: list[Deployment] = field(default_factory=list)  # verified, in order
 
     @property
     def digest(self) -> str:
@@ -115,6 +141,38 @@ class Pack:
         statement = open_envelope(envelope, self.fingerprints)
         return statement, self.name_of[envelope["signatures"][0]["keyid"]]
 
+    def role(self, name: str) -> tuple[Role | None, str]:
+        """``name``'s role and where it was read: the trusted keys file if it gives one,
+        else the pack's own ``keys.json``."""
+        entry = self.identities.get(name, {})
+        fingerprint = entry.get("key_fingerprint")
+        if self.trusted is not None and fingerprint in self.trusted.roles:
+            return _role(self.trusted.roles[fingerprint]), "as the trusted keys say"
+        return _role(entry.get("role")), "as the pack says"
+
+    def key(self, name: str) -> tuple[str | None, str | None]:
+        """``name``'s trusted public key and its fingerprint (None, None: not trusted)."""
+        pem = self.pem.get(name)
+        if pem is None:
+            return None, None
+        return pem, self.identities[name]["key_fingerprint"]
+
+
+def _role(value: object) -> Role | None:
+    return Role(value) if value in {r.value for r in Role} else None
+
+
+def _may(pack: Pack, name: str, roles: frozenset[Role] | set[Role], what: str) -> str:
+    """``name``'s role, if it is one of ``roles``; else the refusal saying so."""
+    role, source = pack.role(name)
+    if role is None or role not in roles:
+        allowed = ", ".join(sorted(r.value for r in roles))
+        raise VerificationError(
+            f"{name}'s role is {role.value if role else 'not known'} ({source}); only the "
+            f"roles {allowed} {what}"
+        )
+    return f"{role.value}, {source}"
+
 
 # --- the checks, in the order verify_pack runs them --------------------------------------
 
@@ -123,7 +181,7 @@ def check_keys(pack: Pack) -> str:
     entries = pack.load("keys.json")
     for entry in entries:
         pem = entry["public_key_pem"]
-        if pack.trusted is not None and pack.trusted.get(entry["key_fingerprint"]) != pem:
+        if pack.trusted is not None and pack.trusted.pem.get(entry["key_fingerprint"]) != pem:
             continue
         pack.pem[entry["name"]] = pem
         pack.fingerprints[entry["key_fingerprint"]] = pem
@@ -144,7 +202,18 @@ def check_manifest(pack: Pack) -> str:
     if differences:
         raise VerificationError(f"the pack's files are not the signed ones ({differences})")
     pack.manifest = statement["predicate"]
+    pack.exporter = signer
     return f"{len(listed)} files exactly as signed by {signer}"
+
+
+def check_exporter(pack: Pack) -> str:
+    role = _may(pack, pack.exporter, roles_for(Action.EVIDENCE_EXPORT), "export evidence packs")
+    if pack.manifest.get("exported_by") != pack.exporter:
+        raise VerificationError(
+            f"the manifest says {pack.manifest.get('exported_by')} exported it; "
+            f"{pack.exporter} signed it"
+        )
+    return f"{pack.exporter} ({role}) may export packs"
 
 
 def check_adapter(pack: Pack) -> str:
@@ -235,7 +304,7 @@ def check_approval(pack: Pack, approval: Approval) -> str:
     trainer = pack.run.actor if pack.run else None
     if approval.signer in authors_of(pack.manifest["registered_by"], trainer):
         raise VerificationError(f"{approval.signer} approved their own work")
-    role = pack.identities[approval.signer]["role"]
+    role = _may(pack, approval.signer, roles_for(Action.APPROVE), "decide on a version")
     return f"{approval.decision} by {approval.signer} ({role}), independent of the authors"
 
 
@@ -244,10 +313,82 @@ def check_deployments(pack: Pack) -> str:
     last = history[-1]
     if last.id != pack.manifest["deployment"]["id"] or last.artifact_digest != pack.digest:
         raise VerificationError("its last entry is not the pack's deployment")
+    for previous, deployment in zip([None, *history], history, strict=False):
+        if deployment.environment != pack.manifest["environment"]:
+            raise VerificationError(f"#{deployment.seq} is of {deployment.environment}")
+        try:
+            check_signed(deployment, previous, *pack.key(deployment.created_by))
+        except VerificationError as error:  # said of a pack, not of a database
+            raise VerificationError(str(error).replace(f"; {RESTORE}", "")) from None
+    pack.deployments = history
+    signed = sum(d.signature is not None for d in history)
     return (
-        f"{len(history)} deployments of {pack.manifest['environment']}; #{last.seq} "
-        f"{last.action} by {last.created_by}"
+        f"{len(history)} deployments of {pack.manifest['environment']} ({signed} signed, each "
+        f"following the one before); #{last.seq} {last.action} by {last.created_by}"
     )
+
+
+def check_decision(pack: Pack) -> str:
+    """The promotion that put this artifact in the environment cites exactly the pack's
+    approvals and gate check, and as many people approved as the policy it cites asks."""
+    promotion = next(
+        (d for d in reversed(pack.deployments)
+         if d.action == "promote" and d.artifact_digest == pack.digest),
+        None,
+    )  # fmt: skip
+    gate, approvals = pack.gate_check, pack.approvals
+    if promotion is None:
+        if gate is not None or approvals:
+            raise VerificationError("it holds a gate check or approvals that no promotion cites")
+        return "no promotion of this artifact in the history: no decision to relate"
+    where = f"promotion #{promotion.seq} by {promotion.created_by}"
+    cited, held = set(promotion.approval_ids), {a.id for a in approvals}
+    if cited - held:
+        raise VerificationError(
+            f"{where} cites approval(s) the pack lacks: {', '.join(sorted(cited - held))}"
+        )
+    if held - cited:
+        raise VerificationError(
+            f"the pack holds approval(s) {where} does not cite: {', '.join(sorted(held - cited))}"
+        )
+    if promotion.gate_check_id is None:
+        if gate is not None:
+            raise VerificationError(f"{where} cites no gate check, yet the pack holds one")
+        return f"{where} cites no gate check and {len(cited)} approval(s)"
+    if gate is None or gate.id != promotion.gate_check_id:
+        raise VerificationError(
+            f"{where} cites gate check {promotion.gate_check_id}, not the pack's"
+        )
+    if gate.environment != promotion.environment or gate.policy_sha256 != promotion.policy_sha256:
+        raise VerificationError(f"the gate check was of another environment or policy than {where}")
+    for approval in approvals:
+        if (approval.environment, approval.artifact_digest) != (gate.environment, pack.digest):
+            raise VerificationError(f"approval {approval.id} is of another environment or artifact")
+    people = {a.key_fingerprint for a in approvals if a.decision == "approve"}
+    detail = (
+        f"{where} cites the pack's gate check and {len(cited)} approval(s) by {len(people)} people"
+    )
+    if "policy.yaml" not in pack.files:
+        return detail + " (the policy it cites is not in the pack)"
+    if sha256_hex(pack.files["policy.yaml"]) != gate.policy_sha256:
+        raise VerificationError("policy.yaml is not the policy the gate check cites")
+    try:
+        text = pack.files["policy.yaml"].decode("utf-8")
+        policy = ReleasePolicy.model_validate(load_yaml(text, path=Path("policy.yaml")))
+    except (UnicodeDecodeError, InputError, ValidationError) as error:
+        raise VerificationError(f"policy.yaml does not read as a release policy: {error}") from None
+    rule = policy.environments[promotion.environment].approvals
+    if rule is None:
+        return detail + f"; the policy asks no approval for {promotion.environment}"
+    roles = approving_roles(rule)
+    for approval in approvals:
+        _may(pack, approval.signer, roles, f"count for {promotion.environment}")
+    if len(people) < rule.count:
+        raise VerificationError(
+            f"the policy asks {rule.count} approvals for {promotion.environment}; the pack "
+            f"holds {len(people)}"
+        )
+    return detail + f"; the policy asks {rule.count}"
 
 
 def check_audit(pack: Pack) -> str:
@@ -285,6 +426,17 @@ def check_audit(pack: Pack) -> str:
         for a in pack.approvals
         if not logged(f"approval.{a.decision}", approval_id=a.id, signature=a.signature)
     ]
+    # the deployment, and the promotion the decision check read, as the pack has them
+    cited = [d for d in pack.deployments if d.action == "promote" and d.artifact_digest == digest]
+    for deployment in {d.id: d for d in [*cited[-1:], *pack.deployments[-1:]]}.values():
+        if not logged(
+            f"deploy.{deployment.action}",
+            deployment_id=deployment.id,
+            artifact_digest=digest,
+            approval_ids=list(deployment.approval_ids),
+            gate_check_id=deployment.gate_check_id,
+        ):
+            missing.append(f"deployment #{deployment.seq} as the pack has it")
     deployment = pack.manifest["deployment"]
     if not logged(
         f"deploy.{deployment['action']}", deployment_id=deployment["id"], artifact_digest=digest
@@ -374,14 +526,15 @@ def read_pack(path: Path, *, max_bytes: int = MAX_PACK_BYTES) -> dict[str, bytes
 
 
 def verify_pack(
-    path: Path, trusted: dict[str, str] | None = None, *, max_bytes: int = MAX_PACK_BYTES
+    path: Path, trusted: TrustedKeys | None = None, *, max_bytes: int = MAX_PACK_BYTES
 ) -> PackReport:
     """Check every claim of the pack at ``path`` offline; see the module docstring.
 
-    ``trusted`` (key fingerprint -> PEM) restricts the keys a signature may verify with
-    to those the auditor trusts; by default the pack's own ``keys.json`` is used and its
-    fingerprints are reported for comparison with the organisation's published keys.
-    Without verified keys or manifest nothing else is checked.
+    ``trusted`` restricts the keys a signature may verify with to those the auditor
+    trusts, and gives their holders' roles where it knows them; by default the pack's own
+    ``keys.json`` is used and its fingerprints are reported for comparison with the
+    organisation's published keys. Without verified keys or manifest nothing else is
+    checked.
     """
     pack = Pack(read_pack(path, max_bytes=max_bytes), trusted)
     checks: list[PackCheck] = []
@@ -401,6 +554,7 @@ def verify_pack(
         "manifest", partial(check_manifest, pack)
     ):
         return _report(path, pack, checks)
+    run("exporter", partial(check_exporter, pack))
     run("adapter signature", partial(check_adapter, pack))
     if "training-run.json" in pack.files:
         pack.run = TrainingRun.model_validate(pack.load("training-run.json"))
@@ -418,7 +572,8 @@ def verify_pack(
     ]
     for approval in pack.approvals:
         run(f"approval {approval.id[:8]}", partial(check_approval, pack, approval))
-    run("deployment history", partial(check_deployments, pack))
+    if run("deployment history", partial(check_deployments, pack)):
+        run("decision", partial(check_decision, pack))
     run("audit chain", partial(check_audit, pack))
     run("ML-BOM", partial(check_bom, pack))
     run("compliance map", partial(check_compliance, pack))
@@ -437,14 +592,17 @@ def _report(path: Path, pack: Pack, checks: list[PackCheck]) -> PackReport:
     )
 
 
-def trusted_keys(path: Path) -> dict[str, str]:
-    """Trusted public keys from a ``keys.json`` (a pack's), or one key as printed by
-    ``loraledger keys export-public NAME --json``."""
+def trusted_keys(path: Path) -> TrustedKeys:
+    """Trusted public keys, with their holders' roles where given, from a ``keys.json``
+    (a pack's), or one key as printed by ``loraledger keys export-public NAME --json``."""
     try:
         entries = loads_json(read_text(path, what="keys file"), path=path)
         if isinstance(entries, dict):  # one key, as `keys export-public NAME --json` prints
             entries = [entries]
-        return {e["key_fingerprint"]: e["public_key_pem"] for e in entries}
+        return TrustedKeys(
+            pem={e["key_fingerprint"]: e["public_key_pem"] for e in entries},
+            roles={e["key_fingerprint"]: e["role"] for e in entries if e.get("role")},
+        )
     except FileNotFoundError:
         raise InputError(f"no trusted keys file at {path}") from None
     except (ValueError, KeyError, TypeError) as error:
@@ -460,13 +618,16 @@ __all__ = [
     "Pack",
     "PackCheck",
     "PackReport",
+    "TrustedKeys",
     "check_adapter",
     "check_approval",
     "check_audit",
     "check_bom",
     "check_compliance",
+    "check_decision",
     "check_deployments",
     "check_evaluation",
+    "check_exporter",
     "check_gate",
     "check_keys",
     "check_manifest",

@@ -240,7 +240,8 @@ def _remove(db: Database, files: Path, made: bool, objects: ObjectStorage | None
         with contextlib.suppress(Exception), db.write() as conn:
             for table in _tables(conn):
                 conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-            conn.execute("DROP FUNCTION IF EXISTS loraledger_append_only() CASCADE")
+            for function in ("loraledger_append_only", "loraledger_revocation_only"):
+                conn.execute(f"DROP FUNCTION IF EXISTS {function}() CASCADE")
     if objects is not None:
         with contextlib.suppress(Exception):
             objects.delete(list(objects.keys("")))

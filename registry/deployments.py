@@ -25,7 +25,7 @@ from .core import Core
 from .crosscheck import RESTORE, check_row, check_same_ids
 from .db import Connection
 from .keys import SigningKey, verify_signature
-from .models import AuditEvent, Deployment, Identity, Role
+from .models import AuditEvent, Deployment, Role
 from .permissions import Action
 
 DEPLOY_EVENTS = ("deploy.promote", "deploy.rollback")
@@ -227,7 +227,9 @@ class Deployments:
         previous: Deployment | None = None
         for deployment, event in zip(history, events, strict=True):
             _check_against_event(deployment, event)
-            _check_signed(deployment, previous, identities.get(deployment.created_by))
+            signer = identities.get(deployment.created_by)
+            check_signed(deployment, previous, signer.public_key_pem if signer else None,
+                         signer.key_fingerprint if signer else None)  # fmt: skip
             previous = deployment
 
 
@@ -259,11 +261,16 @@ def _check_against_event(deployment: Deployment, event: AuditEvent) -> None:
     check_row("deployments", deployment.id, stored, recorded, f"audit event #{event.seq}")
 
 
-def _check_signed(
-    deployment: Deployment, previous: Deployment | None, signer: Identity | None
+def check_signed(
+    deployment: Deployment,
+    previous: Deployment | None,
+    signer_pem: str | None,
+    signer_fingerprint: str | None,
 ) -> None:
-    """A signed row: its columns are its payload, its signature verifies with the actor's
-    registered key, and it follows the environment's previous record."""
+    """A signed record: its fields are its payload, its signature verifies with the
+    actor's key (``signer_pem``, fingerprint ``signer_fingerprint``; None: no key known for
+    the actor), and it follows the environment's previous record. Used on the registry's
+    rows and on an evidence pack's copy of them."""
     where = f"deployments row {deployment.id} ({deployment.environment} #{deployment.seq})"
     if deployment.payload is None and deployment.signature is None:
         return  # format 1, before records were signed: its audit event vouches for it
@@ -280,11 +287,11 @@ def _check_signed(
         "deployments",
         deployment.id,
         {"key_fingerprint": deployment.key_fingerprint},
-        {"key_fingerprint": signer.key_fingerprint if signer is not None else None},
+        {"key_fingerprint": signer_fingerprint},
         f"the registered key of {deployment.created_by!r}",
     )
-    if signer is None or not verify_signature(
-        signer.public_key_pem, deployment.signature, deployment.payload.encode("utf-8")
+    if signer_pem is None or not verify_signature(
+        signer_pem, deployment.signature, deployment.payload.encode("utf-8")
     ):
         raise VerificationError(
             f"{where}: its signature does not verify with {deployment.created_by!r}'s "
@@ -320,4 +327,11 @@ def _deployment(row: tuple[Any, ...]) -> Deployment:
     )
 
 
-__all__ = ["DEPLOY_EVENTS", "Deployments", "link_to", "payload_sha256", "signed_fields"]
+__all__ = [
+    "DEPLOY_EVENTS",
+    "Deployments",
+    "check_signed",
+    "link_to",
+    "payload_sha256",
+    "signed_fields",
+]

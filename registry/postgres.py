@@ -29,10 +29,16 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from loraledger.errors import LockTimeout, PermissionDenied, StorageError, UsageError
+from loraledger.errors import (
+    LockTimeout,
+    PermissionDenied,
+    StorageError,
+    UsageError,
+    VerificationError,
+)
 
 from .db import LOCK_TIMEOUT_ENV, Connection, Cursor, Database
-from .dialect import POSTGRESQL
+from .dialect import POSTGRESQL, REVOCABLE_TABLES, WRITER_ROLE, guard_triggers
 
 SCHEMES = ("postgresql", "postgres")
 # pg_advisory_lock's key for "this registry's writer": the ASCII of "LoRALedg".
@@ -198,11 +204,37 @@ class PostgresDatabase(Database):
         assert isinstance(conn, PostgresConnection)
         conn.close()
 
+    def check_guards(self, conn: Connection) -> int:
+        """Every trigger that makes history append-only is there and enabled: the
+        database's owner or a superuser can drop one or switch it off (``ALTER TABLE ...
+        DISABLE TRIGGER``), and nothing else would say so. What was edited meanwhile is
+        found by checking the rows against their signed events (``audit verify``)."""
+        found = dict(
+            conn.execute(
+                "SELECT c.relname || '.' || t.tgname, t.tgenabled::text FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND NOT t.tgisinternal"
+            ).fetchall()
+        )
+        checked = 0
+        for table, names in guard_triggers().items():
+            for name in names:
+                state = found.get(f"{table}.{name}")
+                if state not in ("O", "A"):  # fires in every session ('D' off, 'R' replica only)
+                    what = "is missing" if state is None else "is switched off"
+                    raise VerificationError(
+                        f"the trigger {name} on {table} {what} in {self.location}: that table "
+                        "no longer refuses edits (only the database's owner or a superuser can "
+                        "do that); run `loraledger db-roles` with the owner's account, which "
+                        "makes every guard afresh, then `loraledger audit verify`, which finds "
+                        "any row edited meanwhile"
+                    )
+                checked += 1
+        return checked
 
-WRITER_ROLE = "loraledger_writer"
+
 AUDITOR_ROLE = "loraledger_auditor"
-# The one table LoRA Ledger updates (a revocation; signed and audited as an event).
-UPDATED_TABLES = ("identities",)
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -215,10 +247,12 @@ def role_statements(
 ) -> list[str]:
     """The SQL that gives a registry's database its two kinds of account: writers
     (``loraledger_writer``: read everything, insert rows, update an identity's revocation;
-    never update or delete history, never change the schema) and auditors
+    never update or delete history, never change the schema or insert into its
+    bookkeeping -- the schema version and the registry's settings) and auditors
     (``loraledger_auditor``: read only), each existing login role named joining one.
-    Run by the database's owner; idempotent. Future tables (a migration run by the
-    owner) get the same grants."""
+    Then every guard on history made afresh (:meth:`~.dialect.Dialect.guards`: a trigger
+    dropped or switched off is back). Run by the database's owner; idempotent. Future
+    tables (a migration run by the owner) get the same grants."""
     for name in (*writers, *auditors):
         if not _ROLE_NAME.fullmatch(name):
             raise UsageError(
@@ -239,13 +273,13 @@ def role_statements(
         f"REVOKE ALL ON ALL TABLES IN SCHEMA {sch} FROM PUBLIC",
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {sch} TO {both}",
         f"GRANT INSERT ON ALL TABLES IN SCHEMA {sch} TO {WRITER_ROLE}",
-        *(f"GRANT UPDATE ON {sch}.{t} TO {WRITER_ROLE}" for t in UPDATED_TABLES),
+        *(f"GRANT UPDATE ON {sch}.{t} TO {WRITER_ROLE}" for t in REVOCABLE_TABLES),
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {sch} GRANT SELECT ON TABLES TO {both}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {sch} GRANT INSERT ON TABLES TO {WRITER_ROLE}",
     ]
     out += [f"GRANT {WRITER_ROLE} TO {_quoted(n)}" for n in writers]
     out += [f"GRANT {AUDITOR_ROLE} TO {_quoted(n)}" for n in auditors]
-    return out
+    return [*out, *POSTGRESQL.guards()]
 
 
 def _quoted(identifier: str) -> str:

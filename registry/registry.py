@@ -292,7 +292,9 @@ class Registry(Core):
                 return sorted((e for a in actions for e in events.get(a, [])), key=_seq)
 
             attested = {action for action, _ in RECORDED_BY.values()}
+            guards = self.db.check_guards(conn)  # PostgreSQL's triggers; none on DuckDB
             return {
+                **({"database_guards": guards} if guards else {}),
                 "identities": len(self.trusted_identities(conn)),
                 "adapter_versions": self.adapters.check_all(conn, logged("adapter.register")),
                 "datasets": self.datasets.check_all(conn, logged("dataset.register")),
@@ -317,6 +319,8 @@ class Registry(Core):
         checked: dict[str, int] = {}
         with self.db.read() as conn:
             self.check_tail(conn)
+            if guards := self.db.check_guards(conn):
+                checked["database_guards"] = guards
             checked["identities"] = len(self.trusted_identities(conn))
             for table, actions in _COUNTED:
                 placeholders = ", ".join("?" * len(actions))

@@ -67,7 +67,8 @@ def check_compatible(conn: Connection, where: str) -> int:
 
 
 def apply_pending(conn: Connection, now: object, dialect: Dialect = DUCKDB) -> list[Migration]:
-    """Apply, inside the caller's transaction, every migration newer than the database."""
+    """Apply, inside the caller's transaction, every migration newer than the database,
+    then what the dialect adds to the whole schema (PostgreSQL's guards on history)."""
     version = current_version(conn)
     pending = [m for m in migrations() if m.version > version]
     for migration in pending:
@@ -77,4 +78,7 @@ def apply_pending(conn: Connection, now: object, dialect: Dialect = DUCKDB) -> l
             "INSERT INTO schema_migrations VALUES (?, ?, ?)",
             [migration.version, migration.name, now],
         )
+    if pending:
+        for statement in dialect.guards():
+            conn.execute(statement)
     return pending

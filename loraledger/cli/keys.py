@@ -173,6 +173,8 @@ def export_public(
         emit_json(
             {
                 "name": identity.name,
+                "role": identity.role.value,
+                "status": identity.status.value,
                 "key_fingerprint": identity.key_fingerprint,
                 "public_key_pem": identity.public_key_pem,
             }

@@ -4,7 +4,9 @@ and stops verifying when any file is changed, added or removed."""
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
 import json
 import tarfile
@@ -23,7 +25,8 @@ from loraledger.policies.mlbom import ml_bom, validate_ml_bom
 from loraledger.policies.model_card import model_card
 from loraledger.policies.pack_checks import Pack
 from loraledger.registry import Registry
-from loraledger.registry.attestations import open_envelope
+from loraledger.registry.attestations import open_envelope, sign_statement
+from loraledger.registry.keys import SigningKey
 
 from loraledger.errors import Conflict, InputError, NotFound, PermissionDenied, VerificationError
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, clone_registry
@@ -200,11 +203,116 @@ def test_a_forged_manifest_still_fails_the_inner_checks(
     forged = _rewrite(pack, tmp_path / "forged.tar.gz", forge)
     report = verify_pack(forged)
     failed = {c.name for c in report.checks if not c.passed}
-    assert failed and all(name.startswith("evaluation ") for name in failed)
+    assert "exporter" in failed  # mallory signed what says otto exported it
+    assert all(name.startswith("evaluation ") for name in failed - {"exporter"})
     organisation = tmp_path / "org-keys.json"
     organisation.write_text(json.dumps(json.loads(read_pack(pack)["keys.json"])))
     trusted = verify_pack(forged, trusted_keys(organisation))
     assert not next(c for c in trusted.checks if c.name == "manifest").passed
+
+
+def _drop_an_approval(files: dict[str, bytes]) -> None:
+    name = next(n for n in files if n.startswith("approvals/"))
+    del files[name]
+    entries = json.loads(files["compliance.json"])
+    for entry in entries:  # the compliance map edited to match
+        entry["files"] = [f for f in entry["files"] if f != name]
+    files["compliance.json"] = json.dumps(entries).encode()
+
+
+def _resign(files: dict[str, bytes], key: SigningKey) -> None:
+    envelope = json.loads(files["MANIFEST.dsse.json"])
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"]["exported_by"] = key.name
+    statement["subject"] = [
+        {"name": n, "digest": {"sha256": hashlib.sha256(d).hexdigest()}}
+        for n, d in sorted(files.items())
+        if n != "MANIFEST.dsse.json"
+    ]
+    files["MANIFEST.dsse.json"] = json.dumps(sign_statement(statement, key)).encode()
+
+
+def _claim_role(name: str, role: str) -> Callable[[dict[str, bytes]], None]:
+    def claim(files: dict[str, bytes]) -> None:
+        keys = json.loads(files["keys.json"])
+        for entry in keys:
+            entry["role"] = role if entry["name"] == name else entry["role"]
+        files["keys.json"] = json.dumps(keys).encode()
+
+    return claim
+
+
+@pytest.mark.parametrize(
+    ("signer", "lie"), [(ENGINEER, None), (ENGINEER, "admin"), (AUDITOR, None)]
+)
+def test_a_pack_that_lost_an_approval_fails_however_it_was_re_signed(
+    eval_registry: Registry, pack: Path, tmp_path: Path, signer: str, lie: str | None
+) -> None:
+    """Issue #35: one approval removed, the compliance map edited to match, the manifest
+    re-signed -- by an engineer (who may not export packs; once with keys.json claiming
+    she is an admin), or by an auditor who may. The decision check fails every time: the
+    promotion cites an approval the pack lacks. The exporter check fails when the
+    manifest's signer may not export, by the trusted keys' roles even where the pack's
+    keys.json lies."""
+    key = eval_registry.keys.load(signer)
+
+    def forge(files: dict[str, bytes]) -> None:
+        _drop_an_approval(files)
+        if lie:
+            _claim_role(signer, lie)(files)
+        _resign(files, key)
+
+    forged = _rewrite(pack, tmp_path / "forged.tar.gz", forge)
+    organisation = tmp_path / "org-keys.json"
+    organisation.write_text(read_pack(pack)["keys.json"].decode())
+    alone, trusted = verify_pack(forged), verify_pack(forged, trusted_keys(organisation))
+    for report, roles_from in ((alone, "the pack says"), (trusted, "the trusted keys say")):
+        checks = {c.name: c for c in report.checks}
+        assert not report.passed
+        assert not checks["decision"].passed
+        assert "cites approval(s) the pack lacks" in checks["decision"].detail
+        may_export = signer == AUDITOR or (lie == "admin" and roles_from == "the pack says")
+        assert checks["manifest"].passed
+        assert checks["exporter"].passed == may_export, checks["exporter"].detail
+        if not may_export:
+            assert checks["exporter"].detail == (
+                f"{signer}'s role is engineer (as {roles_from}); only the roles admin, "
+                "auditor, reviewer export evidence packs"
+            )
+
+
+def test_a_promotion_re_signed_without_its_approval_fails_the_policy_it_cites(
+    eval_registry: Registry, pack: Path, tmp_path: Path
+) -> None:
+    """A reviewer re-signs the promotion record itself citing no approval, and drops the
+    approval: its signature holds, the audit chain does not, and the policy in the pack
+    asks one approval the pack no longer holds."""
+    from loraledger.registry.audit import canonical_json
+
+    def forge(files: dict[str, bytes]) -> None:
+        _drop_an_approval(files)
+        history = json.loads(files["deployments.json"])
+        history[0]["approval_ids"] = []
+        link = None
+        for record in history:  # each re-signed by its maker, linked to the one before
+            signed = json.loads(record["payload"])
+            signed.update(approval_ids=record["approval_ids"], previous=link)
+            record["payload"] = canonical_json(signed)
+            record["signature"] = eval_registry.keys.load(record["created_by"]).sign(
+                record["payload"].encode()
+            )
+            digest = hashlib.sha256(record["payload"].encode()).hexdigest()
+            link = {"id": record["id"], "payload_sha256": digest}
+        files["deployments.json"] = json.dumps(history).encode()
+        _resign(files, eval_registry.keys.load(AUDITOR))
+
+    report = verify_pack(_rewrite(pack, tmp_path / "forged.tar.gz", forge))
+    checks = {c.name: c for c in report.checks}
+    assert checks["deployment history"].passed, checks["deployment history"].detail
+    assert checks["decision"].detail == (
+        "the policy asks 1 approvals for staging; the pack holds 0"
+    )
+    assert "not in the signed audit chain" in checks["audit chain"].detail
 
 
 def test_export_refusals(eval_registry: Registry, released: Path, tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ import pytest
 from loraledger.registry.dialect import (
     DUCKDB,
     HISTORY_TABLES,
+    META_TABLES,
     POSTGRESQL,
+    REVOCABLE_TABLES,
     DialectError,
     split_statements,
 )
@@ -33,7 +35,10 @@ def schema_db(postgres_server: Server) -> str:
     """A PostgreSQL database holding every migration, applied as PostgreSQL statements."""
     postgres_server.create_database("schema")
     for migration in migrations():
-        postgres_server.psql(";\n".join(POSTGRESQL.statements(migration.sql)), "schema")
+        if statements := POSTGRESQL.statements(migration.sql):
+            postgres_server.psql(";\n".join(statements), "schema")
+    for statement in POSTGRESQL.guards():  # one by one: a function body holds ';'
+        postgres_server.psql(statement, "schema")
     return "schema"
 
 
@@ -63,6 +68,22 @@ def test_postgresql_has_every_table_and_auditor_view_duckdb_has(
 
     assert pg_names("BASE TABLE") == names("BASE TABLE")
     assert pg_names("VIEW") == names("VIEW") and "v_audit_log" in pg_names("VIEW")
+
+
+def test_every_table_is_history_revocable_or_bookkeeping_exactly_once() -> None:
+    tables = {
+        r[0]
+        for r in _duckdb_schema()
+        .execute("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'")
+        .fetchall()
+    }
+    listed = [*HISTORY_TABLES, *REVOCABLE_TABLES, *META_TABLES]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == tables, "classify each new table in registry/dialect.py"
+
+
+def test_duckdb_adds_no_guards() -> None:
+    assert DUCKDB.guards() == []
 
 
 @pytest.mark.parametrize("table", HISTORY_TABLES)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loraledger.registry import Registry, Role, audit, evaluations, schema
 from loraledger.registry.audit import CHAIN_FORMAT, GENESIS_HASH, event_hash, utcnow
-from loraledger.registry.dialect import HISTORY_TABLES
+from loraledger.registry.dialect import HISTORY_TABLES, guard_triggers
 from loraledger.registry.postgres import (
     WRITE_LOCK_KEY,
     PostgresDatabase,
@@ -31,6 +31,7 @@ from loraledger.errors import (
     PermissionDenied,
     StorageError,
     UsageError,
+    VerificationError,
 )
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, small_adapter
 from tests.postgres import PASSWORD, Server
@@ -204,6 +205,11 @@ def test_writer_and_auditor_accounts_get_what_their_role_needs_and_no_more(
         "SET session_replication_role = replica",
         "CREATE TABLE sneaky (x INTEGER)",
         "DROP TABLE audit_checkpoints",
+        "UPDATE datasets SET license = 'MIT'",
+        "DELETE FROM eval_samples",
+        # a future schema version, or a setting, that would lock everyone out
+        f"INSERT INTO schema_migrations VALUES ({schema.LATEST_VERSION + 1}, 'x', now())",
+        "INSERT INTO registry_meta VALUES ('store', '/elsewhere')",
     ):
         with (
             pytest.raises(PermissionDenied, match=f"refused '{writer}'"),
@@ -223,6 +229,70 @@ def test_writer_and_auditor_accounts_get_what_their_role_needs_and_no_more(
         conn.execute("INSERT INTO registry_meta VALUES ('sneaked', 'in')")
     registry.verify_audit()
     registry.verify_records()
+
+
+def test_an_identity_row_takes_its_revocation_and_nothing_else(registry: Registry) -> None:
+    for statement in (
+        "UPDATE identities SET public_key_pem = 'another key' WHERE name = 'rita'",
+        "UPDATE identities SET role = 'admin' WHERE name = 'eve'",
+        "DELETE FROM identities WHERE name = 'otto'",
+        "TRUNCATE identities CASCADE",
+    ):
+        with (
+            pytest.raises(PermissionDenied, match="refused 'loraledger': .*identit"),
+            registry.db.write() as conn,
+        ):
+            conn.execute(statement)
+    registry.identities.revoke(AUDITOR, reason="moved on", actor=ADMIN)
+    with (
+        pytest.raises(PermissionDenied, match="changes only by its revocation"),
+        registry.db.write() as conn,
+    ):
+        conn.execute("UPDATE identities SET status = 'active' WHERE name = ?", [AUDITOR])
+    registry.verify_audit()
+    registry.verify_records()
+
+
+def test_a_registry_guarded_by_an_earlier_release_gets_every_guard_when_it_migrates(
+    registry: Registry, registered: object
+) -> None:
+    # schema 11 as an earlier release left it: triggers on nine history tables only
+    earlier = ("audit_events", "audit_checkpoints", "signatures", "adapter_versions",
+               "adapter_files", "approvals", "deployments", "gate_checks", "attestations")  # fmt: skip
+    with registry.db.write() as conn:
+        for table, names in guard_triggers().items():
+            for name in names if table not in earlier else ():
+                conn.execute(f"DROP TRIGGER {name} ON {table}")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 12")
+    with pytest.raises(
+        VerificationError, match="the trigger artifacts_append_only on artifacts is missing"
+    ):
+        registry.verify_records()
+    migrated = Registry.open(registry.address, keys=registry.keys)
+    assert migrated.audit_events()[-1].payload == {"from": 11, "to": 12}
+    assert migrated.verify_records()["database_guards"] == sum(map(len, guard_triggers().values()))
+    with pytest.raises(PermissionDenied, match="on datasets refused"), registry.db.write() as c:
+        c.execute("UPDATE datasets SET license = 'MIT'")
+
+
+def test_a_guard_switched_off_by_the_owner_is_found_and_db_roles_puts_it_back(
+    registry: Registry, registered: object
+) -> None:
+    assert isinstance(registry.db, PostgresDatabase)
+    with registry.db.write() as conn:  # the owner may; nobody given a writer's account can
+        conn.execute("ALTER TABLE approvals DISABLE TRIGGER approvals_append_only")
+    with pytest.raises(
+        VerificationError,
+        match=r"the trigger approvals_append_only on approvals is switched off in .*"
+        r"run `loraledger db-roles` with the owner's account",
+    ):
+        registry.verify_records()
+    with pytest.raises(VerificationError, match="is switched off"):
+        registry.verify_records_since(registry.audit_head()[0])
+    create_roles(registry.db)
+    registry.verify_records()
+    with pytest.raises(PermissionDenied, match="on approvals refused"), registry.db.write() as c:
+        c.execute("DELETE FROM approvals")
 
 
 def test_an_upgrade_by_a_writer_account_says_the_owner_runs_it(
@@ -349,6 +419,7 @@ def test_postgresql_computes_the_samples_digest_python_and_duckdb_compute(
     bare: PostgresDatabase, samples: list[Sample]
 ) -> None:
     with bare.write() as conn:
+        conn.execute("SET LOCAL session_replication_role = replica")  # history's guard off
         replace_samples(conn, samples)
     with bare.read() as conn:
         assert evaluations.samples_digests(conn) == evaluations.samples_digests_in_python(conn)

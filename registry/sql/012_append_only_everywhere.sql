@@ -1,0 +1,6 @@
+-- Schema version 12: every history table append-only on PostgreSQL.
+-- No table changes. On PostgreSQL, the migration step then (re)makes the guards of
+-- registry/dialect.py: the tables of datasets, base models, training runs, evaluations,
+-- comparisons, adapters and artifacts refuse UPDATE, DELETE and TRUNCATE as the audit chain
+-- and the approvals always did; an identity's row takes only its revocation; a writer's
+-- account may no longer insert into registry_meta or schema_migrations.
