@@ -49,6 +49,7 @@ from loraledger.harness.suites import find_suite
 from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote
 from loraledger.policies.gates import check_gate
+from loraledger.policies.release import set_policy
 from loraledger.policies.trace import impact, trace_version
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import NewEvent, utcnow
@@ -206,6 +207,7 @@ def build(root: Path, *, versions: int, events: int, samples: int) -> tuple[Regi
     _fill_audit(registry, events)
     policy = root / "policy.yaml"
     policy.write_text(POLICY)
+    set_policy(registry, policy, reason="the benchmark's policy", actor="alice")
     decide(
         registry, version.ref, "staging", "approve", comment="bench", actor="rita", policy=policy
     )

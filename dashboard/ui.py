@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
-from loraledger.policies.release import LoadedPolicy, load_policy
+from loraledger.policies.release import LoadedPolicy, resolve_policy
 from loraledger.registry import Identity, Registry, Role
 from loraledger.registry.keys import KEYS_DIR_ENV, KeyStore
 from loraledger.registry.permissions import Action, allowed, only_reads
@@ -138,7 +138,9 @@ def registry(passphrase: str | None = None) -> Registry:
 
 
 def policy() -> LoadedPolicy:
-    return load_policy(config().policy)
+    """The registry's policy in force (``--policy FILE``: that file, as a dry run when it
+    is not the one in force; approvals and promotions refuse it then)."""
+    return resolve_policy(registry(), config().policy, deciding=False)
 
 
 def read(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:

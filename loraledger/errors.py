@@ -134,6 +134,11 @@ class GateRefused(Conflict):
     decided the same thing on the same evidence. The message names the rule."""
 
 
+class PolicyNotInForce(Conflict):
+    """A decision was asked under a release policy that is not the registry's policy in
+    force, or the registry has none in force yet (an admin sets one: `policy set`)."""
+
+
 class ConcurrentChange(Conflict):
     """Another writer changed the same thing meanwhile; nothing was written. Look at
     the new state, then try again."""

@@ -24,7 +24,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 def load_validated(path: Path, model: type[ModelT], *, what: str) -> tuple[ModelT, str, str]:
     """``path`` parsed and validated as ``model``; returns it, the sha256 of the file's bytes
     and its text (for line lookups by later checks). ``what`` names the file in errors."""
-    raw = read_bytes(path, what=what)
+    return validated_bytes(read_bytes(path, what=what), model, what=what, path=path)
+
+
+def validated_bytes(
+    raw: bytes, model: type[ModelT], *, what: str, path: Path | str
+) -> tuple[ModelT, str, str]:
+    """:func:`load_validated` for bytes already read (a record of the registry: ``path``
+    names it in errors)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

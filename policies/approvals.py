@@ -25,7 +25,7 @@ from loraledger.registry.models import Approval, Decision
 from loraledger.errors import GateRefused, LedgerError, PermissionDenied, UsageError
 
 from .gates import check_gate
-from .release import ApprovalRule, LoadedPolicy, load_policy
+from .release import ApprovalRule, LoadedPolicy, resolve_policy
 from .tally import authors, roles_for
 
 DEFAULT_RULE = ApprovalRule(count=1)
@@ -46,7 +46,7 @@ def decide(
         raise ValueError(decision)
     if not comment.strip():
         raise UsageError(f"a decision needs a comment: pass --comment TEXT to {decision}")
-    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    loaded = resolve_policy(registry, policy, deciding=True)
     rule = loaded.environment(environment).approvals or DEFAULT_RULE
     roles = roles_for(rule)
     key = registry.act_as(actor, roles, action=decision)

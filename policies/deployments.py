@@ -31,11 +31,12 @@ from loraledger.errors import (
     LedgerError,
     NothingDeployed,
     PermissionDenied,
+    PolicyNotInForce,
     UsageError,
     VerificationError,
 )
 
-from .release import LoadedPolicy, load_policy
+from .release import LoadedPolicy, resolve_policy
 from .tally import authors
 
 
@@ -47,11 +48,15 @@ def promote(
     actor: str | None,
     policy: LoadedPolicy | Path | None = None,
 ) -> Deployment:
-    """Make ``ref`` what ``environment`` runs, if its gate passes now."""
+    """Make ``ref`` what ``environment`` runs, if its gate passes now under the registry's
+    policy in force (``policy``, if given, must be that policy)."""
     from .gates import check_gate
 
     key = registry.act_as(actor, Action.PROMOTE)
-    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    try:  # the registry's policy in force, never a file the promoter picked
+        loaded = resolve_policy(registry, policy, deciding=True)
+    except PolicyNotInForce as error:
+        _refuse(registry, key, environment, str(error), PolicyNotInForce)
     loaded.environment(environment)
     version = registry.adapters.get(ref)
     current = registry.deployments.current(environment)

@@ -146,8 +146,11 @@ def _export_pack(
             if comparison_id:
                 comparison = registry.evaluations.comparison(comparison_id)
                 put(f"comparisons/{comparison_id}.json", comparison.model_dump(mode="json"))
-        candidate = policy_file or DEFAULT_POLICY
-        if candidate.is_file() and sha256_hex(candidate.read_bytes()) == gate.policy_sha256:
+        in_force = registry.policies.with_sha256(gate.policy_sha256)
+        candidate = policy_file or DEFAULT_POLICY  # a check made before policies were records
+        if in_force is not None:
+            put("policy.yaml", in_force.text)
+        elif candidate.is_file() and sha256_hex(candidate.read_bytes()) == gate.policy_sha256:
             put("policy.yaml", candidate.read_bytes())
     put("deployments.json", [d.model_dump(mode="json") for d in history])
     put("keys.json", _keys(registry))

@@ -43,7 +43,7 @@ from .release import (
     LoadedPolicy,
     ProvenanceRule,
     Threshold,
-    load_policy,
+    resolve_policy,
 )
 from .tally import tally
 
@@ -56,8 +56,11 @@ def check_gate(
     actor: str | None,
     policy: LoadedPolicy | Path | None = None,
 ) -> GateCheck:
-    """Judge ``ref`` against ``environment`` of ``policy`` (the default policy when None)
-    and record the result. Raises only for bad input; failed rules are in the report."""
+    """Judge ``ref`` against ``environment`` of the registry's policy in force, and record
+    the result. Under any other ``policy`` (a file) the check is a dry run: judged the
+    same way, recorded nowhere (see :func:`~.release.resolve_policy`). Raises only for bad
+    input or when no policy is in force and none is given; failed rules are in the
+    report."""
     # many small reads, then the record: one connection, opened once
     with registry.db.session(writable=True):
         return _check_gate(registry, ref, environment, actor=actor, policy=policy)
@@ -73,7 +76,7 @@ def _check_gate(
 ) -> GateCheck:
 
     key = registry.act_as(actor, Action.GATE_CHECK)
-    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    loaded = resolve_policy(registry, policy, deciding=False)
     rules_of = loaded.environment(environment)
     version = registry.adapters.get(ref)
     context = GateContext(
@@ -115,6 +118,8 @@ def _check_gate(
         created_at=utcnow(),
         created_by=actor or "",
     )
+    if not loaded.in_force:
+        return check.model_copy(update={"created_by": key.name})  # a dry run: not recorded
     return registry.gate_checks.record(check, key)
 
 

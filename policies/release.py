@@ -15,15 +15,24 @@ A policy names environments and, per environment, the rules a version must meet 
 Unknown keys, wrong types, unknown suites and tasks are errors naming the file, line and
 field. The sha256 of the file's bytes is recorded with every decision taken under it, so a
 changed policy never silently re-judges an old decision.
+
+The policy that judges a release is the registry's (:func:`set_policy` records a version,
+signed by an admin; :func:`policy_in_force` reads the newest): approvals and promotions
+are judged by it whatever file their caller names, and a gate check under any other file
+is a dry run that records nothing (:func:`resolve_policy`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from loraledger.registry import Registry
+from loraledger.registry.models import PolicyVersion
+from loraledger.registry.permissions import Action
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,8 +42,9 @@ from pydantic import (
     model_validator,
 )
 
-from loraledger.errors import InputError, NotFound
-from loraledger.yamlfile import dotted, line_of, load_validated
+from loraledger.errors import InputError, NotFound, PolicyNotInForce
+from loraledger.inputs import read_bytes
+from loraledger.yamlfile import dotted, line_of, validated_bytes
 
 from .gate_rules import gate_rule_named, load_plugins, registered_gate_rules
 
@@ -224,11 +234,19 @@ class ReleasePolicy(_Strict):
 
 @dataclass(frozen=True)
 class LoadedPolicy:
-    """A policy file as validated, with the hash decisions record."""
+    """A policy as validated, with the hash decisions record: a file (``path``), or a
+    version of the registry's policy (``path`` "policy vN", ``version`` N)."""
 
     policy: ReleasePolicy
-    path: Path
+    path: Path | str
     sha256: str
+    version: int | None = None  # the registry's version; None: a file
+
+    @property
+    def in_force(self) -> bool:
+        """Whether this is a version of the registry's policy (checked against the
+        registry by :func:`resolve_policy`, never taken on trust)."""
+        return self.version is not None
 
     def environment(self, name: str) -> EnvironmentPolicy:
         try:
@@ -241,11 +259,75 @@ class LoadedPolicy:
 
 
 def load_policy(path: Path | None = None) -> LoadedPolicy:
-    """Read and check a release policy (the project's default when ``path`` is None)."""
+    """Read and check a release policy file (the project's example when ``path`` is
+    None: the demo's Northwind Bank policy)."""
+    path = path or DEFAULT_POLICY
+    policy, digest = _validated(read_bytes(path, what="release policy"), path)
+    return LoadedPolicy(policy=policy, path=path.resolve(), sha256=digest)
+
+
+def policy_of(record: PolicyVersion) -> LoadedPolicy:
+    """A version of the registry's policy, read as a policy."""
+    policy, digest = _validated(record.text.encode("utf-8"), record.ref)
+    return LoadedPolicy(policy=policy, path=record.ref, sha256=digest, version=record.version)
+
+
+def policy_in_force(registry: Registry, at: datetime | None = None) -> LoadedPolicy | None:
+    """The registry's policy in force now (or at ``at``); None when none was set."""
+    record = registry.policies.in_force(at)
+    return policy_of(record) if record is not None else None
+
+
+def set_policy(registry: Registry, path: Path, *, reason: str, actor: str | None) -> PolicyVersion:
+    """Make the policy file at ``path`` the registry's policy in force (an admin's act,
+    signed and audited): validated first, stored as its text."""
+    key = registry.act_as(actor, Action.POLICY_SET)
+    raw = read_bytes(path, what="release policy")
+    _validated(raw, path)
+    return registry.policies.set(raw.decode("utf-8"), reason=reason, key=key)
+
+
+def resolve_policy(
+    registry: Registry, policy: LoadedPolicy | Path | None, *, deciding: bool
+) -> LoadedPolicy:
+    """The policy a command judges by: the registry's in force when ``policy`` is None or
+    is that same policy (by sha256). Any other policy is refused for a decision
+    (``deciding``: an approval, a promotion) and is a dry run otherwise (a gate check that
+    records nothing: the result's ``in_force`` is False)."""
+    in_force = policy_in_force(registry)
+    if policy is None:
+        if in_force is None:
+            raise PolicyNotInForce(_none_in_force(deciding))
+        return in_force
+    given = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    if in_force is not None and given.sha256 == in_force.sha256:
+        return in_force  # the registry's text, whatever object the caller passed
+    if deciding:
+        if in_force is None:
+            raise PolicyNotInForce(_none_in_force(deciding))
+        raise PolicyNotInForce(
+            f"{given.path} is not the registry's policy in force ({in_force.path}, sha256 "
+            f"{in_force.sha256[:16]}…); approvals and promotions are judged by it -- leave "
+            "--policy out, or have an admin make this file the policy: `loraledger policy "
+            "set FILE --reason TEXT`"
+        )
+    return replace(given, version=None)  # a dry run, however the object was made
+
+
+def _none_in_force(deciding: bool) -> str:
+    return (
+        "the registry has no release policy in force; an admin sets one with `loraledger "
+        "policy set FILE --reason TEXT` (the project's example: policies/release.yaml)"
+        + ("" if deciding else ", or pass --policy FILE for a dry run that records nothing")
+    )
+
+
+def _validated(raw: bytes, where: Path | str) -> tuple[ReleasePolicy, str]:
+    """A policy's bytes validated (keys, types, suites and their tasks), and their sha256."""
     from loraledger.harness.suites import find_suite
 
-    path = path or DEFAULT_POLICY
-    policy, digest, text = load_validated(path, ReleasePolicy, what="release policy")
+    path = where
+    policy, digest, text = validated_bytes(raw, ReleasePolicy, what="release policy", path=where)
     for env_name, env in policy.environments.items():
         for index, rule in enumerate(env.thresholds):
             loc: tuple[int | str, ...] = ("environments", env_name, "thresholds", index)
@@ -266,7 +348,7 @@ def load_policy(path: Path | None = None) -> LoadedPolicy:
                     line=line_of(text, (*loc, "task")),
                     field=_f(loc, "task"),
                 )
-    return LoadedPolicy(policy=policy, path=path.resolve(), sha256=digest)
+    return policy, digest
 
 
 def _f(loc: tuple[int | str, ...], last: str) -> str:

@@ -50,6 +50,7 @@ HISTORY_TABLES = (
     "deployments",
     "gate_checks",
     "attestations",
+    "policy_versions",
 )
 # Inserted once and changed once: an identity's revocation (itself a signed, audited
 # event) sets its status and the revocation's columns; nothing else of the row changes.

@@ -541,6 +541,26 @@ class GateCheck(_Versioned):
         return all(r.passed for r in self.rules if r.kind != "approvals")
 
 
+class PolicyVersion(_Versioned):
+    """One version of the registry's release policy: the file's text as an admin set it,
+    signed by her over ``payload`` (the registry, the version, the text's sha256, the
+    reason, the previous version and the audit head at the time)."""
+
+    version: int
+    sha256: str
+    text: str
+    reason: str
+    created_at: datetime
+    created_by: str
+    payload: str
+    key_fingerprint: str
+    signature: str
+
+    @property
+    def ref(self) -> str:
+        return f"policy v{self.version}"
+
+
 class Approval(_Versioned):
     """A signed review decision over one version for one environment."""
 

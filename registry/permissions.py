@@ -24,6 +24,7 @@ class Action(enum.StrEnum):
 
     IDENTITY_CREATE = "identity.create"
     IDENTITY_REVOKE = "identity.revoke"
+    POLICY_SET = "policy.set"
     DATASET_REGISTER = "dataset.register"
     BASE_REGISTER = "base.register"
     ADAPTER_REGISTER = "adapter.register"
@@ -50,6 +51,7 @@ PERMISSIONS: Final[Mapping[Action, frozenset[Role]]] = MappingProxyType(
     {
         Action.IDENTITY_CREATE: frozenset({_ADMIN}),
         Action.IDENTITY_REVOKE: frozenset({_ADMIN}),
+        Action.POLICY_SET: frozenset({_ADMIN}),
         Action.DATASET_REGISTER: _BUILD,
         Action.BASE_REGISTER: _BUILD,
         Action.ADAPTER_REGISTER: _BUILD,

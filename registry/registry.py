@@ -69,6 +69,7 @@ from .gate_checks import GATE_EVENTS, GateChecks
 from .identities import Identities
 from .keys import KeyStore
 from .models import AuditEvent
+from .policy_versions import POLICY_EVENTS, PolicyVersions
 from .postgres import PostgresDatabase
 from .s3 import S3Objects, check_s3_url, is_s3_url
 from .store import ObjectStorage, cache_dir
@@ -302,6 +303,7 @@ class Registry(Core):
                 "approvals": self.approvals.check_all(conn, logged(*DECISION_EVENTS)),
                 "deployments": self.deployments.check_all(conn, logged(*DEPLOY_EVENTS)),
                 "gate_checks": self.gate_checks.check_all(conn, logged(*GATE_EVENTS)),
+                "policy_versions": self.policies.check_all(conn, logged(*POLICY_EVENTS)),
                 "eval_runs": self.evaluations.check_all(conn, logged(*EVAL_EVENTS), digests),
                 "comparisons": self.evaluations.check_all_comparisons(
                     conn, logged(*COMPARE_EVENTS)
@@ -345,6 +347,8 @@ class Registry(Core):
         checked["adapter_versions"] = len(versions)
         checked["approvals"] = sum(len(self.approvals.list(ref)) for ref in sorted(decided))
         checked["deployments"] = sum(len(self.deployments.history(e)) for e in sorted(environments))
+        if any(e.action in POLICY_EVENTS for e in new):
+            checked["policy_versions"] = len(self.policies.history())
         for table, action, key, read in (
             ("gate_checks", "gate.check", "check_id", self.gate_checks.get),
             ("eval_runs", "eval.run", "run_id", self.evaluations.get),
@@ -396,6 +400,10 @@ class Registry(Core):
         )
 
     @cached_property
+    def policies(self) -> PolicyVersions:
+        return PolicyVersions(self)
+
+    @cached_property
     def gate_checks(self) -> GateChecks:
         return GateChecks(self, self.adapters)
 
@@ -415,6 +423,7 @@ _COUNTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("gate_checks", GATE_EVENTS),
     ("eval_runs", EVAL_EVENTS),
     ("comparisons", COMPARE_EVENTS),
+    ("policy_versions", POLICY_EVENTS),
 )
 _RECORDING_EVENTS = (*(a for _, actions in _COUNTED for a in actions), DERIVE_EVENT)
 

@@ -106,35 +106,33 @@ def run(
     return result.stdout
 
 
-def release_policy(*, quiet: bool = False) -> tuple[str, ...]:
-    """``--policy`` for the release commands: the project's policy, unless this working
-    copy has uncommitted changes -- then its production rule ``clean_code_tree`` could not
-    hold, and a copy without it is used (said so in the transcript)."""
+def release_policy() -> Path:
+    """The release policy the demo sets as the registry's: the project's, unless this
+    working copy has uncommitted changes -- then its production rule ``clean_code_tree``
+    could not hold, and a copy without it is used (said so in the transcript)."""
     status = subprocess.run(
         ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=ROOT
     )
     if status.returncode == 0 and not status.stdout.strip():
-        return ()
+        return ROOT / "policies" / "release.yaml"
     policy = OUT / "release-dirty-tree.yaml"
     text = (ROOT / "policies" / "release.yaml").read_text()
     policy.write_text(text.replace("clean_code_tree: true", "clean_code_tree: false"))
-    if quiet:
-        return ("--policy", policy.name)
     print(
         "\n(note: this working copy has uncommitted changes, so the training runs record a "
-        "dirty code tree and production's `clean_code_tree: true` cannot hold; the release "
-        f"steps use {policy.name}, the project's policy without that rule. From a clean "
+        "dirty code tree and production's `clean_code_tree: true` cannot hold; the registry's "
+        f"policy is {policy.name}, the project's policy without that rule. From a clean "
         "checkout the project's policy is used as it is.)"
     )
-    return ("--policy", policy.name)
+    return policy
 
 
-def release(ref: str, env: str, reviewers: tuple[str, ...], policy: tuple[str, ...]) -> None:
+def release(ref: str, env: str, reviewers: tuple[str, ...]) -> None:
     """Gate check, approvals by ``reviewers``, promotion."""
     for reviewer in reviewers:
         comment = f"evidence reviewed for {env}"
-        run("--as", reviewer, "approve", ref, "--env", env, "--comment", comment, *policy)
-    run("--as", reviewers[0], "promote", ref, "--env", env, *policy)
+        run("--as", reviewer, "approve", ref, "--env", env, "--comment", comment)
+    run("--as", reviewers[0], "promote", ref, "--env", env)
 
 
 def main() -> None:
@@ -219,29 +217,33 @@ def main() -> None:
 
 def release_story(v1: str, v2: str) -> None:
     say("Release: the project's policy (policies/release.yaml) against the evidence")
-    policy = release_policy()
+    # the policy that judges is the registry's, set by an admin (signed, audited,
+    # versioned): not a file whoever promotes picks
+    run("--as", "alice", "policy", "set", str(release_policy()), "--reason",
+        "Northwind Bank's release rules for the support assistant")  # fmt: skip
+    run("policy", "history")
     # every rule of the evidence passes; only the reviewer's approval is missing (exit 1)
-    run("--as", "rita", "gate", "check", v1, "--env", "staging", *policy, expect=1)
-    approve = ("approve", v1, "--env", "staging", "--comment", "looks good", *policy)
+    run("--as", "rita", "gate", "check", v1, "--env", "staging", expect=1)
+    approve = ("approve", v1, "--env", "staging", "--comment", "looks good")
     run("--as", "eve", *approve, expect=1)  # the trainer: engineers do not approve
     run("--as", "otto", *approve, expect=1)  # an auditor reads; reviewers approve
-    release(v1, "staging", ("rita",), policy)
+    release(v1, "staging", ("rita",))
     # production needs two reviewers: with none yet, the gate says what is missing
-    run("--as", "rita", "gate", "check", v1, "--env", "production", *policy, expect=1)
-    release(v1, "production", ("rita", "ruby"), policy)
+    run("--as", "rita", "gate", "check", v1, "--env", "production", expect=1)
+    release(v1, "production", ("rita", "ruby"))
 
     say("A second version: the same recipe with a new seed, judged against production")
     run("--as", "eve", "train", str(DEMO / "train-v2.yaml"), "--allow-dirty")
     for suite in SUITES:
         run("--as", "eve", "eval", v2, "--suite", suite, *BATCH)
         run("--as", "eve", "compare", v2, "--against", "production", "--suite", suite)
-    release(v2, "staging", ("ruby",), policy)
+    release(v2, "staging", ("ruby",))
     # production also wants no regression against what runs there: on 250 harmful
     # requests v2 refuses fewer than v1 (the paired test, Holm-corrected), so the gate
     # fails and a reviewer's approval is refused
-    run("--as", "rita", "gate", "check", v2, "--env", "production", *policy, expect=1)
+    run("--as", "rita", "gate", "check", v2, "--env", "production", expect=1)
     run("--as", "ruby", "approve", v2, "--env", "production", "--comment",
-        "evidence reviewed for production", *policy, expect=1)  # fmt: skip
+        "evidence reviewed for production", expect=1)  # fmt: skip
 
     say("Serve staging with llama.cpp's server: the verified, promoted version, nothing else")
     # the server is built once from the pinned llama-cpp-python source package and cached
@@ -388,11 +390,8 @@ def tampering(v1: str) -> None:
     run("audit", "verify", "--expect-head", head)
     forged_approval(v1)
 
-    policy = release_policy(quiet=True)
     dashboard = [".venv/bin/loraledger", "--registry", str(OUT / "registry"), "--keys-dir",
                  str(OUT / "keys"), "dashboard", "--port", "8501"]  # fmt: skip
-    if policy:
-        dashboard += ["--policy", str(OUT / policy[1])]
     print(
         f"\nDone. The registry is in {OUT / 'registry'}. Auditors can query it with plain "
         "DuckDB (read-only), e.g.\n"
@@ -423,9 +422,8 @@ def forged_approval(v1: str) -> None:
     conn = duckdb.connect(str(OUT / "forged" / "registry.duckdb"))
     conn.execute(forgery)
     conn.close()
-    policy = release_policy(quiet=True)
     run("--registry", "forged", "--as", "ruby", "promote", "partner@v1", "--env", "staging",
-        *policy, expect=1)  # fmt: skip
+        expect=1)  # fmt: skip
     run("--registry", "forged", "audit", "verify", expect=1)
     shutil.rmtree(OUT / "forged")
 

@@ -9,6 +9,7 @@ own copy of the directory."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from typer.testing import CliRunner
 from loraledger.cli import app
 from loraledger.errors import PermissionDenied, VerificationError
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, small_adapter
-from tests.policies.helpers import a_training_run
+from tests.policies.helpers import a_training_run, use_policy
 from tests.registry.helpers import sql
 from tests.registry.test_base_models import base_files, register
 from tests.registry.test_evaluations import a_run
@@ -84,6 +85,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     compare(reg, SCORED[0], SCORED[1], "sanity", actor=ENGINEER, n_resamples=99)  # 2 of them
     policy = root / "policy.yaml"
     policy.write_text(POLICY)
+    use_policy(reg, policy)
     for ref in (V1, V2):
         decide(reg, ref, "staging", "approve", comment="ok", actor=REVIEWER, policy=policy)
         promote(reg, ref, "staging", actor=REVIEWER, policy=policy)
@@ -309,6 +311,7 @@ EVERY_ROW = {
     "deployments": 3,
     "gate_checks": 5,
     "eval_runs": 2,
+    "policy_versions": 1,
     "comparisons": 2,
     "attestations": 4,
 }
@@ -686,7 +689,7 @@ def test_quick_verification_checks_what_came_after_a_known_head(site: Path) -> N
 
 EVIDENCE_TABLES = (
     "gate_checks", "eval_runs", "eval_metrics", "eval_samples", "comparisons",
-    "comparison_results", "attestations",
+    "comparison_results", "attestations", "policy_versions",
 )  # fmt: skip
 
 
@@ -743,6 +746,34 @@ def test_every_column_of_every_evidence_table_changed_is_refused(
         with pytest.raises(VerificationError, match=named):
             reg.verify_records()
         shutil.rmtree(site)
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        ("UPDATE policy_versions SET text = replace(text, 'count: 1', 'count: 0')",
+         "its text is not the text whose sha256 it records"),
+        ("UPDATE policy_versions SET text = ?, sha256 = ?", "sha256 is"),
+        ("DELETE FROM policy_versions", "policy_versions row 1, recorded by audit event"),
+    ],
+)  # fmt: skip
+def test_the_policy_in_force_edited_or_deleted_is_refused_where_it_is_read(
+    site: Path, edit: str, problem: str
+) -> None:
+    """Issue #35: the policy that judges a promotion is the registry's signed record. An
+    approval rule loosened in the row (with or without its hash), or the whole record
+    deleted so that a file would judge, is refused by the gate and by promote."""
+    reg = opened(site)
+    lax = "version: 1\nenvironments:\n  staging: {}\n"
+    params = [lax, hashlib.sha256(lax.encode()).hexdigest()] if "?" in edit else None
+    sql(reg, edit, params)
+    for read in (
+        lambda: check_gate(reg, V4, "staging", actor=REVIEWER),
+        lambda: promote(reg, V4, "staging", actor=REVIEWER),
+    ):
+        with pytest.raises(VerificationError, match=problem):
+            read()
+    assert cli(site, "audit", "verify").exit_code == 1
 
 
 def test_a_flipped_gate_verdict_is_refused_where_it_is_read(site: Path) -> None:

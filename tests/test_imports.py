@@ -132,7 +132,7 @@ REGISTRY_LAYERS = [
     "audit postgres",
     "statements dsse",
     "core",
-    "identities datasets base_models deployments listings",
+    "identities datasets base_models deployments listings policy_versions",
     "attestations",
     "adapters derivations",
     "evaluations approvals gate_checks",

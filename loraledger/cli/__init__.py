@@ -20,6 +20,7 @@ from . import (
     exports,
     gate,
     keys,
+    policy,
     registry_cmd,
     release,
     serve,
@@ -44,6 +45,7 @@ app.command("eval")(evals.eval_command)
 app.command("compare")(evals.compare_command)
 app.add_typer(evals.suites_app, name="suites")
 app.add_typer(evals.evals_app, name="evals")
+app.add_typer(policy.app, name="policy")
 app.add_typer(gate.app, name="gate")
 app.command("approve")(release.approve)
 app.command("reject")(release.reject)

@@ -68,7 +68,10 @@ def serve(
     ),
     accounts: Path = ACCOUNTS_OPTION,
     policy: Path = typer.Option(
-        None, "--policy", help="Release policy file (default: the project's policies/release.yaml)."
+        None,
+        "--policy",
+        help="The policy file you expect in force (default: the registry's policy in force; "
+        "another file is shown as a dry run, and decisions under it are refused).",
     ),
 ) -> None:
     """Start the dashboard (sign-in first; every action is a library call as that user)."""
@@ -90,7 +93,8 @@ def serve(
     opened = Registry.open(root)  # a clear error now rather than in the browser
     accounts_file = _accounts_path(opened, accounts).resolve()
     load_accounts(accounts_file)
-    load_policy(policy)
+    if policy is not None:
+        load_policy(policy)  # a bad file is one line now, not an error in the browser
     env = {**os.environ, REGISTRY_ENV: str(root), ACCOUNTS_ENV: str(accounts_file)}
     if opts.keys_dir is not None:
         env[KEYS_DIR_ENV] = str(opts.keys_dir.resolve())

@@ -17,15 +17,21 @@ def check(
     ref: str = typer.Argument(..., help="The adapter version: NAME@vN (or NAME for the latest)."),
     env: str = typer.Option(..., "--env", help="The environment of the policy, e.g. staging."),
     policy: Path = typer.Option(
-        None, "--policy", help="Release policy file (default: the project's policies/release.yaml)."
+        None,
+        "--policy",
+        help="Judge by this policy file instead: a dry run, recorded nowhere, unless it is "
+        "the registry's policy in force.",
     ),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Check every rule of the environment; exit 0 only when all pass. Recorded."""
+    """Check every rule of the environment under the registry's policy in force; exit 0
+    only when all pass. Recorded (a dry run under another --policy is not)."""
     from loraledger.policies.gates import check_gate
 
     opts = settings(ctx)
-    result = check_gate(opts.open(), ref, env, actor=opts.actor, policy=policy)
+    registry = opts.open()
+    result = check_gate(registry, ref, env, actor=opts.actor, policy=policy)
+    recorded = result.id in registry.gate_checks.ids(result.adapter, env)
     if json_:
         emit_json(result)
     else:
@@ -38,6 +44,14 @@ def check(
             ["", "rule", "measured / evidence"],
             [["pass" if r.passed else "FAIL", r.rule, r.message] for r in result.rules],
         )
-        typer.echo(f"Gate check {result.id} recorded (inputs sha256 {result.inputs_sha256[:16]}…).")
+        if recorded:
+            typer.echo(
+                f"Gate check {result.id} recorded (inputs sha256 {result.inputs_sha256[:16]}…)."
+            )
+        else:
+            typer.echo(
+                f"Dry run under {result.policy_path}, not the registry's policy in force: "
+                "nothing recorded."
+            )
     if not result.passed:
         raise typer.Exit(1)

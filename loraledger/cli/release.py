@@ -11,7 +11,10 @@ from loraledger.errors import NothingDeployed
 from ._app import JSON_OPTION, emit_json, emit_table, settings
 
 POLICY_OPTION = typer.Option(
-    None, "--policy", help="Release policy file (default: the project's policies/release.yaml)."
+    None,
+    "--policy",
+    help="The policy file you expect to be in force: refused unless it is the registry's "
+    "(the registry's policy judges; see `loraledger policy show`).",
 )
 ENV_OPTION = typer.Option(..., "--env", help="The environment, e.g. staging or production.")
 REF_ARGUMENT = typer.Argument(..., help="The adapter version: NAME@vN.")

@@ -11,7 +11,7 @@ from loraledger.registry import Registry
 from typer.testing import Result
 
 from tests.cli.conftest import Cli
-from tests.conftest import AUDITOR, ENGINEER, REVIEWER
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
 
 
@@ -97,9 +97,11 @@ def test_bad_input_is_one_line_and_exit_2(ledger: Ledger, tmp_path: Path) -> Non
 def test_gate_check_exit_codes(ledger: Ledger, tmp_path: Path) -> None:
     passing = tmp_path / "pass.yaml"
     passing.write_text("version: 1\nenvironments:\n  staging:\n    provenance: {signed: true}\n")
-    out = ledger("gate", "check", PLAIN[0], "--env", "staging", "--policy", str(passing)).stdout
+    ledger("policy", "set", str(passing), "--reason", "provenance only", actor=ADMIN)
+    out = ledger("gate", "check", PLAIN[0], "--env", "staging").stdout
     assert out.startswith(f"Gate staging for {PLAIN[0]} (digest ") and ": PASSED" in out
-    assert "signature and files verify now" in out and "Gate check " in out
+    assert "signature and files verify now" in out and "policy policy v" in out
+    assert "Gate check " in out and " recorded (inputs sha256 " in out
     failing = tmp_path / "fail.yaml"
     failing.write_text(
         "version: 1\nenvironments:\n  staging:\n    thresholds:\n"
@@ -112,7 +114,10 @@ def test_gate_check_exit_codes(ledger: Ledger, tmp_path: Path) -> None:
         ": FAILED" in result.stdout
         and "loraledger eval faq-nf4@v1 --suite northwind-domain" in result.stdout
     )
-    result = ledger("gate", "check", PLAIN[0], "--env", "prod", "--policy", str(passing), code=2)
+    assert f"Dry run under {failing}, not the registry's policy in force: nothing recorded." in (
+        result.stdout
+    )
+    result = ledger("gate", "check", PLAIN[0], "--env", "prod", code=2)
     assert "has no environment 'prod'; it has staging" in result.stderr
     failing.write_text("version: 1\nenvironments:\n  staging:\n    approvers: 2\n")
     result = ledger("gate", "check", PLAIN[0], "--env", "staging", "--policy", str(failing), code=2)
@@ -129,6 +134,24 @@ def test_approve_promote_rollback_and_history(ledger: Ledger, tmp_path: Path) ->
         "    approvals: {count: 1, role: reviewer}\n"
     )
     p = ["--env", "staging", "--policy", str(policy)]
+    result = ledger("promote", PLAIN[0], *p, actor=REVIEWER, code=1)
+    assert result.stderr == (
+        f"error: refused: {policy} is not the registry's policy in force (policy v1, sha256 "
+        f"{json.loads(ledger('policy', 'show', '--json').stdout)['sha256'][:16]}…); approvals "
+        "and promotions are judged by it -- leave --policy out, or have an admin make this "
+        "file the policy: `loraledger policy set FILE --reason TEXT`\n"
+    )
+    ledger("policy", "set", str(policy), "--reason", "one reviewer", actor=REVIEWER, code=1)
+    out = ledger("policy", "set", str(policy), "--reason", "one reviewer", actor=ADMIN).stdout
+    assert out.startswith("Policy 2 is in force (sha256 ") and "set by alice: one reviewer" in out
+    assert "+    approvals: {count: 1, role: reviewer}" in out
+    history = json.loads(ledger("policy", "history", "--json", actor=AUDITOR).stdout)
+    assert [(v["version"], v["reason"]) for v in history] == [
+        (1, "provenance only"),
+        (2, "one reviewer"),
+    ]
+    shown = ledger("policy", "show", "--version", "1", actor=AUDITOR).stdout
+    assert shown.startswith("# policy v1, sha256 ") and shown.endswith("{signed: true}\n")
     result = ledger("promote", PLAIN[0], *p, actor=REVIEWER, code=1)
     assert result.stderr.startswith("error: refused: the gate for staging fails: 1 approval")
     out = ledger("approve", PLAIN[0], *p, "--comment", "checked", actor=REVIEWER).stdout
@@ -156,6 +179,7 @@ def test_approve_promote_rollback_and_history(ledger: Ledger, tmp_path: Path) ->
 def test_sync_and_check(ledger: Ledger, tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\nenvironments:\n  edge:\n    provenance: {signed: true}\n")
+    ledger("policy", "set", str(policy), "--reason", "the edge", actor=ADMIN)
     ledger("promote", PLAIN[1], "--env", "edge", "--policy", str(policy), actor=REVIEWER)
     serve = tmp_path / "serve"
     out = ledger("sync", str(serve), "--env", "edge").stdout

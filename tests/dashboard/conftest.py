@@ -25,7 +25,7 @@ from tests.conftest import (
     cloned_address,
 )
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
-from tests.policies.helpers import POLICY
+from tests.policies.helpers import POLICY, use_policy
 
 SECOND = "ruby"
 PASSWORD = "correct-horse-battery"
@@ -60,6 +60,7 @@ def prepared(eval_registry: Registry) -> Registry:
         add_user(accounts, user, identity=identity, password=PASSWORD, name=user.title(),
                  email=f"{user}@northwind.example")  # fmt: skip
     (eval_registry.root.parent / "policy.yaml").write_text(POLICY)
+    use_policy(eval_registry, eval_registry.root.parent / "policy.yaml")
     return eval_registry
 
 

@@ -23,7 +23,7 @@ from loraledger.errors import PermissionDenied
 from tests.conftest import AUDITOR, ENGINEER, REVIEWER
 from tests.dashboard.conftest import PASSWORD, SECOND, Site, prepared, site  # noqa: F401
 from tests.harness.conftest import PLAIN
-from tests.policies.helpers import deploy
+from tests.policies.helpers import deploy, use_policy
 from tests.registry.helpers import refusals, sql
 
 APP = str(Path(loraledger.dashboard.__file__).parent / "app.py")
@@ -119,6 +119,7 @@ def test_a_stale_approval_is_shown_and_not_counted(site: Site) -> None:
     registry = site.registry()
     decide(registry, V1, "staging", "approve", comment="ok", actor=REVIEWER, policy=site.policy)
     site.policy.write_text(site.policy.read_text().replace("min: 0", "min: 0.0"))
+    use_policy(registry, site.policy, reason="a stricter bound")
     app = page_as(site, SECOND, "review", ref=V1)
     decisions = app.dataframe[-1].value
     assert list(decisions["by"]) == [REVIEWER]

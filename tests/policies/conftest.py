@@ -11,7 +11,7 @@ from loraledger.registry import Registry, Role
 
 from tests.conftest import ADMIN, ENGINEER, backends_fixture
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
-from tests.policies.helpers import POLICY
+from tests.policies.helpers import POLICY, use_policy
 
 SECOND = "ruby"  # a second reviewer
 
@@ -26,10 +26,11 @@ def reg(eval_registry: Registry) -> Registry:
 
 
 @pytest.fixture
-def policy(tmp_path: Path) -> Path:
+def policy(tmp_path: Path, reg: Registry) -> Path:
+    """The tests' policy, in force in ``reg``."""
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY)
-    return path
+    return use_policy(reg, path)
 
 
 def events(registry: Registry, action: str) -> list[object]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import utcnow
 from loraledger.registry.models import Deployment, LossPoint, TrainingRun
 
-from tests.conftest import ENGINEER, REVIEWER
+from tests.conftest import ADMIN, ENGINEER, REVIEWER
 
 # A small release policy over the sanity suite, for tests of approvals and releases.
 POLICY = """\
@@ -25,6 +27,17 @@ environments:
     provenance: {signed: true}
     approvals: {count: 2, role: reviewer}
 """
+
+
+def use_policy(registry: Registry, policy: Path, *, reason: str = "the tests' policy") -> Path:
+    """Make the file ``policy`` the registry's policy in force (as the admin), unless it
+    is already; returns it."""
+    from loraledger.policies.release import set_policy
+
+    in_force = registry.policies.in_force()
+    if in_force is None or in_force.sha256 != hashlib.sha256(policy.read_bytes()).hexdigest():
+        set_policy(registry, policy, reason=reason, actor=ADMIN)
+    return policy
 
 
 def deploy(

@@ -18,10 +18,17 @@ from loraledger.policies.tally import tally, verify_approval
 from loraledger.registry import Registry, Role
 from loraledger.registry.synthetic import write_lora_adapter
 
-from loraledger.errors import Conflict, PermissionDenied, UsageError, VerificationError
+from loraledger.errors import (
+    Conflict,
+    PermissionDenied,
+    PolicyNotInForce,
+    UsageError,
+    VerificationError,
+)
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN
 from tests.policies.conftest import events
+from tests.policies.helpers import use_policy
 from tests.registry.helpers import sql
 
 
@@ -116,7 +123,7 @@ def test_two_identities_holding_one_key_are_one_person(
         + f"  {env}:\n    provenance: {{signed: true}}\n"
         + "    approvals: {count: 2, role: reviewer}\n"
     )
-    loaded = load_policy(policy)
+    loaded = load_policy(use_policy(reg, policy))
     for actor in (REVIEWER, twin):
         decide(reg, PLAIN[1], env, "approve", comment="reviewed", actor=actor, policy=loaded)
     with pytest.raises(PermissionDenied, match=f"{own} signs with the key of {ENGINEER}, who"):
@@ -131,17 +138,24 @@ def test_no_one_promotes_their_own_version_whatever_the_policy_says(
     reg: Registry, tmp_path: Path
 ) -> None:
     """Issue #35: `promote own@v1 --env production --policy lax.yaml`, where the file says
-    `production: {}`, let an admin ship her own version with no approval. The policy
-    file may waive approvals; it cannot waive separation of duties."""
+    `production: {}`, let an admin ship her own version with no approval. The policy is
+    the registry's, not a file the promoter picks; and a policy the admin does make the
+    registry's (signed, audited, in its history) may waive approvals, never separation of
+    duties."""
     lax = tmp_path / "lax.yaml"
     lax.write_text("version: 1\nenvironments:\n  production: {}\n")
     made = write_lora_adapter(tmp_path / "a", base_model="tiny@v1", hidden=64, layers=2, r=4,
                               targets=("q_proj",), seed=11)  # fmt: skip
     own = reg.adapters.register(made, f"own-{uuid.uuid4().hex[:6]}", actor=ADMIN)
     before = len(events(reg, "deploy.refused"))
+    for promoter in (ADMIN, REVIEWER):  # a file is nobody's to pick
+        with pytest.raises(PolicyNotInForce, match="lax.yaml is not the registry's policy in"):
+            promote(reg, own.ref, "production", actor=promoter, policy=lax)
+    assert len(events(reg, "deploy.refused")) == before + 2
+    use_policy(reg, lax, reason="production asks nothing")  # on the record, by the admin
     with pytest.raises(PermissionDenied, match=f"{ADMIN} registered {own.ref}; separation"):
-        promote(reg, own.ref, "production", actor=ADMIN, policy=lax)
-    assert len(events(reg, "deploy.refused")) == before + 1
+        promote(reg, own.ref, "production", actor=ADMIN)
+    assert len(events(reg, "deploy.refused")) == before + 3
     assert all(d.adapter != own.ref for d in reg.deployments.history("production"))
-    # someone else may (the lax policy asks for nothing more)
+    # someone else may (the lax policy in force asks for nothing more)
     assert promote(reg, own.ref, "production", actor=REVIEWER, policy=lax).adapter == own.ref

@@ -18,14 +18,14 @@ from loraledger.errors import Conflict, PermissionDenied
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD
 from tests.policies.conftest import SECOND, events
-from tests.policies.helpers import POLICY, deploy
+from tests.policies.helpers import POLICY, deploy, use_policy
 from tests.registry.helpers import flipped_weights
 
 
 def test_promotion_needs_the_gate_and_rollback_is_one_step(reg: Registry, tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text(POLICY.replace("staging", "qa").replace("production", "live"))
-    loaded = load_policy(policy)
+    loaded = load_policy(use_policy(reg, policy))
     refused = len(events(reg, "deploy.refused"))
     with pytest.raises(Conflict, match="refused: the gate for qa fails: 1 approval"):
         promote(reg, PLAIN[0], "qa", actor=REVIEWER, policy=loaded)
@@ -100,6 +100,7 @@ def test_two_processes_promoting_at_once_exactly_one_wins(reg: Registry, tmp_pat
 
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\nenvironments:\n  race2:\n    provenance: {signed: true}\n")
+    use_policy(reg, policy)
     script = (
         "import sys\n"
         "from pathlib import Path\n"

@@ -31,7 +31,7 @@ from loraledger.registry.keys import SigningKey
 from loraledger.errors import Conflict, InputError, NotFound, PermissionDenied, VerificationError
 from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER, clone_registry
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
-from tests.policies.helpers import POLICY
+from tests.policies.helpers import POLICY, use_policy
 from tests.registry.helpers import refusals, sql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,7 @@ def released(eval_registry: Registry, tmp_path_factory: pytest.TempPathFactory) 
     """PLAIN[0] then PLAIN[1] promoted to staging, then rolled back to PLAIN[0]."""
     policy = tmp_path_factory.mktemp("policy") / "release.yaml"
     policy.write_text(POLICY)
+    use_policy(eval_registry, policy)
     evaluate(eval_registry, list(PLAIN), "sanity", actor=ENGINEER, options=EvalOptions(limit=3))
     for ref in PLAIN:
         decide(eval_registry, ref, "staging", "approve", comment="ok", actor=REVIEWER,

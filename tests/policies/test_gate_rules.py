@@ -23,7 +23,8 @@ from loraledger.registry.models import RuleResult
 
 from loraledger.errors import InputError
 from tests.conftest import ENGINEER
-from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
+from tests.harness.conftest import PLAIN, eval_registry
+from tests.policies.helpers import use_policy
 
 BUILT_IN = [
     "thresholds",
@@ -51,10 +52,11 @@ def max_adapter_bytes(context: GateContext, limit: int) -> list[RuleResult]:
     ]
 
 
-def policy(tmp_path: Path, body: str) -> Path:
+def policy(registry: Registry, tmp_path: Path, body: str) -> Path:
+    """A policy of staging with ``body``, made the registry's policy in force."""
     path = tmp_path / "policy.yaml"
     path.write_text("version: 1\nenvironments:\n  staging:\n" + textwrap.indent(body, "    "))
-    return path
+    return use_policy(registry, path)
 
 
 def test_the_built_in_rules_are_registered_in_the_order_checks_run_them() -> None:
@@ -66,12 +68,14 @@ def test_the_built_in_rules_are_registered_in_the_order_checks_run_them() -> Non
 
 def test_a_registered_rule_judges_a_version(eval_registry: Registry, tmp_path: Path) -> None:
     size = eval_registry.adapters.get(PLAIN[0]).total_bytes
-    path = policy(tmp_path, f"max_adapter_bytes: {size}\ndata: {{licenses: [CC-BY-4.0]}}\n")
+    path = policy(
+        eval_registry, tmp_path, f"max_adapter_bytes: {size}\ndata: {{licenses: [CC-BY-4.0]}}\n"
+    )
     check = check_gate(eval_registry, PLAIN[0], "staging", actor=ENGINEER, policy=path)
     assert check.passed
     assert [r.kind for r in check.rules] == ["data", "size"]  # built-ins first
     assert check.rules[1].measured == size
-    path = policy(tmp_path, f"max_adapter_bytes: {size - 1}\n")
+    path = policy(eval_registry, tmp_path, f"max_adapter_bytes: {size - 1}\n")
     check = check_gate(eval_registry, PLAIN[0], "staging", actor=ENGINEER, policy=path)
     assert not check.passed and check.rules[0].message == f"{size} bytes"
 
@@ -80,7 +84,7 @@ def test_an_unknown_key_is_refused_at_its_line_listing_the_registered_rules(
     tmp_path: Path,
 ) -> None:
     with pytest.raises(InputError) as raised:
-        load_policy(policy(tmp_path, "data: {pii: none}\nmax_adapter_size: 10\n"))
+        load_policy(policy(eval_registry, tmp_path, "data: {pii: none}\nmax_adapter_size: 10\n"))
     assert str(raised.value) == (
         f"{tmp_path / 'policy.yaml'}:5: field 'environments.staging.max_adapter_size': is not "
         "a known setting; the known ones here are approvals, data, max_adapter_bytes, "
@@ -90,12 +94,12 @@ def test_an_unknown_key_is_refused_at_its_line_listing_the_registered_rules(
 
 def test_registered_is_not_a_policy_key(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="registered"):
-        load_policy(policy(tmp_path, "registered: {max_adapter_bytes: lots}\n"))
+        load_policy(policy(eval_registry, tmp_path, "registered: {max_adapter_bytes: lots}\n"))
 
 
 def test_a_plugin_rule_setting_is_validated_by_its_type(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="max_adapter_bytes: Input should be a valid integer"):
-        load_policy(policy(tmp_path, "max_adapter_bytes: lots\n"))
+        load_policy(policy(eval_registry, tmp_path, "max_adapter_bytes: lots\n"))
 
 
 def test_a_taken_name_is_refused() -> None:
@@ -129,7 +133,7 @@ def test_an_installed_package_registers_its_rule_through_the_entry_point_group(
     monkeypatch.setattr(gate_rules, "_RULES", dict(gate_rules._RULES))  # undone afterwards
     load_plugins.cache_clear()
     try:
-        loaded = load_policy(policy(tmp_path, "ticket_reference: CHG-1042\n"))
+        loaded = load_policy(policy(eval_registry, tmp_path, "ticket_reference: CHG-1042\n"))
         assert "northwind_rules" in load_plugins()
         assert loaded.environment("staging").setting("ticket_reference") == "CHG-1042"
     finally:

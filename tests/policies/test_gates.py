@@ -18,14 +18,15 @@ from loraledger.registry import Registry, Role
 from loraledger.errors import NotFound, PermissionDenied, VerificationError
 from tests.conftest import AUDITOR, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
-from tests.policies.helpers import deploy
+from tests.policies.helpers import deploy, use_policy
 from tests.registry.helpers import flipped_weights, sql
 
 
-def policy(tmp_path: Path, body: str) -> Path:
+def policy(registry: Registry, tmp_path: Path, body: str) -> Path:
+    """A policy of staging with ``body``, made the registry's policy in force."""
     path = tmp_path / "policy.yaml"
     path.write_text("version: 1\nenvironments:\n  staging:\n" + body)
-    return path
+    return use_policy(registry, path)
 
 
 def test_a_missing_evaluation_fails_naming_the_command(
@@ -33,6 +34,7 @@ def test_a_missing_evaluation_fails_naming_the_command(
     tmp_path: Path,
 ) -> None:
     path = policy(
+        eval_registry,
         tmp_path,
         "    thresholds:\n      - {suite: northwind-domain, task: northwind_domain_mc, "
         "metric: acc, min: 0}\n",
@@ -59,6 +61,7 @@ def test_thresholds_read_the_newest_run_of_the_current_suite(
     )
     acc = next(m.value for m in run.metrics if m.metric == "acc")
     path = policy(
+        eval_registry,
         tmp_path,
         "    thresholds:\n"
         f"      - {{suite: sanity, task: sanity_mc, metric: acc, min: {acc}}}\n"
@@ -85,6 +88,7 @@ def test_results_of_an_older_suite_version_do_not_count(
     suite = shutil.copytree(find_suite("sanity").directory, tmp_path / "sanity")
     evaluate(eval_registry, [PLAIN[1]], suite, actor=ENGINEER, options=EvalOptions(limit=2))
     path = policy(
+        eval_registry,
         tmp_path,
         f"    thresholds:\n      - {{suite: {suite}, task: sanity_mc, metric: acc, min: 0}}\n",
     )
@@ -98,6 +102,7 @@ def test_results_of_an_older_suite_version_do_not_count(
 
 def test_data_and_provenance_rules(eval_registry: Registry, tmp_path: Path) -> None:
     path = policy(
+        eval_registry,
         tmp_path,
         "    data: {licenses: [MIT], pii: none}\n"
         "    provenance: {signed: true, trained_by_loraledger: true, clean_code_tree: true}\n",
@@ -123,7 +128,7 @@ def test_a_tampered_adapter_fails_the_signature_rule(
     eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
-    path = policy(tmp_path, "    provenance: {signed: true}\n")
+    path = policy(eval_registry, tmp_path, "    provenance: {signed: true}\n")
     with flipped_weights(eval_registry, WILD[1]):
         check = check_gate(eval_registry, WILD[1], "staging", actor=ENGINEER, policy=path)
     assert not check.passed
@@ -131,7 +136,7 @@ def test_a_tampered_adapter_fails_the_signature_rule(
 
 
 def test_a_recorded_check_cannot_be_edited(eval_registry: Registry, tmp_path: Path) -> None:
-    path = policy(tmp_path, "    provenance: {signed: true}\n")
+    path = policy(eval_registry, tmp_path, "    provenance: {signed: true}\n")
     check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
     assert check.passed
     ((report,),) = sql(eval_registry, "SELECT report FROM gate_checks WHERE id = ?", [check.id])
@@ -208,6 +213,7 @@ def test_a_gate_on_a_confidence_bound_fails_where_only_the_estimate_passes(
     metric = next(m for m in run.metrics if m.metric == "acc" and m.filter == "none")
     acc, n = metric.value, metric.sample_count
     path = policy(
+        eval_registry,
         tmp_path,
         "    thresholds:\n"
         f"      - {{suite: sanity, task: sanity_mc, metric: acc, min: {acc},"
@@ -255,6 +261,7 @@ def test_a_judged_suite_records_the_judges_accuracy_beside_its_result(
     assert run.samples and all(s.reason.endswith(f"[{JUDGE}]") for s in run.samples)
     assert eval_registry.evaluations.get(run.id).settings["judge"] == judged  # as recorded
     path = policy(
+        eval_registry,
         tmp_path,
         f"    thresholds:\n      - {{suite: {suite.directory}, task: harms_refusal, "
         "metric: pass, min: 0}\n",

@@ -14,7 +14,7 @@ from loraledger.registry import Registry
 from loraledger.errors import Conflict
 from tests.conftest import ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
-from tests.policies.helpers import deploy
+from tests.policies.helpers import deploy, use_policy
 
 
 def test_monitor_compares_with_the_promotion_results(
@@ -32,7 +32,9 @@ def test_monitor_compares_with_the_promotion_results(
         "      - {suite: northwind-policy, task: policy_pii_canary, metric: pass, min: 0}\n"
         "      - {suite: northwind-policy, task: policy_refusal, metric: pass, min: 0}\n"
     )
-    promote(eval_registry, PLAIN[0], "watched", actor=REVIEWER, policy=policy)
+    promote(
+        eval_registry, PLAIN[0], "watched", actor=REVIEWER, policy=use_policy(eval_registry, policy)
+    )
     report = monitor(eval_registry, "watched", actor=ENGINEER)
     (comparison,) = report.comparisons  # one policy suite, compared once
     assert comparison.old_run == baseline.id and comparison.new_run != baseline.id

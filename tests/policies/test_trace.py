@@ -15,7 +15,7 @@ from loraledger.registry.audit import utcnow
 from loraledger.errors import Conflict
 from tests.conftest import ENGINEER
 from tests.harness.conftest import NF4, PLAIN, WILD, eval_registry  # noqa: F401  (fixture)
-from tests.policies.helpers import deploy
+from tests.policies.helpers import deploy, use_policy
 from tests.registry.helpers import sql
 from tests.trainer.conftest import FAQ
 
@@ -23,6 +23,7 @@ from tests.trainer.conftest import FAQ
 def test_a_trained_version_traces_completely(eval_registry: Registry, tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\nenvironments:\n  staging:\n    provenance: {signed: true}\n")
+    use_policy(eval_registry, policy)
     check_gate(eval_registry, PLAIN[0], "staging", actor=ENGINEER, policy=policy)
     trace = trace_version(eval_registry, PLAIN[0])
     assert trace.complete, [link for link in trace.links if not link.verified]
@@ -39,6 +40,7 @@ def test_a_trained_version_traces_completely(eval_registry: Registry, tmp_path: 
 def test_an_edited_gate_check_is_a_broken_link(eval_registry: Registry, tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("version: 1\nenvironments:\n  staging:\n    provenance: {signed: true}\n")
+    use_policy(eval_registry, policy)
     check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=policy)
     forged = check.model_copy(update={"passed": not check.passed}).model_dump_json()
     ((report,),) = sql(eval_registry, "SELECT report FROM gate_checks WHERE id = ?", [check.id])

@@ -14,6 +14,7 @@ from loraledger.registry.keys import verify_signature
 
 from loraledger.errors import VerificationError
 from tests.conftest import REVIEWER
+from tests.policies.helpers import use_policy
 from tests.registry.helpers import sql
 
 POLICY = """\
@@ -26,10 +27,10 @@ environments:
 
 
 @pytest.fixture
-def policy(tmp_path: Path) -> Path:
+def policy(tmp_path: Path, registry: Registry) -> Path:
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY)
-    return path
+    return use_policy(registry, path)
 
 
 def test_a_decision_reads_back_as_signed(

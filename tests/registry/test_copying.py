@@ -21,7 +21,7 @@ from loraledger.errors import InputError, UsageError, VerificationError
 from tests.cli.conftest import Cli
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
-from tests.policies.helpers import POLICY
+from tests.policies.helpers import POLICY, use_policy
 from tests.postgres import PASSWORD, Server
 from tests.registry.helpers import checkpoint_file
 from tests.s3 import S3Server
@@ -40,6 +40,7 @@ def everything(eval_registry: Registry, tmp_path_factory: pytest.TempPathFactory
     reg = eval_registry
     policy = tmp_path_factory.mktemp("policy") / "policy.yaml"
     policy.write_text(POLICY)
+    use_policy(reg, policy)
     reg.identities.create("ruby", Role.REVIEWER, actor=ADMIN)
     reg.identities.create("mallory", Role.ENGINEER, actor=ADMIN)
     reg.identities.revoke("mallory", reason="left the team", actor=ADMIN)

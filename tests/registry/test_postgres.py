@@ -258,18 +258,20 @@ def test_a_registry_guarded_by_an_earlier_release_gets_every_guard_when_it_migra
 ) -> None:
     # schema 11 as an earlier release left it: triggers on nine history tables only
     earlier = ("audit_events", "audit_checkpoints", "signatures", "adapter_versions",
-               "adapter_files", "approvals", "deployments", "gate_checks", "attestations")  # fmt: skip
+               "adapter_files", "approvals", "deployments", "gate_checks",
+               "attestations")  # fmt: skip
     with registry.db.write() as conn:
         for table, names in guard_triggers().items():
-            for name in names if table not in earlier else ():
+            for name in names if table not in (*earlier, "policy_versions") else ():
                 conn.execute(f"DROP TRIGGER {name} ON {table}")
-        conn.execute("DELETE FROM schema_migrations WHERE version = 12")
+        conn.execute("DROP TABLE policy_versions")  # schema 13's
+        conn.execute("DELETE FROM schema_migrations WHERE version > 11")
     with pytest.raises(
         VerificationError, match="the trigger artifacts_append_only on artifacts is missing"
     ):
         registry.verify_records()
     migrated = Registry.open(registry.address, keys=registry.keys)
-    assert migrated.audit_events()[-1].payload == {"from": 11, "to": 12}
+    assert migrated.audit_events()[-1].payload == {"from": 11, "to": schema.LATEST_VERSION}
     assert migrated.verify_records()["database_guards"] == sum(map(len, guard_triggers().values()))
     with pytest.raises(PermissionDenied, match="on datasets refused"), registry.db.write() as c:
         c.execute("UPDATE datasets SET license = 'MIT'")

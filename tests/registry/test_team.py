@@ -17,6 +17,7 @@ from loraledger.registry.keys import KeyStore
 from loraledger.registry.synthetic import write_lora_adapter
 
 from tests.conftest import ADMIN, ENGINEER
+from tests.policies.helpers import use_policy
 from tests.registry.test_base_models import base_files, register
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,6 +88,7 @@ def test_eight_machines_at_once_lose_nothing_and_one_promotion_wins(
         homes[name] = home
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
+    use_policy(registry, policy)
     start = time.time() + 4  # every process imported and connected before it
     machines = {
         name: _machine(registry, name, home, start, target, policy) for name, home in homes.items()
