@@ -348,7 +348,20 @@ class AuditLog:
     def check_tail(self, conn: Connection) -> None:
         """The database's log must still hold the newest published checkpoint's event,
         with its hash: events cut from the end of the log (with their rows and the
-        checkpoints in the database) are refused where a decision reads the log."""
+        checkpoints in the database) are refused where a decision reads the log. Nor may
+        it have a gap: events are numbered 1, 2, 3, ... with none missing, so an event
+        deleted from the middle (a rollback, with its row) is refused by every read, not
+        only by a full ``audit verify``; renumbering what follows would change their
+        hashes, which the signed checkpoints and the published head catch."""
+        (count, first, last) = conn.execute(
+            "SELECT count(*), coalesce(min(seq), 1), coalesce(max(seq), 0) FROM audit_events"
+        ).fetchone() or (0, 1, 0)
+        if count != last or (count and first != 1):
+            raise VerificationError(
+                f"audit log has a gap: {count} events numbered #{first} to #{last}; events "
+                "were deleted from the middle of the log (`loraledger audit verify` names "
+                "where): restore the registry from a backup"
+            )
         published = self.last_published()
         if published is None:
             (held,) = conn.execute("SELECT count(*) FROM audit_checkpoints").fetchone() or (0,)

@@ -265,6 +265,25 @@ def test_a_deleted_rollback_is_refused_everywhere(site: Path) -> None:
     refused_everywhere(site, f"deployments row {newest[0][0]} \\(staging\\).* is missing")
 
 
+def test_a_rollback_deleted_with_its_event_while_later_events_follow_is_refused(
+    site: Path,
+) -> None:
+    """Issue #35: the rollback's row and its audit event deleted (its checkpoint too),
+    later events kept: before, `deployments`, `sync` and `trace` passed and `sync` wrote
+    the rolled-back version again; only a full `audit verify` noticed."""
+    reg = opened(site)
+    ((seq, deployment_id),) = sql(
+        reg,
+        "SELECT e.seq, d.id FROM audit_events e JOIN deployments d ON d.id = "
+        "json_extract_string(e.payload, '$.deployment_id') WHERE e.action = 'deploy.rollback'",
+    )
+    assert sql(reg, "SELECT count(*) FROM audit_events WHERE seq > ?", [seq])[0][0] > 0
+    sql(reg, "DELETE FROM deployments WHERE id = ?", [deployment_id])
+    sql(reg, "DELETE FROM audit_events WHERE seq = ?", [seq])
+    sql(reg, "DELETE FROM audit_checkpoints WHERE seq = ?", [seq])
+    refused_everywhere(site, "audit log has a gap: .* events numbered #1 to #")
+
+
 def test_the_newest_deployment_pointed_at_an_unreviewed_version_is_refused(site: Path) -> None:
     reg = opened(site)
     v4 = reg.adapters.get(V4)
