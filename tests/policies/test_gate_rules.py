@@ -23,7 +23,7 @@ from loraledger.registry.models import RuleResult
 
 from loraledger.errors import InputError
 from tests.conftest import ENGINEER
-from tests.harness.conftest import PLAIN, eval_registry
+from tests.harness.conftest import PLAIN, eval_registry  # noqa: F401  (fixture)
 from tests.policies.helpers import use_policy
 
 BUILT_IN = [
