@@ -116,10 +116,10 @@ def _check_gate(
         rules=tuple(results),
         inputs_sha256=context.inputs_sha256,
         created_at=utcnow(),
-        created_by=actor or "",
+        created_by=key.name,
     )
     if not loaded.in_force:
-        return check.model_copy(update={"created_by": key.name})  # a dry run: not recorded
+        return check  # a dry run: not recorded
     return registry.gate_checks.record(check, key)
 
 

@@ -53,7 +53,8 @@ from loraledger.registry.signing import verify_directory
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loraledger.errors import InputError, LedgerError, VerificationError
-from loraledger.inputs import is_invisible, load_yaml, loads_json, read_text, regular_file
+from loraledger.inputs import is_invisible, loads_json, read_text, regular_file
+from loraledger.yamlfile import validated_bytes
 
 from .mlbom import validate_ml_bom
 from .release import ReleasePolicy
@@ -328,14 +329,19 @@ def check_deployments(pack: Pack) -> str:
     )
 
 
+def _promotion(pack: Pack) -> Deployment | None:
+    """The newest promotion of the pack's artifact in its verified deployment history:
+    the decision the pack's approvals and gate check belong to."""
+    promotions = [
+        d for d in pack.deployments if d.action == "promote" and d.artifact_digest == pack.digest
+    ]
+    return promotions[-1] if promotions else None
+
+
 def check_decision(pack: Pack) -> str:
     """The promotion that put this artifact in the environment cites exactly the pack's
     approvals and gate check, and as many people approved as the policy it cites asks."""
-    promotion = next(
-        (d for d in reversed(pack.deployments)
-         if d.action == "promote" and d.artifact_digest == pack.digest),
-        None,
-    )  # fmt: skip
+    promotion = _promotion(pack)
     gate, approvals = pack.gate_check, pack.approvals
     if promotion is None:
         if gate is not None or approvals:
@@ -373,10 +379,11 @@ def check_decision(pack: Pack) -> str:
     if sha256_hex(pack.files["policy.yaml"]) != gate.policy_sha256:
         raise VerificationError("policy.yaml is not the policy the gate check cites")
     try:
-        text = pack.files["policy.yaml"].decode("utf-8")
-        policy = ReleasePolicy.model_validate(load_yaml(text, path=Path("policy.yaml")))
-    except (UnicodeDecodeError, InputError, ValidationError) as error:
-        raise VerificationError(f"policy.yaml does not read as a release policy: {error}") from None
+        policy, _, _ = validated_bytes(
+            pack.files["policy.yaml"], ReleasePolicy, what="release policy", path="policy.yaml"
+        )
+    except InputError as error:
+        raise VerificationError(f"it does not read as a release policy: {error}") from None
     rule = policy.environments[promotion.environment].approvals
     if rule is None:
         return detail + f"; the policy asks no approval for {promotion.environment}"
@@ -427,8 +434,9 @@ def check_audit(pack: Pack) -> str:
         if not logged(f"approval.{a.decision}", approval_id=a.id, signature=a.signature)
     ]
     # the deployment, and the promotion the decision check read, as the pack has them
-    cited = [d for d in pack.deployments if d.action == "promote" and d.artifact_digest == digest]
-    for deployment in {d.id: d for d in [*cited[-1:], *pack.deployments[-1:]]}.values():
+    promotion = _promotion(pack)
+    read = [*([promotion] if promotion else []), *pack.deployments[-1:]]
+    for deployment in {d.id: d for d in read}.values():
         if not logged(
             f"deploy.{deployment.action}",
             deployment_id=deployment.id,

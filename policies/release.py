@@ -24,6 +24,7 @@ is a dry run that records nothing (:func:`resolve_policy`).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -268,8 +269,16 @@ def load_policy(path: Path | None = None) -> LoadedPolicy:
 
 def policy_of(record: PolicyVersion) -> LoadedPolicy:
     """A version of the registry's policy, read as a policy."""
-    policy, digest = _validated(record.text.encode("utf-8"), record.ref)
+    policy, digest = _validated_record(record.text, record.ref)
     return LoadedPolicy(policy=policy, path=record.ref, sha256=digest, version=record.version)
+
+
+@functools.lru_cache(maxsize=16)
+def _validated_record(text: str, ref: str) -> tuple[ReleasePolicy, str]:
+    """A version's text validated once per process: a promotion resolves the policy in
+    force, then its gate check resolves it again (the record itself is read and checked
+    against its signature each time; only the parse is kept, and the model is frozen)."""
+    return _validated(text.encode("utf-8"), ref)
 
 
 def policy_in_force(registry: Registry, at: datetime | None = None) -> LoadedPolicy | None:
@@ -326,7 +335,6 @@ def _validated(raw: bytes, where: Path | str) -> tuple[ReleasePolicy, str]:
     """A policy's bytes validated (keys, types, suites and their tasks), and their sha256."""
     from loraledger.harness.suites import find_suite
 
-    path = where
     policy, digest, text = validated_bytes(raw, ReleasePolicy, what="release policy", path=where)
     for env_name, env in policy.environments.items():
         for index, rule in enumerate(env.thresholds):
@@ -336,7 +344,7 @@ def _validated(raw: bytes, where: Path | str) -> tuple[ReleasePolicy, str]:
             except (NotFound, InputError) as error:
                 raise InputError(
                     str(error),
-                    path=path,
+                    path=where,
                     line=line_of(text, (*loc, "suite")),
                     field=_f(loc, "suite"),
                 ) from None
@@ -344,7 +352,7 @@ def _validated(raw: bytes, where: Path | str) -> tuple[ReleasePolicy, str]:
                 raise InputError(
                     f"suite {suite.name!r} has no task {rule.task!r}; it has "
                     f"{', '.join(suite.task_names)}",
-                    path=path,
+                    path=where,
                     line=line_of(text, (*loc, "task")),
                     field=_f(loc, "task"),
                 )
