@@ -282,6 +282,40 @@ def test_a_pack_that_lost_an_approval_fails_however_it_was_re_signed(
             )
 
 
+def _an_approval(files: dict[str, bytes]) -> bytes:
+    return next(v for n, v in files.items() if n.startswith("approvals/"))
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda f: f.update({"policy.yaml": b"version: 1\nenvironments:\n  staging: {}\n"}),
+         "policy.yaml is not the policy the gate check cites"),
+        (lambda f: f.update({"approvals/extra.json": _an_approval(f).replace(
+            b'"id": "', b'"id": "x')}),
+         "the pack holds approval(s) promotion #1 by rita does not cite: x"),
+    ],
+)  # fmt: skip
+def test_a_pack_whose_decision_does_not_add_up_fails_it(
+    eval_registry: Registry,
+    pack: Path,
+    tmp_path: Path,
+    change: Callable[[dict[str, bytes]], None],
+    problem: str,
+) -> None:
+    """A laxer policy.yaml, or an approval the promotion never cited, put in and the
+    manifest re-signed by an auditor (who may export): the decision check names it."""
+    auditor = eval_registry.keys.load(AUDITOR)
+
+    def forge(files: dict[str, bytes]) -> None:
+        change(files)
+        _resign(files, auditor)
+
+    report = verify_pack(_rewrite(pack, tmp_path / "forged.tar.gz", forge))
+    decision = next(c for c in report.checks if c.name == "decision")
+    assert not decision.passed and decision.detail.startswith(problem), decision.detail
+
+
 def test_a_promotion_re_signed_without_its_approval_fails_the_policy_it_cites(
     eval_registry: Registry, pack: Path, tmp_path: Path
 ) -> None:
