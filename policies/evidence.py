@@ -190,37 +190,49 @@ def _export_pack(
         },
     )
     files[MANIFEST] = (json.dumps(sign_statement(statement, key), indent=2) + "\n").encode()
-    _write_archive(out, files)
-    with registry.change(key, Action.EVIDENCE_EXPORT) as change:
-        change.record(
-            "evidence.export",
-            f"env:{environment}",
-            {
-                "deployment_id": deployment.id,
-                "adapter": version.ref,
-                "artifact_digest": version.digest,
-                "pack_sha256": sha256_hex(out.read_bytes()),
-                "files": len(files),
-            },
-        )
+    archive = _archive(files)
+    # recorded first, then written: a refused export leaves no file behind. A read-only
+    # database account (an auditor's) records nothing: the pack is signed by its key and
+    # verifies offline all the same (docs/deployment.md says why reads are not recorded)
+    if registry.may_append():
+        with registry.change(key, Action.EVIDENCE_EXPORT) as change:
+            change.record(
+                "evidence.export",
+                f"env:{environment}",
+                {
+                    "deployment_id": deployment.id,
+                    "adapter": version.ref,
+                    "artifact_digest": version.digest,
+                    "pack_sha256": sha256_hex(archive),
+                    "files": len(files),
+                },
+            )
+    write_atomically(out, archive)
     return out
 
 
 def _keys(registry: Registry) -> list[dict[str, Any]]:
+    """An entry per key (a person with several keys has several, their first key first)."""
     return [
         {
             "name": i.name,
             "role": i.role.value,
             "status": i.status.value,
-            "key_fingerprint": i.key_fingerprint,
-            "public_key_pem": i.public_key_pem,
+            "key_fingerprint": k.key_fingerprint,
+            "public_key_pem": k.public_key_pem,
             "revoked_at": i.revoked_at.isoformat() if i.revoked_at else None,
+            "label": k.label,
+            "key_status": k.status.value,
+            "added_seq": k.added_seq,
+            "ended_seq": k.ended_seq,
+            "void_from_seq": k.void_from_seq,
         }
         for i in registry.identities.list()
+        for k in i.keys
     ]
 
 
-def _write_archive(out: Path, files: dict[str, bytes]) -> None:
+def _archive(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for path, data in sorted(files.items()):
@@ -228,7 +240,7 @@ def _write_archive(out: Path, files: dict[str, bytes]) -> None:
             info.size = len(data)
             info.mode = 0o644
             archive.addfile(info, io.BytesIO(data))
-    write_atomically(out, buffer.getvalue())
+    return buffer.getvalue()
 
 
 __all__ = ["PackCheck", "PackReport", "export_pack", "read_pack", "trusted_keys", "verify_pack"]

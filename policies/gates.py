@@ -57,8 +57,9 @@ def check_gate(
     policy: LoadedPolicy | Path | None = None,
 ) -> GateCheck:
     """Judge ``ref`` against ``environment`` of the registry's policy in force, and record
-    the result. Under any other ``policy`` (a file) the check is a dry run: judged the
-    same way, recorded nowhere (see :func:`~.release.resolve_policy`). Raises only for bad
+    the result. Under any other ``policy`` (a file), or on a read-only database account
+    (an auditor's), the check is a dry run: judged the same way, recorded nowhere (see
+    :func:`~.release.resolve_policy`). Raises only for bad
     input or when no policy is in force and none is given; failed rules are in the
     report."""
     # many small reads, then the record: one connection, opened once
@@ -118,8 +119,8 @@ def _check_gate(
         created_at=utcnow(),
         created_by=key.name,
     )
-    if not loaded.in_force:
-        return check  # a dry run: not recorded
+    if not loaded.in_force or not registry.may_append():
+        return check  # a dry run (another file, or an auditor's read-only account)
     return registry.gate_checks.record(check, key)
 
 

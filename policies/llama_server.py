@@ -475,7 +475,7 @@ def serve(
     try:
         while not stop.is_set():
             try:
-                current = registry.deployments.current(environment)
+                current = registry.deployments.serving(environment)
                 wanted = current.id if current else None
                 if server is not None and server.served.deployment_id != wanted:
                     now = current.adapter if current else "nothing"

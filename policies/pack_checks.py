@@ -111,7 +111,7 @@ class Pack:
 
     files: dict[str, bytes]
     trusted: TrustedKeys | None = None
-    pem: dict[str, str] = field(default_factory=dict)  # identity name -> PEM
+    pem: dict[str, list[str]] = field(default_factory=dict)  # identity name -> its PEMs
     fingerprints: dict[str, str] = field(default_factory=dict)  # fingerprint -> PEM
     name_of: dict[str, str] = field(default_factory=dict)  # fingerprint -> identity name
     identities: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -151,12 +151,9 @@ class Pack:
             return _role(self.trusted.roles[fingerprint]), "as the trusted keys say"
         return _role(entry.get("role")), "as the pack says"
 
-    def key(self, name: str) -> tuple[str | None, str | None]:
-        """``name``'s trusted public key and its fingerprint (None, None: not trusted)."""
-        pem = self.pem.get(name)
-        if pem is None:
-            return None, None
-        return pem, self.identities[name]["key_fingerprint"]
+    def keys_of(self, name: str) -> dict[str, str]:
+        """``name``'s trusted public keys, by fingerprint (every key the person held)."""
+        return {fp: pem for fp, pem in self.fingerprints.items() if self.name_of.get(fp) == name}
 
 
 def _role(value: object) -> Role | None:
@@ -184,10 +181,13 @@ def check_keys(pack: Pack) -> str:
         pem = entry["public_key_pem"]
         if pack.trusted is not None and pack.trusted.pem.get(entry["key_fingerprint"]) != pem:
             continue
-        pack.pem[entry["name"]] = pem
+        pack.pem.setdefault(entry["name"], []).append(pem)
         pack.fingerprints[entry["key_fingerprint"]] = pem
         pack.name_of[entry["key_fingerprint"]] = entry["name"]
-    pack.identities = {e["name"]: e for e in entries}
+    # a person with several keys has an entry per key, their first key's first
+    pack.identities = {}
+    for entry in entries:
+        pack.identities.setdefault(entry["name"], entry)
     if not pack.pem:
         raise VerificationError("none of the pack's keys is among the trusted keys")
     return f"{len(pack.pem)} public keys" + (" (trusted)" if pack.trusted else "")
@@ -226,11 +226,8 @@ def check_adapter(pack: Pack) -> str:
             target = root / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        found = verify_directory(
-            root,
-            files["adapter.sig"],
-            pack.pem[pack.manifest["adapter_signer"]],
-            scratch=Path(scratch),
+        found = _verify_with_any(
+            root, files["adapter.sig"], pack.pem[pack.manifest["adapter_signer"]], Path(scratch)
         )
     if found.digest != pack.digest:
         raise VerificationError(
@@ -292,8 +289,18 @@ def check_gate(pack: Pack) -> str:
     )
 
 
+def _verify_with_any(root: Path, bundle: bytes, pems: list[str], scratch: Path) -> Any:
+    """The adapter directory verified with the first of the signer's keys that signed it."""
+    for pem in pems[:-1]:
+        try:
+            return verify_directory(root, bundle, pem, scratch=scratch)
+        except VerificationError:
+            continue
+    return verify_directory(root, bundle, pems[-1], scratch=scratch)
+
+
 def check_approval(pack: Pack, approval: Approval) -> str:
-    pem = pack.pem.get(approval.signer)
+    pem = pack.keys_of(approval.signer).get(approval.key_fingerprint)
     if pem is None or not verify_signature(pem, approval.signature, approval.payload.encode()):
         raise VerificationError(f"the signature of {approval.signer} does not verify")
     payload = json.loads(approval.payload)
@@ -318,7 +325,7 @@ def check_deployments(pack: Pack) -> str:
         if deployment.environment != pack.manifest["environment"]:
             raise VerificationError(f"#{deployment.seq} is of {deployment.environment}")
         try:
-            check_signed(deployment, previous, *pack.key(deployment.created_by))
+            check_signed(deployment, previous, pack.keys_of(deployment.created_by))
         except VerificationError as error:  # said of a pack, not of a database
             raise VerificationError(str(error).replace(f"; {RESTORE}", "")) from None
     pack.deployments = history
@@ -370,7 +377,10 @@ def check_decision(pack: Pack) -> str:
     for approval in approvals:
         if (approval.environment, approval.artifact_digest) != (gate.environment, pack.digest):
             raise VerificationError(f"approval {approval.id} is of another environment or artifact")
-    people = {a.key_fingerprint for a in approvals if a.decision == "approve"}
+    # people, never keys: a person's keys share a name; a key shared by two names (a
+    # registry from before that was refused) is one person too
+    people = {pack.name_of.get(a.key_fingerprint, a.signer) for a in approvals
+              if a.decision == "approve"}  # fmt: skip
     detail = (
         f"{where} cites the pack's gate check and {len(cited)} approval(s) by {len(people)} people"
     )
@@ -602,11 +612,13 @@ def _report(path: Path, pack: Pack, checks: list[PackCheck]) -> PackReport:
 
 def trusted_keys(path: Path) -> TrustedKeys:
     """Trusted public keys, with their holders' roles where given, from a ``keys.json``
-    (a pack's), or one key as printed by ``loraledger keys export-public NAME --json``."""
+    (a pack's), or one person's keys as ``loraledger keys export-public NAME --json``
+    prints them."""
     try:
         entries = loads_json(read_text(path, what="keys file"), path=path)
-        if isinstance(entries, dict):  # one key, as `keys export-public NAME --json` prints
-            entries = [entries]
+        if isinstance(entries, dict):  # a person, as `keys export-public NAME --json` prints
+            entries = [entries, *({**k, "role": entries.get("role")}
+                                  for k in entries.get("keys") or ())]  # fmt: skip
         return TrustedKeys(
             pem={e["key_fingerprint"]: e["public_key_pem"] for e in entries},
             roles={e["key_fingerprint"]: e["role"] for e in entries if e.get("role")},

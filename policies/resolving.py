@@ -48,7 +48,7 @@ def resolve_promoted(
     """The adapter ``lora_name`` for an engine serving ``base_model_name``, if it is what
     ``environment`` runs now, verified, copied under ``directory``; else
     :class:`Unresolved` (or the verification error) naming why."""
-    current = registry.deployments.current(environment)
+    current = registry.deployments.serving(environment)
     if current is None:
         raise Unresolved(f"nothing is deployed to {environment}; promote a version first")
     if lora_name != current.adapter:

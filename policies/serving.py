@@ -62,7 +62,7 @@ def sync(registry: Registry, environment: str, directory: Path) -> SyncResult:
             "it away (sync never deletes what it did not make)",
             path=directory,
         )
-    current = registry.deployments.current(environment)
+    current = registry.deployments.serving(environment)
     if current is None:
         raise NothingDeployed(f"nothing is deployed to {environment}; promote a version first")
     directory.mkdir(parents=True, exist_ok=True)
@@ -179,7 +179,7 @@ def load_deployed(registry: Registry, environment: str) -> tuple[Any, Any, Deplo
     """The environment's current version as a ready peft model, and its tokenizer."""
     from loraledger.trainer.inference import load_verified
 
-    current = registry.deployments.current(environment)
+    current = registry.deployments.serving(environment)
     if current is None:
         raise NothingDeployed(f"nothing is deployed to {environment}; promote a version first")
     model, tokenizer = load_verified(registry, adapter=current.adapter)
@@ -197,14 +197,16 @@ def _write_release(registry: Registry, deployment: Deployment, staging: Path) ->
     registry.adapters.fetch(version.ref, staging / "adapter")  # verifies the very copy
     (staging / "signature.sig").write_bytes(registry.adapters.signature(version.ref))
     run = registry.adapters.training_run(version.ref)
-    signer = registry.identities.get(version.signer)
+    signed_with = registry.identities.get(version.signer).key(version.signer_key_fingerprint)
+    if signed_with is None:  # (the fetch above verified it with that very key)
+        raise VerificationError(f"{version.ref}: its signer never held the key that signed it")
     base = registry.base_models.get(run.base_ref) if run else None
     info = {
         "adapter": version.ref,
         "digest": version.digest,
         "signer": version.signer,
         "signer_key_fingerprint": version.signer_key_fingerprint,
-        "signer_public_key": signer.public_key_pem,
+        "signer_public_key": signed_with.public_key_pem,
         "base": None
         if base is None
         else {"ref": base.ref, "digest": base.digest, "origin": base.origin},

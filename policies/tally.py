@@ -1,15 +1,17 @@
 """Which recorded decisions count: the approval tally that gates and approvals share.
 
 An approval counts toward an environment's N-of-M only while all of this holds, checked
-from the public keys alone: its signature verifies against the signer's registered key;
-the signer is still active, holds the policy's role and is not an author of the version;
-it is over this version's digest; and it saw the evidence as it is now (same evidence
-hash) -- otherwise it is *stale*. Each person counts once: approvals are counted by
-the key that signed them, so two identities holding one key (enrolled twice before that
-was refused) count once, and an author's key under another name does not approve the
-author's work. A valid, current rejection
-blocks. The author rule is :func:`authors_of`, the one place that says who may not
-review a version (also for the offline check of an evidence pack).
+from the public keys alone: its signature verifies with a key its signer held, and that
+key was valid at the approval's place in the audit chain (enrolled before it, neither
+retired nor compromised there -- a reviewer who has since left, or rotated her key, still
+approved); the signer holds the policy's role and is not an author of the version; it is
+over this version's digest; and it saw the evidence as it is now (same evidence hash) --
+otherwise it is *stale*. Each person counts once, whichever of their keys signed: approvals
+are counted by signer, and two identities holding one key (enrolled twice before that was
+refused) count once too, and an author's key under another name does not approve the
+author's work. A valid, current rejection blocks. The author rule is :func:`authors_of`,
+the one place that says who may not review a version (also for the offline check of an
+evidence pack).
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ def tally(
 ) -> Tally:
     """Judge every recorded decision on ``version`` for ``environment`` as of now."""
     found = authors(registry, version)
-    counted: dict[str, Approval] = {}  # by key fingerprint: a key is a person
+    counted: dict[str, Approval] = {}  # by person: one of a person's keys is the person
     rejections: list[Approval] = []
     not_counted: list[tuple[Approval, str]] = []
-    for approval in registry.approvals.list(version.ref, environment):
-        problem = _problem(registry, approval, version, inputs_sha256, rule, found)
-        earlier = counted.get(approval.key_fingerprint)
+    for approval, placed in registry.approvals.placed(version.ref, environment):
+        problem = _problem(registry, approval, placed, version, inputs_sha256, rule, found)
+        earlier = counted.get(approval.signer) or next(
+            (a for a in counted.values() if a.key_fingerprint == approval.key_fingerprint), None
+        )
         if problem:
             not_counted.append((approval, problem))
         elif approval.decision == "reject":
@@ -61,34 +65,37 @@ def tally(
             also = "" if earlier.signer == approval.signer else f" with the key of {earlier.signer}"
             not_counted.append((approval, f"{approval.signer} is already counted{also}"))
         else:
-            counted[approval.key_fingerprint] = approval
+            counted[approval.signer] = approval
     return Tally(list(counted.values()), rejections, not_counted)
 
 
 def verify_approval(registry: Registry, approval: Approval) -> bool:
-    """Does the signature verify with the signer's registered public key?"""
+    """Does the signature verify with the key its signer names (one they held)?"""
     try:
-        identity = registry.identities.get(approval.signer)
+        key = registry.identities.get(approval.signer).key(approval.key_fingerprint)
     except LedgerError:
         return False
-    return identity.key_fingerprint == approval.key_fingerprint and verify_signature(
-        identity.public_key_pem, approval.signature, approval.payload.encode()
+    return key is not None and verify_signature(
+        key.public_key_pem, approval.signature, approval.payload.encode()
     )
 
 
 def _problem(
     registry: Registry,
     approval: Approval,
+    placed: int | None,
     version: AdapterVersion,
     inputs_sha256: str,
     rule: ApprovalRule,
     authors: Authors,
 ) -> str | None:
     if not verify_approval(registry, approval):
-        return "its signature does not verify with the signer's registered key"
+        return "its signature does not verify with a key the signer was enrolled with"
     identity = registry.identities.get(approval.signer)
-    if identity.status.value != "active":
-        return f"{approval.signer}'s key was revoked"
+    if placed is not None:
+        problem = identity.key_problem(approval.key_fingerprint, placed)
+        if problem is not None:
+            return f"signed with a key not valid at its place (audit event #{placed}): {problem}"
     if identity.role not in roles_for(rule):
         return f"{approval.signer} is no longer a {rule.role}"
     made = authors.part_of(approval.signer, approval.key_fingerprint)
@@ -128,12 +135,13 @@ def authors(registry: Registry, version: AdapterVersion) -> Authors:
     registered = registry.adapters.registration(version.ref)
     run = registry.adapters.training_run(version.ref)
     how = authors_of(registered.actor, run.actor if run is not None else None)
-    keys = {}
+    keys: dict[str, str] = {}
     for name in how:
         try:
-            keys[registry.identities.get(name).key_fingerprint] = name
+            held = registry.identities.get(name).keys
         except LedgerError:
             continue  # no identity, no key to recognise
+        keys.update((k.key_fingerprint, name) for k in held)
     return Authors(how, keys)
 
 

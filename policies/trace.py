@@ -81,8 +81,24 @@ def trace_environment(registry: Registry, environment: str, at: datetime | None 
     deployment = running[-1]
     trace = trace_version(registry, deployment.adapter)
     moment = "now" if at is None else f"at {at:%Y-%m-%d %H:%M:%S} UTC"
+    problem = registry.deployments.signer_problem(deployment)
+    signed = Link(
+        kind="deployment signature",
+        ref=f"{environment} #{deployment.seq}",
+        verified=problem is None,
+        detail={
+            "action": deployment.action,
+            "by": deployment.created_by,
+            "key": (deployment.key_fingerprint or "")[:16],
+        },
+        problem=problem,
+    )
     return trace.model_copy(
-        update={"subject": f"{environment} {moment}: {trace.subject}", "deployment": deployment}
+        update={
+            "subject": f"{environment} {moment}: {trace.subject}",
+            "deployment": deployment,
+            "links": (signed, *trace.links),
+        }
     )
 
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from loraledger.errors import InputError, VerificationError, WrongBase
+from loraledger.errors import InputError, NotFound, VerificationError, WrongBase
 from loraledger.paths import output_directory
 
 from .adapter_dir import (
@@ -47,13 +47,13 @@ from .models import (
     AuditEvent,
     BaseModelVersion,
     FileEntry,
-    IdentityStatus,
     TrainingRun,
     VerificationReport,
 )
 from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import sign_files, verify_files
+from .trust import held_key
 
 _VERSION_SQL = """
 SELECT v.name, v.version, v.digest, v.peft_type, v.base_model_name, v.file_count,
@@ -330,19 +330,22 @@ class Adapters:
         }
         for version in versions:
             check_registration(version, by_subject.pop(f"adapter:{version.ref}", []))
-            signer = identities.get(version.signer)
+            held_key(
+                f"signatures row {version.signature_id}",
+                version.signer,
+                identities.get(version.signer),
+                version.signer_key_fingerprint,
+            )
             predicate, subject, signed_at = signatures[version.signature_id]
             check_row(
                 "signatures",
                 version.signature_id,
                 {
-                    "key_fingerprint": version.signer_key_fingerprint,
                     "format": predicate,
                     "subject_digest": subject,
                     "created_at": signed_at.isoformat(),
                 },
                 {
-                    "key_fingerprint": signer.key_fingerprint if signer else None,
                     "format": PREDICATE_TYPE,
                     "subject_digest": version.digest,
                     "created_at": version.created_at.isoformat(),
@@ -493,38 +496,16 @@ class Adapters:
         bundle; returns the bundle and the signer's public key."""
         core = self._core
         with core.db.read() as conn:
-            signer = conn.execute(
-                "SELECT status, key_fingerprint, public_key_pem, revoked_at, revoke_reason "
-                "FROM identities WHERE name = ?",
-                [version.signer],
-            ).fetchone()
             subject_digest = conn.execute(
                 "SELECT subject_digest FROM signatures WHERE id = ?", [version.signature_id]
             ).fetchone()
-            enrolled = conn.execute(
-                "SELECT payload FROM audit_events WHERE action = 'identity.create' AND subject = ?",
-                [f"identity:{version.signer}"],
-            ).fetchall()
         ref_text = version.ref
-        if signer is None:
-            raise VerificationError(f"{ref_text} was signed by unknown identity {version.signer!r}")
-        status, fingerprint, public_pem, revoked_at, reason = signer
-        if status != IdentityStatus.ACTIVE.value:
+        try:
+            signer = core.identity(version.signer)
+        except NotFound:
             raise VerificationError(
-                f"{ref_text} was signed by {version.signer!r}, whose key was revoked at "
-                f"{revoked_at:%Y-%m-%d %H:%M:%S} UTC ({reason}); the signature is no longer "
-                "trusted: re-register the adapter with an active identity"
-            )
-        if fingerprint != version.signer_key_fingerprint:
-            raise VerificationError(
-                f"{ref_text}: the registered key of {version.signer!r} is not the key that "
-                "signed it (the identity's public key was replaced)"
-            )
-        if [json.loads(p)["key_fingerprint"] for (p,) in enrolled] != [fingerprint]:
-            raise VerificationError(
-                f"{ref_text}: the key of {version.signer!r} is not the one recorded in the "
-                "audit log when the identity was created (the identity was altered)"
-            )
+                f"{ref_text} was signed by unknown identity {version.signer!r}"
+            ) from None
         bundle = core.store.read_verified(version.bundle_sha256)
         manifest = Manifest.from_bundle(bundle)
         if not (manifest.digest == version.digest == (subject_digest or [None])[0]):
@@ -532,6 +513,18 @@ class Adapters:
                 f"{ref_text}: the recorded digest does not match the signed digest"
             )
         _compare_files(ref_text, {f.path: f.sha256 for f in version.files}, manifest.files)
+        # the signature's place: the registration event, in the chain its checkpoint signs
+        placed = self.registration(version.ref).seq
+        problem = signer.key_problem(version.signer_key_fingerprint, placed)
+        if problem is not None:
+            raise VerificationError(
+                f"{ref_text} was signed by {version.signer!r} with a key not valid at its "
+                f"registration (audit event #{placed}): {problem}; the signature is not "
+                "trusted: re-register the adapter with a valid key"
+            )
+        held = signer.key(version.signer_key_fingerprint)
+        assert held is not None  # (key_problem refuses a key never enrolled)
+        public_pem = held.public_key_pem
         return bundle, public_pem
 
     @staticmethod

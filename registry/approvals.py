@@ -25,6 +25,7 @@ from .keys import SigningKey
 from .models import Approval, AuditEvent, Identity, Role
 from .permissions import Action
 from .refs import version_and_environment
+from .trust import held_key
 
 _FIELDS = tuple(f for f in Approval.model_fields if f not in ("adapter", "format_version"))
 DECISION_EVENTS = ("approval.approve", "approval.reject")
@@ -90,6 +91,13 @@ class Approvals:
     def list(self, adapter: str | None = None, environment: str | None = None) -> list[Approval]:
         """The decisions (on ``adapter``, for ``environment``), oldest first, each checked
         against its signed payload and its audit event."""
+        return [approval for approval, _ in self.placed(adapter, environment)]
+
+    def placed(
+        self, adapter: str | None = None, environment: str | None = None
+    ) -> builtins.list[tuple[Approval, int]]:
+        """:meth:`list`, each decision with its place in the audit chain (the event that
+        recorded it): where its signer's key is judged."""
         sql = (
             f"SELECT adapter_name || '@v' || adapter_version, {', '.join(_FIELDS)} "
             "FROM approvals WHERE true"
@@ -105,8 +113,7 @@ class Approvals:
                 Approval(adapter=r[0], **dict(zip(_FIELDS, r[1:], strict=True))) for r in rows
             ]
             subject = f"adapter:{version.ref}" if version else None
-            self._check(conn, approvals, subject, environment)
-        return approvals
+            return self._check(conn, approvals, subject, environment)
 
     def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
         """Every approval row against its payload and ``events`` (the log's decision
@@ -125,7 +132,7 @@ class Approvals:
         approvals: builtins.list[Approval],
         subject: str | None,
         environment: str | None,
-    ) -> None:
+    ) -> builtins.list[tuple[Approval, int]]:
         events = [
             e
             for e in self._core.audited(conn, DECISION_EVENTS, subject)
@@ -134,7 +141,7 @@ class Approvals:
         where = " ".join(
             part for part in (subject and subject.removeprefix("adapter:"), environment) if part
         )
-        self._check_events(conn, approvals, events, where)
+        return self._check_events(conn, approvals, events, where)
 
     def _check_events(
         self,
@@ -142,7 +149,8 @@ class Approvals:
         approvals: builtins.list[Approval],
         events: builtins.list[AuditEvent],
         where: str,
-    ) -> None:
+    ) -> builtins.list[tuple[Approval, int]]:
+        """The approvals, each checked, with the place of its audit event."""
         by_id = {str(e.payload.get("approval_id")): e for e in events}
         check_same_ids(
             "approvals",
@@ -153,6 +161,7 @@ class Approvals:
         identities = self._core.trusted_identities(conn)
         for approval in approvals:
             _check_approval(approval, by_id[approval.id], identities.get(approval.signer))
+        return [(a, by_id[a.id].seq) for a in approvals]
 
 
 def _check_approval(approval: Approval, event: AuditEvent, signer: Identity | None) -> None:
@@ -178,14 +187,7 @@ def _check_approval(approval: Approval, event: AuditEvent, signer: Identity | No
     stored = {key: row[field] for key, field in _AUDITED.items()}
     stored.update(actor=approval.signer, decision=row["decision"])
     check_row("approvals", approval.id, stored, audited, f"audit event #{event.seq}")
-    registered = signer.key_fingerprint if signer is not None else None
-    check_row(
-        "approvals",
-        approval.id,
-        {"key_fingerprint": approval.key_fingerprint},
-        {"key_fingerprint": registered},
-        f"the registered key of {approval.signer!r}",
-    )
+    held_key(f"approvals row {approval.id}", approval.signer, signer, approval.key_fingerprint)
     if event.subject != f"adapter:{approval.adapter}":
         raise VerificationError(
             f"approvals row {approval.id}: adapter is {approval.adapter!r} but audit event "

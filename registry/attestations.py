@@ -36,6 +36,7 @@ from .statements import (
     test_result_statement,
     validate_statement,
 )
+from .trust import held_key
 
 # Which evidence's event records each kind of attestation: its action, and the payload
 # key holding the attestation's id and envelope sha256.
@@ -121,15 +122,13 @@ class Attestations:
     def verify(self, attestation: Attestation) -> dict[str, Any]:
         """The attested statement, after checking the envelope with the signer's
         registered key (revoked keys still verify what they signed before)."""
-        identity = self._core.identity(attestation.signer)
-        if identity.key_fingerprint != attestation.key_fingerprint:
-            raise VerificationError(
-                f"attestation {attestation.id[:8]} names a key {attestation.signer!r} "
-                "was never registered with"
-            )
-        return open_envelope(
-            attestation.envelope, {identity.key_fingerprint: identity.public_key_pem}
+        pem = held_key(
+            f"attestation {attestation.id[:8]}",
+            attestation.signer,
+            self._core.identity(attestation.signer),
+            attestation.key_fingerprint,
         )
+        return open_envelope(attestation.envelope, {attestation.key_fingerprint: pem})
 
     def check_all(self, conn: Connection, events: builtins.list[AuditEvent]) -> int:
         """Every attestation row against the events that recorded it (``events``: the
@@ -204,17 +203,14 @@ def check_attestation(
         {"envelope_sha256": attestation.envelope_sha256},
         "its envelope",
     )
-    check_row(
-        "attestations",
-        attestation.id,
-        {"key_fingerprint": attestation.key_fingerprint},
-        {"key_fingerprint": signer.key_fingerprint if signer is not None else None},
-        f"the registered key of {attestation.signer!r}",
+    pem = held_key(
+        f"attestations row {attestation.id}",
+        attestation.signer,
+        signer,
+        attestation.key_fingerprint,
     )
-    assert signer is not None  # (the fingerprint check above refuses an unknown signer)
     try:
-        keys = {signer.key_fingerprint: signer.public_key_pem}
-        statement = open_envelope(attestation.envelope, keys)
+        statement = open_envelope(attestation.envelope, {attestation.key_fingerprint: pem})
     except VerificationError as error:
         raise VerificationError(
             f"attestations row {attestation.id}: its envelope {error}; {RESTORE}"

@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from loraledger.errors import InputError, VerificationError
 
@@ -33,6 +33,43 @@ from .published import PublishedCheckpoints
 
 GENESIS_HASH = "0" * 64
 CHAIN_FORMAT = 1
+
+
+class SignerKeys(Protocol):
+    """Which keys could sign a checkpoint: by the signer's name and the checkpoint's place
+    in the chain (a person holds several keys over time; see :class:`.trust.KeyRing`)."""
+
+    def checkpoint_keys(self, name: str, seq: int) -> Sequence[str]:
+        """The PEM public keys valid for ``name`` at event ``seq``."""
+        ...
+
+    def void_keys(self, name: str, seq: int) -> Sequence[tuple[str, str]]:
+        """``name``'s keys that were compromised at ``seq``, as (PEM, why)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticKeys:
+    """Keys without a history (an excerpt checked on its own, a pack's keys): each name's
+    key or keys, valid everywhere."""
+
+    keys: Mapping[str, str | Sequence[str]]
+
+    def checkpoint_keys(self, name: str, seq: int) -> Sequence[str]:
+        found = self.keys.get(name)
+        return [] if found is None else [found] if isinstance(found, str) else list(found)
+
+    def void_keys(self, name: str, seq: int) -> Sequence[tuple[str, str]]:
+        return []
+
+
+def signer_keys(keys: SignerKeys | Mapping[str, str | Sequence[str]]) -> SignerKeys:
+    return StaticKeys(keys) if isinstance(keys, Mapping) else keys
+
+
+class VoidCheckpoint(VerificationError):
+    """A checkpoint that verifies only with a key compromised at its place: it vouches for
+    nothing, and a later checkpoint by a valid key must cover what it signed."""
 
 
 def utcnow() -> datetime:
@@ -268,12 +305,22 @@ class AuditLog:
         return [_excerpt_event(r) for r in rows], checkpoint
 
     def verify_events(
-        self, conn: Connection, seqs: Iterable[int], public_keys: dict[str, str]
+        self,
+        conn: Connection,
+        seqs: Iterable[int],
+        public_keys: SignerKeys | Mapping[str, str | Sequence[str]],
+        *,
+        skip_void: bool = True,
     ) -> int:
         """Check that the events ``seqs`` are intact without reading the whole chain: each
         is verified, with the links after it, up to the first signed checkpoint at or after
         it (every change signs one, so these pieces are short); two queries in all.
-        Returns the number of checkpoints used. ``audit verify`` checks the whole chain."""
+        Returns the number of checkpoints used. ``audit verify`` checks the whole chain.
+
+        A checkpoint signed by a key compromised at its place vouches for nothing: the
+        piece runs on to the next checkpoint (a later change by a valid key covers it);
+        with ``skip_void`` False it is refused (the identity history, which must be signed
+        by its own changes)."""
         wanted = sorted(set(seqs))
         if not wanted:
             return 0
@@ -312,12 +359,45 @@ class AuditLog:
                 for seq in range(first, checkpoint.seq + 1)
                 if seq in by_seq
             ]
-            verify_excerpt(piece, checkpoint, public_keys)
+            while True:
+                try:
+                    verify_excerpt(piece, checkpoint, public_keys)
+                    break
+                except VoidCheckpoint:
+                    if not skip_void:
+                        raise
+                    checkpoint, piece = self._past_void(conn, first, checkpoint)
             self._verified.update((e["seq"], (e["hash"], checkpoint.seq)) for e in piece)
         return len(pieces)
 
+    def _past_void(
+        self, conn: Connection, first: int, void: Checkpoint
+    ) -> tuple[Checkpoint, list[dict[str, Any]]]:
+        """The next checkpoint after a void one, with events ``first`` to it."""
+        row = conn.execute(
+            "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+            "WHERE seq > ? ORDER BY seq, created_at LIMIT 1",
+            [void.seq],
+        ).fetchone()
+        if row is None:
+            raise VerificationError(
+                f"audit event #{void.seq} is covered only by a checkpoint signed with a "
+                f"compromised key of {void.signer}; any change by a valid key covers it: "
+                "act once more and verify again"
+            )
+        checkpoint = self._checkpoint(row)
+        rows = conn.execute(
+            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
+            "FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            [first, checkpoint.seq],
+        ).fetchall()
+        return checkpoint, [_excerpt_event(r) for r in rows]
+
     def verify_read(
-        self, conn: Connection, events: Iterable[AuditEvent], public_keys: dict[str, str]
+        self,
+        conn: Connection,
+        events: Iterable[AuditEvent],
+        public_keys: SignerKeys | Mapping[str, str | Sequence[str]],
     ) -> int:
         """:meth:`verify_events` for events already read, skipping each that this process
         verified before and whose content still hashes to what was verified; returns the
@@ -420,19 +500,17 @@ class AuditLog:
     def verify(
         self,
         conn: Connection,
-        public_keys: dict[str, str],
+        public_keys: SignerKeys | Mapping[str, str | Sequence[str]],
         *,
         expect_head: tuple[int, str] | None = None,
         since: tuple[int, str] | None = None,
-        signer_valid: Callable[[str, int], bool] | None = None,
     ) -> AuditReport:
         """Recompute the chain and check every checkpoint; raise at the first break.
 
-        ``signer_valid(name, seq)`` says whether ``name`` could sign a checkpoint of event
-        ``seq`` (created before it, not revoked): a checkpoint signed outside that window
-        is refused.
-
-        ``public_keys`` maps identity names to PEM public keys (the checkpoint signers).
+        ``public_keys`` gives the keys that could sign a checkpoint at its place (the
+        signer created before it, not revoked, the key enrolled and not ended): one
+        signed outside that window is refused, and one signed by a key compromised there
+        is counted as void (it vouches for nothing; later checkpoints cover its events).
         ``since`` -- a head ``(seq, hash)`` verified before -- checks only what came
         after it (and that event ``seq`` still has that hash): the dashboard re-verifies
         on every load at the cost of the new events alone.
@@ -452,14 +530,12 @@ class AuditLog:
         head_hash = hashes[-1] if hashes else prev
 
         checkpoints = [(o, cp) for o, cp in self._stored_checkpoints(conn) if cp.seq >= first]
+        void: set[tuple[int, str, str, str]] = set()  # (held in the database and published)
         for origin, cp in checkpoints:
-            _verify_checkpoint(self.registry_id, origin, cp, public_keys, hashes, first)
-            if signer_valid is not None and not signer_valid(cp.signer, cp.seq):
-                raise VerificationError(
-                    f"checkpoint at event #{cp.seq} ({origin}) is signed by {cp.signer}, who "
-                    "did not hold a valid key at that point of the chain (not yet created, or "
-                    "already revoked)"
-                )
+            try:
+                _verify_checkpoint(self.registry_id, origin, cp, public_keys, hashes, first)
+            except VoidCheckpoint:
+                void.add(_cp_key(cp))
         db_entries = {_cp_key(cp) for origin, cp in checkpoints if origin == "database"}
         for origin, cp in checkpoints:
             if origin != "database" and _cp_key(cp) not in db_entries:
@@ -479,7 +555,8 @@ class AuditLog:
             events=len(hashes),
             head_seq=head_seq,
             head_hash=head_hash,
-            checkpoints_verified=len(checkpoints),
+            checkpoints_verified=sum(_cp_key(cp) not in void for _, cp in checkpoints),
+            checkpoints_void=len(void) or None,
             seconds=time.perf_counter() - started,
         )
 
@@ -601,7 +678,7 @@ def _verify_checkpoint(
     registry_id: str,
     origin: str,
     cp: Checkpoint,
-    public_keys: dict[str, str],
+    public_keys: SignerKeys | Mapping[str, str | Sequence[str]],
     hashes: list[str],
     first_seq: int = 1,
 ) -> None:
@@ -609,11 +686,18 @@ def _verify_checkpoint(
     where = f"checkpoint at event #{cp.seq} ({origin}, signed by {cp.signer})"
     if cp.registry_id != registry_id:
         raise VerificationError(f"{where} belongs to another registry ({cp.registry_id})")
-    pem = public_keys.get(cp.signer)
-    if pem is None:
-        raise VerificationError(f"{where}: the signer is not a registered identity")
+    keys = signer_keys(public_keys)
+    pems = keys.checkpoint_keys(cp.signer, cp.seq)
     message = checkpoint_message(registry_id, cp.seq, cp.head_hash, cp.signer, cp.created_at)
-    if not verify_signature(pem, cp.signature, message):
+    if not any(verify_signature(pem, cp.signature, message) for pem in pems):
+        for pem, why in keys.void_keys(cp.signer, cp.seq):
+            if verify_signature(pem, cp.signature, message):
+                raise VoidCheckpoint(f"{where} is void: {why}")
+        if not pems:
+            raise VerificationError(
+                f"{where}: the signer held no valid key at that point of the chain (not a "
+                "registered identity, not yet created, or already revoked)"
+            )
         raise VerificationError(f"{where}: the signature does not verify (forged or edited)")
     last = first_seq - 1 + len(hashes)
     if cp.seq > last:
@@ -662,11 +746,14 @@ def _excerpt_event(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def verify_excerpt(
-    events: list[dict[str, Any]], checkpoint: Checkpoint, public_keys: dict[str, str]
+    events: list[dict[str, Any]],
+    checkpoint: Checkpoint,
+    public_keys: SignerKeys | Mapping[str, str | Sequence[str]],
 ) -> None:
     """Check a contiguous piece of a chain (as :meth:`AuditLog.excerpt` writes it): every
     event's hash over its content, every link to the one before, and the last event being
-    the head that ``checkpoint`` signs (``public_keys``: signer name -> PEM)."""
+    the head that ``checkpoint`` signs (``public_keys``: the signers' keys, or a mapping of
+    signer name to PEM or PEMs)."""
     if not events:
         raise VerificationError("the audit excerpt is empty")
     try:

@@ -33,11 +33,11 @@ from loraledger.errors import (
     VerificationError,
 )
 
-from .audit import AuditLog, NewEvent
+from .audit import AuditLog, NewEvent, VoidCheckpoint
 from .crosscheck import RESTORE, check_row
 from .db import Connection, Database, DuckDatabase, lock_timeout_from_env
 from .keys import KeyStore, SigningKey
-from .models import AuditEvent, AuditReport, Checkpoint, Identity, IdentityStatus, Role
+from .models import AuditEvent, AuditReport, Checkpoint, Identity, IdentityStatus, KeyStatus, Role
 from .permissions import Action, resolve
 from .postgres import PostgresDatabase, check_url, is_url
 from .published import CHECKPOINT_FILE, CheckpointFile, CheckpointObjects, PublishedCheckpoints
@@ -46,6 +46,7 @@ from .store import ArtifactStore, ObjectStorage
 from .trust import (
     IDENTITY_EVENTS,
     Enrolment,
+    KeyRing,
     TrustRoot,
     check_root,
     check_seen_head,
@@ -175,10 +176,13 @@ class Core:
             )
         return identity
 
-    def public_keys(self, conn: Connection) -> dict[str, str]:
-        """Every identity's public key, revoked ones included (for old signatures), as
-        the identity history verified back to the root says (:mod:`.trust`)."""
-        return {n: i.public_key_pem for n, i in self.trusted_identities(conn).items()}
+    def public_keys(self, conn: Connection) -> KeyRing:
+        """Every key each identity has held, revoked and retired ones included (for old
+        signatures), with where in the chain each was valid, as the identity history
+        verified back to the root says (:mod:`.trust`)."""
+        trusted = self.trusted_identities(conn)
+        root = next((i.name for i in trusted.values() if i.created_by == i.name), None)
+        return KeyRing({n: i.keys for n, i in trusted.items()}, root)
 
     def trusted_identities(self, conn: Connection) -> dict[str, Identity]:
         """The identities, by name, replayed from their signed history back to the trust
@@ -217,8 +221,16 @@ class Core:
             how = check_root(self.registry_id, root, self.trust_root)
             if self.root_trusted != "first use":  # said once, for this process
                 self.root_trusted = how
-            keys = {n: e.public_key_pem for n, e in history.items()}
-            self.audit.verify_events(conn, seqs, keys)
+            # the identity history must be vouched for by its own changes' checkpoints:
+            # one signed with a compromised key is refused, never skipped
+            try:
+                self.audit.verify_events(conn, seqs, KeyRing.of(history), skip_void=False)
+            except VoidCheckpoint as error:
+                raise VerificationError(
+                    f"the identity history was changed with a compromised key ({error}): an "
+                    "identity, key or revocation may be the thief's; restore the registry from "
+                    "a backup made before that event and declare the compromise again"
+                ) from None
         return history
 
     def _trusted(self, conn: Connection) -> dict[str, Identity]:
@@ -243,6 +255,7 @@ class Core:
                 recorded,
                 "its signed history",
             )
+            rows[name] = identity.model_copy(update={"keys": enrolled.keys})
         for name in history.keys() - rows.keys():
             raise VerificationError(
                 f"identities row {name}, created by audit event #{history[name].created_seq}, "
@@ -279,19 +292,27 @@ class Core:
             identity = self.identity(name)
             _check_may_act(identity, roles)
             key = self.keys.load(name)
-            if key.fingerprint != identity.key_fingerprint:
-                raise SigningKeyError(
-                    f"the private key at {key.path} is not the key registered for {name!r} "
-                    f"(fingerprint {identity.key_fingerprint[:16]}…); use that identity's own key"
-                )
+            _check_holds(identity, key)
         except (NotFound, PermissionDenied, SigningKeyError) as error:
             self._record_refusal(name, action, roles, error)
             raise
         return key
 
+    def may_append(self) -> bool:
+        """Whether this account may record anything (False: a read-only database account,
+        an auditor's, whose reads are not recorded: docs/deployment.md)."""
+
+        def ask() -> bool:
+            with self.db.read() as conn:
+                return self.db.may_append(conn)
+
+        return self.db.memo(("may append",), ask)
+
     def _record_refusal(
         self, name: str, action: str, roles: frozenset[Role] | None, error: LedgerError
     ) -> None:
+        if not self.may_append():
+            return  # a read-only account records nothing; the refusal is still raised
         payload = {
             "action": action,
             "needs": sorted(r.value for r in roles) if roles else None,
@@ -317,7 +338,8 @@ class Core:
             key = KeyStore(self.keys.directory).load(name)
         except LedgerError:
             return None
-        return key if key.fingerprint == identity.key_fingerprint else None
+        held = identity.key(key.fingerprint)
+        return key if held is not None and held.status is KeyStatus.ACTIVE else None
 
     @contextmanager
     def change(
@@ -342,9 +364,8 @@ class Core:
                     raise Conflict("the registry already has identities; act as an admin")
             else:
                 identity = self.identity_in(conn, key.name)
-                if identity.key_fingerprint != key.fingerprint:
-                    raise SigningKeyError(f"the key of {key.name!r} changed; act again")
                 _check_may_act(identity, resolve(needs))
+                _check_holds(identity, key)
             change = Change(conn, key.name)
             yield change
             if not change.events:
@@ -458,15 +479,8 @@ class Core:
             except VerificationError:
                 self.audit.check_links(conn, since)  # a broken link is the first thing to name
                 raise
-            keys = {n: e.public_key_pem for n, e in history.items()}
-            root = root_of(history)
-
-            def signer_valid(name: str, seq: int) -> bool:
-                enrolled = history.get(name)
-                return enrolled is not None and enrolled.valid_at(seq, bootstrap=enrolled == root)
-
             return self.audit.verify(
-                conn, keys, expect_head=expect_head, since=since, signer_valid=signer_valid
+                conn, KeyRing.of(history), expect_head=expect_head, since=since
             )
 
     def remove_stale_files(self) -> int:
@@ -486,6 +500,24 @@ def _check_may_act(identity: Identity, roles: frozenset[Role] | None) -> None:
         raise PermissionDenied(
             f"identity {identity.name!r} has role {identity.role.value}; this needs {wanted}"
         )
+
+
+def _check_holds(identity: Identity, key: SigningKey) -> None:
+    """``key`` (a private key on this machine) must be one of the identity's active keys."""
+    held = identity.key(key.fingerprint)
+    if held is not None and held.status is KeyStatus.ACTIVE:
+        return
+    active = ", ".join(f"{k.key_fingerprint[:16]}… ({k.label})" for k in identity.active_keys)
+    why = (
+        "is not enrolled for it"
+        if held is None
+        else f"was {held.status.value} at audit event #{held.ended_seq} ({held.end_reason})"
+    )
+    raise SigningKeyError(
+        f"the private key at {key.path} (fingerprint {key.fingerprint[:16]}…) {why}; "
+        f"{identity.name!r} signs with {active or 'no active key'}: use one of those, or have "
+        f"an admin enrol this one (`loraledger keys add-key {identity.name} --public-key FILE`)"
+    )
 
 
 def os_user() -> str:

@@ -194,6 +194,11 @@ class Database(ABC):
         find what was edited."""
         return 0
 
+    def may_append(self, conn: Connection) -> bool:
+        """Whether this account may append to the audit log: False for a read-only
+        account (an auditor's on PostgreSQL), whose reads are not recorded."""
+        return True
+
     def _transaction(self, conn: Connection) -> Iterator[Connection]:
         """One transaction on ``conn``: committed on success, rolled back on any
         exception."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from loraledger.errors import ConcurrentChange, VerificationError
@@ -102,8 +102,52 @@ class Deployments:
         return sorted(found, key=lambda d: (d.created_at, d.seq))
 
     def current(self, environment: str) -> Deployment | None:
+        """The environment's newest deployment as recorded (checked, whoever signed it);
+        what may be served is :meth:`serving`."""
         history = self.history(environment)
         return history[-1] if history else None
+
+    def serving(self, environment: str) -> Deployment | None:
+        """The environment's newest deployment, refused when the key that signed it was
+        not valid at its place in the chain (retired, or compromised there): a thief's
+        promotion is never served; roll back (a valid key signs that) or promote again."""
+        with self._core.db.read() as conn:
+            history = self._history_in(conn, environment)
+            if not history:
+                return None
+            problem = self._signer_problem(conn, history[-1])
+        if problem is not None:
+            raise VerificationError(
+                f"{problem}; it is not served: roll {environment} back (`loraledger rollback "
+                f"--env {environment} --reason R`) or promote a version again"
+            )
+        return history[-1]
+
+    def signer_problem(self, deployment: Deployment) -> str | None:
+        """Why ``deployment``'s signature is not valid at its place in the audit chain
+        (the key retired or compromised there); None when it is."""
+        with self._core.db.read() as conn:
+            self._history_in(conn, deployment.environment)
+            return self._signer_problem(conn, deployment)
+
+    def _signer_problem(self, conn: Connection, deployment: Deployment) -> str | None:
+        if deployment.key_fingerprint is None:
+            return None  # format 1, before records were signed: its audit event vouches
+        events = self._core.audited(conn, DEPLOY_EVENTS, f"env:{deployment.environment}")
+        placed = next(e.seq for e in events if e.payload.get("deployment_id") == deployment.id)
+        signer = self._core.trusted_identities(conn).get(deployment.created_by)
+        problem = (
+            signer.key_problem(deployment.key_fingerprint, placed)
+            if signer is not None
+            else f"{deployment.created_by!r} is not an identity"
+        )
+        if problem is None:
+            return None
+        return (
+            f"deployment #{deployment.seq} of {deployment.environment} ({deployment.action} "
+            f"of {deployment.adapter}) was signed by {deployment.created_by!r} with a key not "
+            f"valid at its place (audit event #{placed}): {problem}"
+        )
 
     def running(self) -> dict[str, Deployment]:
         """What each environment runs now: its newest deployment, by environment."""
@@ -228,8 +272,8 @@ class Deployments:
         for deployment, event in zip(history, events, strict=True):
             _check_against_event(deployment, event)
             signer = identities.get(deployment.created_by)
-            check_signed(deployment, previous, signer.public_key_pem if signer else None,
-                         signer.key_fingerprint if signer else None)  # fmt: skip
+            held = {k.key_fingerprint: k.public_key_pem for k in signer.keys} if signer else {}
+            check_signed(deployment, previous, held)
             previous = deployment
 
 
@@ -264,13 +308,12 @@ def _check_against_event(deployment: Deployment, event: AuditEvent) -> None:
 def check_signed(
     deployment: Deployment,
     previous: Deployment | None,
-    signer_pem: str | None,
-    signer_fingerprint: str | None,
+    signer_keys: Mapping[str, str],
 ) -> None:
-    """A signed record: its fields are its payload, its signature verifies with the
-    actor's key (``signer_pem``, fingerprint ``signer_fingerprint``; None: no key known for
-    the actor), and it follows the environment's previous record. Used on the registry's
-    rows and on an evidence pack's copy of them."""
+    """A signed record: its fields are its payload, its signature verifies with the key
+    it names, one the actor held (``signer_keys``: fingerprint -> PEM of each; empty: no
+    key known for the actor), and it follows the environment's previous record. Used on
+    the registry's rows and on an evidence pack's copy of them."""
     where = f"deployments row {deployment.id} ({deployment.environment} #{deployment.seq})"
     if deployment.payload is None and deployment.signature is None:
         return  # format 1, before records were signed: its audit event vouches for it
@@ -283,16 +326,13 @@ def check_signed(
     if not isinstance(signed, dict):
         raise VerificationError(f"{where}: its signed payload is not a JSON object; {RESTORE}")
     check_row("deployments", deployment.id, signed_fields(deployment), signed, "its signed payload")
-    check_row(
-        "deployments",
-        deployment.id,
-        {"key_fingerprint": deployment.key_fingerprint},
-        {"key_fingerprint": signer_fingerprint},
-        f"the registered key of {deployment.created_by!r}",
-    )
-    if signer_pem is None or not verify_signature(
-        signer_pem, deployment.signature, deployment.payload.encode("utf-8")
-    ):
+    signer_pem = signer_keys.get(str(deployment.key_fingerprint))
+    if signer_pem is None:
+        raise VerificationError(
+            f"{where}: its key {str(deployment.key_fingerprint)[:16]}… is not a key "
+            f"{deployment.created_by!r} was ever enrolled with; {RESTORE}"
+        )
+    if not verify_signature(signer_pem, deployment.signature, deployment.payload.encode("utf-8")):
         raise VerificationError(
             f"{where}: its signature does not verify with {deployment.created_by!r}'s "
             f"registered key; {RESTORE}"

@@ -109,8 +109,82 @@ class IdentityStatus(enum.StrEnum):
     REVOKED = "revoked"
 
 
+class KeyStatus(enum.StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"  # rotated, retired, or its person offboarded: earlier signatures hold
+    COMPROMISED = "compromised"  # signatures from a point of the chain on are void
+
+
+class IdentityKey(_Frozen):
+    """One key a person holds (laptop, dashboard host, CI), as the signed identity history
+    says: enrolled at audit event ``added_seq``, ended (retired, rotated, its person
+    revoked) at ``ended_seq``, void from ``void_from_seq`` on when it was compromised.
+
+    A signature is judged by its place in the audit chain (the event that recorded it):
+    valid when the key was enrolled before that place and neither ended nor compromised
+    at it (docs/threat-model.md says what proves the place)."""
+
+    key_fingerprint: str
+    public_key_pem: str
+    label: str
+    added_seq: int
+    added_by: str
+    status: KeyStatus = KeyStatus.ACTIVE
+    ended_seq: int | None = None
+    ended_by: str | None = None
+    end_reason: str | None = None
+    compromised_since: datetime | None = None
+    void_from_seq: int | None = None
+    voids_all: bool = Field(
+        default=False,
+        description="revoked by a release before key histories, when a revocation voided "
+        "every signature of the key: it still does",
+    )
+
+    def problem_at(
+        self, seq: int, *, checkpoint: bool = False, bootstrap: bool = False
+    ) -> str | None:
+        """Why a signature by this key at audit event ``seq`` is not valid (None: it is).
+        ``bootstrap``: the root's own first checkpoint, signed in the change that enrols
+        it. ``checkpoint``: a checkpoint, which a legacy revocation never voided."""
+        short = self.key_fingerprint[:16]
+        if self.voids_all and not checkpoint:
+            return (
+                f"key {short}… was revoked at audit event #{self.ended_seq} by a release that "
+                f"voided every signature of a revoked key ({self.end_reason}); re-register "
+                "what it signed with an active identity"
+            )
+        if self.void_from_seq is not None and seq >= self.void_from_seq:
+            since = (
+                f"{self.compromised_since:%Y-%m-%d %H:%M:%S} UTC" if self.compromised_since else "?"
+            )
+            return (
+                f"key {short}… was compromised since {since} (audit event #{self.void_from_seq} "
+                f"on; revoked at #{self.ended_seq} by {self.ended_by}: {self.end_reason}), and "
+                f"this signature is at #{seq}"
+            )
+        enrolled = self.added_seq <= seq if bootstrap else self.added_seq < seq
+        if not enrolled:
+            return f"key {short}… was enrolled only at audit event #{self.added_seq}, after #{seq}"
+        # a checkpoint at the event that ended the key is the ending change's own (a
+        # rotation is signed by the key it retires, as TUF's old root signs the new)
+        ended = self.ended_seq is not None and (
+            seq > self.ended_seq if checkpoint else seq >= self.ended_seq
+        )
+        if ended:
+            return (
+                f"key {short}… was {self.status.value} at audit event #{self.ended_seq} "
+                f"({self.end_reason}), before this signature at #{seq}"
+            )
+        return None
+
+
 class Identity(_Frozen):
-    """An actor of the registry with a role and an EC public key."""
+    """A person (or service) of the registry with a role and one or more EC keys.
+
+    ``public_key_pem`` and ``key_fingerprint`` are the key it was created with; ``keys``
+    every key it has held, from the signed identity history (empty only on an identity
+    not read through that history)."""
 
     name: str
     role: Role
@@ -122,6 +196,22 @@ class Identity(_Frozen):
     revoked_at: datetime | None = None
     revoked_by: str | None = None
     revoke_reason: str | None = None
+    keys: tuple[IdentityKey, ...] = ()
+
+    def key(self, key_fingerprint: str) -> IdentityKey | None:
+        return next((k for k in self.keys if k.key_fingerprint == key_fingerprint), None)
+
+    @property
+    def active_keys(self) -> tuple[IdentityKey, ...]:
+        return tuple(k for k in self.keys if k.status is KeyStatus.ACTIVE)
+
+    def key_problem(self, key_fingerprint: str | None, seq: int) -> str | None:
+        """Why a signature of this identity with ``key_fingerprint`` at audit event ``seq``
+        is not valid; None when it is."""
+        key = self.key(key_fingerprint) if key_fingerprint else None
+        if key is None:
+            return f"the key {str(key_fingerprint)[:16]}… was never enrolled for {self.name!r}"
+        return key.problem_at(seq)
 
 
 class FileEntry(_Frozen):
@@ -201,6 +291,11 @@ class AuditReport(_Frozen):
     head_hash: str
     checkpoints_verified: int
     seconds: float
+    checkpoints_void: int | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="checkpoints signed by a key compromised at their place: not counted",
+    )
     records_verified: dict[str, int] | None = Field(
         default=None,
         exclude_if=lambda v: v is None,

@@ -24,6 +24,8 @@ class Action(enum.StrEnum):
 
     IDENTITY_CREATE = "identity.create"
     IDENTITY_REVOKE = "identity.revoke"
+    IDENTITY_KEY_ADD = "identity.key_add"
+    IDENTITY_KEY_RETIRE = "identity.key_retire"
     POLICY_SET = "policy.set"
     DATASET_REGISTER = "dataset.register"
     BASE_REGISTER = "base.register"
@@ -51,6 +53,8 @@ PERMISSIONS: Final[Mapping[Action, frozenset[Role]]] = MappingProxyType(
     {
         Action.IDENTITY_CREATE: frozenset({_ADMIN}),
         Action.IDENTITY_REVOKE: frozenset({_ADMIN}),
+        Action.IDENTITY_KEY_ADD: frozenset({_ADMIN}),
+        Action.IDENTITY_KEY_RETIRE: frozenset({_ADMIN}),
         Action.POLICY_SET: frozenset({_ADMIN}),
         Action.DATASET_REGISTER: _BUILD,
         Action.BASE_REGISTER: _BUILD,

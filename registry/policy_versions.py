@@ -29,6 +29,7 @@ from .db import Connection
 from .keys import SigningKey, verify_signature
 from .models import AuditEvent, PolicyVersion
 from .permissions import Action
+from .trust import held_key
 
 POLICY_EVENTS = ("policy.set",)
 SUBJECT = "policy:release"
@@ -174,14 +175,13 @@ class PolicyVersions:
             audited = {key: dumped[field] for key, field in _AUDITED.items()}
             audited.update(actor=record.created_by)
             check_row("policy_versions", row_id, audited, recorded, f"audit event #{event.seq}")
-            signer = identities.get(record.created_by)
-            if (
-                signer is None
-                or signer.key_fingerprint != record.key_fingerprint
-                or not verify_signature(
-                    signer.public_key_pem, record.signature, record.payload.encode("utf-8")
-                )
-            ):
+            pem = held_key(
+                f"policy_versions row {row_id}",
+                record.created_by,
+                identities.get(record.created_by),
+                record.key_fingerprint,
+            )
+            if not verify_signature(pem, record.signature, record.payload.encode("utf-8")):
                 raise VerificationError(
                     f"policy_versions row {row_id}: its signature does not verify with "
                     f"{record.created_by!r}'s registered key; {RESTORE}"

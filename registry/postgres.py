@@ -204,6 +204,12 @@ class PostgresDatabase(Database):
         assert isinstance(conn, PostgresConnection)
         conn.close()
 
+    def may_append(self, conn: Connection) -> bool:
+        row = conn.execute(
+            "SELECT has_table_privilege(current_user, 'audit_events', 'INSERT')"
+        ).fetchone()
+        return bool(row and row[0])
+
     def check_guards(self, conn: Connection) -> int:
         """Every trigger that makes history append-only is there and enabled: the
         database's owner or a superuser can drop one or switch it off (``ALTER TABLE ...

@@ -21,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,9 +34,9 @@ from loraledger.inputs import read_bytes
 
 from .crosscheck import RESTORE
 from .keys import fingerprint
-from .models import AuditEvent, IdentityStatus, Role
+from .models import AuditEvent, Identity, IdentityKey, IdentityStatus, KeyStatus, Role
 
-IDENTITY_EVENTS = ("identity.create", "identity.revoke")
+IDENTITY_EVENTS = ("identity.create", "identity.revoke", "identity.key_add", "identity.key_retire")
 ROOT_ENV = "LORALEDGER_TRUST_ROOT"
 KNOWN_ROOTS_ENV = "LORALEDGER_KNOWN_ROOTS"
 ROOT_FORMAT = "loraledger-trust-root/v1"
@@ -78,8 +78,9 @@ class TrustRoot(BaseModel):
 
 @dataclass(frozen=True)
 class Enrolment:
-    """One identity as its signed history says: created at event ``created_seq`` by
-    ``created_by``, revoked at ``revoked_seq`` (if it was)."""
+    """One identity (a person) as its signed history says: created at event
+    ``created_seq`` by ``created_by``, revoked at ``revoked_seq`` (if it was), holding
+    ``keys`` -- the key it was created with first, then each added, with when each ended."""
 
     name: str
     role: Role
@@ -90,6 +91,7 @@ class Enrolment:
     revoked_seq: int | None = None
     revoked_by: str | None = None
     revoke_reason: str | None = None
+    keys: tuple[IdentityKey, ...] = ()
 
     def recorded(self) -> dict[str, str | None]:
         """What an ``identities`` row must say of this identity, as JSON values."""
@@ -113,6 +115,23 @@ class Enrolment:
         created = self.created_seq <= seq if bootstrap else self.created_seq < seq
         return created and (self.revoked_seq is None or seq < self.revoked_seq)
 
+    def checkpoint_keys(self, seq: int, *, bootstrap: bool = False) -> list[str]:
+        """The public keys that could sign a checkpoint of event ``seq`` for it."""
+        return [
+            k.public_key_pem
+            for k in self.keys
+            if k.problem_at(seq, checkpoint=True, bootstrap=bootstrap) is None
+        ]
+
+    def _key(self, fingerprint: str | None) -> IdentityKey | None:
+        return next((k for k in self.keys if k.key_fingerprint == fingerprint), None)
+
+    def _with_key(self, key: IdentityKey) -> Enrolment:
+        keys = tuple(key if k.key_fingerprint == key.key_fingerprint else k for k in self.keys)
+        if key not in keys:
+            keys = (*keys, key)
+        return replace(self, keys=keys)
+
 
 def replay(events: list[AuditEvent], signer_of: Mapping[int, str]) -> dict[str, Enrolment]:
     """The identities that ``events`` (the identity events, oldest first) make, checking
@@ -130,16 +149,125 @@ def replay(events: list[AuditEvent], signer_of: Mapping[int, str]) -> dict[str, 
             )
         if event.action == "identity.create":
             history[name] = _created(event, name, history, where)
+            continue
+        _check_admin(history, event.actor, event.seq, where)
+        target = history.get(name)
+        late_compromise = event.action == "identity.key_retire" and "void_from_seq" in event.payload
+        if target is None or (target.revoked_seq is not None and not late_compromise):
+            raise VerificationError(f"{where} names no active identity; {RESTORE}")
+        if event.action == "identity.revoke":
+            history[name] = _revoked(target, event, where)
+        elif event.action == "identity.key_add":
+            history[name] = _key_added(target, event, history, where)
         else:
-            target = history.get(name)
-            _check_admin(history, event.actor, event.seq, where)
-            if target is None or target.revoked_seq is not None:
-                raise VerificationError(f"{where} revokes no active identity; {RESTORE}")
-            history[name] = Enrolment(
-                **{**target.__dict__, "revoked_seq": event.seq, "revoked_by": event.actor,
-                   "revoke_reason": event.payload.get("reason")}
-            )  # fmt: skip
+            history[name] = _key_ended(target, event, where)
     return history
+
+
+def _compromise(event: AuditEvent, where: str) -> tuple[datetime, int] | None:
+    """The compromise an event records, as (since, first void seq); None if it records none."""
+    since, void_from = event.payload.get("compromised_since"), event.payload.get("void_from_seq")
+    if since is None and void_from is None:
+        return None
+    try:
+        when = datetime.fromisoformat(str(since)).replace(tzinfo=None)
+        first = int(str(void_from))
+    except ValueError:
+        raise VerificationError(f"{where}: its compromise time is malformed; {RESTORE}") from None
+    if not 1 <= first <= event.seq:
+        raise VerificationError(
+            f"{where}: a compromise must start at or before the revocation; {RESTORE}"
+        )
+    return when, first
+
+
+def _ended(key: IdentityKey, event: AuditEvent, where: str, reason: str) -> IdentityKey:
+    """``key`` as ``event`` ends it: retired, or compromised from a point on (a key that
+    had ended before keeps that end; a compromise only adds where its signatures void)."""
+    compromise = _compromise(event, where)
+    legacy = event.action == "identity.revoke" and "ends" not in event.payload
+    ended = key.ended_seq is not None
+    return key.model_copy(
+        update={
+            "status": KeyStatus.COMPROMISED if compromise else KeyStatus.RETIRED,
+            "ended_seq": key.ended_seq if ended else event.seq,
+            "ended_by": key.ended_by if ended else event.actor,
+            "end_reason": f"{key.end_reason}; then {reason}" if ended else reason,
+            "compromised_since": compromise[0] if compromise else None,
+            # a compromise before the key was enrolled voids it from its enrolment
+            "void_from_seq": max(compromise[1], key.added_seq) if compromise else None,
+            "voids_all": legacy,
+        }
+    )
+
+
+def _revoked(target: Enrolment, event: AuditEvent, where: str) -> Enrolment:
+    """The person can no longer act: every active key of theirs ends here, and those the
+    event names as compromised (``compromised_keys``) are void from the compromise on.
+    A revocation written before keys had histories (no ``ends``) voided every signature
+    of the key, and still does."""
+    reason = str(event.payload.get("reason"))
+    compromised = event.payload.get("compromised_keys")
+    compromised = compromised if isinstance(compromised, list) else []
+    plain = event.model_copy(
+        update={"payload": {k: v for k, v in event.payload.items()
+                            if k not in ("compromised_since", "void_from_seq")}}
+    )  # fmt: skip
+    keys = tuple(
+        _ended(k, event, where, reason)
+        if k.key_fingerprint in compromised
+        else _ended(k, plain, where, reason)
+        if k.status is KeyStatus.ACTIVE
+        else k
+        for k in target.keys
+    )
+    return replace(
+        target,
+        revoked_seq=event.seq,
+        revoked_by=event.actor,
+        revoke_reason=event.payload.get("reason"),
+        keys=keys,
+    )
+
+
+def _key_added(
+    target: Enrolment, event: AuditEvent, history: dict[str, Enrolment], where: str
+) -> Enrolment:
+    payload = event.payload
+    try:
+        pem = str(payload["public_key_pem"])
+        recorded = str(payload["key_fingerprint"])
+        label = str(payload.get("label") or "")
+    except KeyError:
+        raise VerificationError(f"{where} does not say the key; {RESTORE}") from None
+    if fingerprint(pem) != recorded:
+        raise VerificationError(f"{where}: its key's fingerprint is not the recorded one")
+    for other in history.values():
+        if other._key(recorded) is not None:
+            raise VerificationError(
+                f"{where} enrols key {recorded[:16]}… already enrolled for {other.name!r}; "
+                f"{RESTORE}"
+            )
+    key = IdentityKey(
+        key_fingerprint=recorded,
+        public_key_pem=pem,
+        label=label,
+        added_seq=event.seq,
+        added_by=event.actor,
+    )
+    return target._with_key(key)
+
+
+def _key_ended(target: Enrolment, event: AuditEvent, where: str) -> Enrolment:
+    key = target._key(str(event.payload.get("key_fingerprint")))
+    compromise = _compromise(event, where)
+    if (
+        key is None
+        or key.status is KeyStatus.COMPROMISED
+        or (key.status is KeyStatus.RETIRED and compromise is None)
+    ):
+        raise VerificationError(f"{where} ends no active key of {target.name!r}; {RESTORE}")
+    return target._with_key(_ended(key, event, where, str(event.payload.get("reason"))))
 
 
 def _created(event: AuditEvent, name: str, history: dict[str, Enrolment], where: str) -> Enrolment:
@@ -161,7 +289,14 @@ def _created(event: AuditEvent, name: str, history: dict[str, Enrolment], where:
             )
     else:
         _check_admin(history, event.actor, event.seq, where)
-    return Enrolment(name, role, pem, recorded, event.seq, event.actor)
+    key = IdentityKey(
+        key_fingerprint=recorded,
+        public_key_pem=pem,
+        label=str(payload.get("label") or "enrolment"),
+        added_seq=event.seq,
+        added_by=event.actor,
+    )
+    return Enrolment(name, role, pem, recorded, event.seq, event.actor, keys=(key,))
 
 
 def _check_admin(history: dict[str, Enrolment], actor: str, seq: int, where: str) -> None:
@@ -170,6 +305,71 @@ def _check_admin(history: dict[str, Enrolment], actor: str, seq: int, where: str
         raise VerificationError(
             f"{where}: {actor!r} was not an active admin at that point of the chain; {RESTORE}"
         )
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Every key each identity has held, judged by place in the chain: the keys that could
+    sign a checkpoint of event ``seq`` (:class:`.audit.SignerKeys`). ``root`` signs its own
+    first checkpoint, in the change that enrols it."""
+
+    keys: Mapping[str, Sequence[IdentityKey]]
+    root: str | None
+
+    @classmethod
+    def of(cls, history: Mapping[str, Enrolment]) -> KeyRing:
+        root = root_of(dict(history))
+        return cls({n: e.keys for n, e in history.items()}, root.name if root else None)
+
+    def checkpoint_keys(self, name: str, seq: int) -> Sequence[str]:
+        bootstrap = name == self.root
+        return [
+            k.public_key_pem
+            for k in self.keys.get(name, ())
+            if k.problem_at(seq, checkpoint=True, bootstrap=bootstrap) is None
+        ]
+
+    def void_keys(self, name: str, seq: int) -> Sequence[tuple[str, str]]:
+        return [
+            (k.public_key_pem, k.problem_at(seq) or "")
+            for k in self.keys.get(name, ())
+            if k.void_from_seq is not None and seq >= k.void_from_seq
+        ]
+
+
+def held_key(where: str, name: str, identity: Identity | None, key_fingerprint: str | None) -> str:
+    """The PEM public key a record signed by ``name`` names: one ``name`` holds or held,
+    whatever its status -- the record's own integrity (a row as written). Whether the key
+    was valid at the record's place is :func:`signing_key`, asked where a decision rests
+    on the record, so a compromise voids what rests on it without making the registry
+    unreadable."""
+    key = identity.key(str(key_fingerprint)) if identity is not None else None
+    if key is None:
+        raise VerificationError(
+            f"{where}: its key {str(key_fingerprint)[:16]}… is not a key {name!r} was ever "
+            f"enrolled with (the identity's key was replaced); {RESTORE}"
+        )
+    return key.public_key_pem
+
+
+def signing_key(
+    where: str, name: str, identity: Identity | None, key_fingerprint: str | None, seq: int
+) -> str:
+    """The PEM public key a signature by ``name`` names (``key_fingerprint``), after
+    checking it was valid at the signature's place in the chain (audit event ``seq``, the
+    one that recorded it): enrolled before, neither ended nor compromised there. ``where``
+    starts the error, which names the key and the time."""
+    if identity is None:
+        raise VerificationError(f"{where} is signed by unknown identity {name!r}; {RESTORE}")
+    problem = identity.key_problem(key_fingerprint, seq)
+    if problem is not None:
+        raise VerificationError(
+            f"{where} is signed by {name!r} with a key not valid at its place in the audit "
+            f"chain (event #{seq}): {problem}"
+        )
+    key = identity.key(str(key_fingerprint))
+    assert key is not None  # (key_problem refuses a key never enrolled)
+    return key.public_key_pem
 
 
 def root_of(history: dict[str, Enrolment]) -> Enrolment | None:
@@ -307,12 +507,15 @@ __all__ = [
     "KNOWN_ROOTS_ENV",
     "ROOT_ENV",
     "Enrolment",
+    "KeyRing",
     "TrustRoot",
     "check_root",
     "forget_root",
+    "held_key",
     "known_roots",
     "known_roots_file",
     "pinned_from_env",
     "replay",
     "root_of",
+    "signing_key",
 ]

@@ -59,6 +59,7 @@ def events(registry: Registry) -> None:
 # What each kind of link hangs from in the lineage graph (the first kind present wins).
 LINEAGE = {
     "adapter": ("deployment",),
+    "deployment signature": ("deployment",),
     "training run": ("adapter",),
     "dataset": ("training run",),
     "base model": ("training run", "adapter"),

@@ -161,14 +161,18 @@ def human_bytes(size: int) -> str:
     return f"{value:.1f} GB"  # pragma: no cover
 
 
-def parse_moment(at: str | None) -> datetime | None:
-    """``--at TIME`` as naive UTC (the registry's clock); None when not given."""
+def parse_moment(at: str | None, option: str = "--at") -> datetime | None:
+    """``--at TIME`` (or ``option``) as naive UTC (the registry's clock); None when not
+    given. A time without a zone is UTC."""
     if at is None:
         return None
     try:
         moment = datetime.fromisoformat(at)
     except ValueError:
-        raise UsageError(f"--at {at!r} is not a time; write e.g. 2026-03-03T12:00") from None
+        raise UsageError(
+            f"{option} {at!r} is not a time; write e.g. 2026-03-03T12:00 (UTC) or "
+            "2026-03-03T13:00+01:00"
+        ) from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment

@@ -48,6 +48,10 @@ def check(
             typer.echo(
                 f"Gate check {result.id} recorded (inputs sha256 {result.inputs_sha256[:16]}…)."
             )
+        elif not registry.may_append():
+            typer.echo(
+                "Dry run: this database account only reads (an auditor's); nothing recorded."
+            )
         else:
             typer.echo(
                 f"Dry run under {result.policy_path}, not the registry's policy in force: "

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,50 @@ def test_data_commands(ready: Cli, tmp_path: Path) -> None:
         code=2,
     )
     assert result.stderr == (f"error: {bad}:2: field 'prompt': Input should be a valid string\n")
+
+
+def test_a_person_s_keys_over_time(ready: Cli, tmp_path: Path) -> None:
+    """add-key, show, rotate, retire and revoke, each person's key made on its machine."""
+    ci = Cli(tmp_path / "reg", tmp_path / "eves-ci")
+    ci("keys", "generate", "eve", "-o", str(tmp_path / "eve-ci.pub"))
+    out = ready("keys", "add-key", "eve", "--public-key", str(tmp_path / "eve-ci.pub"),
+                "--label", "ci", actor="alice").stdout  # fmt: skip
+    assert out.startswith("Enrolled key ") and "(ci) of eve" in out
+    assert "as one person" in out
+    shown = json.loads(ready("keys", "show", "eve", "--json").stdout)
+    assert [k["label"] for k in shown["keys"]] == ["enrolment", "ci"]
+    ci_key = shown["keys"][1]["key_fingerprint"]
+    assert "(ci)" in ready("keys", "list").stdout
+    ci("adapters", "register", str(small_adapter(tmp_path / "a")), "--name", "bank", actor="eve")
+    laptop = Cli(tmp_path / "reg", tmp_path / "eves-new-laptop")
+    laptop("keys", "generate", "eve", "-o", str(tmp_path / "eve-new.pub"))
+    # two active keys: rotate asks which one
+    refused = ready("keys", "rotate", "eve", "--public-key", str(tmp_path / "eve-new.pub"),
+                    actor="alice", code=2)  # fmt: skip
+    assert "holds 2 active keys" in refused.stderr
+    ready("keys", "retire", "eve", "--key", ci_key[:10], "--reason", "runner gone", actor="alice")
+    rotated = ready("keys", "rotate", "eve", "--public-key", str(tmp_path / "eve-new.pub"),
+                    actor="alice").stdout  # fmt: skip
+    assert "Rotated eve" in rotated and "what it signed stays valid" in rotated
+    # what the retired CI key signed still verifies, from any machine
+    assert "verified" in laptop("adapters", "verify", "bank@v1").stdout.lower()
+    table = ready("keys", "show", "eve").stdout
+    assert "retired" in table and "runner gone" in table
+    # bad input: one line, exit 2, nothing recorded
+    events = len(json.loads(ready("audit", "log", "--json").stdout))
+    for args, message in (
+        (["retire", "eve", "--key", "zz", "--reason", "x"], "holds no key 'zz'"),
+        (["revoke", "eve", "--reason", "x", "--compromised-since", "monday"], "is not a time"),
+        (["revoke", "eve", "--reason", "x", "--compromised-since", "2999-01-01"], "in the future"),
+        (["revoke", "eve", "--reason", "x", "--key", ci_key[:10]], "--key names one key"),
+    ):
+        result = ready("keys", *args, actor="alice", code=2)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert len(json.loads(ready("audit", "log", "--json").stdout)) == events
+    # the laptop is stolen: what it signs from now on is void
+    since = datetime.now(UTC).isoformat()
+    out = ready("keys", "revoke", "eve", "--reason", "stolen", "--compromised-since", since,
+                actor="alice").stdout  # fmt: skip
+    assert "as compromised: its signatures from audit event #" in out
+    left = ready("keys", "revoke", "alice", "--reason", "left", actor="alice", code=1)
+    assert "last active admin" in left.stderr

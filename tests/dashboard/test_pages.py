@@ -182,7 +182,8 @@ def test_audit_page_filters_traces_and_proves_membership(site: Site) -> None:
     assert f"staging now: {V1}" in app.success[-1].value
     assert "every link verified" in app.success[-1].value
     graph = app.get("graphviz_chart")[0].proto.spec  # deployment → version → its sources
-    assert "d -> n0;" in graph and 'n0 [label="adapter\\nfaq-bot@v1"' in graph
+    assert "d -> n0;" in graph and 'n0 [label="deployment signature\\nstaging #1"' in graph
+    assert "d -> n1;" in graph and 'n1 [label="adapter\\nfaq-bot@v1"' in graph
     assert graph.count(" -> ") == graph.count('[label="') - 1  # a tree: one parent each
     record = (site.root.parent / "faq.jsonl").read_text().splitlines()[0]
     app.text_input(key="prove_dataset").input("faq@v1")

@@ -91,10 +91,18 @@ def test_forged_and_revoked_approvals_do_not_count(reg: Registry, policy: Path) 
     reg.identities.create(temp, Role.REVIEWER, actor=ADMIN)
     decide(reg, PLAIN[1], "staging", "approve", comment="ok", actor=temp, policy=loaded)
     assert len(tally(reg, version, "staging", first.inputs_sha256, rule).counted) == 2
+    # she leaves: what she approved while she was here still counts (issue #36)
     reg.identities.revoke(temp, reason="left the bank", actor=ADMIN)
     result = tally(reg, version, "staging", first.inputs_sha256, rule)
+    assert sorted(a.signer for a in result.counted) == sorted([REVIEWER, temp])
+    # her key turns out stolen since before she approved: that approval is void
+    placed = max(seq for a, seq in reg.approvals.placed(version.ref, "staging") if a.signer == temp)
+    since = reg.audit_events()[placed - 2].created_at  # before it, and others' events since
+    reg.identities.revoke(temp, reason="stolen", actor=ADMIN, compromised_since=since, key=(
+        reg.identities.get(temp).key_fingerprint))  # fmt: skip
+    result = tally(reg, version, "staging", first.inputs_sha256, rule)
     assert [a.signer for a in result.counted] == [REVIEWER]
-    assert any("revoked" in why for _, why in result.not_counted)
+    assert any("was compromised since" in why for _, why in result.not_counted)
 
 
 def test_two_identities_holding_one_key_are_one_person(

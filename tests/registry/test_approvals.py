@@ -53,7 +53,11 @@ def test_a_decision_reads_back_as_signed(
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
-        ("key_fingerprint", "0" * 64, "key_fingerprint is .* but the registered key of 'rita'"),
+        (
+            "key_fingerprint",
+            "0" * 64,
+            "its key 0000000000000000… is not a key 'rita' was ever enrolled with",
+        ),
         ("signature", "AAAA", "signature is .* but audit event"),
         ("environment", "production", "has no audit event|is missing"),
         ("comment", "fine", 'comment is "fine" but its signed payload says "ok"'),

@@ -55,7 +55,7 @@ def test_a_key_that_is_not_the_registered_one_cannot_act(
 ) -> None:
     other = Registry.open(registry.address, keys=KeyStore(tmp_path / "other-keys"))
     other.keys.create(ENGINEER, None)  # a new key file under the engineer's name
-    with pytest.raises(SigningKeyError, match="is not the key registered for 'eve'"):
+    with pytest.raises(SigningKeyError, match="is not enrolled for it; 'eve' signs with"):
         other.act_as(ENGINEER, Action.ADAPTER_REGISTER)
 
 
