@@ -61,11 +61,18 @@ def evidence_export(
     from loraledger.policies.evidence import export_pack
 
     opts = settings(ctx)
+    registry = opts.open()
     written = export_pack(
-        opts.open(), env, output, actor=opts.actor, at=parse_moment(at), policy_file=policy
+        registry, env, output, actor=opts.actor, at=parse_moment(at), policy_file=policy
     )
     typer.echo(f"Wrote {written} ({written.stat().st_size} bytes); check it with "
                f"`loraledger evidence verify {written}`")  # fmt: skip
+    if not registry.may_append():
+        typer.echo(
+            "  not recorded in the audit log: this database account only reads (an "
+            "auditor's); the pack is signed with your key",
+            err=True,
+        )
 
 
 @evidence_app.command("verify")

@@ -5,6 +5,7 @@ exactly what was done."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -16,11 +17,12 @@ from loraledger.dashboard.ui import User
 from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote
 from loraledger.policies.tally import verify_approval
-from loraledger.registry import Role
+from loraledger.registry import Registry, Role
+from loraledger.registry.keys import KeyStore
 from streamlit.testing.v1 import AppTest
 
-from loraledger.errors import PermissionDenied
-from tests.conftest import AUDITOR, ENGINEER, REVIEWER
+from loraledger.errors import GateRefused, PermissionDenied
+from tests.conftest import ADMIN, AUDITOR, ENGINEER, REVIEWER
 from tests.dashboard.conftest import PASSWORD, SECOND, Site, prepared, site  # noqa: F401
 from tests.harness.conftest import PLAIN
 from tests.policies.helpers import deploy, use_policy
@@ -296,3 +298,27 @@ def test_two_dashboard_processes_see_each_others_changes(site: Site) -> None:
     assert f"Approved {V1} for staging as {REVIEWER}" in other.stdout
     here.run()
     assert "1 of 1 approval(s)" in texts(here)
+
+
+def test_the_dashboard_signs_with_the_person_s_own_dashboard_key(
+    site: Site, tmp_path: Path
+) -> None:
+    """rita's laptop key stays on her laptop; the dashboard host holds another key of
+    hers, enrolled as hers (not as a second identity): what she approves there is hers,
+    and she cannot approve again from her laptop."""
+    laptop = tmp_path / "ritas-laptop"
+    laptop.mkdir()
+    shutil.move(site.keys / f"{REVIEWER}.pem", laptop / f"{REVIEWER}.pem")
+    dashboard_key = KeyStore(site.keys).create(REVIEWER)
+    site.registry().identities.add_key(
+        REVIEWER, dashboard_key.public_key_pem, actor=ADMIN, label="dashboard"
+    )
+    app = page_as(site, REVIEWER, "review", ref=V1)
+    app.text_area[0].input("Sanity results hold; signed off.")
+    button(app, "Approve").click().run()
+    assert f"Approved {V1} for staging as {REVIEWER}" in app.success[0].value
+    (approval,) = site.registry().approvals.list(V1, "staging")
+    assert (approval.signer, approval.key_fingerprint) == (REVIEWER, dashboard_key.fingerprint)
+    on_laptop = Registry.open(site.address, keys=KeyStore(laptop))
+    with pytest.raises(GateRefused, match="one person counts once"):
+        decide(on_laptop, V1, "staging", "approve", comment="again", actor=REVIEWER)

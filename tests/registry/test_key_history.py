@@ -291,3 +291,38 @@ def test_the_root_rotates_its_own_key_and_stays_the_pinned_root(
     audited = Registry.open(registry.address, keys=registry.keys, trust_root=pinned)
     assert audited.verify_audit().checkpoints_void is None
     assert audited.identities.get("late").created_by == ADMIN
+
+
+def test_a_revocation_recorded_by_an_earlier_release_still_voids(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before keys had histories a revocation voided every signature of the key; a
+    registry written then keeps meaning what it said (nothing distrusted is trusted again
+    silently), and its checkpoints before the revocation still verify."""
+    from loraledger.registry import identities
+    from loraledger.registry.audit import utcnow
+
+    version = registry.adapters.register(small_adapter(tmp_path / "a"), "bank", actor=ENGINEER)
+
+    def earlier_release(self, change, target, actor, reason, compromise):  # type: ignore[no-untyped-def]
+        change.conn.execute(
+            "UPDATE identities SET status = 'revoked', revoked_at = ?, revoked_by = ?, "
+            "revoke_reason = ? WHERE name = ?",
+            [utcnow(), actor, reason, target.name],
+        )
+        change.record(  # the payload that release wrote
+            "identity.revoke",
+            f"identity:{target.name}",
+            {"reason": reason, "key_fingerprint": target.key_fingerprint},
+        )
+
+    monkeypatch.setattr(identities.Identities, "_revoke_in", earlier_release)
+    registry.identities.revoke(ENGINEER, actor=ADMIN, reason="laptop stolen")
+    monkeypatch.undo()
+    reopened = Registry.open(registry.address, keys=registry.keys)
+    (key,) = reopened.identities.get(ENGINEER).keys
+    assert key.voids_all
+    with pytest.raises(VerificationError, match="voided every signature of a revoked key"):
+        reopened.adapters.verify(version.ref)
+    assert reopened.verify_audit().checkpoints_void is None
+    reopened.verify_records()
