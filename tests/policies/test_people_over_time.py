@@ -121,6 +121,8 @@ def test_the_auditor_does_the_auditors_job_on_a_read_only_account(
     if backend != "postgresql":
         pytest.skip("a read-only database account is PostgreSQL's")
     from loraledger.policies.evidence import export_pack
+    from loraledger.policies.exports import provenance_envelope
+    from loraledger.policies.mlbom import ml_bom
     from loraledger.policies.pack_checks import verify_pack
     from loraledger.registry.postgres import PostgresDatabase, create_roles
 
@@ -140,6 +142,8 @@ def test_the_auditor_does_the_auditors_job_on_a_read_only_account(
     assert as_auditor.deployments.history("staging")
     check = check_gate(as_auditor, PLAIN[0], "production", actor=AUDITOR)
     assert check.id not in reg.gate_checks.ids(PLAIN[0], "production")  # a dry run
+    assert ml_bom(as_auditor, PLAIN[0])["components"]
+    assert provenance_envelope(as_auditor, PLAIN[0])["signatures"]
     pack = export_pack(as_auditor, "staging", tmp_path / "pack.tar.gz", actor=AUDITOR)
     report = verify_pack(pack)
     assert report.passed, [c for c in report.checks if not c.passed]
