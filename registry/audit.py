@@ -297,12 +297,7 @@ class AuditLog:
                 "change signs one) and export again"
             )
         checkpoint = self._checkpoint(row)
-        rows = conn.execute(
-            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
-            "FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq",
-            [first_seq, checkpoint.seq],
-        ).fetchall()
-        return [_excerpt_event(r) for r in rows], checkpoint
+        return _excerpt_events(conn, first_seq, checkpoint.seq), checkpoint
 
     def verify_events(
         self,
@@ -386,12 +381,7 @@ class AuditLog:
                 "act once more and verify again"
             )
         checkpoint = self._checkpoint(row)
-        rows = conn.execute(
-            "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
-            "FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq",
-            [first, checkpoint.seq],
-        ).fetchall()
-        return checkpoint, [_excerpt_event(r) for r in rows]
+        return checkpoint, _excerpt_events(conn, first, checkpoint.seq)
 
     def verify_read(
         self,
@@ -737,6 +727,16 @@ def _payload(seq: int, text: str) -> dict[str, Any]:
             "restore the registry from a backup"
         )
     return payload
+
+
+def _excerpt_events(conn: Connection, first: int, last: int) -> list[dict[str, Any]]:
+    """Events ``first`` to ``last`` as an excerpt holds them."""
+    rows = conn.execute(
+        "SELECT seq, created_at, actor, action, subject, payload, prev_hash, hash "
+        "FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+        [first, last],
+    ).fetchall()
+    return [_excerpt_event(r) for r in rows]
 
 
 def _excerpt_event(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def create(
             raise UsageError(
                 "--public-key enrols a key made elsewhere: drop --passphrase and --reuse-key"
             )
-        pem = read_text(public_key, limit=MAX_PUBLIC_KEY_BYTES, what="public key")
+        pem = _public_key(public_key)
     registry = opts.open()
     identity = registry.identities.create(
         name,
@@ -199,6 +199,10 @@ LABEL_OPTION = typer.Option(
 )
 
 
+def _public_key(path: Path) -> str:
+    return read_text(path, limit=MAX_PUBLIC_KEY_BYTES, what="public key")
+
+
 @app.command("add-key")
 def add_key(
     ctx: typer.Context,
@@ -209,7 +213,7 @@ def add_key(
     """Enrol another key of a person (a dashboard host, a CI runner; admin only): it signs
     for them from now on, and counts as them, never as a second person."""
     opts = settings(ctx)
-    pem = read_text(public_key, limit=MAX_PUBLIC_KEY_BYTES, what="public key")
+    pem = _public_key(public_key)
     identity = opts.open().identities.add_key(
         name, pem, actor=opts.actor, label=label, public_key_file=public_key
     )
@@ -228,7 +232,7 @@ def rotate(
     """Replace a person's key (admin only): the new key signs from now on, the old one is
     retired, and everything it signed before stays valid."""
     opts = settings(ctx)
-    pem = read_text(public_key, limit=MAX_PUBLIC_KEY_BYTES, what="public key")
+    pem = _public_key(public_key)
     before = {k.key_fingerprint for k in opts.open().identities.get(name).active_keys}
     identity = opts.open().identities.rotate(
         name, pem, actor=opts.actor, label=label, public_key_file=public_key
