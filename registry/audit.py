@@ -134,6 +134,9 @@ class AuditLog:
         # that checkpoint). An event read again whose content still hashes to it is the
         # content that was verified.
         self._verified: dict[int, tuple[str, int]] = {}
+        # Events whose own change was signed with a key compromised there (its checkpoint
+        # void, a later one covering them): seq -> why. Intact, but not anyone's word.
+        self._void: dict[int, str] = {}
         # The hash of an event as the database holds it now, read outside the caller's
         # snapshot (set by the core): a team's registry is written from other machines
         # while a read runs, so the file may name a checkpoint committed after it began.
@@ -358,12 +361,23 @@ class AuditLog:
                 try:
                     verify_excerpt(piece, checkpoint, public_keys)
                     break
-                except VoidCheckpoint:
+                except VoidCheckpoint as void:
                     if not skip_void:
                         raise
+                    self._void.update((e["seq"], str(void)) for e in piece)
                     checkpoint, piece = self._past_void(conn, first, checkpoint)
             self._verified.update((e["seq"], (e["hash"], checkpoint.seq)) for e in piece)
         return len(pieces)
+
+    def forget_verified(self) -> None:
+        """Verify every event afresh on its next read (the keys' history changed)."""
+        self._verified.clear()
+        self._void.clear()
+
+    def void_reason(self, seq: int) -> str | None:
+        """Why event ``seq`` is nobody's word -- its own change's checkpoint was signed with
+        a key compromised there -- when a read verified it so; None otherwise."""
+        return self._void.get(seq)
 
     def _past_void(
         self, conn: Connection, first: int, void: Checkpoint

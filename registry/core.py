@@ -196,6 +196,8 @@ class Core:
         if cached is not None and (cached[0] == head or self._extends(conn, cached[0])):
             self._trusted_at = (head, cached[1])
             return cached[1]
+        if cached is not None:  # identity events since: which keys were valid where may
+            self.audit.forget_verified()  # have changed (a compromise), so verify afresh
         trusted = self._trusted(conn)
         self._trusted_at = (head, trusted)
         return trusted

@@ -24,6 +24,7 @@ from loraledger.errors import (
     VerificationError,
 )
 from tests.conftest import ADMIN, ENGINEER, REVIEWER, small_adapter
+from tests.registry.test_evaluations import subject  # noqa: F401  (fixture)
 
 
 def machine(registry: Registry, directory: Path) -> Registry:
@@ -326,3 +327,26 @@ def test_a_revocation_recorded_by_an_earlier_release_still_voids(
         reopened.adapters.verify(version.ref)
     assert reopened.verify_audit().checkpoints_void is None
     reopened.verify_records()
+
+
+def test_an_evaluation_recorded_with_a_stolen_key_is_no_evidence(
+    registry: Registry, subject: str
+) -> None:
+    """A change signed with a key compromised there is intact in the chain but nobody's
+    word: what it recorded is refused where it is read."""
+    from loraledger.registry.models import EvalRun
+
+    from tests.registry.test_evaluations import a_run  # a run as the harness records it
+
+    honest = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
+    other_activity(registry, "witness-1")
+    time.sleep(0.01)
+    stolen_at = now()
+    forged: EvalRun = registry.evaluations.record(a_run(registry, subject), actor=ENGINEER)
+    registry.identities.revoke(ENGINEER, actor=ADMIN, reason="stolen", compromised_since=stolen_at)
+    with pytest.raises(VerificationError, match="compromised key .* it is no evidence"):
+        registry.evaluations.get(forged.id)
+    fresh = Registry.open(registry.address, keys=registry.keys)
+    with pytest.raises(VerificationError, match="it is no evidence"):
+        fresh.evaluations.get(forged.id)
+    assert fresh.evaluations.get(honest.id).id == honest.id
