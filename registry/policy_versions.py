@@ -119,9 +119,25 @@ class PolicyVersions:
 
     def in_force(self, at: datetime | None = None) -> PolicyVersion | None:
         """The version in force now (or at ``at``): the newest set by then; None when no
-        policy was ever set (by then)."""
-        found = [v for v in self.history() if at is None or v.created_at <= at]
-        return found[-1] if found else None
+        policy was ever set (by then). Refused when the change that set it was signed
+        with a key compromised there (a thief's thresholds): an admin sets it again."""
+        with self._core.db.read() as conn:
+            events = self._core.audited(conn, POLICY_EVENTS, SUBJECT)
+            history = self._check(conn, _stored(conn), events)
+        found = [
+            (v, e) for v, e in zip(history, events, strict=True) if at is None or v.created_at <= at
+        ]
+        if not found:
+            return None
+        version, event = found[-1]
+        void = self._core.audit.void_reason(event.seq)
+        if void is not None:
+            raise VerificationError(
+                f"policy v{version.version} was set by a change signed with a compromised key "
+                f"({void}); an admin sets the policy again with `loraledger policy set FILE "
+                "--reason R`"
+            )
+        return version
 
     def get(self, version: int) -> PolicyVersion:
         for found in self.history():

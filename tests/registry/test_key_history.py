@@ -350,3 +350,17 @@ def test_an_evaluation_recorded_with_a_stolen_key_is_no_evidence(
     with pytest.raises(VerificationError, match="it is no evidence"):
         fresh.evaluations.get(forged.id)
     assert fresh.evaluations.get(honest.id).id == honest.id
+
+
+def test_a_policy_set_with_a_stolen_admin_key_is_not_in_force(registry: Registry) -> None:
+    registry.identities.create("bob", Role.ADMIN, actor=ADMIN)
+    registry.policies.set("version: 1\n", reason="first", key=registry.act_as("bob"))
+    time.sleep(0.01)
+    stolen_at = now()
+    lax = "version: 1\nenvironments: {production: {}}\n"
+    registry.policies.set(lax, reason="the thief, as alice", key=registry.act_as(ADMIN))
+    registry.identities.revoke(ADMIN, actor="bob", reason="stolen", compromised_since=stolen_at)
+    with pytest.raises(VerificationError, match="policy v2 was set by a change signed with a"):
+        registry.policies.in_force()
+    registry.policies.set("version: 1\n", reason="again", key=registry.act_as("bob"))
+    assert registry.policies.in_force().version == 3  # type: ignore[union-attr]
