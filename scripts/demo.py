@@ -29,7 +29,9 @@ transcript a newcomer can retype:
    with a stored file and watch `verify` and `fetch` refuse it; tamper with the audit
    log through raw SQL and watch `audit verify` name the event; copy a signed approval
    onto an unreviewed version through SQL and watch `promote` and `audit verify` refuse
-   the forged row.
+   the forged row;
+10. rotate eve's key (her new laptop): what she signed with the old one still verifies
+   and production still traces.
 """
 
 from __future__ import annotations
@@ -389,6 +391,17 @@ def tampering(v1: str) -> None:
     run("--registry", "tampered", "audit", "verify", expect=1)
     run("audit", "verify", "--expect-head", head)
     forged_approval(v1)
+
+    say("People over time: eve gets a new laptop and her key is rotated; what she signed "
+        "stays valid")  # fmt: skip
+    (OUT / "eve-old-laptop").mkdir()
+    shutil.move(OUT / "keys" / "eve.pem", OUT / "eve-old-laptop" / "eve.pem")
+    run("keys", "generate", "eve", "-o", "eve-2027.pub")  # on the new laptop
+    run("--as", "alice", "keys", "rotate", "eve", "--public-key", "eve-2027.pub", "--label",
+        "laptop-2027")  # fmt: skip
+    run("keys", "show", "eve")
+    run("adapters", "verify", v1)  # signed with her old key, before the rotation
+    run("trace", "--env", "production")
 
     dashboard = [".venv/bin/loraledger", "--registry", str(OUT / "registry"), "--keys-dir",
                  str(OUT / "keys"), "dashboard", "--port", "8501"]  # fmt: skip

@@ -108,6 +108,7 @@ def test_demo_runs_end_to_end() -> None:
     assert re.search(r"error: approvals row \S+ \(partner@v1 staging\) has no audit event", out)
     assert re.search(r"error: approvals row \S+ has no audit event", out)
     assert "Dashboard user otto signs in as otto (auditor)" in out
+    assert "Rotated eve: signs with" in out and out.count("Every link verified.") >= 2
     last = out.rstrip().splitlines()[-1].split()
     assert last[:2] == [".venv/bin/loraledger", "--registry"] and "dashboard" in last
     from loraledger.dashboard.accounts import load_accounts
