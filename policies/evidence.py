@@ -4,7 +4,7 @@
 
     MANIFEST.dsse.json          in-toto statement over every other file (sha256 each),
                                 signed (DSSE) by the exporting identity
-    keys.json                   every identity's public key, role and status
+    keys.json                   every key of every identity: role, status, and where in the chain it was valid
     adapter/...  adapter.sig    the adapter's files and its OpenSSF model-signing bundle
     attestations/provenance.json            SLSA provenance, signed by the trainer
     attestations/test-result-<run>.json     a Test Result per evaluation run
@@ -37,6 +37,7 @@ from loraledger.registry.attestations import (
 )
 from loraledger.registry.audit import canonical_json, utcnow
 from loraledger.registry.permissions import Action
+from loraledger.registry.trust import key_history
 
 from loraledger.atomic import write_atomically
 from loraledger.errors import InputError
@@ -221,11 +222,7 @@ def _keys(registry: Registry) -> list[dict[str, Any]]:
             "key_fingerprint": k.key_fingerprint,
             "public_key_pem": k.public_key_pem,
             "revoked_at": i.revoked_at.isoformat() if i.revoked_at else None,
-            "label": k.label,
-            "key_status": k.status.value,
-            "added_seq": k.added_seq,
-            "ended_seq": k.ended_seq,
-            "void_from_seq": k.void_from_seq,
+            **key_history(k),
         }
         for i in registry.identities.list()
         for k in i.keys

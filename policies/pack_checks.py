@@ -10,8 +10,10 @@ signer's role and separation of duties; the deployment history, each record's si
 and its link to the one before; the decision -- the approvals and the gate check the
 promotion cites are exactly the pack's, and as many people approved as the policy it
 cites asks; the audit excerpt's hashes, links and signed checkpoint, and that every
-record of the pack is in it as the pack has it; the ML-BOM against the CycloneDX 1.6
-schema; the compliance map.
+record of the pack is in it as the pack has it; each approval and deployment signed with
+a key valid at its place in that chain (the keys' history: the trusted keys file's when it
+gives one, else ``keys.json``); the ML-BOM against the CycloneDX 1.6 schema; the
+compliance map.
 Nothing needs the registry or a network. The pack's format is
 :mod:`loraledger.policies.evidence`'s.
 
@@ -45,6 +47,8 @@ from loraledger.registry.models import (
     Deployment,
     EvalRun,
     GateCheck,
+    IdentityKey,
+    KeyStatus,
     Role,
     TrainingRun,
 )
@@ -97,10 +101,12 @@ def sha256_hex(data: bytes) -> str:
 @dataclass(frozen=True)
 class TrustedKeys:
     """The public keys an auditor trusts (fingerprint -> PEM) and, where the file gives
-    them, their holders' roles (fingerprint -> role)."""
+    them, their holders' roles (fingerprint -> role) and where in the registry's chain
+    each key was valid (fingerprint -> its entry, with ``added_seq`` and the rest)."""
 
     pem: dict[str, str]
     roles: dict[str, str] = field(default_factory=dict)
+    places: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,6 +129,8 @@ class Pack:
     gate_check: GateCheck | None = None
     approvals: list[Approval] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)  # verified, in order
+    events: list[dict[str, Any]] = field(default_factory=list)  # the verified excerpt
+    places: dict[str, dict[str, Any]] = field(default_factory=dict)  # fingerprint -> entry
 
     @property
     def digest(self) -> str:
@@ -184,6 +192,9 @@ def check_keys(pack: Pack) -> str:
         pack.pem.setdefault(entry["name"], []).append(pem)
         pack.fingerprints[entry["key_fingerprint"]] = pem
         pack.name_of[entry["key_fingerprint"]] = entry["name"]
+        trusted_place = pack.trusted.places.get(entry["key_fingerprint"]) if pack.trusted else None
+        if trusted_place is not None or "added_seq" in entry:
+            pack.places[entry["key_fingerprint"]] = trusted_place or entry
     # a person with several keys has an entry per key, their first key's first
     pack.identities = {}
     for entry in entries:
@@ -418,6 +429,7 @@ def check_audit(pack: Pack) -> str:
     if checkpoint.registry_id != pack.manifest["registry_id"]:
         raise VerificationError("the checkpoint belongs to another registry")
     verify_excerpt(events, checkpoint, pack.pem)
+    pack.events = events
     payloads = [(e["action"], json.loads(e["payload"])) for e in events]
 
     def logged(action: str, **fields: Any) -> bool:
@@ -465,6 +477,62 @@ def check_audit(pack: Pack) -> str:
     return (
         f"events #{events[0]['seq']}-#{checkpoint.seq} link up to the checkpoint signed "
         f"by {checkpoint.signer}; every record above is in them"
+    )
+
+
+def check_key_places(pack: Pack) -> str:
+    """Each approval and deployment was signed with a key valid at its place in the
+    chain (the event recording it, in the verified excerpt), as the keys' history says --
+    the trusted keys file's when it gives one, else the pack's ``keys.json``: a reviewer
+    who has since left still approved; a key declared stolen before then did not."""
+    placed: list[tuple[str, str, int]] = []  # (what, key fingerprint, seq)
+    for event in pack.events:
+        payload = json.loads(event["payload"])
+        seq = int(event["seq"])
+        if event["action"].startswith("approval."):
+            placed += [
+                (f"approval {a.id[:8]}", a.key_fingerprint, seq)
+                for a in pack.approvals
+                if payload.get("approval_id") == a.id
+            ]
+        if event["action"].startswith("deploy."):
+            placed += [
+                (f"deployment #{d.seq}", d.key_fingerprint, seq)
+                for d in pack.deployments
+                if payload.get("deployment_id") == d.id and d.key_fingerprint
+            ]
+    judged = unjudged = 0
+    for what, fingerprint, seq in placed:
+        entry = pack.places.get(fingerprint)
+        if entry is None:
+            unjudged += 1  # a pack (or keys file) from before keys had histories
+            continue
+        key = _placed_key(fingerprint, entry)
+        problem = key.problem_at(seq)
+        if problem is not None:
+            raise VerificationError(
+                f"{what} was signed with a key not valid at event #{seq}: {problem}"
+            )
+        judged += 1
+    return f"{judged} signatures valid at their place in the chain" + (
+        f"; {unjudged} not judged (keys without a history: an earlier release's)"
+        if unjudged
+        else ""
+    )
+
+
+def _placed_key(fingerprint: str, entry: dict[str, Any]) -> IdentityKey:
+    """A key's history as a keys file gives it (``keys.json``, ``keys export-public``)."""
+    fields = set(IdentityKey.model_fields) - {"key_fingerprint", "status"}
+    return IdentityKey.model_validate(
+        {
+            **{k: v for k, v in entry.items() if k in fields},
+            "key_fingerprint": fingerprint,
+            "public_key_pem": str(entry.get("public_key_pem", "")),
+            "label": str(entry.get("label") or ""),
+            "added_by": str(entry.get("added_by") or ""),
+            "status": entry.get("key_status") or KeyStatus.ACTIVE,
+        }
     )
 
 
@@ -592,7 +660,8 @@ def verify_pack(
         run(f"approval {approval.id[:8]}", partial(check_approval, pack, approval))
     if run("deployment history", partial(check_deployments, pack)):
         run("decision", partial(check_decision, pack))
-    run("audit chain", partial(check_audit, pack))
+    if run("audit chain", partial(check_audit, pack)):
+        run("keys at their place", partial(check_key_places, pack))
     run("ML-BOM", partial(check_bom, pack))
     run("compliance map", partial(check_compliance, pack))
     return _report(path, pack, checks)
@@ -622,6 +691,7 @@ def trusted_keys(path: Path) -> TrustedKeys:
         return TrustedKeys(
             pem={e["key_fingerprint"]: e["public_key_pem"] for e in entries},
             roles={e["key_fingerprint"]: e["role"] for e in entries if e.get("role")},
+            places={e["key_fingerprint"]: e for e in entries if "added_seq" in e},
         )
     except FileNotFoundError:
         raise InputError(f"no trusted keys file at {path}") from None

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -337,6 +338,14 @@ class KeyRing:
         ]
 
 
+def key_history(key: IdentityKey) -> dict[str, Any]:
+    """Where in the chain ``key`` was valid, as a keys file gives it (an evidence pack's
+    ``keys.json``, ``keys export-public --json``): what ``evidence verify`` judges each
+    signature by, offline."""
+    dumped = key.model_dump(mode="json", exclude={"key_fingerprint", "public_key_pem"})
+    return {"key_status": dumped.pop("status"), **dumped}
+
+
 def held_key(where: str, name: str, identity: Identity | None, key_fingerprint: str | None) -> str:
     """The PEM public key a record signed by ``name`` names: one ``name`` holds or held,
     whatever its status -- the record's own integrity (a row as written). Whether the key
@@ -512,6 +521,7 @@ __all__ = [
     "check_root",
     "forget_root",
     "held_key",
+    "key_history",
     "known_roots",
     "known_roots_file",
     "pinned_from_env",

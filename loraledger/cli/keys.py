@@ -312,6 +312,8 @@ def export_public(
     """Print a person's public key (PEM), e.g. for `model_signing verify key`: the newest
     active one, or --key. With --json, the person with every key they held (what
     `evidence verify --trusted-keys` reads: the roles there are the ones it relies on)."""
+    from loraledger.registry.trust import key_history
+
     identity = settings(ctx).open().identities.get(name)
     if json_:  # the person (their first key at the top, as before) and every key
         emit_json(
@@ -325,8 +327,7 @@ def export_public(
                     {
                         "key_fingerprint": k.key_fingerprint,
                         "public_key_pem": k.public_key_pem,
-                        "label": k.label,
-                        "status": k.status.value,
+                        **key_history(k),
                     }
                     for k in identity.keys
                 ],

@@ -466,3 +466,31 @@ def test_a_registry_cut_since_the_export_is_refused_by_the_pack(
     refused = witness.check_pack(copy, report)
     assert not refused.passed
     assert f"was made at audit event #{head}" in refused.checks[-1].detail
+
+
+def test_a_pack_judges_each_signature_by_its_place_in_the_chain(
+    eval_registry: Registry, released: Path, tmp_path: Path
+) -> None:
+    """Offline, from the keys' history the pack (or the trusted keys file) carries: a
+    reviewer who has since left still approved and promoted; a key declared stolen since
+    before she did, did not."""
+    left = clone_registry(eval_registry, tmp_path / "left")
+    left.identities.revoke(REVIEWER, actor=ADMIN, reason="left")
+    report = verify_pack(export_pack(left, "staging", tmp_path / "left.tar.gz", actor=AUDITOR))
+    (places,) = [c for c in report.checks if c.name == "keys at their place"]
+    assert report.passed and places.detail.startswith(
+        "4 signatures valid"
+    )  # 1 approval, 3 deployments
+    stolen = clone_registry(eval_registry, tmp_path / "stolen")
+    first = min(e.created_at for e in stolen.audit_events(actor=REVIEWER))
+    stolen.identities.revoke(REVIEWER, actor=ADMIN, reason="phished", compromised_since=first)
+    pack = export_pack(stolen, "staging", tmp_path / "stolen.tar.gz", actor=AUDITOR)
+    report = verify_pack(pack)
+    (places,) = [c for c in report.checks if c.name == "keys at their place"]
+    assert not report.passed and "was compromised since" in places.detail
+    # an auditor's own keys file (keys export-public --json) gives the same history
+    entries = json.loads(read_pack(pack)["keys.json"])
+    keys_file = tmp_path / "trusted.json"
+    keys_file.write_text(json.dumps(entries))
+    report = verify_pack(pack, trusted_keys(keys_file))
+    assert not report.passed
