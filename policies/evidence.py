@@ -4,7 +4,7 @@
 
     MANIFEST.dsse.json          in-toto statement over every other file (sha256 each),
                                 signed (DSSE) by the exporting identity
-    keys.json                   every key of every identity: role, status, and where in the chain it was valid
+    keys.json                   every identity's keys: role, status, where each was valid
     adapter/...  adapter.sig    the adapter's files and its OpenSSF model-signing bundle
     attestations/provenance.json            SLSA provenance, signed by the trainer
     attestations/test-result-<run>.json     a Test Result per evaluation run
