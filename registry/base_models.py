@@ -185,7 +185,11 @@ class BaseModels:
         """The version's row and file rows, checked against its ``base.register`` event:
         a digest, location, origin or file edited in the database is refused here."""
         base = self._get_unchecked(conn, ref)
-        return check_registered(base, self._core.audited(conn, (REGISTER,), _subject(base)))
+        events = self._core.audited(conn, (REGISTER,), _subject(base))
+        self._core.refuse_void(
+            events, f"base model {base.ref}", "register it again under a new version"
+        )
+        return check_registered(base, events)
 
     def _get_unchecked(self, conn: Connection, ref: Ref | str) -> BaseModelVersion:
         pinned = resolve_version(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import getpass
 import os
 import warnings
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -428,6 +428,18 @@ class Core:
         wanted = set(actions)
         every = self.db.memo(("audited", subject), lambda: read(subject, None))
         return [e for e in every if e.action in wanted]
+
+    def refuse_void(self, events: Iterable[AuditEvent], what: str, then: str) -> None:
+        """Refuse ``what`` when a change signed with a key compromised there recorded it
+        (``AuditLog.void_reason``): intact in the chain, but nobody's word. ``then`` says
+        what to do instead."""
+        for event in events:
+            void = self.audit.void_reason(event.seq)
+            if void is not None:
+                raise VerificationError(
+                    f"{what} was recorded by a change signed with a compromised key ({void}): "
+                    f"it is nobody's word; {then}"
+                )
 
     def check_tail(self, conn: Connection) -> None:
         """The log was not cut at its end: it holds the newest checkpoint published

@@ -255,7 +255,11 @@ class Datasets:
         PII finding, Merkle root or source edited in the database is refused here, where
         gates, traces and exports read it."""
         version = self._row_in(conn, ref)
-        return check_registered(version, self._core.audited(conn, (REGISTER,), _subject(version)))
+        events = self._core.audited(conn, (REGISTER,), _subject(version))
+        self._core.refuse_void(
+            events, f"dataset {version.ref}", "register it again under a new version"
+        )
+        return check_registered(version, events)
 
     def _row_in(self, conn: Connection, ref: Ref | str) -> DatasetVersion:
         pinned = resolve_version(

@@ -152,7 +152,8 @@ class Derivations:
                     f"digest {derivation.source_digest[:16]}…, its audit event #{event.seq} "
                     f"another; the record was edited"
                 )
-            derivations.append((event.seq, derivation))
+            if self._core.audit.void_reason(event.seq) is None:  # else nobody's word:
+                derivations.append((event.seq, derivation))  # derived again when needed
         return [d for _, d in sorted(derivations, key=lambda pair: pair[0])]
 
 

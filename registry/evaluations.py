@@ -346,12 +346,8 @@ class Evaluations:
                     f"by LoRA Ledger; {RESTORE}"
                 )
             _check_run(conn, run, event, samples_digests(conn, run.id).get(run.id), samples)
-        void = self._core.audit.void_reason(event.seq)
-        if void is not None:
-            raise VerificationError(
-                f"evaluation run {run.id} ({label}) was recorded by a change signed with a "
-                f"compromised key ({void}): it is no evidence; evaluate again"
-            )
+        self._core.refuse_void([event], f"evaluation run {run.id} ({label})",
+                               "it is no evidence: evaluate again")  # fmt: skip
         return run
 
     def latest(self, subject: str, suite: str) -> EvalRun:

@@ -120,6 +120,7 @@ class GateChecks:
                 f"gate_checks row {row[1]} has no audit event: it was not written by LoRA "
                 f"Ledger; {RESTORE}"
             )
+        self._core.refuse_void(events[:1], f"gate check {row[1]}", "check the gate again")
         return _checked(row, events[0])
 
     def list(self, adapter: str | None = None, environment: str | None = None) -> list[GateCheck]:

@@ -130,13 +130,9 @@ class PolicyVersions:
         if not found:
             return None
         version, event = found[-1]
-        void = self._core.audit.void_reason(event.seq)
-        if void is not None:
-            raise VerificationError(
-                f"policy v{version.version} was set by a change signed with a compromised key "
-                f"({void}); an admin sets the policy again with `loraledger policy set FILE "
-                "--reason R`"
-            )
+        self._core.refuse_void([event], f"policy v{version.version}",
+                               "an admin sets the policy again (`loraledger policy set FILE "
+                               "--reason R`)")  # fmt: skip
         return version
 
     def get(self, version: int) -> PolicyVersion:
