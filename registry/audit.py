@@ -27,7 +27,7 @@ from loraledger.errors import InputError, VerificationError
 
 from .db import Connection, dialect_of
 from .dialect import DUCKDB
-from .keys import SigningKey, verify_signature
+from .keys import SigningKey, fingerprint, verify_signature
 from .models import AuditEvent, AuditReport, Checkpoint
 from .published import PublishedCheckpoints
 
@@ -72,6 +72,9 @@ class VoidCheckpoint(VerificationError):
     nothing, and a later checkpoint by a valid key must cover what it signed."""
 
 
+_CHECKPOINT_COLUMNS = "seq, head_hash, signer, signature, created_at, key_fingerprint"
+
+
 def utcnow() -> datetime:
     """Now in UTC, naive, at the microsecond precision DuckDB stores."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -107,12 +110,20 @@ def event_hash(
 
 
 def checkpoint_message(
-    registry_id: str, seq: int, head_hash: str, signer: str, created_at: datetime
+    registry_id: str,
+    seq: int,
+    head_hash: str,
+    signer: str,
+    created_at: datetime,
+    key_fingerprint: str | None = None,
 ) -> bytes:
-    return (
-        f"loraledger-checkpoint/v1\n{registry_id}\n{seq}\n{head_hash}\n{signer}\n"
-        f"{created_at.isoformat(timespec='microseconds')}\n"
-    ).encode()
+    """The text a checkpoint signs: v2 names the signer's key (a person holds several),
+    v1 -- written before -- the signer only."""
+    moment = created_at.isoformat(timespec="microseconds")
+    head = f"{registry_id}\n{seq}\n{head_hash}\n{signer}\n"
+    if key_fingerprint is None:
+        return f"loraledger-checkpoint/v1\n{head}{moment}\n".encode()
+    return f"loraledger-checkpoint/v2\n{head}{key_fingerprint}\n{moment}\n".encode()
 
 
 @dataclass(frozen=True)
@@ -196,10 +207,13 @@ class AuditLog:
             raise VerificationError("the audit log is empty; the registry was not initialised")
         now = utcnow()
         seq, head_hash = int(head[0]), str(head[1])
-        signature = key.sign(checkpoint_message(self.registry_id, seq, head_hash, key.name, now))
+        message = checkpoint_message(
+            self.registry_id, seq, head_hash, key.name, now, key.fingerprint
+        )
+        signature = key.sign(message)
         conn.execute(
-            "INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?)",
-            [seq, head_hash, key.name, signature, now],
+            f"INSERT INTO audit_checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            [seq, head_hash, key.name, signature, now, key.fingerprint],
         )
         return Checkpoint(
             registry_id=self.registry_id,
@@ -208,6 +222,7 @@ class AuditLog:
             signer=key.name,
             signature=signature,
             created_at=now,
+            key_fingerprint=key.fingerprint,
         )
 
     def publish(self, checkpoint: Checkpoint) -> None:
@@ -231,7 +246,7 @@ class AuditLog:
         missing = [
             self._checkpoint(r)
             for r in conn.execute(
-                "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints "
                 "WHERE seq > ? ORDER BY seq, created_at",
                 [published.seq],
             ).fetchall()
@@ -290,7 +305,7 @@ class AuditLog:
         text included, so each hash can be recomputed), with that checkpoint: a piece of
         the chain anyone can check with the signer's public key (:func:`verify_excerpt`)."""
         row = conn.execute(
-            "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints "
             "WHERE seq >= ? ORDER BY seq DESC LIMIT 1",
             [first_seq],
         ).fetchone()
@@ -325,7 +340,7 @@ class AuditLog:
         checkpoints = [  # the first checkpoint at or after each wanted event, only
             self._checkpoint(r)
             for r in conn.execute(
-                "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints "
                 "WHERE seq IN (SELECT (SELECT min(c.seq) FROM audit_checkpoints c "
                 "WHERE c.seq >= t.w) FROM unnest(?::BIGINT[]) AS t(w)) ORDER BY seq, created_at",
                 [wanted],
@@ -384,7 +399,7 @@ class AuditLog:
     ) -> tuple[Checkpoint, list[dict[str, Any]]]:
         """The next checkpoint after a void one, with events ``first`` to it."""
         row = conn.execute(
-            "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints "
+            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints "
             "WHERE seq > ? ORDER BY seq, created_at LIMIT 1",
             [void.seq],
         ).fetchone()
@@ -565,19 +580,17 @@ class AuditLog:
         )
 
     def _checkpoint(self, row: tuple[Any, ...]) -> Checkpoint:
-        """A checkpoint from its row (seq, head_hash, signer, signature, created_at)."""
-        seq, head_hash, signer, signature, created_at = row
+        """A checkpoint from its row (:data:`_CHECKPOINT_COLUMNS`)."""
+        seq, head_hash, signer, signature, created_at, key_fingerprint = row
         return Checkpoint(
             registry_id=self.registry_id, seq=seq, head_hash=head_hash, signer=signer,
-            signature=signature, created_at=created_at,
+            signature=signature, created_at=created_at, key_fingerprint=key_fingerprint,
         )  # fmt: skip
 
     def _stored_checkpoints(self, conn: Connection) -> list[tuple[str, Checkpoint]]:
         found: list[tuple[str, Checkpoint]] = [
             ("database", self._checkpoint(r))
-            for r in conn.execute(
-                "SELECT seq, head_hash, signer, signature, created_at FROM audit_checkpoints"
-            ).fetchall()
+            for r in conn.execute(f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints").fetchall()
         ]
         return found + self.published.everything()
 
@@ -691,11 +704,21 @@ def _verify_checkpoint(
     if cp.registry_id != registry_id:
         raise VerificationError(f"{where} belongs to another registry ({cp.registry_id})")
     keys = signer_keys(public_keys)
-    pems = keys.checkpoint_keys(cp.signer, cp.seq)
-    message = checkpoint_message(registry_id, cp.seq, cp.head_hash, cp.signer, cp.created_at)
+    named = cp.key_fingerprint  # the key a v2 checkpoint names: only it may have signed
+    held = keys.checkpoint_keys(cp.signer, cp.seq)
+    pems = [p for p in held if named in (None, fingerprint(p))]
+    if held and not pems and not any(fingerprint(p) == named for p, _ in keys.void_keys(
+            cp.signer, cp.seq)):  # fmt: skip
+        raise VerificationError(
+            f"{where}: the key it names ({str(named)[:16]}…) is not one {cp.signer} held valid "
+            "there; the signature does not verify (forged or edited)"
+        )
+    message = checkpoint_message(
+        registry_id, cp.seq, cp.head_hash, cp.signer, cp.created_at, cp.key_fingerprint
+    )
     if not any(verify_signature(pem, cp.signature, message) for pem in pems):
         for pem, why in keys.void_keys(cp.signer, cp.seq):
-            if verify_signature(pem, cp.signature, message):
+            if named in (None, fingerprint(pem)) and verify_signature(pem, cp.signature, message):
                 raise VoidCheckpoint(f"{where} is void: {why}")
         if not pems:
             raise VerificationError(

@@ -281,6 +281,11 @@ class Checkpoint(_Frozen):
     signer: str
     signature: str = Field(description="base64 ECDSA-SHA256 over Checkpoint.message()")
     created_at: datetime
+    key_fingerprint: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="the signer's key (checkpoints since schema 14 name it; before, None)",
+    )
 
 
 class AuditReport(_Frozen):

@@ -534,8 +534,8 @@ def append_event(reg: Registry, site: Path, actor: str, action: str, subject: st
     sql(reg, "INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [seq + 1, now, actor, action, subject, text, prev, digest])  # fmt: skip
     signature = key.sign(checkpoint_message(reg.registry_id, seq + 1, digest, key.name, now))
-    sql(reg, "INSERT INTO audit_checkpoints VALUES (?, ?, ?, ?, ?)",
-        [seq + 1, digest, key.name, signature, now])  # fmt: skip
+    sql(reg, "INSERT INTO audit_checkpoints (seq, head_hash, signer, signature, created_at) "
+        "VALUES (?, ?, ?, ?, ?)", [seq + 1, digest, key.name, signature, now])  # fmt: skip
     reg.audit.publish(Checkpoint(registry_id=reg.registry_id, seq=seq + 1, head_hash=digest,
                                  signer=key.name, signature=signature, created_at=now))  # fmt: skip
     return seq + 1
