@@ -360,9 +360,7 @@ def test_a_policy_set_with_a_stolen_admin_key_is_not_in_force(registry: Registry
     lax = "version: 1\nenvironments: {production: {}}\n"
     registry.policies.set(lax, reason="the thief, as alice", key=registry.act_as(ADMIN))
     registry.identities.revoke(ADMIN, actor="bob", reason="stolen", compromised_since=stolen_at)
-    with pytest.raises(
-        VerificationError, match="policy v2 was recorded by a change signed with"
-    ):
+    with pytest.raises(VerificationError, match="policy v2 was recorded by a change signed with"):
         registry.policies.in_force()
     registry.policies.set("version: 1\n", reason="again", key=registry.act_as("bob"))
     assert registry.policies.in_force().version == 3  # type: ignore[union-attr]
