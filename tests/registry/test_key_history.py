@@ -364,3 +364,38 @@ def test_a_policy_set_with_a_stolen_admin_key_is_not_in_force(registry: Registry
         registry.policies.in_force()
     registry.policies.set("version: 1\n", reason="again", key=registry.act_as("bob"))
     assert registry.policies.in_force().version == 3  # type: ignore[union-attr]
+
+
+def test_checkpoints_an_earlier_release_wrote_still_verify(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before schema 14 a checkpoint signed the v1 text, naming its signer but not the key:
+    it verifies with a key the signer held valid at its place, next to v2 ones."""
+    from loraledger.registry import audit
+    from loraledger.registry.models import Checkpoint
+
+    def earlier_release(self, conn, key):  # type: ignore[no-untyped-def]
+        seq, head_hash = self.head(conn)
+        now = audit.utcnow()
+        signature = key.sign(
+            audit.checkpoint_message(self.registry_id, seq, head_hash, key.name, now)
+        )
+        conn.execute(
+            "INSERT INTO audit_checkpoints (seq, head_hash, signer, signature, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [seq, head_hash, key.name, signature, now],
+        )
+        return Checkpoint(registry_id=self.registry_id, seq=seq, head_hash=head_hash,
+                          signer=key.name, signature=signature, created_at=now)  # fmt: skip
+
+    monkeypatch.setattr(audit.AuditLog, "checkpoint", earlier_release)
+    old = registry.adapters.register(small_adapter(tmp_path / "a"), "bank", actor=ENGINEER)
+    monkeypatch.undo()
+    new = registry.adapters.register(small_adapter(tmp_path / "b", 1), "bank", actor=ENGINEER)
+    reopened = Registry.open(registry.address, keys=registry.keys)
+    with reopened.db.read() as conn:
+        rows = conn.execute("SELECT key_fingerprint FROM audit_checkpoints").fetchall()
+    kinds = {fingerprint is None for (fingerprint,) in rows}
+    assert kinds == {True, False}
+    assert reopened.verify_audit().checkpoints_void is None
+    assert {reopened.adapters.verify(v.ref).ref for v in (old, new)} == {old.ref, new.ref}
