@@ -3,4 +3,4 @@
 -- text, which carries this fingerprint, and verifies with that key, valid at its place in
 -- the chain. Checkpoints written before (NULL here) are over the v1 text, which names the
 -- person only, and verify with a key that person held valid there.
-ALTER TABLE audit_checkpoints ADD COLUMN key_fingerprint VARCHAR;
+ALTER TABLE audit_checkpoints ADD COLUMN IF NOT EXISTS key_fingerprint VARCHAR;

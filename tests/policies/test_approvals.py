@@ -117,6 +117,9 @@ def test_two_identities_holding_one_key_are_one_person(
     monkeypatch.setattr(  # raising=False: against the code before the check, too
         identities, "refuse_enrolled_key", lambda conn, key_fingerprint: None, raising=False
     )
+    monkeypatch.setattr(  # (and before keys had histories)
+        identities, "_refuse_held_key", lambda core, conn, fingerprint, name: None, raising=False
+    )
     suffix = uuid.uuid4().hex[:6]
     twin, own = f"rita-dash-{suffix}", f"eve-reviews-{suffix}"
     for holder, name in ((REVIEWER, twin), (ENGINEER, own)):

@@ -15,6 +15,7 @@ from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote, rollback
 from loraledger.policies.gates import check_gate
 from loraledger.policies.release import ApprovalRule
+from loraledger.policies.serving import sync
 from loraledger.policies.tally import tally
 from loraledger.policies.trace import trace_environment
 from loraledger.registry import Registry, Role
@@ -78,6 +79,8 @@ def test_a_week_of_people_and_keys(reg: Registry, policy: Path, tmp_path: Path) 
     assert back.adapter == PLAIN[0]
     assert reg.adapters.verify(back.adapter).signer == ENGINEER
     assert trace_environment(reg, "production").complete
+    synced = sync(reg, "production", tmp_path / "serving")  # what the servers load
+    assert synced.deployment.id == back.id
     reg.verify_audit()
     reg.verify_records()
 
