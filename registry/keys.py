@@ -9,6 +9,7 @@ passphrase (``LORALEDGER_PASSPHRASE`` supplies it non-interactively).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import stat
@@ -36,6 +37,7 @@ def public_pem(key: ec.EllipticCurvePublicKey) -> str:
     ).decode("ascii")
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the text, asked per checkpoint
 def fingerprint(public_key_pem: str) -> str:
     """sha256 over the DER SubjectPublicKeyInfo, hex."""
     key = load_public_key(public_key_pem)

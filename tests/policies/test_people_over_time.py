@@ -130,7 +130,7 @@ def test_the_auditor_does_the_auditors_job_on_a_read_only_account(
     from loraledger.registry.postgres import PostgresDatabase, create_roles
 
     server = request.getfixturevalue("postgres_server")
-    if reg.deployments.current("staging") is None:
+    if reg.deployments.current("production") is None:
         released(reg, PLAIN[0], policy)
     account = f"auditor_{uuid.uuid4().hex[:8]}"
     server.psql(f"CREATE ROLE {account} LOGIN PASSWORD '{PASSWORD}'")
@@ -139,15 +139,15 @@ def test_the_auditor_does_the_auditors_job_on_a_read_only_account(
     as_auditor = Registry.open(server.url(reg.db.url.rsplit("/", 1)[1], account), keys=reg.keys)
     head = reg.audit_head()
     assert not as_auditor.may_append() and reg.may_append()
-    assert trace_environment(as_auditor, "staging").complete
+    assert trace_environment(as_auditor, "production").complete
     as_auditor.verify_audit()
     as_auditor.verify_records()
-    assert as_auditor.deployments.history("staging")
+    assert as_auditor.deployments.history("production")
     check = check_gate(as_auditor, PLAIN[0], "production", actor=AUDITOR)
     assert check.id not in reg.gate_checks.ids(PLAIN[0], "production")  # a dry run
     assert ml_bom(as_auditor, PLAIN[0])["components"]
     assert provenance_envelope(as_auditor, PLAIN[0])["signatures"]
-    pack = export_pack(as_auditor, "staging", tmp_path / "pack.tar.gz", actor=AUDITOR)
+    pack = export_pack(as_auditor, "production", tmp_path / "pack.tar.gz", actor=AUDITOR)
     report = verify_pack(pack)
     assert report.passed, [c for c in report.checks if not c.passed]
     assert reg.audit_head() == head  # nothing was recorded
@@ -155,5 +155,5 @@ def test_the_auditor_does_the_auditors_job_on_a_read_only_account(
     for registry in (as_auditor, reg):
         refused = tmp_path / f"refused-{registry.may_append()}.tar.gz"
         with pytest.raises(PermissionDenied):
-            export_pack(registry, "staging", refused, actor=ENGINEER)
+            export_pack(registry, "production", refused, actor=ENGINEER)
         assert not refused.exists()
