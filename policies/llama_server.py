@@ -485,7 +485,16 @@ def serve(
                 elif server is not None:
                     drift = check(registry, directory)
                     if drift:
-                        report(f"stopped serving {server.served.adapter}: {drift[0]}")
+                        # a promotion or rollback that landed since the read above is a
+                        # replacement, said as one; anything else stops the server
+                        current = registry.deployments.serving(environment)
+                        if (current.id if current else None) != server.served.deployment_id:
+                            now = current.adapter if current else "nothing"
+                            report(
+                                f"{environment} now runs {now}; replacing {server.served.adapter}"
+                            )
+                        else:
+                            report(f"stopped serving {server.served.adapter}: {drift[0]}")
                         _stop(server, directory)
                         server = None
                 if server is None and current is not None:
