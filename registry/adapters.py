@@ -53,7 +53,7 @@ from .models import (
 from .permissions import Action
 from .refs import Ref, next_version, resolve_version, validate_name
 from .signing import sign_files, verify_files
-from .trust import held_key
+from .trust import held_key, signing_key
 
 _VERSION_SQL = """
 SELECT v.name, v.version, v.digest, v.peft_type, v.base_model_name, v.file_count,
@@ -514,17 +514,14 @@ class Adapters:
             )
         _compare_files(ref_text, {f.path: f.sha256 for f in version.files}, manifest.files)
         # the signature's place: the registration event, in the chain its checkpoint signs
-        placed = self.registration(version.ref).seq
-        problem = signer.key_problem(version.signer_key_fingerprint, placed)
-        if problem is not None:
-            raise VerificationError(
-                f"{ref_text} was signed by {version.signer!r} with a key not valid at its "
-                f"registration (audit event #{placed}): {problem}; the signature is not "
-                "trusted: re-register the adapter with a valid key"
-            )
-        held = signer.key(version.signer_key_fingerprint)
-        assert held is not None  # (key_problem refuses a key never enrolled)
-        public_pem = held.public_key_pem
+        public_pem = signing_key(
+            ref_text,
+            version.signer,
+            signer,
+            version.signer_key_fingerprint,
+            self.registration(version.ref).seq,
+            "the signature is not trusted: re-register the adapter with a valid key",
+        )
         return bundle, public_pem
 
     @staticmethod

@@ -116,14 +116,6 @@ class Enrolment:
         created = self.created_seq <= seq if bootstrap else self.created_seq < seq
         return created and (self.revoked_seq is None or seq < self.revoked_seq)
 
-    def checkpoint_keys(self, seq: int, *, bootstrap: bool = False) -> list[str]:
-        """The public keys that could sign a checkpoint of event ``seq`` for it."""
-        return [
-            k.public_key_pem
-            for k in self.keys
-            if k.problem_at(seq, checkpoint=True, bootstrap=bootstrap) is None
-        ]
-
     def _key(self, fingerprint: str | None) -> IdentityKey | None:
         return next((k for k in self.keys if k.key_fingerprint == fingerprint), None)
 
@@ -362,19 +354,24 @@ def held_key(where: str, name: str, identity: Identity | None, key_fingerprint: 
 
 
 def signing_key(
-    where: str, name: str, identity: Identity | None, key_fingerprint: str | None, seq: int
+    where: str,
+    name: str,
+    identity: Identity | None,
+    key_fingerprint: str | None,
+    seq: int,
+    then: str,
 ) -> str:
     """The PEM public key a signature by ``name`` names (``key_fingerprint``), after
     checking it was valid at the signature's place in the chain (audit event ``seq``, the
     one that recorded it): enrolled before, neither ended nor compromised there. ``where``
-    starts the error, which names the key and the time."""
+    starts the error, which names the key and the time; ``then`` says what to do."""
     if identity is None:
         raise VerificationError(f"{where} is signed by unknown identity {name!r}; {RESTORE}")
     problem = identity.key_problem(key_fingerprint, seq)
     if problem is not None:
         raise VerificationError(
             f"{where} is signed by {name!r} with a key not valid at its place in the audit "
-            f"chain (event #{seq}): {problem}"
+            f"chain (event #{seq}): {problem}; {then}"
         )
     key = identity.key(str(key_fingerprint))
     assert key is not None  # (key_problem refuses a key never enrolled)
