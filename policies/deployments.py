@@ -1,16 +1,20 @@
-"""Environments: promotion through the gate, and one-step rollback.
+"""Environments: promotion through the gate, one-step rollback, and retirement -- each of
+one adapter name's track, leaving the environment's other adapters as they are.
 
 ``promote`` succeeds only when the environment's gate passes now -- evidence and valid
 approvals -- and the artifact's signature and hashes verify at that moment, and never
 by someone who registered or trained the version, whatever the policy says. ``rollback``
-returns an environment in one step to the version deployed before (or a named earlier
-one that ran there), verified first; it needs a reviewer or admin and a reason, not fresh
-approvals. A version that no longer verifies (tampered, or signed by a key revoked since)
-is never a rollback target.
+returns a track in one step to the version it ran before (or a named earlier one that ran
+there), verified first; it needs a reviewer or admin and a reason, not fresh approvals. A
+version that no longer verifies (tampered, or signed by a key revoked since) is never a
+rollback target. ``retire`` takes a name out of an environment: a reviewer's or admin's
+act with a reason, under the policy in force (which must name the environment; its
+sha256 is recorded), undone by a rollback of the name.
 
-Both append to the environment's history only if nobody changed the environment since
-they looked (:meth:`Deployments.record`): of two promotions at once exactly one wins and
-the other is told to look again. Refusals are audited (``deploy.refused``).
+Each appends to the environment's history only if nobody changed the same track since it
+looked (:meth:`Deployments.record`): of two promotions of one name at once exactly one
+wins and the other is told to look again; promotions of two names both land. Refusals are
+audited (``deploy.refused``).
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from typing import NoReturn
 from loraledger.registry import Registry
 from loraledger.registry.audit import utcnow
 from loraledger.registry.keys import SigningKey
-from loraledger.registry.models import Deployment, DeploymentAction
+from loraledger.registry.models import Deployment, DeploymentAction, running_after, track_head
 from loraledger.registry.permissions import Action
 
 from loraledger.errors import (
     Conflict,
     GateRefused,
     LedgerError,
+    NotFound,
     NothingDeployed,
     PermissionDenied,
     PolicyNotInForce,
@@ -59,7 +64,8 @@ def promote(
         _refuse(registry, key, environment, str(error), PolicyNotInForce)
     loaded.environment(environment)
     version = registry.adapters.get(ref)
-    current = registry.deployments.current(environment)
+    history = registry.deployments.history(environment)
+    current = running_after(history).get(version.name)
     if current is not None and current.artifact_digest == version.digest:
         raise Conflict(f"{version.ref} is already what {environment} runs")
     made = authors(registry, version).part_of(key.name, key.fingerprint)
@@ -96,7 +102,7 @@ def promote(
         policy_sha256=loaded.sha256,
     )
     return registry.deployments.record(
-        deployment, key, Action.PROMOTE, after_seq=current.seq if current else 0
+        deployment, key, Action.PROMOTE, after_seq=track_head(history, version.name)
     )
 
 
@@ -106,33 +112,43 @@ def rollback(
     *,
     reason: str,
     actor: str | None,
+    name: str | None = None,
     to: str | None = None,
 ) -> Deployment:
-    """Put back the version ``environment`` ran before (or ``to``, which ran there)."""
+    """Put back the version of adapter ``name`` that ``environment`` ran before (or
+    ``to``, which ran there); the environment's other adapters stay as they are. Without
+    ``name``: ``to``'s, or the one name the environment ever ran. A retired name gets
+    back the version it ran last."""
     if not reason.strip():
         raise UsageError("a rollback needs a reason: pass --reason TEXT")
     key = registry.act_as(actor, Action.ROLLBACK)
+    wanted = registry.adapters.get(to) if to is not None else None
+    if wanted is not None and name is not None and wanted.name != name:
+        raise UsageError(f"--to {wanted.ref} is not a version of {name}; name one of {name}'s")
     history = registry.deployments.history(environment)
     if not history:
         _refuse(
             registry, key, environment, f"nothing was ever deployed to {environment}",
             NothingDeployed,
         )  # fmt: skip
-    current = history[-1]
+    name = name or (wanted.name if wanted is not None else _only_name(environment, history))
+    current = running_after(history).get(name)
     earlier: list[Deployment] = []
-    for deployment in reversed(history[:-1]):
+    for deployment in reversed(history if current is None else history[: current.seq - 1]):
         digests = {d.artifact_digest for d in earlier}
-        if deployment.artifact_digest != current.artifact_digest and (
-            deployment.artifact_digest not in digests
+        if (
+            deployment.name == name
+            and deployment.action is not DeploymentAction.RETIRE
+            and (current is None or deployment.artifact_digest != current.artifact_digest)
+            and deployment.artifact_digest not in digests
         ):
             earlier.append(deployment)
-    if to is not None:
-        wanted = registry.adapters.get(to)
+    if wanted is not None:
         earlier = [d for d in earlier if d.artifact_digest == wanted.digest]
         if not earlier:
             _refuse(
                 registry, key, environment,
-                f"{wanted.ref} did not run in {environment} before the current deployment; "
+                f"{wanted.ref} did not run in {environment} before its current deployment; "
                 "a rollback goes back to an earlier deployment",
             )  # fmt: skip
     skipped = []
@@ -145,9 +161,58 @@ def rollback(
         deployment = _entry(
             environment, candidate.adapter, candidate.artifact_digest, "rollback", reason, key
         )
-        return registry.deployments.record(deployment, key, Action.ROLLBACK, after_seq=current.seq)
-    why = "; ".join(skipped) if skipped else "no earlier version ran there"
-    _refuse(registry, key, environment, f"no version to roll {environment} back to ({why})")
+        return registry.deployments.record(
+            deployment, key, Action.ROLLBACK, after_seq=track_head(history, name)
+        )
+    why = "; ".join(skipped) if skipped else f"no earlier version of {name} ran there"
+    _refuse(
+        registry, key, environment, f"no version to roll {name} in {environment} back to ({why})"
+    )
+
+
+def retire(
+    registry: Registry,
+    name: str,
+    environment: str,
+    *,
+    reason: str,
+    actor: str | None,
+) -> Deployment:
+    """Take adapter ``name`` out of ``environment`` (it runs no version of it after);
+    the environment's other adapters stay. Undone by :func:`rollback` of the name."""
+    if not reason.strip():
+        raise UsageError("a retirement needs a reason: pass --reason TEXT")
+    key = registry.act_as(actor, Action.RETIRE)
+    try:  # the policy in force must name the environment; the record cites it
+        loaded = resolve_policy(registry, None, deciding=True)
+        loaded.environment(environment)
+    except (PolicyNotInForce, NotFound) as error:
+        _refuse(registry, key, environment, str(error), type(error))
+    history = registry.deployments.history(environment)
+    current = running_after(history).get(name)
+    if current is None:
+        runs = ", ".join(running_after(history)) or "nothing"
+        _refuse(
+            registry, key, environment,
+            f"{environment} runs no version of {name} (it runs {runs})", NothingDeployed,
+        )  # fmt: skip
+    deployment = _entry(
+        environment, current.adapter, current.artifact_digest, "retire", reason, key,
+        policy_sha256=loaded.sha256,
+    )  # fmt: skip
+    return registry.deployments.record(
+        deployment, key, Action.RETIRE, after_seq=track_head(history, name)
+    )
+
+
+def _only_name(environment: str, history: list[Deployment]) -> str:
+    names = sorted({d.name for d in history})
+    if len(names) == 1:
+        return names[0]
+    raise UsageError(
+        f"{environment} has run {len(names)} adapters ({', '.join(names)}); name the one to "
+        f"roll back: `loraledger rollback NAME --env {environment} --reason R`"
+    )
 
 
 def _entry(
@@ -187,9 +252,9 @@ def _refuse(
     error: type[LedgerError] = Conflict,
 ) -> NoReturn:
     """Audit the refusal (``deploy.refused``), then raise ``error``."""
-    with registry.change(key, Action.PROMOTE) as change:  # promote and rollback alike
+    with registry.change(key, Action.PROMOTE) as change:  # promote, rollback, retire alike
         change.record("deploy.refused", f"env:{environment}", {"reason": message})
     raise error(f"refused: {message}")
 
 
-__all__ = ["promote", "rollback"]
+__all__ = ["promote", "retire", "rollback"]

@@ -68,12 +68,16 @@ def export_pack(
     actor: str | None,
     at: datetime | None = None,
     policy_file: Path | None = None,
+    name: str | None = None,
 ) -> Path:
-    """Write the evidence pack of ``environment``'s deployment (now, or at ``at``) to
-    ``out`` (written aside and renamed: never half a pack). Returns ``out``."""
+    """Write the evidence pack of ``environment``'s deployment of adapter ``name`` (None:
+    of the one adapter it runs), now or at ``at``, to ``out`` (written aside and renamed:
+    never half a pack). Returns ``out``."""
     output_file(out)
     with registry.db.session():  # the trace, ML-BOM and model card read the same records
-        return _export_pack(registry, environment, out, actor=actor, at=at, policy_file=policy_file)
+        return _export_pack(
+            registry, environment, out, actor=actor, at=at, policy_file=policy_file, name=name
+        )
 
 
 def _export_pack(
@@ -84,6 +88,7 @@ def _export_pack(
     actor: str | None,
     at: datetime | None,
     policy_file: Path | None,
+    name: str | None,
 ) -> Path:
     from .release import DEFAULT_POLICY
     from .trace import trace_environment
@@ -91,7 +96,7 @@ def _export_pack(
     key = registry.act_as(actor, Action.EVIDENCE_EXPORT)
     if out.exists():
         raise InputError(f"{out} already exists; choose a new file name for the pack")
-    trace = trace_environment(registry, environment, at)
+    trace = trace_environment(registry, environment, at, name=name)
     deployment = trace.deployment
     assert deployment is not None
     version = registry.adapters.get(deployment.adapter)

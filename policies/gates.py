@@ -229,9 +229,15 @@ def _no_regression(
 ) -> RuleResult:
     suite = evidence_of.suite(locator)
     rule = f"no regression on {suite.name} against {environment}"
-    deployed = evidence_of.registry.deployments.current(environment)
+    # against the version of the same adapter name (its track): other adapters there do
+    # other jobs
+    deployed = evidence_of.registry.deployments.current(environment, version.name)
     if deployed is None or deployed.artifact_digest == version.digest:
-        why = f"nothing runs in {environment} yet" if deployed is None else "it is what runs there"
+        why = (
+            f"{environment} runs no version of {version.name} yet"
+            if deployed is None
+            else "it is what runs there"
+        )
         return RuleResult(
             kind="regression", rule=rule, passed=True, evidence={"deployed": None}, message=why
         )

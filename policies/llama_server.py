@@ -106,9 +106,11 @@ def prepare(
     *,
     actor: str | None,
     cache: Path | None = None,
+    name: str | None = None,
 ) -> Prepared:
-    """Verify what ``environment`` runs and derive its GGUF files under ``directory``."""
-    resolved = verified_current(registry, environment, directory / "adapters")
+    """Verify what ``environment`` runs of adapter ``name`` (None: of the one it runs) and
+    derive its GGUF files under ``directory``."""
+    resolved = verified_current(registry, environment, directory / "adapters", name)
     if not resolved.base:
         raise VerificationError(
             f"{resolved.deployment.adapter} has no training run on record, so its base is "
@@ -404,12 +406,13 @@ def check(registry: Registry, directory: Path) -> list[str]:
         problems.append(f"llama-server (pid {served.pid}) is not running")
     problems += _file_problems(served)
     try:
-        current = registry.deployments.current(served.environment)
+        name = served.adapter.rsplit("@v", 1)[0]
+        current = registry.deployments.current(served.environment, name)
         derivations = registry.derivations.of(f"adapter:{served.adapter}")
     except LedgerError as error:
         return [*problems, f"the registry does not verify: {error}"]
     if current is None or current.id != served.deployment_id:
-        now = current.adapter if current else "nothing"
+        now = current.adapter if current else f"no version of {name}"
         problems.append(
             f"it serves {served.adapter} (deployment #{served.deployment_seq}) but "
             f"{served.environment} now runs {now}"
@@ -463,8 +466,10 @@ def serve(
     report: Callable[[str], None] = print,
     on_start: Callable[[LlamaServer], None] | None = None,
     cache: Path | None = None,
+    name: str | None = None,
 ) -> None:
-    """Serve what ``environment`` runs until ``stop`` is set (see the module's text):
+    """Serve what ``environment`` runs of adapter ``name`` (None: of the one adapter it
+    runs) until ``stop`` is set (see the module's text):
     replace the server when the environment's deployment changes, stop it when anything
     no longer checks. Refusals are reported through ``report``, never raised -- the
     supervisor keeps watching the registry for a version that verifies."""
@@ -475,7 +480,7 @@ def serve(
     try:
         while not stop.is_set():
             try:
-                current = registry.deployments.serving(environment)
+                current = registry.deployments.serving(environment, name)
                 wanted = current.id if current else None
                 if server is not None and server.served.deployment_id != wanted:
                     now = current.adapter if current else "nothing"
@@ -487,7 +492,7 @@ def serve(
                     if drift:
                         # a promotion or rollback that landed since the read above is a
                         # replacement, said as one; anything else stops the server
-                        current = registry.deployments.serving(environment)
+                        current = registry.deployments.serving(environment, name)
                         if (current.id if current else None) != server.served.deployment_id:
                             now = current.adapter if current else "nothing"
                             report(
@@ -498,7 +503,9 @@ def serve(
                         _stop(server, directory)
                         server = None
                 if server is None and current is not None:
-                    prepared = prepare(registry, environment, directory, actor=actor, cache=cache)
+                    prepared = prepare(
+                        registry, environment, directory, actor=actor, cache=cache, name=name
+                    )
                     server = start(prepared, directory, port=port, threads=threads, cache=cache)
                     refused = None
                     report(

@@ -34,12 +34,16 @@ class MonitorReport:
         return any(c.verdict == "regression" for c in self.comparisons)
 
 
-def monitor(registry: Registry, environment: str, *, actor: str | None) -> MonitorReport:
-    """Re-run the deployed version's policy suites and compare with its promotion's."""
+def monitor(
+    registry: Registry, environment: str, *, actor: str | None, name: str | None = None
+) -> MonitorReport:
+    """Re-run the policy suites of the version ``environment`` runs of adapter ``name``
+    (None: of the one adapter it runs) and compare with its promotion's."""
     registry.act_as(actor, Action.MONITOR)
-    deployed = registry.deployments.current(environment)
+    deployed = registry.deployments.current(environment, name)
     if deployed is None:
-        raise NothingDeployed(f"nothing runs in {environment}; there is nothing to monitor")
+        runs = f"no version of {name}" if name else "nothing"
+        raise NothingDeployed(f"{environment} runs {runs}; there is nothing to monitor")
     check = _promotion_check(registry, environment, deployed)
     comparisons = []
     for run_id, locator in _policy_baselines(check):

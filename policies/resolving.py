@@ -48,11 +48,11 @@ def resolve_promoted(
     """The adapter ``lora_name`` for an engine serving ``base_model_name``, if it is what
     ``environment`` runs now, verified, copied under ``directory``; else
     :class:`Unresolved` (or the verification error) naming why."""
-    current = registry.deployments.serving(environment)
+    name = lora_name.rsplit("@v", 1)[0]
+    current = registry.deployments.serving(environment, name)
     if current is None:
-        raise Unresolved(f"nothing is deployed to {environment}; promote a version first")
+        raise Unresolved(f"{environment} runs no version of {name}; promote one first")
     if lora_name != current.adapter:
-        name = current.adapter.split("@")[0]
         hint = (
             f"ask for the exact version, {current.adapter}"
             if lora_name == name
@@ -61,20 +61,23 @@ def resolve_promoted(
         raise Unresolved(f"{lora_name!r} is not what {environment} runs: {hint}")
     run = registry.adapters.training_run(current.adapter)
     names = _base_names(registry, current.adapter, run)
-    verified = _verified(registry, environment)  # a broken trace is said before a wrong name
+    verified = _verified(registry, environment, name)  # a broken trace is said before a wrong name
     if base_model_name not in names:
         raise Unresolved(
             f"{current.adapter} was trained on {sorted(names)[0]}, and the engine serves "
             f"{base_model_name!r}; serve it on its own base"
         )
-    return _copied(registry, environment, directory, verified, run)
+    return _copied(registry, environment, directory / name, verified, run)
 
 
-def verified_current(registry: Registry, environment: str, directory: Path) -> Resolved:
-    """What ``environment`` runs now, every link of its trace verified, as a verified copy
-    under ``directory`` (:func:`.serving.sync`, re-checked against its signature and
-    against the deployment the environment runs now)."""
-    current = _verified(registry, environment)
+def verified_current(
+    registry: Registry, environment: str, directory: Path, name: str | None = None
+) -> Resolved:
+    """What ``environment`` runs now of adapter ``name`` (None: of the one adapter it
+    runs), every link of its trace verified, as a verified copy under ``directory``
+    (:func:`.serving.sync`, re-checked against its signature and against the deployment
+    the environment runs now)."""
+    current = _verified(registry, environment, name)
     return _copied(
         registry, environment, directory, current, registry.adapters.training_run(current.adapter)
     )
@@ -89,7 +92,7 @@ def _copied(
 ) -> Resolved:
     """``current`` (verified; ``run``: its training run) as a verified copy under
     ``directory``."""
-    result = serving.sync(registry, environment, directory)
+    result = serving.sync(registry, environment, directory, name=current.name)
     serving.check_against(registry, directory)
     drift = serving.check_release(result.release)
     if drift:
@@ -101,9 +104,9 @@ def _copied(
     )
 
 
-def _verified(registry: Registry, environment: str) -> Deployment:
-    """The environment's current deployment, after its whole trace verified."""
-    trace = trace_environment(registry, environment)
+def _verified(registry: Registry, environment: str, name: str | None) -> Deployment:
+    """The environment's current deployment of ``name``, after its whole trace verified."""
+    trace = trace_environment(registry, environment, name=name)
     broken = [link for link in trace.links if not link.verified]
     if broken:
         problems = "; ".join(f"{link.kind} {link.ref}: {link.problem}" for link in broken)

@@ -15,6 +15,15 @@ new one, never half of either. A release's bytes depend on the version alone, so
 rollback ``sync`` puts back exactly the previous bytes (the folder is reused when it still
 checks out, rewritten otherwise).
 
+``sync_environment(registry, env, DIR)`` does that for every adapter the environment runs,
+one bundle per name, each with its own ``current``::
+
+    DIR/adapters/<name>/current, releases/, deployment.json     as above, per adapter name
+    DIR/environment.json                        the names synced, their deployments
+
+A name the environment no longer runs (retired) loses its ``current`` link (its release
+folders stay), so a server watching it stops loading it.
+
 ``check(DIR)`` re-hashes what is there against the signed manifest and verifies the
 signature with the public key recorded in ``release.json`` -- offline, without the
 registry -- and reports any drift.
@@ -43,6 +52,8 @@ from loraledger.paths import output_directory
 
 CURRENT = "current"
 RELEASES = "releases"
+ADAPTERS = "adapters"
+ENVIRONMENT_FILE = "environment.json"
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,11 @@ class SyncResult:
     reused: bool
 
 
-def sync(registry: Registry, environment: str, directory: Path) -> SyncResult:
-    """Make ``directory`` hold the environment's current bundle (atomically)."""
+def sync(
+    registry: Registry, environment: str, directory: Path, name: str | None = None
+) -> SyncResult:
+    """Make ``directory`` hold the bundle of what the environment runs of adapter
+    ``name`` (None: of the one adapter it runs), atomically."""
     output_directory(directory)
     link = directory / CURRENT
     if link.exists() and not link.is_symlink():
@@ -62,9 +76,10 @@ def sync(registry: Registry, environment: str, directory: Path) -> SyncResult:
             "it away (sync never deletes what it did not make)",
             path=directory,
         )
-    current = registry.deployments.serving(environment)
+    current = registry.deployments.serving(environment, name)
     if current is None:
-        raise NothingDeployed(f"nothing is deployed to {environment}; promote a version first")
+        runs = f"no version of {name}" if name else "nothing"
+        raise NothingDeployed(f"{environment} runs {runs}; promote a version first")
     directory.mkdir(parents=True, exist_ok=True)
     releases = directory / RELEASES
     releases.mkdir(exist_ok=True)
@@ -87,6 +102,52 @@ def sync(registry: Registry, environment: str, directory: Path) -> SyncResult:
         json.dumps(current.model_dump(mode="json"), indent=2, sort_keys=True) + "\n",
     )
     return SyncResult(deployment=current, release=release, reused=reused)
+
+
+@dataclass(frozen=True)
+class EnvironmentSync:
+    environment: str
+    synced: tuple[SyncResult, ...]  # one per adapter name the environment runs
+    taken_out: tuple[str, ...]  # names it no longer runs, whose `current` was removed
+
+
+def sync_environment(registry: Registry, environment: str, directory: Path) -> EnvironmentSync:
+    """Make ``directory/adapters/NAME`` hold the bundle of each adapter ``environment``
+    runs (each by :func:`sync`), and take out the names it no longer runs."""
+    output_directory(directory)
+    if (directory / CURRENT).is_symlink() or (directory / CURRENT).exists():
+        raise InputError(
+            f"holds one adapter's bundle ({CURRENT!r}); sync that adapter into it with --name "
+            "NAME, or the whole environment into another directory",
+            path=directory,
+        )
+    running = registry.deployments.running(environment)
+    if not running:
+        raise NothingDeployed(f"{environment} runs nothing; promote a version first")
+    tracks = directory / ADAPTERS
+    synced = tuple(sync(registry, environment, tracks / name, name=name) for name in running)
+    taken_out = []
+    for old in sorted(tracks.iterdir()):
+        if old.name not in running and (old / CURRENT).is_symlink():
+            (old / CURRENT).unlink()
+            (old / "deployment.json").unlink(missing_ok=True)
+            taken_out.append(old.name)
+    manifest = {
+        "environment": environment,
+        "adapters": {
+            r.deployment.name: {
+                "adapter": r.deployment.adapter,
+                "digest": r.deployment.artifact_digest,
+                "deployment_id": r.deployment.id,
+                "deployment_seq": r.deployment.seq,
+            }
+            for r in synced
+        },
+    }
+    write_atomically(
+        directory / ENVIRONMENT_FILE, json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    )
+    return EnvironmentSync(environment, synced, tuple(taken_out))
 
 
 def check(directory: Path) -> list[str]:
@@ -130,13 +191,17 @@ def check_against(registry: Registry, directory: Path) -> Deployment:
             path=directory,
         ) from None
     witness.check(registry, witness.of_deployment(served, f"{directory}/deployment.json"))
-    current = registry.deployments.current(served.environment)
+    current = registry.deployments.current(served.environment, served.name)
     if current is None or current.id != served.id:
-        now = f"{current.adapter} (deployment #{current.seq})" if current else "nothing"
+        now = (
+            f"{current.adapter} (deployment #{current.seq})"
+            if current
+            else f"no version of {served.name}"
+        )
         raise VerificationError(
             f"{directory} serves {served.adapter} (deployment #{served.seq} of "
             f"{served.environment}), but {served.environment} now runs {now}; run "
-            f"`loraledger sync {directory} --env {served.environment}`"
+            f"`loraledger sync {directory} --env {served.environment} --name {served.name}`"
         )
     _check_bundle_is(registry, directory, current)
     return current
@@ -175,13 +240,17 @@ def _check_bundle_is(registry: Registry, directory: Path, deployment: Deployment
         )
 
 
-def load_deployed(registry: Registry, environment: str) -> tuple[Any, Any, Deployment]:
-    """The environment's current version as a ready peft model, and its tokenizer."""
+def load_deployed(
+    registry: Registry, environment: str, name: str | None = None
+) -> tuple[Any, Any, Deployment]:
+    """What the environment runs of adapter ``name`` (None: of the one adapter it runs)
+    as a ready peft model, and its tokenizer."""
     from loraledger.trainer.inference import load_verified
 
-    current = registry.deployments.serving(environment)
+    current = registry.deployments.serving(environment, name)
     if current is None:
-        raise NothingDeployed(f"nothing is deployed to {environment}; promote a version first")
+        runs = f"no version of {name}" if name else "nothing"
+        raise NothingDeployed(f"{environment} runs {runs}; promote a version first")
     model, tokenizer = load_verified(registry, adapter=current.adapter)
     return model, tokenizer, current
 
@@ -229,4 +298,7 @@ def _swap_link(link: Path, target: Path) -> None:
         temporary.unlink(missing_ok=True)  # (gone once it replaced the link)
 
 
-__all__ = ["SyncResult", "check", "check_release", "load_deployed", "sync"]
+__all__ = [
+    "EnvironmentSync", "SyncResult", "check", "check_release", "load_deployed", "sync",
+    "sync_environment",
+]  # fmt: skip

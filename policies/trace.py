@@ -12,7 +12,8 @@ version's audit events against the chain up to signed checkpoints; `audit verify
 checks the whole chain). A link that does not verify is reported with why;
 the trace is complete only when every link verifies.
 
-``trace_environment(env, at=...)`` starts from what an environment ran at a moment.
+``trace_environment(env, at=..., name=...)`` starts from what an environment ran of one
+adapter at a moment; ``trace_tracks`` traces every adapter it ran then.
 
 ``impact(record)`` lists every dataset version holding a record, every adapter version
 trained on one of them, and every environment running one now -- what a data-erasure
@@ -28,10 +29,10 @@ from typing import Any
 from loraledger.registry import Registry
 from loraledger.registry.attestations import subject_digests
 from loraledger.registry.datasets import record_sha256
-from loraledger.registry.models import Approval, Attestation, Deployment
+from loraledger.registry.models import Approval, Attestation, Deployment, running_after
 from pydantic import BaseModel, ConfigDict
 
-from loraledger.errors import LedgerError, NothingDeployed, VerificationError
+from loraledger.errors import LedgerError, NothingDeployed, UsageError, VerificationError
 
 from .tally import verify_approval
 
@@ -64,23 +65,60 @@ class Impact(BaseModel):
     record_sha256: str
     datasets: tuple[str, ...]
     adapters: tuple[str, ...]
-    environments: dict[str, str]  # environment -> the affected version it runs now
+    environments: dict[str, tuple[str, ...]]  # environment -> the affected versions it runs now
 
 
-def trace_environment(registry: Registry, environment: str, at: datetime | None = None) -> Trace:
-    """Trace what ``environment`` ran at ``at`` (now when None)."""
+def trace_environment(
+    registry: Registry, environment: str, at: datetime | None = None, name: str | None = None
+) -> Trace:
+    """Trace what ``environment`` ran of adapter ``name`` at ``at`` (now when None);
+    without ``name`` the environment must have run one adapter then."""
+    traces = trace_tracks(registry, environment, at, names=None if name is None else [name])
+    if len(traces) > 1:
+        names = ", ".join(t.deployment.name for t in traces if t.deployment is not None)
+        raise UsageError(
+            f"{environment} runs {len(traces)} adapters ({names}); name the one to trace "
+            "(--name NAME)"
+        )
+    return traces[0]
+
+
+def trace_tracks(
+    registry: Registry,
+    environment: str,
+    at: datetime | None = None,
+    names: list[str] | None = None,
+) -> list[Trace]:
+    """One trace per adapter ``environment`` ran at ``at`` (now when None), by name (only
+    ``names``, when given; each must have run there then)."""
     history = registry.deployments.history(environment)
     if not history:
         raise NothingDeployed(f"nothing was ever deployed to {environment}")
-    running = [d for d in history if at is None or d.created_at <= at]
-    if not running:
+    moment = "now" if at is None else f"at {at:%Y-%m-%d %H:%M:%S} UTC"
+    running = running_after(d for d in history if at is None or d.created_at <= at)
+    if not running and at is not None and at < history[0].created_at:
         raise NothingDeployed(
             f"nothing was deployed to {environment} at {at:%Y-%m-%d %H:%M:%S} UTC; its first "
             f"deployment is at {history[0].created_at:%Y-%m-%d %H:%M:%S} UTC"
         )
-    deployment = running[-1]
+    for name in names or []:
+        if name not in running:
+            runs = ", ".join(running) or "nothing"
+            raise NothingDeployed(
+                f"{environment} ran no version of {name} {moment} (it ran {runs})"
+            )
+    if not running:
+        raise NothingDeployed(f"{environment} ran nothing {moment} (every adapter retired)")
+    return [
+        _trace_deployment(registry, deployment, moment)
+        for name, deployment in running.items()
+        if names is None or name in names
+    ]
+
+
+def _trace_deployment(registry: Registry, deployment: Deployment, moment: str) -> Trace:
+    environment = deployment.environment
     trace = trace_version(registry, deployment.adapter)
-    moment = "now" if at is None else f"at {at:%Y-%m-%d %H:%M:%S} UTC"
     problem = registry.deployments.signer_problem(deployment)
     signed = Link(
         kind="deployment signature",
@@ -314,11 +352,13 @@ def _impact(registry: Registry, digest: str) -> Impact:
             ).fetchall()
         ]
     affected = dict((digest, ref) for ref, digest in adapters)
-    environments = {
-        environment: affected[deployment.artifact_digest]
-        for environment, deployment in registry.deployments.running().items()
-        if deployment.artifact_digest in affected
+    running = {
+        environment: tuple(
+            affected[d.artifact_digest] for d in tracks.values() if d.artifact_digest in affected
+        )
+        for environment, tracks in registry.deployments.everywhere().items()
     }
+    environments = {environment: refs for environment, refs in running.items() if refs}
     return Impact(
         record_sha256=digest,
         datasets=tuple(datasets),
@@ -327,4 +367,6 @@ def _impact(registry: Registry, digest: str) -> Impact:
     )
 
 
-__all__ = ["Impact", "Link", "Trace", "impact", "trace_environment", "trace_version"]
+__all__ = [
+    "Impact", "Link", "Trace", "impact", "trace_environment", "trace_tracks", "trace_version",
+]  # fmt: skip

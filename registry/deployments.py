@@ -1,5 +1,10 @@
-"""The deployment history of environments: one signed record per promotion or rollback,
-newest last. The rules live in :mod:`loraledger.policies.deployments`.
+"""The deployment history of environments: one signed record per promotion, rollback or
+retirement, newest last. The rules live in :mod:`loraledger.policies.deployments`.
+
+An environment runs at most one version of each adapter name -- one track per name -- and
+any number of names; each record of format 3 changes one track (:func:`running_after`
+says what an environment runs after its records). The records of an environment form one
+chain whatever their track, so a record deleted from one track breaks the chain of all.
 
 Each record is signed by its actor and chained to the environment's previous one (its
 id and the sha256 of its signed payload), and commits to the audit head at its time.
@@ -16,23 +21,24 @@ import builtins
 import hashlib
 import json
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any
 
-from loraledger.errors import ConcurrentChange, VerificationError
+from loraledger.errors import ConcurrentChange, UsageError, VerificationError
 
 from .audit import canonical_json
 from .core import Core
 from .crosscheck import RESTORE, check_row, check_same_ids
 from .db import Connection
 from .keys import SigningKey, verify_signature
-from .models import AuditEvent, Deployment, Role
+from .models import AuditEvent, Deployment, Role, RunningTrack, running_after, track_head
 from .permissions import Action
 
-DEPLOY_EVENTS = ("deploy.promote", "deploy.rollback")
+DEPLOY_EVENTS = ("deploy.promote", "deploy.rollback", "deploy.retire")
 _COLUMNS = (
     "id, seq, environment, adapter_name || '@v' || adapter_version, artifact_digest, action, "
     "reason, gate_check_id, approval_ids, policy_sha256, created_at, created_by, payload, "
-    "key_fingerprint, signature"
+    "key_fingerprint, signature, track"
 )
 # The fields a deployment's audit event records (the event's key: the Deployment field).
 _AUDITED = {
@@ -44,6 +50,7 @@ _AUDITED = {
     "gate_check_id": "gate_check_id",
     "approval_ids": "approval_ids",
     "policy_sha256": "policy_sha256",
+    "track": "track",  # format 3 on
 }
 _SIGNED = (
     "id", "seq", "environment", "adapter", "artifact_digest", "action", "reason",
@@ -67,18 +74,22 @@ def link_to(previous: Deployment | None) -> dict[str, Any] | None:
 def signed_fields(deployment: Deployment) -> dict[str, Any]:
     """The fields of ``deployment`` its signature covers, as JSON values."""
     dumped = deployment.model_dump(mode="json")
-    return {field: dumped[field] for field in _SIGNED}
+    fields = {field: dumped[field] for field in _SIGNED}
+    if deployment.track is not None:  # format 3 on: the track is part of what was signed
+        fields["track"] = deployment.track
+    return fields
 
 
 class Deployments:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def history(self, environment: str) -> list[Deployment]:
-        """The environment's deployments, oldest first, each checked against what was
-        signed and audited."""
+    def history(self, environment: str, name: str | None = None) -> list[Deployment]:
+        """The environment's deployments (those of adapter ``name`` only, when given),
+        oldest first, each checked against what was signed and audited."""
         with self._core.db.read() as conn:
-            return self._history_in(conn, environment)
+            history = self._history_in(conn, environment)
+        return history if name is None else [d for d in history if d.name == name]
 
     def _history_in(self, conn: Connection, environment: str) -> builtins.list[Deployment]:
         history = _stored(conn, environment)
@@ -101,27 +112,49 @@ class Deployments:
         ]
         return sorted(found, key=lambda d: (d.created_at, d.seq))
 
-    def current(self, environment: str) -> Deployment | None:
-        """The environment's newest deployment as recorded (checked, whoever signed it);
-        what may be served is :meth:`serving`."""
+    def running(self, environment: str, at: datetime | None = None) -> dict[str, Deployment]:
+        """What ``environment`` runs now (or ran at ``at``): for each adapter name, the
+        deployment that put its version there, as recorded (checked, whoever signed it)."""
         history = self.history(environment)
-        return history[-1] if history else None
+        return running_after(d for d in history if at is None or d.created_at <= at)
 
-    def serving(self, environment: str) -> Deployment | None:
-        """The environment's newest deployment, refused when the key that signed it was
-        not valid at its place in the chain (retired, or compromised there): a thief's
-        promotion is never served; roll back (a valid key signs that) or promote again."""
+    def current(self, environment: str, name: str | None = None) -> Deployment | None:
+        """The deployment of what ``environment`` runs of adapter ``name`` (None: runs
+        none of it), as recorded; what may be served is :meth:`serving`. Without ``name``,
+        the environment must run at most one adapter (:class:`~loraledger.errors.
+        UsageError` naming them otherwise)."""
+        return self._one(environment, name, self.running(environment))
+
+    def serving(self, environment: str, name: str | None = None) -> Deployment | None:
+        """:meth:`current`, refused when the key that signed it was not valid at its
+        place in the chain (retired, or compromised there): a thief's promotion is never
+        served; roll back (a valid key signs that) or promote again."""
         with self._core.db.read() as conn:
             history = self._history_in(conn, environment)
-            if not history:
+            deployment = self._one(environment, name, running_after(history))
+            if deployment is None:
                 return None
-            problem = self._signer_problem(conn, history[-1])
+            problem = self._signer_problem(conn, deployment)
         if problem is not None:
             raise VerificationError(
-                f"{problem}; it is not served: roll {environment} back (`loraledger rollback "
-                f"--env {environment} --reason R`) or promote a version again"
+                f"{problem}; it is not served: roll {deployment.name} back (`loraledger "
+                f"rollback {deployment.name} --env {environment} --reason R`) or promote a "
+                "version again"
             )
-        return history[-1]
+        return deployment
+
+    @staticmethod
+    def _one(
+        environment: str, name: str | None, running: dict[str, Deployment]
+    ) -> Deployment | None:
+        if name is not None:
+            return running.get(name)
+        if len(running) > 1:
+            raise UsageError(
+                f"{environment} runs {len(running)} adapters ({', '.join(running)}); name "
+                "the one you mean (--name NAME)"
+            )
+        return next(iter(running.values()), None)
 
     def signer_problem(self, deployment: Deployment) -> str | None:
         """Why ``deployment``'s signature is not valid at its place in the audit chain
@@ -149,15 +182,29 @@ class Deployments:
             f"valid at its place (audit event #{placed}): {problem}"
         )
 
-    def running(self) -> dict[str, Deployment]:
-        """What each environment runs now: its newest deployment, by environment."""
-        running: dict[str, Deployment] = {}
+    def everywhere(self) -> dict[str, dict[str, Deployment]]:
+        """What every environment runs now: by environment, by adapter name, the
+        deployment that put the version there (environments running nothing left out)."""
+        running: dict[str, dict[str, Deployment]] = {}
         with self._core.db.read() as conn:
             for environment in _environments(conn):
-                history = self._history_in(conn, environment)
-                if history:
-                    running[environment] = history[-1]
+                tracks = running_after(self._history_in(conn, environment))
+                if tracks:
+                    running[environment] = tracks
         return running
+
+    def tracks(self, environment: str | None = None) -> builtins.list[RunningTrack]:
+        """One entry per track running now (of ``environment``, or of every one), by
+        environment then name, saying why its deployment's signature is not valid at its
+        place, if it is not (:meth:`signer_problem`)."""
+        found = []
+        with self._core.db.read() as conn:
+            names = _environments(conn) if environment is None else [environment]
+            for env in names:
+                for deployment in running_after(self._history_in(conn, env)).values():
+                    problem = self._signer_problem(conn, deployment)
+                    found.append(RunningTrack.of(deployment, problem))
+        return found
 
     def record(
         self,
@@ -167,21 +214,25 @@ class Deployments:
         *,
         after_seq: int,
     ) -> Deployment:
-        """Sign and append ``deployment`` if the environment's newest record is still
-        ``after_seq`` (0: none); otherwise someone else changed the environment first."""
+        """Sign and append ``deployment`` (a change of the track of its adapter's name) if
+        the newest record of that track is still ``after_seq`` (0: none); otherwise
+        someone else changed the track first. Other tracks of the environment may have
+        changed since: the record follows whatever the environment's newest is."""
         name, version = deployment.adapter.rsplit("@v", 1)
         environment = deployment.environment
         with self._core.change(key, needs) as change:
             conn = change.conn
             history = self._history_in(conn, environment)
-            newest = history[-1].seq if history else 0
+            newest = track_head(history, name)
             if newest != after_seq:
                 raise ConcurrentChange(
-                    f"environment {environment!r} changed while this ran (now at "
+                    f"{name}'s track in {environment!r} changed while this ran (now at "
                     f"deployment #{newest}); look at `loraledger deployments --env "
-                    f"{environment}` and try again"
+                    f"{environment} --name {name}` and try again"
                 )
-            deployment = deployment.model_copy(update={"seq": newest + 1})
+            deployment = deployment.model_copy(
+                update={"seq": (history[-1].seq if history else 0) + 1, "track": name}
+            )
             head_seq, head_hash = self._core.audit.head(conn)
             payload = canonical_json(
                 {
@@ -202,8 +253,8 @@ class Deployments:
             conn.execute(
                 "INSERT INTO deployments (id, seq, environment, adapter_name, adapter_version, "
                 "artifact_digest, action, reason, gate_check_id, approval_ids, policy_sha256, "
-                "created_at, created_by, payload, key_fingerprint, signature) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, created_by, payload, key_fingerprint, signature, track) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     deployment.id,
                     deployment.seq,
@@ -221,6 +272,7 @@ class Deployments:
                     deployment.payload,
                     deployment.key_fingerprint,
                     deployment.signature,
+                    deployment.track,
                 ],
             )
             change.record(
@@ -229,6 +281,7 @@ class Deployments:
                 {
                     "deployment_id": deployment.id,
                     "seq": deployment.seq,
+                    "track": deployment.track,
                     "adapter": deployment.adapter,
                     "artifact_digest": deployment.artifact_digest,
                     "reason": deployment.reason,
@@ -290,14 +343,16 @@ def _environments(conn: Connection) -> list[str]:
     rows = conn.execute(
         "SELECT DISTINCT environment FROM deployments UNION "
         "SELECT DISTINCT substr(subject, 5) FROM audit_events "
-        "WHERE action IN ('deploy.promote', 'deploy.rollback') ORDER BY 1"
+        "WHERE action IN ('deploy.promote', 'deploy.rollback', 'deploy.retire') ORDER BY 1"
     ).fetchall()
     return [r[0] for r in rows]
 
 
 def _check_against_event(deployment: Deployment, event: AuditEvent) -> None:
     dumped = deployment.model_dump(mode="json")
-    stored = {key: dumped[field] for key, field in _AUDITED.items()}
+    stored = {key: dumped.get(field) for key, field in _AUDITED.items()}
+    if deployment.track is None and "track" not in event.payload:
+        del stored["track"]  # formats 1 and 2: neither the row nor its event has one
     stored.update(actor=deployment.created_by, action=deployment.action.value)
     recorded = {**event.payload, "actor": event.actor, "action": event.action.split(".")[1]}
     if "signature" in event.payload or deployment.signature is not None:
@@ -326,6 +381,11 @@ def check_signed(
     if not isinstance(signed, dict):
         raise VerificationError(f"{where}: its signed payload is not a JSON object; {RESTORE}")
     check_row("deployments", deployment.id, signed_fields(deployment), signed, "its signed payload")
+    if deployment.track is None and "track" in signed:  # a track's record made whole-environment
+        raise VerificationError(
+            f"{where}: its track is nothing but its signed payload says {signed['track']!r}; "
+            f"{RESTORE}"
+        )
     signer_pem = signer_keys.get(str(deployment.key_fingerprint))
     if signer_pem is None:
         raise VerificationError(
@@ -363,7 +423,8 @@ def _deployment(row: tuple[Any, ...]) -> Deployment:
         payload=row[12],
         key_fingerprint=row[13],
         signature=row[14],
-        format_version=Deployment.FORMAT_VERSION if signed else 1,
+        track=row[15],
+        format_version=3 if row[15] is not None else 2 if signed else 1,
     )
 
 
@@ -373,5 +434,7 @@ __all__ = [
     "check_signed",
     "link_to",
     "payload_sha256",
+    "running_after",
     "signed_fields",
+    "track_head",
 ]

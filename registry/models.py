@@ -7,7 +7,7 @@ Each is a frozen pydantic model, defined once here and used by the library API, 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -81,10 +81,11 @@ class Decision(enum.StrEnum):
 
 
 class DeploymentAction(enum.StrEnum):
-    """How an environment came to run a version."""
+    """How an environment came to run a version -- or, ``retire``, stopped running one."""
 
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    RETIRE = "retire"
 
 
 class SuiteKind(enum.StrEnum):
@@ -719,18 +720,24 @@ class Derivation(_Frozen):
 class Deployment(_Versioned):
     """One change of what an environment runs.
 
+    An environment runs at most one version of each adapter name: one *track* per name.
+    From format 3 a record changes one track (``track``, the adapter name): a promotion
+    or rollback makes ``adapter`` what the track runs, a retirement takes the name out
+    of the environment. Records of formats 1 and 2 (``track`` None) were made when an
+    environment ran one adapter: each replaced whatever ran there (:func:`running_after`).
+
     From format 2 each is a signed statement: ``payload`` (canonical JSON of the fields
     below, the previous deployment of the environment it follows, and the audit head when
     it was made) signed by ``created_by``'s key. Format 1 records (made before) have no
     signature; the audit chain alone vouches for them.
     """
 
-    FORMAT_VERSION: ClassVar[int] = 2
+    FORMAT_VERSION: ClassVar[int] = 3
 
     id: str
-    seq: int
+    seq: int = Field(description="the record's place in its environment's history: 1, 2, ...")
     environment: str
-    adapter: str
+    adapter: str = Field(description="NAME@vN: the version run (retire: the one taken out)")
     artifact_digest: str
     action: DeploymentAction
     reason: str
@@ -739,8 +746,69 @@ class Deployment(_Versioned):
     policy_sha256: str | None
     created_at: datetime
     created_by: str
+    track: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="the adapter name whose track this changes; None: the whole environment "
+        "(formats 1 and 2)",
+    )
     payload: str | None = Field(
         default=None, exclude_if=lambda v: v is None, description="the JSON that was signed"
     )
     key_fingerprint: str | None = Field(default=None, exclude_if=lambda v: v is None)
     signature: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @property
+    def name(self) -> str:
+        """The adapter name (the track a record of format 3 changes)."""
+        return self.adapter.rsplit("@v", 1)[0]
+
+
+class RunningTrack(_Frozen):
+    """One adapter an environment runs now, as ``loraledger status`` shows it."""
+
+    environment: str
+    name: str
+    adapter: str = Field(description="NAME@vN")
+    digest: str
+    since: datetime
+    by: str
+    action: DeploymentAction
+    deployment_id: str
+    deployment_seq: int
+    signature_problem: str | None = Field(
+        description="why the deployment's key was not valid at its place (then it is not "
+        "served); None when it was"
+    )
+
+    @classmethod
+    def of(cls, deployment: Deployment, problem: str | None) -> RunningTrack:
+        return cls(
+            environment=deployment.environment, name=deployment.name,
+            adapter=deployment.adapter, digest=deployment.artifact_digest,
+            since=deployment.created_at, by=deployment.created_by, action=deployment.action,
+            deployment_id=deployment.id, deployment_seq=deployment.seq,
+            signature_problem=problem,
+        )  # fmt: skip
+
+
+def running_after(history: Iterable[Deployment]) -> dict[str, Deployment]:
+    """What an environment runs after ``history`` (its records, oldest first): for each
+    adapter name, the record that put its version there. A record of format 1 or 2
+    replaced everything the environment ran; a retirement takes its name out."""
+    running: dict[str, Deployment] = {}
+    for deployment in history:
+        if deployment.track is None:
+            running = {deployment.name: deployment}
+        elif deployment.action is DeploymentAction.RETIRE:
+            running.pop(deployment.track, None)
+        else:
+            running[deployment.track] = deployment
+    return dict(sorted(running.items()))
+
+
+def track_head(history: Iterable[Deployment], name: str) -> int:
+    """The place (``seq``) of the newest record in ``history`` that changed adapter
+    ``name``'s track -- one of that track, or one of format 1 or 2, which changed every
+    track; 0 when none did. A change of a track is appended only while this still holds."""
+    return max((d.seq for d in history if d.track in (None, name)), default=0)

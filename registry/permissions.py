@@ -41,6 +41,7 @@ class Action(enum.StrEnum):
     REJECT = "reject"
     PROMOTE = "promote"
     ROLLBACK = "rollback"
+    RETIRE = "retire"
     EVIDENCE_EXPORT = "evidence.export"
 
 
@@ -70,6 +71,7 @@ PERMISSIONS: Final[Mapping[Action, frozenset[Role]]] = MappingProxyType(
         Action.REJECT: _DECIDE,
         Action.PROMOTE: _DECIDE,
         Action.ROLLBACK: _DECIDE,
+        Action.RETIRE: _DECIDE,
         Action.EVIDENCE_EXPORT: frozenset({_AUDITOR, _REVIEWER, _ADMIN}),
     }
 )

@@ -131,7 +131,8 @@ def refused_everywhere(site: Path, message: str, *, env: str = "staging") -> Non
     policy = site / "policy.yaml"
     checks: list[tuple[str, Callable[[], object]]] = [
         ("deployments", lambda: reg.deployments.history(env)),
-        ("running", reg.deployments.running),
+        ("running", reg.deployments.everywhere),
+        ("status", lambda: reg.deployments.tracks(env)),
         ("promote", lambda: promote(reg, V4, env, actor=REVIEWER, policy=policy)),
         ("rollback", lambda: rollback(reg, env, reason="x", actor=REVIEWER)),
         ("sync", lambda: sync(reg, env, site / "serve")),
@@ -144,7 +145,9 @@ def refused_everywhere(site: Path, message: str, *, env: str = "staging") -> Non
             call()
         assert name  # (the name shows in the traceback of a failing check)
     assert not (site / "serve" / "current").exists()
-    for args in (["deployments", "--env", env], ["audit", "verify"], ["trace", "--env", env]):
+    for args in (
+        ["deployments", "--env", env], ["audit", "verify"], ["trace", "--env", env], ["status"]
+    ):  # fmt: skip
         result = cli(site, *args)
         assert result.exit_code == 1, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
@@ -344,6 +347,75 @@ def test_an_untouched_registry_verifies(site: Path) -> None:
     assert result.exit_code == 0 and "rows match their signed records" in result.output
 
 
+# --- an environment of two tracks ------------------------------------------------------
+
+
+def two_tracks(site: Path) -> Registry:
+    """staging runs bot@v1 (promoted, rolled back to) and own@v1 beside it, retired once
+    and rolled back in: every kind of record on two tracks of one environment."""
+    from loraledger.policies.deployments import retire
+
+    from tests.policies.helpers import deploy
+
+    reg = opened(site)
+    deploy(reg, "staging", OWN)
+    retire(reg, "own", "staging", reason="not needed", actor=REVIEWER)
+    rollback(reg, "staging", name="own", reason="needed after all", actor=SECOND)
+    running = reg.deployments.running("staging")
+    assert {name: d.adapter for name, d in running.items()} == {"bot": V1, "own": OWN}
+    return reg
+
+
+def test_two_tracks_of_an_untouched_environment_verify(site: Path) -> None:
+    reg = two_tracks(site)
+    assert reg.verify_records()["deployments"] == 6
+    assert [d.track for d in reg.deployments.history("staging")] == [
+        "bot", "bot", "bot", "own", "own", "own"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("attack", "message"),
+    [
+        # bot's rollback moved onto own's track: own would run bot@v1's row
+        (
+            "UPDATE deployments SET adapter_name = 'own', track = 'own' "
+            "WHERE environment = 'staging' AND seq = 3",
+            r"deployments row .*: (track|adapter) is .*own.* but audit event",
+        ),
+        # the retirement deleted: own's rollback no longer follows its predecessor
+        (
+            "DELETE FROM deployments WHERE environment = 'staging' AND action = 'retire'",
+            r"deployments row .* \(staging\).* is missing",
+        ),
+        # own's rollback re-targeted to bot's name and digest
+        (
+            "UPDATE deployments SET adapter_name = 'bot', track = 'bot', adapter_version = 2 "
+            "WHERE environment = 'staging' AND seq = 6",
+            r"deployments row .*: (track|adapter) is .*bot.* but audit event",
+        ),
+        # a track's record made to read as a whole-environment one (it would end bot)
+        (
+            "UPDATE deployments SET track = NULL WHERE environment = 'staging' AND seq = 4",
+            r"deployments row .*: track is null but audit event",
+        ),
+    ],
+)
+def test_a_forged_track_of_a_two_track_environment_is_refused(
+    site: Path, attack: str, message: str
+) -> None:
+    reg = two_tracks(site)
+    sql(reg, attack)
+    with pytest.raises(VerificationError, match=message):
+        reg.deployments.running("staging")
+    with pytest.raises(VerificationError):
+        reg.verify_records()
+    with pytest.raises(VerificationError):
+        reg.deployments.tracks()
+    result = cli(site, "status")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+
+
 # --- any column of any row -------------------------------------------------------------
 
 APPROVAL_COLUMNS = (
@@ -354,7 +426,7 @@ APPROVAL_COLUMNS = (
 DEPLOYMENT_COLUMNS = (
     "id", "seq", "environment", "adapter_name", "adapter_version", "artifact_digest", "action",
     "reason", "gate_check_id", "approval_ids", "policy_sha256", "created_at", "created_by",
-    "payload", "key_fingerprint", "signature",
+    "payload", "key_fingerprint", "signature", "track",
 )  # fmt: skip
 
 
@@ -367,7 +439,7 @@ def changed(column: str, value: Any, salt: int) -> Any:
     if column == "approval_ids":
         return json.dumps([*json.loads(value), f"x{salt}"])
     if column == "action":
-        return {"promote": "rollback", "rollback": "promote"}[value]
+        return {"promote": "rollback", "rollback": "retire", "retire": "promote"}[value]
     if column == "decision":
         return {"approve": "reject", "reject": "approve"}[value]
     return f"{value or ''}x{salt}"
@@ -401,7 +473,7 @@ def test_any_column_of_any_row_changed_is_refused(
         if table == "approvals":
             reg.approvals.list()
         else:
-            reg.deployments.running()
+            reg.deployments.everywhere()
 
 
 # --- a log cut short, checkpoint file and all: the artifacts people kept refuse it --------

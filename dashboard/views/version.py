@@ -16,10 +16,10 @@ from loraledger.registry.models import AdapterVersion
 
 
 def _default_ref(registry: Registry) -> str:
-    running = registry.deployments.running()
+    running = registry.deployments.everywhere()
     for environment in ("production", *sorted(running)):
         if environment in running:
-            return running[environment].adapter
+            return next(iter(running[environment].values())).adapter
     return ""
 
 

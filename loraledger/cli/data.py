@@ -190,7 +190,9 @@ def impact(
     typer.echo(f"Record sha256 {found.record_sha256}")
     typer.echo(f"  in datasets:    {', '.join(found.datasets) or 'none'}")
     typer.echo(f"  trained into:   {', '.join(found.adapters) or 'none'}")
-    running = ", ".join(f"{env} runs {ref}" for env, ref in sorted(found.environments.items()))
+    running = ", ".join(
+        f"{env} runs {', '.join(refs)}" for env, refs in sorted(found.environments.items())
+    )
     typer.echo(f"  deployed now:   {running or 'none'}")
 
 

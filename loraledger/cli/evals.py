@@ -125,10 +125,16 @@ def compare_command(
     if (old is None) == (against is None):
         raise UsageError("compare with one thing: OLD, or --against ENV")
     if against is not None:
-        deployed = registry.deployments.current(against)
+        if new.startswith("base:"):
+            raise UsageError(
+                "--against compares an adapter version with its own track's; name an "
+                "adapter version NAME@vN, or compare a base with OLD"
+            )
+        name = registry.adapters.get(new).name  # against the same adapter's track
+        deployed = registry.deployments.current(against, name)
         if deployed is None:
             raise NothingDeployed(
-                f"nothing runs in {against} yet; there is nothing to compare with"
+                f"{against} runs no version of {name} yet; there is nothing to compare with"
             )
         old = deployed.adapter
     result = compare(registry, new, old, suite, actor=opts.actor, alpha=alpha)

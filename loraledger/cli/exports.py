@@ -53,18 +53,23 @@ def evidence_export(
     env: str = typer.Option(..., "--env", help="The environment whose deployment to pack."),
     output: Path = typer.Option(..., "--output", "-o", help="The pack to write (.tar.gz)."),
     at: str = typer.Option(None, "--at", help="The deployment at this moment (UTC)."),
+    name: str = typer.Option(
+        None, "--name", help="The adapter whose track to pack, when ENV runs several."
+    ),
     policy: Path = typer.Option(
         None, "--policy", help="The release policy file, included when it is the one in force."
     ),
 ) -> None:
-    """Write the evidence pack of what ENV runs (auditor, reviewer or admin)."""
+    """Write the evidence pack of what ENV runs of one adapter (auditor, reviewer or
+    admin)."""
     from loraledger.policies.evidence import export_pack
 
     opts = settings(ctx)
     registry = opts.open()
     written = export_pack(
-        registry, env, output, actor=opts.actor, at=parse_moment(at), policy_file=policy
-    )
+        registry, env, output, actor=opts.actor, at=parse_moment(at), policy_file=policy,
+        name=name,
+    )  # fmt: skip
     typer.echo(f"Wrote {written} ({written.stat().st_size} bytes); check it with "
                f"`loraledger evidence verify {written}`")  # fmt: skip
     if not registry.may_append():

@@ -1,4 +1,5 @@
-"""``loraledger approve``, ``reject``, ``promote``, ``rollback`` and ``deployments``."""
+"""``loraledger approve``, ``reject``, ``promote``, ``rollback``, ``retire``, ``deployments``,
+``status``, ``sync`` and ``monitor``."""
 
 from __future__ import annotations
 
@@ -95,6 +96,11 @@ def promote(
 
 def rollback(
     ctx: typer.Context,
+    name: str = typer.Argument(
+        None,
+        help="The adapter name whose track to roll back (may be left out when ENV has "
+        "only ever run one adapter, or with --to).",
+    ),
     env: str = ENV_OPTION,
     reason: str = typer.Option(..., "--reason", help="Why: recorded with the rollback."),
     to: str = typer.Option(
@@ -102,26 +108,51 @@ def rollback(
     ),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """Put back, in one step, the version an environment ran before (verified first)."""
+    """Put back, in one step, the version of one adapter an environment ran before
+    (verified first); its other adapters stay as they are."""
     from loraledger.policies.deployments import rollback as run_rollback
 
     opts = settings(ctx)
-    deployment = run_rollback(opts.open(), env, reason=reason, actor=opts.actor, to=to)
+    deployment = run_rollback(opts.open(), env, name=name, reason=reason, actor=opts.actor, to=to)
     if json_:
         emit_json(deployment)
         return
     typer.echo(
         f"{env} rolled back to {deployment.adapter} (deployment #{deployment.seq}, digest "
-        f"{deployment.artifact_digest[:16]}…)"
+        f"{deployment.artifact_digest[:16]}…); its other adapters are as they were"
+    )
+
+
+def retire(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The adapter name to take out of the environment."),
+    env: str = ENV_OPTION,
+    reason: str = typer.Option(..., "--reason", help="Why: recorded with the retirement."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """Take an adapter out of an environment (it runs no version of it after); its other
+    adapters stay. A reviewer's or admin's act under the policy in force; `rollback NAME`
+    puts it back."""
+    from loraledger.policies.deployments import retire as run_retire
+
+    opts = settings(ctx)
+    deployment = run_retire(opts.open(), name, env, reason=reason, actor=opts.actor)
+    if json_:
+        emit_json(deployment)
+        return
+    typer.echo(
+        f"{env} no longer runs {name} (retired {deployment.adapter}, deployment #{deployment.seq})"
     )
 
 
 def deployments(
     ctx: typer.Context,
     env: str = ENV_OPTION,
+    name: str = typer.Option(None, "--name", help="Only this adapter's track."),
     json_: bool = JSON_OPTION,
 ) -> None:
-    """The full deployment history of an environment: who, when, why, which digest."""
+    """The full deployment history of an environment (or of one adapter's track in it):
+    who, when, why, which digest."""
     registry = settings(ctx).open()
     history = registry.deployments.history(env)
     if not history:  # a mistyped name is not an empty history
@@ -130,14 +161,22 @@ def deployments(
         raise NothingDeployed(
             f"nothing was ever deployed to {env!r}; environments with deployments: {others}"
         )
+    if name is not None:
+        names = sorted({d.name for d in history})
+        history = [d for d in history if d.name == name]
+        if not history:
+            raise NothingDeployed(
+                f"{name} was never deployed to {env}; its adapters: {', '.join(names)}"
+            )
     if json_:
         emit_json(history)
         return
     emit_table(
-        ["#", "version", "digest", "action", "by", "when (UTC)", "why"],
+        ["#", "adapter", "version", "digest", "action", "by", "when (UTC)", "why"],
         [
             [
                 str(d.seq),
+                d.name if d.track is not None else f"{d.name} (whole environment)",
                 d.adapter,
                 d.artifact_digest[:16],
                 d.action,
@@ -150,17 +189,62 @@ def deployments(
     )
 
 
+def status(
+    ctx: typer.Context,
+    env: str = typer.Option(None, "--env", help="Only this environment."),
+    json_: bool = JSON_OPTION,
+) -> None:
+    """What every environment runs now: one row per adapter (track), verified as every
+    read is; a deployment signed with a key not valid at its place is flagged (it is
+    not served)."""
+    registry = settings(ctx).open()
+    if env is not None and not registry.deployments.history(env):
+        known = ", ".join(registry.deployments.environments()) or "none yet"
+        raise NothingDeployed(f"nothing was ever deployed to {env!r}; environments: {known}")
+    rows = registry.deployments.tracks(env)
+    if json_:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo(f"{env or 'No environment'} runs nothing now.")
+        return
+    emit_table(
+        ["environment", "adapter", "digest", "since (UTC)", "by", "deployment"],
+        [
+            [
+                r.environment,
+                r.adapter + ("  NOT SERVED: signature" if r.signature_problem else ""),
+                r.digest[:16],
+                f"{r.since:%Y-%m-%d %H:%M:%S}",
+                f"{r.by} ({r.action})",
+                f"#{r.deployment_seq} {r.deployment_id[:8]}",
+            ]
+            for r in rows
+        ],
+    )
+    for r in rows:
+        if r.signature_problem:
+            typer.echo(f"{r.environment} {r.adapter}: {r.signature_problem}", err=True)
+
+
 def sync(
     ctx: typer.Context,
     directory: Path = typer.Argument(
         ..., help="The serving directory (DIR/current is the bundle)."
     ),
     env: str = typer.Option(None, "--env", help="The environment whose current version to write."),
+    name: str = typer.Option(
+        None,
+        "--name",
+        help="One adapter: DIR/current is its bundle (default: every adapter "
+        "ENV runs, each in DIR/adapters/NAME).",
+    ),
     check: bool = typer.Option(
         False, "--check", help="Only re-hash DIR's bundle against its signed manifest (offline)."
     ),
 ) -> None:
-    """Write an environment's current bundle into DIR atomically, or --check it for drift."""
+    """Write the bundles of what an environment runs into DIR atomically (one per adapter,
+    or --name's alone), or --check one adapter's bundle for drift."""
     from loraledger.errors import NotARegistry, UsageError, VerificationError
     from loraledger.policies import serving
 
@@ -183,17 +267,32 @@ def sync(
         return
     if env is None:
         raise UsageError("name the environment with --env ENV (or pass --check)")
-    result = serving.sync(settings(ctx).open(), env, directory)
-    d = result.deployment
-    typer.echo(
-        f"{directory}/current is {d.adapter} (deployment #{d.seq} of {env}, digest "
-        f"{d.artifact_digest[:16]}…{', reused' if result.reused else ''})"
-    )
+    if name is not None:
+        result = serving.sync(settings(ctx).open(), env, directory, name=name)
+        d = result.deployment
+        typer.echo(
+            f"{directory}/current is {d.adapter} (deployment #{d.seq} of {env}, digest "
+            f"{d.artifact_digest[:16]}…{', reused' if result.reused else ''})"
+        )
+        return
+    synced = serving.sync_environment(settings(ctx).open(), env, directory)
+    for result in synced.synced:
+        d = result.deployment
+        typer.echo(
+            f"{directory}/{serving.ADAPTERS}/{d.name}/current is {d.adapter} (deployment "
+            f"#{d.seq} of {env}, digest {d.artifact_digest[:16]}…"
+            f"{', reused' if result.reused else ''})"
+        )
+    for taken_out in synced.taken_out:
+        typer.echo(
+            f"{directory}/{serving.ADAPTERS}/{taken_out}: {env} no longer runs it; taken out"
+        )
 
 
 def monitor(
     ctx: typer.Context,
     env: str = ENV_OPTION,
+    name: str = typer.Option(None, "--name", help="The adapter, when ENV runs several."),
     json_: bool = JSON_OPTION,
 ) -> None:
     """Re-run the deployed version's policy suites and compare with the results it was
@@ -201,7 +300,7 @@ def monitor(
     from loraledger.policies.monitor import monitor as run_monitor
 
     opts = settings(ctx)
-    report = run_monitor(opts.open(), env, actor=opts.actor)
+    report = run_monitor(opts.open(), env, actor=opts.actor, name=name)
     if json_:
         emit_json({"alert": report.alert, "comparisons": list(report.comparisons)})
     else:

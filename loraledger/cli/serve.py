@@ -20,6 +20,9 @@ DIRECTORY = Path("serving-llama")
 def serve(
     ctx: typer.Context,
     env: str = typer.Option(None, "--env", help="The environment whose current version to serve."),
+    name: str = typer.Option(
+        None, "--name", help="The adapter to serve, when the environment runs several."
+    ),
     directory: Path = typer.Option(
         DIRECTORY, "--dir", help="Where the verified copies, GGUF files and served.json live."
     ),
@@ -79,6 +82,7 @@ def serve(
         threads=threads,
         stop=stop,
         report=lambda line: typer.echo(line),
+        name=name,
     )
     typer.echo(f"stopped serving {env}")
 

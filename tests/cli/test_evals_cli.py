@@ -182,7 +182,7 @@ def test_sync_and_check(ledger: Ledger, tmp_path: Path) -> None:
     ledger("policy", "set", str(policy), "--reason", "the edge", actor=ADMIN)
     ledger("promote", PLAIN[1], "--env", "edge", "--policy", str(policy), actor=REVIEWER)
     serve = tmp_path / "serve"
-    out = ledger("sync", str(serve), "--env", "edge").stdout
+    out = ledger("sync", str(serve), "--env", "edge", "--name", "faq-bot").stdout
     assert out.startswith(f"{serve}/current is {PLAIN[1]} (deployment #1 of edge, digest ")
     assert "matches its signed manifest" in ledger("sync", str(serve), "--check").stdout
     (serve / "current" / "adapter" / "README.md").write_text("tampered")
@@ -190,6 +190,54 @@ def test_sync_and_check(ledger: Ledger, tmp_path: Path) -> None:
     assert result.stderr.startswith("error: faq-bot@v2: files do not match the signature")
     result = ledger("sync", str(serve), code=2)
     assert "name the environment with --env ENV" in result.stderr
+    result = ledger("sync", str(serve), "--env", "edge", code=2)  # one adapter's folder
+    assert "holds one adapter's bundle ('current'); sync that adapter into it" in result.stderr
+
+
+def test_a_portfolio_through_the_cli(ledger: Ledger, tmp_path: Path) -> None:
+    """Two adapters in one environment: status, per-track history, rollback, retire,
+    trace and sync each per name (issue #37)."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\nenvironments:\n  shop:\n    provenance: {signed: true}\n")
+    ledger("policy", "set", str(policy), "--reason", "the shop", actor=ADMIN)
+    for ref in (PLAIN[0], "wild@v1", PLAIN[1]):
+        ledger("promote", ref, "--env", "shop", actor=REVIEWER)
+    rows = json.loads(ledger("status", "--env", "shop", "--json", actor=AUDITOR).stdout)
+    assert [(r["adapter"], r["deployment_seq"], r["by"]) for r in rows] == [
+        (PLAIN[1], 3, REVIEWER), ("wild@v1", 2, REVIEWER)
+    ]  # fmt: skip
+    assert {"adapter", "digest", "since", "by", "deployment_id"} <= set(rows[0])
+    table = ledger("status", actor=AUDITOR).stdout
+    assert "shop" in table and PLAIN[1] in table and "wild@v1" in table
+    result = ledger("rollback", "--env", "shop", "--reason", "x", actor=REVIEWER, code=2)
+    assert "shop has run 2 adapters (faq-bot, wild); name the one to roll back" in result.stderr
+    out = ledger("rollback", "faq-bot", "--env", "shop", "--reason", "v2 worse", actor=REVIEWER)
+    assert out.stdout.startswith(f"shop rolled back to {PLAIN[0]} (deployment #4, digest ")
+    out = ledger("retire", "wild", "--env", "shop", "--reason", "ended", actor=REVIEWER).stdout
+    assert out == "shop no longer runs wild (retired wild@v1, deployment #5)\n"
+    history = json.loads(ledger("deployments", "--env", "shop", "--name", "wild", "--json").stdout)
+    assert [(d["seq"], d["action"], d["track"]) for d in history] == [
+        (2, "promote", "wild"), (5, "retire", "wild")
+    ]  # fmt: skip
+    result = ledger("deployments", "--env", "shop", "--name", "nope", code=1)
+    assert "nope was never deployed to shop; its adapters: faq-bot, wild" in result.stderr
+    traced = json.loads(ledger("trace", "--env", "shop", "--json", actor=AUDITOR).stdout)
+    assert [t["deployment"]["adapter"] for t in traced] == [PLAIN[0]]  # wild runs no more
+    ledger("rollback", "wild", "--env", "shop", "--reason", "back", actor=REVIEWER)
+    # (wild was registered from elsewhere: its training-run link fails, exit 1)
+    one = json.loads(ledger("trace", "--env", "shop", "--name", "wild", "--json", code=1).stdout)
+    assert one["deployment"]["adapter"] == "wild@v1"
+    serve = tmp_path / "serving"
+    out = ledger("sync", str(serve), "--env", "shop").stdout
+    assert f"{serve}/adapters/faq-bot/current is {PLAIN[0]} (deployment #4 of shop" in out
+    assert f"{serve}/adapters/wild/current is wild@v1 (deployment #6 of shop" in out
+    manifest = json.loads((serve / "environment.json").read_text())
+    assert sorted(manifest["adapters"]) == ["faq-bot", "wild"]
+    ledger("retire", "wild", "--env", "shop", "--reason", "for good", actor=REVIEWER)
+    out = ledger("sync", str(serve), "--env", "shop").stdout
+    assert f"{serve}/adapters/wild: shop no longer runs it; taken out" in out
+    assert not (serve / "adapters" / "wild" / "current").exists()
+    assert (serve / "adapters" / "faq-bot" / "current" / "adapter").is_dir()
 
 
 def test_trace_and_impact(ledger: Ledger, tmp_path: Path) -> None:

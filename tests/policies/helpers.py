@@ -9,7 +9,7 @@ from pathlib import Path
 
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import utcnow
-from loraledger.registry.models import Deployment, LossPoint, TrainingRun
+from loraledger.registry.models import Deployment, LossPoint, TrainingRun, track_head
 
 from tests.conftest import ADMIN, ENGINEER, REVIEWER
 
@@ -49,10 +49,10 @@ def deploy(
     gate_check_id: str | None = None,
     after_seq: int | None = None,
 ) -> Deployment:
-    """Append ``ref`` to ``env``'s history as the reviewer, bypassing the gate (tests of
-    what happens after a deployment, not of promotion itself)."""
+    """Append ``ref`` to its track in ``env``'s history as the reviewer, bypassing the
+    gate (tests of what happens after a deployment, not of promotion itself)."""
     version = registry.adapters.get(ref)
-    current = registry.deployments.current(env)
+    head = track_head(registry.deployments.history(env), version.name)
     return registry.deployments.record(
         Deployment(
             id=str(uuid.uuid4()), seq=0, environment=env, adapter=version.ref,
@@ -61,7 +61,7 @@ def deploy(
             created_at=utcnow(), created_by=REVIEWER,
         ),
         registry.act_as(REVIEWER), {Role.REVIEWER},
-        after_seq=(current.seq if current else 0) if after_seq is None else after_seq,
+        after_seq=head if after_seq is None else after_seq,
     )  # fmt: skip
 
 

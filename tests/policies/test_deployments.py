@@ -70,7 +70,9 @@ def test_a_tampered_earlier_version_is_not_a_rollback_target(reg: Registry, tmp_
         deploy(reg, env, ref)
     with (
         flipped_weights(reg, WILD[0]),
-        pytest.raises(Conflict, match="no version to roll canary back to .*wild@v1.*signature"),
+        pytest.raises(
+            Conflict, match="no version to roll wild in canary back to .*wild@v1.*signature"
+        ),
     ):
         rollback(reg, env, reason="incident", actor=REVIEWER)
     assert len(reg.deployments.history(env)) == 2

@@ -100,6 +100,6 @@ def test_impact_of_a_training_record(eval_registry: Registry) -> None:
     found = impact(eval_registry, record)
     assert found.datasets == ("faq@v1",)
     assert set(found.adapters) == {*PLAIN, NF4}
-    assert found.environments["impact-env"] == PLAIN[1]
+    assert found.environments["impact-env"] == (PLAIN[1],)
     nothing = impact(eval_registry, {"messages": [{"role": "user", "content": "never seen"}]})
     assert (nothing.datasets, nothing.adapters, nothing.environments) == ((), (), {})

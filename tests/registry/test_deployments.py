@@ -25,7 +25,8 @@ def test_each_record_is_signed_and_chained(registry: Registry, registered: Adapt
     head_before = registry.audit_head()
     first = deploy(registry, "staging", registered.ref)
     second = deploy(registry, "staging", registered.ref, "rollback")
-    assert (first.seq, second.seq, first.format_version) == (1, 2, 2)
+    assert (first.seq, second.seq, first.format_version) == (1, 2, 3)
+    assert (first.track, json.loads(first.payload or "")["track"]) == (registered.name,) * 2
     signed = json.loads(second.payload or "")
     assert signed["previous"] == {
         "id": first.id,
@@ -44,7 +45,7 @@ def test_each_record_is_signed_and_chained(registry: Registry, registered: Adapt
     assert registry.deployments.history("staging") == [first, second]
     event = registry.audit_events(action="deploy.rollback")[-1]
     assert event.payload["signature"] == second.signature
-    assert registry.deployments.running() == {"staging": second}
+    assert registry.deployments.everywhere() == {"staging": {registered.name: second}}
     assert registry.deployments.of_version(registered.digest) == [first, second]
 
 

@@ -54,8 +54,13 @@ def main(out: Path) -> None:
         history = reg.deployments.history(env)
         expected[env] = {
             "history": [
-                {"seq": d.seq, "adapter": d.adapter, "action": d.action.value,
-                 "format_version": d.format_version, "at": d.created_at.isoformat()}
+                {
+                    "seq": d.seq,
+                    "adapter": d.adapter,
+                    "action": d.action.value,
+                    "format_version": d.format_version,
+                    "at": d.created_at.isoformat(),
+                }
                 for d in history
             ],
             # as that release's trace_environment chose (its trace of the version itself
