@@ -141,7 +141,7 @@ def test_destinations_of_the_wrong_kind_or_through_links_are_refused(
     ready("adapters", "register", str(small_adapter(tmp_path / "a")), "--name", "bot", actor="eve")
     serve = tmp_path / "serve"
     (serve / "current").mkdir(parents=True)  # a real directory where sync keeps its link
-    result = ready("sync", str(serve), "--env", "staging", code=2)
+    result = ready("sync", str(serve), "--env", "staging", "--name", "bot", code=2)
     one_line(result, "'current' in it is a real directory or file, not the link sync maintains")
     assert sorted(p.name for p in serve.iterdir()) == ["current"]  # nothing stray left
     a_file = tmp_path / "a-file"

@@ -132,7 +132,7 @@ def test_two_processes_promoting_at_once_exactly_one_wins(reg: Registry, tmp_pat
     # the loser either lost the race inside the write transaction or came second and saw
     # the winner's deployment; either way nothing is written twice and nothing is lost
     assert lines[0] in ("LOST faq-bot@v1 is already what race2 runs",) or lines[0].startswith(
-        "LOST environment 'race2' changed while this ran"
+        "LOST faq-bot's track in 'race2' changed while this ran"
     ), outputs
     assert lines[1] == "WON 1", outputs
     assert [d.adapter for d in reg.deployments.history("race2")] == [PLAIN[0]]

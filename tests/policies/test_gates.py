@@ -181,7 +181,7 @@ def test_no_regression_against_what_an_environment_runs(
         "    no_regression_against: prodx\n  prodx: {}\n"
     )
     check = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
-    assert check.rules[-1].message == "nothing runs in prodx yet" and check.passed
+    assert check.rules[-1].message == "prodx runs no version of faq-bot yet" and check.passed
     deploy(eval_registry, "prodx", PLAIN[0])
     missing = check_gate(eval_registry, PLAIN[1], "staging", actor=ENGINEER, policy=path)
     assert not missing.passed and missing.rules[-1].message.endswith(

@@ -21,7 +21,7 @@ def test_monitor_compares_with_the_promotion_results(
     eval_registry: Registry,
     tmp_path: Path,
 ) -> None:
-    with pytest.raises(Conflict, match="nothing runs in watched"):
+    with pytest.raises(Conflict, match="watched runs nothing"):
         monitor(eval_registry, "watched", actor=ENGINEER)
     (baseline,) = evaluate(
         eval_registry, [PLAIN[0]], "northwind-policy", actor=ENGINEER, options=EvalOptions(limit=2)

@@ -28,7 +28,7 @@ def test_sync_rollback_sync_gives_back_the_same_bytes(
     tmp_path: Path,
 ) -> None:
     serve = tmp_path / "serve"
-    with pytest.raises(Conflict, match="nothing is deployed to serving"):
+    with pytest.raises(Conflict, match="serving runs nothing"):
         sync(eval_registry, "serving", serve)
     deploy(eval_registry, "serving", PLAIN[0])
     first = sync(eval_registry, "serving", serve)

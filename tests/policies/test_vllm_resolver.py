@@ -75,7 +75,7 @@ def test_only_what_the_environment_runs_resolves(
     caplog.set_level(logging.INFO, logger="loraledger.vllm")
     assert resolve(resolver, "tiny", PLAIN[0]) is None
     env = resolver.environment
-    assert f"nothing is deployed to {env}" in caplog.text
+    assert f"{env} runs no version of faq-bot; promote one first" in caplog.text
     deploy(eval_registry, env, PLAIN[0])
     request = resolve(resolver, "tiny", PLAIN[0])
     assert request is not None and request.lora_name == PLAIN[0] and request.lora_int_id > 0
@@ -104,10 +104,10 @@ def test_promotion_and_rollback_move_what_resolves(
     deploy(eval_registry, env, PLAIN[0])
     first = resolve(resolver, "tiny", PLAIN[0]).lora_path
     deploy(eval_registry, env, PLAIN[1])
-    # what `loraledger sync DIR --check` says of the resolver's folder while vLLM may still
-    # hold the first version under its name
+    # what `loraledger sync DIR --check` says of the resolver's folder of the name while
+    # vLLM may still hold the first version under its name
     with pytest.raises(VerificationError, match=f"serves {PLAIN[0]} .* now runs {PLAIN[1]}"):
-        check_against(eval_registry, resolver.directory)
+        check_against(eval_registry, resolver.directory / "faq-bot")
     assert resolve(resolver, "tiny", PLAIN[0]) is None
     assert resolve(resolver, "tiny", PLAIN[1]) is not None
     deploy(eval_registry, env, PLAIN[0], action="rollback")
