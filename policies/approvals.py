@@ -47,10 +47,11 @@ def decide(
     if not comment.strip():
         raise UsageError(f"a decision needs a comment: pass --comment TEXT to {decision}")
     loaded = resolve_policy(registry, policy, deciding=True)
-    rule = loaded.environment(environment).approvals or DEFAULT_RULE
+    version = registry.adapters.get(ref)
+    # the environment's approval rule for this adapter (its name's or a glob's override)
+    rule = loaded.rules_for(environment, version.name).policy.approvals or DEFAULT_RULE
     roles = roles_for(rule)
     key = registry.act_as(actor, roles, action=decision)
-    version = registry.adapters.get(ref)
     subject = f"adapter:{version.ref}"
     made = authors(registry, version).part_of(key.name, key.fingerprint)
     if made:

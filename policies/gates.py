@@ -78,8 +78,9 @@ def _check_gate(
 
     key = registry.act_as(actor, Action.GATE_CHECK)
     loaded = resolve_policy(registry, policy, deciding=False)
-    rules_of = loaded.environment(environment)
     version = registry.adapters.get(ref)
+    resolved = loaded.rules_for(environment, version.name)  # with the adapter's overrides
+    rules_of = resolved.policy
     context = GateContext(
         registry=registry,
         version=version,
@@ -94,7 +95,10 @@ def _check_gate(
         for rule in registered_gate_rules():
             setting = rules_of.setting(rule.name)
             if rule.after_evidence is after_evidence and setting is not None:
-                found.extend(rule.judge(context, setting))
+                source = resolved.source(rule.name)
+                found += [
+                    r.model_copy(update={"source": source}) for r in rule.judge(context, setting)
+                ]
         return found
 
     results = judged(after_evidence=False)
@@ -107,6 +111,7 @@ def _check_gate(
     context.inputs_sha256 = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
     results += judged(after_evidence=True)
     check = GateCheck(
+        format_version=GateCheck.FORMAT_VERSION,
         id=str(uuid.uuid4()),
         adapter=version.ref,
         artifact_digest=version.digest,

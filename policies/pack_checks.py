@@ -405,7 +405,9 @@ def check_decision(pack: Pack) -> str:
         )
     except InputError as error:
         raise VerificationError(f"it does not read as a release policy: {error}") from None
-    rule = policy.environments[promotion.environment].approvals
+    if promotion.environment not in policy.environments:
+        raise VerificationError(f"policy.yaml has no environment {promotion.environment!r}")
+    rule = policy.rules_for(promotion.environment, promotion.name).policy.approvals
     if rule is None:
         return detail + f"; the policy asks no approval for {promotion.environment}"
     roles = approving_roles(rule)

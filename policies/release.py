@@ -12,6 +12,21 @@ A policy names environments and, per environment, the rules a version must meet 
         data: {licenses: [CC-BY-4.0, MIT], pii: allowed}
         provenance: {signed: true, trained_by_loraledger: true, clean_code_tree: false}
 
+An environment may override its rules for an adapter name or a glob of names (an
+environment runs many adapters, one track per name)::
+
+      production:
+        approvals: {count: 1, role: reviewer}
+        adapters:
+          fraud-*: {approvals: {count: 2, role: reviewer}}     # every fraud-* adapter
+          fraud-triage: {thresholds: [...]}                     # this one adapter
+
+The rules a version of NAME meets in an environment (:meth:`ReleasePolicy.rules_for`) are
+resolved in this order, each later layer replacing whole rules (keys) of the earlier
+ones: the environment's own rules, then every glob matching NAME in the order the file
+writes them, then NAME's own entry. A rule no layer names stays the environment's. A
+gate check shows which layer each rule came from.
+
 Unknown keys, wrong types, unknown suites and tasks are errors naming the file, line and
 field. The sha256 of the file's bytes is recorded with every decision taken under it, so a
 changed policy never silently re-judges an old decision.
@@ -24,6 +39,7 @@ is a dry run that records nothing (:func:`resolve_policy`).
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import re
 from dataclasses import dataclass, replace
@@ -51,6 +67,9 @@ from .gate_rules import gate_rule_named, load_plugins, registered_gate_rules
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "release.yaml"
 _ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
+# an adapter name (registry/refs.py) or a glob of names: * ? and [...] besides
+_ADAPTER_PATTERN = re.compile(r"[A-Za-z0-9*?\[][A-Za-z0-9._*?\[\]!-]{0,63}")
+_GLOB = re.compile(r"[*?\[]")
 
 
 class _Strict(BaseModel):
@@ -154,6 +173,11 @@ class EnvironmentPolicy(_Strict):
         "environment runs must not be a regression",
     )
     approvals: ApprovalRule | None = None
+    adapters: dict[str, EnvironmentPolicy] = Field(
+        default_factory=dict,
+        description="rules for an adapter name or a glob of names (fraud-*), each replacing "
+        "the environment's rule of the same key for those adapters",
+    )
 
     registered: dict[str, Any] = Field(
         default_factory=dict,
@@ -184,19 +208,54 @@ class EnvironmentPolicy(_Strict):
                 raise ValueError(f"{where}: {first['msg']}") from None
         return {**checked, "registered": plugins} if plugins else checked
 
+    @field_validator("adapters")
+    @classmethod
+    def _adapter_overrides(
+        cls, value: dict[str, EnvironmentPolicy]
+    ) -> dict[str, EnvironmentPolicy]:
+        for pattern, override in value.items():
+            if not _ADAPTER_PATTERN.fullmatch(pattern) or ".." in pattern:
+                raise ValueError(
+                    f"{pattern!r} is not an adapter name or a glob of names (letters, digits, "
+                    "'.', '_', '-', and * ? [...])"
+                )
+            if override.adapters:
+                raise ValueError(f"{pattern}: an adapter's rules cannot have adapters of their own")
+        return value
+
     @classmethod
     def policy_keys(cls) -> list[str]:
         """The keys an environment may have: the built-in rules and every registered one
         (what an unknown key's error lists)."""
         load_plugins()
-        built_in = [name for name in cls.model_fields if name != "registered"]
+        built_in = [name for name in cls.model_fields if name not in ("registered", "adapters")]
         return [*built_in, *(r.name for r in registered_gate_rules() if r.name not in built_in)]
 
     def setting(self, name: str) -> Any:
         """The policy's value for the gate rule ``name`` (None when the key is absent)."""
-        if name in type(self).model_fields and name != "registered":
+        if name in type(self).model_fields and name not in ("registered", "adapters"):
             return getattr(self, name)
         return self.registered.get(name)
+
+    def named_rules(self) -> list[str]:
+        """The rules (keys) this policy's file names, plugins' included."""
+        fixed = self.model_fields_set - {"registered", "adapters"}
+        return sorted(fixed | set(self.registered))
+
+
+@dataclass(frozen=True)
+class AdapterRules:
+    """The rules a version of ``adapter`` meets in ``environment``, and where each came
+    from: ``sources[key]`` is the policy's place of the layer that set it
+    (``environments.production`` or ``environments.production.adapters.fraud-*``)."""
+
+    environment: str
+    adapter: str
+    policy: EnvironmentPolicy
+    sources: dict[str, str]
+
+    def source(self, rule: str) -> str:
+        return self.sources.get(rule, f"environments.{self.environment}")
 
 
 class ReleasePolicy(_Strict):
@@ -230,7 +289,39 @@ class ReleasePolicy(_Strict):
                     )
             if env.requires_environment == name:
                 raise ValueError(f"environment {name!r} cannot require itself")
+            for pattern, override in env.adapters.items():
+                needed = override.requires_environment
+                if needed is not None and (needed not in self.environments or needed == name):
+                    raise ValueError(
+                        f"environment {name!r}, adapters {pattern!r}: requires_environment "
+                        f"names {needed!r}, which is not another environment of this policy"
+                    )
         return self
+
+    def rules_for(self, environment: str, adapter: str) -> AdapterRules:
+        """The rules of ``environment`` for a version of adapter ``adapter``, resolved in
+        the module's documented order."""
+        own = self.environments[environment]
+        where = f"environments.{environment}"
+        layers = [
+            (f"{where}.adapters.{pattern}", rules)
+            for pattern, rules in own.adapters.items()
+            if _GLOB.search(pattern) and fnmatch.fnmatchcase(adapter, pattern)
+        ]
+        if adapter in own.adapters:
+            layers.append((f"{where}.adapters.{adapter}", own.adapters[adapter]))
+        sources = dict.fromkeys(own.named_rules(), where)
+        fields: dict[str, Any] = {}
+        registered = dict(own.registered)
+        for place, rules in layers:
+            for key in rules.named_rules():
+                sources[key] = place
+                if key in rules.registered:
+                    registered[key] = rules.registered[key]
+                else:
+                    fields[key] = getattr(rules, key)
+        resolved = own.model_copy(update={**fields, "registered": registered, "adapters": {}})
+        return AdapterRules(environment, adapter, resolved, sources)
 
 
 @dataclass(frozen=True)
@@ -257,6 +348,12 @@ class LoadedPolicy:
             raise NotFound(
                 f"policy {self.path} has no environment {name!r}; it has {known}"
             ) from None
+
+    def rules_for(self, environment: str, adapter: str) -> AdapterRules:
+        """The rules of ``environment`` for a version of adapter ``adapter`` (its own
+        and its adapters' overrides: :meth:`ReleasePolicy.rules_for`)."""
+        self.environment(environment)  # a missing one is named
+        return self.policy.rules_for(environment, adapter)
 
 
 def load_policy(path: Path | None = None) -> LoadedPolicy:
@@ -336,9 +433,16 @@ def _validated(raw: bytes, where: Path | str) -> tuple[ReleasePolicy, str]:
     from loraledger.harness.suites import find_suite
 
     policy, digest, text = validated_bytes(raw, ReleasePolicy, what="release policy", path=where)
+    layers: list[tuple[tuple[str, ...], EnvironmentPolicy]] = []
     for env_name, env in policy.environments.items():
-        for index, rule in enumerate(env.thresholds):
-            loc: tuple[int | str, ...] = ("environments", env_name, "thresholds", index)
+        layers.append((("environments", env_name), env))
+        layers += [
+            (("environments", env_name, "adapters", pattern), rules)
+            for pattern, rules in env.adapters.items()
+        ]
+    for place, rules_of in layers:
+        for index, rule in enumerate(rules_of.thresholds):
+            loc: tuple[int | str, ...] = (*place, "thresholds", index)
             try:
                 suite = find_suite(rule.suite)
             except (NotFound, InputError) as error:
@@ -365,6 +469,7 @@ def _f(loc: tuple[int | str, ...], last: str) -> str:
 
 __all__ = [
     "DEFAULT_POLICY",
+    "AdapterRules",
     "ApprovalRule",
     "DataRule",
     "EnvironmentPolicy",

@@ -617,10 +617,20 @@ class RuleResult(_Frozen):
     bound: Any = None
     evidence: dict[str, Any] = Field(default_factory=dict)
     message: str
+    source: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="where in the policy the rule came from: environments.E, or "
+        "environments.E.adapters.PATTERN (format 2 on)",
+    )
 
 
 class GateCheck(_Versioned):
-    """A version judged against one environment of a release policy."""
+    """A version judged against one environment of a release policy. From format 2 each
+    rule names where in the policy it came from (an environment's own rule, or its
+    override for the adapter's name or a glob of names)."""
+
+    FORMAT_VERSION: ClassVar[int] = 2
 
     id: str
     adapter: str

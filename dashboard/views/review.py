@@ -26,6 +26,7 @@ def rules_table(check: GateCheck) -> pd.DataFrame:
                 "threshold": str(rule.bound),
                 "evidence": ", ".join(f"{k}: {v}" for k, v in rule.evidence.items()),
                 "message": rule.message,
+                "from": rule.source or "",
             }
             for rule in check.rules
         ]
@@ -34,7 +35,8 @@ def rules_table(check: GateCheck) -> pd.DataFrame:
 
 def decisions(registry: Registry, check: GateCheck) -> None:
     st.subheader("Decisions recorded")
-    rule = ui.read(ui.policy).environment(check.environment).approvals
+    name = check.adapter.rsplit("@v", 1)[0]
+    rule = ui.read(ui.policy).rules_for(check.environment, name).policy.approvals
     if rule is None:
         st.write(f"The policy asks no approval for {check.environment}.")
         return

@@ -41,8 +41,11 @@ def check(
         )
         typer.echo(f"  policy {result.policy_path} (sha256 {result.policy_sha256[:16]}…)")
         emit_table(
-            ["", "rule", "measured / evidence"],
-            [["pass" if r.passed else "FAIL", r.rule, r.message] for r in result.rules],
+            ["", "rule", "measured / evidence", "from the policy's"],
+            [
+                ["pass" if r.passed else "FAIL", r.rule, r.message, _place(r.source)]
+                for r in result.rules
+            ],
         )
         if recorded:
             typer.echo(
@@ -59,3 +62,11 @@ def check(
             )
     if not result.passed:
         raise typer.Exit(1)
+
+
+def _place(source: str | None) -> str:
+    """``environments.production.adapters.fraud-*`` as ``production, adapters fraud-*``."""
+    if source is None:
+        return ""
+    environment, _, pattern = source.removeprefix("environments.").partition(".adapters.")
+    return f"{environment}, adapters {pattern}" if pattern else environment

@@ -129,3 +129,43 @@ def test_two_people_promoting_two_names_at_once_both_land(reg: Registry, tmp_pat
     assert lines == [f"WON {PLAIN[0]}", f"WON {WILD[0]}"], outputs
     assert running(reg, "race3") == {"faq-bot": PLAIN[0], "wild": WILD[0]}
     assert sorted(d.seq for d in reg.deployments.history("race3")) == [1, 2]
+
+
+TIERED = """\
+version: 1
+environments:
+  tiers:
+    provenance: {signed: true}
+    approvals: {count: 1, role: reviewer}
+    adapters:
+      wild*: {approvals: {count: 2, role: reviewer}}
+"""
+
+
+def test_an_adapter_override_judges_its_versions_and_says_so(
+    reg: Registry, tmp_path: Path
+) -> None:
+    from loraledger.policies.approvals import decide
+    from loraledger.policies.gates import check_gate
+
+    from loraledger.errors import GateRefused
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(TIERED)
+    use_policy(reg, policy)
+    faq = check_gate(reg, PLAIN[0], "tiers", actor=REVIEWER)
+    wild = check_gate(reg, WILD[0], "tiers", actor=REVIEWER)
+    assert faq.format_version == wild.format_version == 2
+    sources = {r.kind: r.source for r in wild.rules}
+    assert sources["approvals"] == "environments.tiers.adapters.wild*"
+    assert sources["provenance"] == "environments.tiers"
+    assert {r.source for r in faq.rules} == {"environments.tiers"}
+    assert reg.gate_checks.get(wild.id) == wild  # recorded as judged, sources and all
+    decide(reg, PLAIN[0], "tiers", "approve", comment="ok", actor=REVIEWER)
+    decide(reg, WILD[0], "tiers", "approve", comment="ok", actor=REVIEWER)
+    promote(reg, PLAIN[0], "tiers", actor=SECOND)  # one approval is faq-bot's rule
+    with pytest.raises(GateRefused, match=r"1 of 2 valid approvals \(rita\)"):
+        promote(reg, WILD[0], "tiers", actor=SECOND)
+    decide(reg, WILD[0], "tiers", "approve", comment="ok too", actor=SECOND)
+    promote(reg, WILD[0], "tiers", actor=REVIEWER)
+    assert running(reg, "tiers") == {"faq-bot": PLAIN[0], "wild": WILD[0]}

@@ -105,6 +105,33 @@ def test_a_policy_is_identified_by_its_bytes(tmp_path: Path) -> None:
             "has the key 'pii' twice",
         ),
         ("version: 1\n" + "x: " + "[" * 200 + "]" * 200 + "\n", ":", "the limit is 64"),
+        # an adapter's override is checked like the environment's own rules
+        (
+            GOOD + "    adapters:\n      fraud-*:\n        thresholds:\n"
+            "          - {suite: nope, task: x, metric: acc, min: 0}\n",
+            ":11: field 'environments.staging.adapters.fraud-*.thresholds.0.suite'",
+            "no suite named 'nope'",
+        ),
+        (
+            GOOD + "    adapters:\n      fraud/x: {approvals: {count: 2}}\n",
+            ":8: field 'environments.staging.adapters'",
+            "'fraud/x' is not an adapter name or a glob of names",
+        ),
+        (
+            GOOD + "    adapters:\n      fraud-*: {adapters: {x: {}}}\n",
+            ":8: field 'environments.staging.adapters'",
+            "fraud-*: an adapter's rules cannot have adapters of their own",
+        ),
+        (
+            GOOD + "    adapters:\n      fraud-*: {approvals: {count: 0}}\n",
+            ":9: field 'environments.staging.adapters.fraud-*.approvals.count'",
+            "greater than or equal to 1",
+        ),
+        (
+            GOOD + "    adapters:\n      fraud-*: {requires_environment: staging}\n",
+            ": environment 'staging', adapters 'fraud-*'",
+            "requires_environment names 'staging', which is not another environment",
+        ),
     ],
 )
 def test_bad_policies_name_file_line_and_field(
@@ -120,3 +147,44 @@ def test_bad_policies_name_file_line_and_field(
 def test_unknown_environment_lists_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="has no environment 'prod'; it has staging"):
         load_policy(write(tmp_path, GOOD)).environment("prod")
+
+
+OVERRIDES = """\
+version: 1
+environments:
+  staging: {}
+  production:
+    requires_environment: staging
+    approvals: {count: 1, role: reviewer}
+    provenance: {signed: true}
+    adapters:
+      fraud-*: {approvals: {count: 2, role: reviewer}}
+      "*-triage": {provenance: {signed: true, trained_by_loraledger: true}}
+      fraud-triage: {approvals: {count: 3, role: admin}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("adapter", "count", "trained", "approvals_from", "provenance_from"),
+    [
+        ("support-tone", 1, False, "production", "production"),
+        ("fraud-scoring", 2, False, "production.adapters.fraud-*", "production"),
+        ("kyc-triage", 1, True, "production", "production.adapters.*-triage"),
+        # the globs in the file's order, then the name's own entry last
+        ("fraud-triage", 3, True, "production.adapters.fraud-triage",
+         "production.adapters.*-triage"),
+    ],
+)  # fmt: skip
+def test_an_adapter_s_rules_are_the_environment_s_with_its_overrides_in_order(
+    tmp_path: Path, adapter: str, count: int, trained: bool, approvals_from: str,
+    provenance_from: str,
+) -> None:  # fmt: skip
+    rules = load_policy(write(tmp_path, OVERRIDES)).rules_for("production", adapter)
+    assert rules.policy.approvals is not None and rules.policy.approvals.count == count
+    assert rules.policy.provenance is not None
+    assert rules.policy.provenance.trained_by_loraledger is trained
+    assert rules.policy.requires_environment == "staging"  # named by no override: kept
+    assert rules.source("approvals") == f"environments.{approvals_from}"
+    assert rules.source("provenance") == f"environments.{provenance_from}"
+    assert rules.source("requires_environment") == "environments.production"
+    assert rules.policy.adapters == {}
