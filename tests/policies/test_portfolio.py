@@ -142,9 +142,7 @@ environments:
 """
 
 
-def test_an_adapter_override_judges_its_versions_and_says_so(
-    reg: Registry, tmp_path: Path
-) -> None:
+def test_an_adapter_override_judges_its_versions_and_says_so(reg: Registry, tmp_path: Path) -> None:
     from loraledger.policies.approvals import decide
     from loraledger.policies.gates import check_gate
 
