@@ -15,7 +15,7 @@ pages = [
     st.Page("views/overview.py", title="Overview", url_path="overview", default=True),
     st.Page("views/version.py", title="Adapter version", url_path="version"),
     st.Page("views/review.py", title="Review", url_path="review"),
-    st.Page("views/release.py", title="Promote and roll back", url_path="release"),
+    st.Page("views/release.py", title="Promote, roll back, retire", url_path="release"),
     st.Page("views/audit.py", title="Audit and trace", url_path="audit"),
     st.Page("views/dataset_versions.py", title="Datasets", url_path="datasets"),
 ]

@@ -11,6 +11,7 @@ message: never a raw DuckDB error, never a traceback.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -235,6 +236,22 @@ def ref_picker(label: str, key: str, default: str = "") -> str:
     return st.text_input(label, value=initial, key=key, placeholder="name@v1").strip()
 
 
+def page_link(page: str, label: str, **query: str) -> None:
+    """A link to another page of the app with ``query`` in its address. Outside the app's
+    navigation (one page run alone, as AppTest does) it is a plain link to the page's
+    address."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label, query_params=query)
+    except StreamlitAPIException:
+        address = Path(page).stem + "?" + urllib.parse.urlencode(query)
+        st.markdown(f"[{label}]({address})")
+
+
 def environment_picker(key: str, label: str = "Environment") -> str:
+    """One of the policy's environments (pre-selected from ``?env=`` in the address)."""
     names = list(policy().policy.environments)
-    return str(st.selectbox(label, names, key=key))
+    wanted = st.query_params.get("env")
+    index = names.index(wanted) if wanted in names else 0
+    return str(st.selectbox(label, names, index=index, key=key))

@@ -1,5 +1,6 @@
-"""Overview: what each environment runs, pending reviews, monitoring alerts, and the
-audit chain verified on load."""
+"""Overview: the release matrix (adapters as rows, environments as columns, each cell the
+version running there and the versions waiting for review), pending reviews, monitoring
+alerts, and the audit chain verified on load."""
 
 from __future__ import annotations
 
@@ -39,12 +40,71 @@ def verify_chain(registry: Registry) -> AuditReport:
     return report
 
 
-def _running(registry: Registry, environment: str) -> Deployment | VerificationError | None:
-    """What ``environment`` runs, or why its signed history does not verify."""
+def _running(registry: Registry, environment: str) -> dict[str, Deployment] | VerificationError:
+    """What ``environment`` runs, by adapter name, or why its signed history does not
+    verify."""
     try:
-        return registry.deployments.current(environment)
+        return registry.deployments.running(environment)
     except VerificationError as error:
         return error
+
+
+def release_matrix(
+    environments: list[str],
+    running: dict[str, dict[str, Deployment]],
+    pending: list[dict[str, object]],
+) -> pd.DataFrame:
+    """Adapters as rows, environments as columns: each cell the version running there
+    (— for none) and the versions checked for it and waiting for a decision."""
+    waiting: dict[tuple[str, str], list[str]] = {}
+    for review in pending:
+        name, version = str(review["version"]).rsplit("@", 1)
+        waiting.setdefault((name, str(review["environment"])), []).append(version)
+    names = sorted({n for tracks in running.values() for n in tracks} | {n for n, _ in waiting})
+    rows = []
+    for name in names:
+        row = {"adapter": name}
+        for environment in environments:
+            deployed = running.get(environment, {}).get(name)
+            cell = deployed.adapter.rsplit("@", 1)[1] if deployed else "—"
+            reviews = waiting.get((name, environment))
+            row[environment] = cell + (f" · review {', '.join(reviews)}" if reviews else "")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["adapter", *environments])
+
+
+def release_matrix_section(registry: Registry, environments: list[str]) -> None:
+    """The matrix, an error per environment whose history does not verify, and a link to
+    each adapter's cell on the release page (promote, roll back, retire)."""
+    running: dict[str, dict[str, Deployment]] = {}
+    for environment in [*environments, *ui.read(registry.deployments.environments)]:
+        if environment in running:
+            continue
+        tracks = ui.read(_running, registry, environment)
+        if isinstance(tracks, VerificationError):
+            st.error(f"What {environment} runs does NOT verify: {tracks}")
+            continue
+        running[environment] = tracks
+    shown = [*environments, *(e for e in running if e not in environments and running[e])]
+    pending = ui.read(listings.pending_reviews, registry, 200)
+    matrix = release_matrix(shown, running, pending)
+    if matrix.empty:
+        st.write("Nothing deployed yet, and no version waits for review.")
+        return
+    st.table(matrix.set_index("adapter"))
+    st.caption(
+        "Each cell: the version that environment runs of the adapter (— none), and the "
+        "versions checked for it that wait for a decision. Open a cell to promote, roll "
+        "back or retire:"
+    )
+    for name in matrix["adapter"]:
+        cells = st.columns(len(shown) + 1)
+        cells[0].markdown(f"**{name}**")
+        for cell, environment in zip(cells[1:], shown, strict=True):
+            with cell:
+                ui.page_link(
+                    "views/release.py", f"{name} in {environment}", env=environment, name=name
+                )
 
 
 def render() -> None:
@@ -68,29 +128,15 @@ def render() -> None:
             f"every {FULL_EVERY_S / 60:.0f} minutes, the new events on every load)."
         )
 
-    columns = running.columns(len(environments))
-    for column, environment in zip(columns, environments, strict=True):
-        with column.container(border=True):
-            st.subheader(environment)
-            if report is None:
-                st.warning("Not shown: the audit chain below does not verify.")
-                continue
-            deployed = ui.read(_running, registry, environment)
-            if isinstance(deployed, VerificationError):
-                st.error(f"What {environment} runs does NOT verify: {deployed}")
-                continue
-            if deployed is None:
-                st.write("Nothing deployed yet.")
-                continue
-            st.metric("Running", deployed.adapter)
-            st.caption(
-                f"digest `{ui.short(deployed.artifact_digest, 16)}` · "
-                f"{deployed.action} #{deployed.seq} by **{deployed.created_by}** since "
-                f"{deployed.created_at:%Y-%m-%d %H:%M:%S} UTC"
-            )
+    with running:
+        st.subheader("Release matrix")
+        if report is None:
+            st.warning("Not shown: the audit chain below does not verify.")
+        else:
+            release_matrix_section(registry, environments)
 
     st.subheader("Pending reviews")
-    pending = ui.read(listings.pending_reviews, registry)
+    pending = ui.read(listings.pending_reviews, registry)  # (read again: the newest 20)
     if pending:
         st.dataframe(pd.DataFrame(pending), hide_index=True, width="stretch")
         st.caption("Open one on the Review page to see its gate check and decide.")

@@ -1,20 +1,22 @@
-"""Promote and roll back: each guarded by the library (role, gate, approvals, signature
-re-verified at that moment) behind a confirmation step; a rollback needs a reason. The
-environment's full deployment history is below."""
+"""Promote, roll back and retire -- one adapter's track in one environment (a cell of the
+overview's release matrix, ``?env=E&name=N``): each guarded by the library (role, gate,
+approvals, signature re-verified at that moment) behind a confirmation step; a rollback
+and a retirement need a reason. The environment's full deployment history is below."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 from loraledger.dashboard import ui
-from loraledger.policies.deployments import promote, rollback
+from loraledger.policies.deployments import promote, retire, rollback
 from loraledger.registry import Registry
+from loraledger.registry.models import Deployment, running_after
 
 from loraledger.terminal import printable
 
 
-def history(registry: Registry, environment: str) -> list[str]:
-    """Shows the history; returns the versions that ran there, newest first."""
+def history(registry: Registry, environment: str) -> list[Deployment]:
+    """Shows the history; returns it (oldest first)."""
     st.subheader(f"Deployment history of {environment}")
     entries = ui.read(registry.deployments.history, environment)
     if not entries:
@@ -25,6 +27,7 @@ def history(registry: Registry, environment: str) -> list[str]:
             [
                 {
                     "#": d.seq,
+                    "adapter": d.name,
                     "version": d.adapter,
                     "digest": ui.short(d.artifact_digest, 16),
                     "action": d.action,
@@ -39,7 +42,16 @@ def history(registry: Registry, environment: str) -> list[str]:
         hide_index=True,
         width="stretch",
     )
-    return list(dict.fromkeys(d.adapter for d in reversed(entries)))
+    return entries
+
+
+def adapter_picker(entries: list[Deployment]) -> str:
+    """The adapter (track) to act on: one that ran in the environment, newest first
+    (pre-selected from ``?name=``)."""
+    names = list(dict.fromkeys(d.name for d in reversed(entries)))
+    wanted = st.query_params.get("name")
+    index = names.index(wanted) if wanted in names else 0
+    return str(st.selectbox("Adapter", names, index=index, key="release_name"))
 
 
 def promote_form(environment: str) -> None:
@@ -71,18 +83,25 @@ def promote_form(environment: str) -> None:
         )
 
 
-def rollback_form(environment: str, ran_there: list[str]) -> None:
-    st.subheader(f"Roll {environment} back")
-    earlier = ran_there[1:]
+def rollback_form(environment: str, name: str, entries: list[Deployment]) -> None:
+    st.subheader(f"Roll {name} back in {environment}")
+    current = running_after(entries).get(name)
+    earlier = [
+        d.adapter
+        for d in reversed(entries)
+        if d.name == name and d.action != "retire"
+        and (current is None or d.artifact_digest != current.artifact_digest)
+    ]  # fmt: skip
+    earlier = list(dict.fromkeys(earlier))
     if not earlier:
-        st.write("No earlier version ran here: there is nothing to roll back to.")
+        st.write(f"No earlier version of {name} ran here: there is nothing to roll back to.")
         return
     with st.form("rollback", clear_on_submit=True, enter_to_submit=False):
         target = st.selectbox(
             "Put back", earlier, help="Default: the version that ran before the current one."
         )
         reason = st.text_input("Reason (required, recorded with the rollback)")
-        sure = st.checkbox(f"I confirm: roll {environment} back to the version above")
+        sure = st.checkbox(f"I confirm: roll {name} in {environment} back to the version above")
         go = st.form_submit_button("Roll back", type="primary")
     if not go:
         return
@@ -97,6 +116,7 @@ def rollback_form(environment: str, ran_there: list[str]) -> None:
         rollback,
         ui.registry(),
         environment,
+        name=name,
         reason=reason.strip(),
         actor=user.identity,
         to=target,
@@ -104,12 +124,35 @@ def rollback_form(environment: str, ran_there: list[str]) -> None:
     if done is not None:
         ui.flash(
             f"{environment} rolled back to {done.adapter} (deployment #{done.seq}, digest "
-            f"{ui.short(done.artifact_digest, 16)})."
+            f"{ui.short(done.artifact_digest, 16)}); its other adapters are as they were."
         )
 
 
+def retire_form(environment: str, name: str, entries: list[Deployment]) -> None:
+    current = running_after(entries).get(name)
+    if current is None:
+        return
+    st.subheader(f"Retire {name} from {environment}")
+    with st.form("retire", clear_on_submit=True, enter_to_submit=False):
+        reason = st.text_input("Reason (required, recorded with the retirement)")
+        sure = st.checkbox(
+            f"I confirm: {environment} stops running {name} ({current.adapter}); its other "
+            "adapters stay"
+        )
+        go = st.form_submit_button("Retire", type="primary")
+    if not go:
+        return
+    if not (reason.strip() and sure):
+        st.error("A retirement needs a reason and the confirmation.")
+        return
+    done = ui.act(retire, ui.registry(), name, environment, reason=reason.strip(),
+                  actor=ui.user().identity)  # fmt: skip
+    if done is not None:
+        ui.flash(f"{environment} no longer runs {name} (retired {done.adapter}, #{done.seq}).")
+
+
 def render() -> None:
-    st.title("Promote and roll back")
+    st.title("Promote, roll back, retire")
     ui.show_flash()
     registry = ui.read(ui.registry)
     environment = ui.environment_picker("release_env")
@@ -119,11 +162,13 @@ def render() -> None:
     else:
         st.info(
             f"As an {user.role.value} you can read the history; reviewers and admins promote "
-            "and roll back."
+            "roll back and retire."
         )
-    ran_there = history(registry, environment)
-    if user.may_release:
-        rollback_form(environment, ran_there)
+    entries = history(registry, environment)
+    if user.may_release and entries:
+        name = adapter_picker(entries)
+        rollback_form(environment, name, entries)
+        retire_form(environment, name, entries)
 
 
 ui.run_page(render)

@@ -33,6 +33,7 @@ pytestmark = [
     ),
 ]
 V1, V2 = PLAIN
+WILD = "wild@v1"
 
 
 def approve(page: object, ref: str, comment: str) -> None:
@@ -43,13 +44,16 @@ def approve(page: object, ref: str, comment: str) -> None:
 
 
 def promote(page: object, ref: str) -> None:
-    go(page, "Promote and roll back")
+    go(page, "Promote, roll back, retire")
     fill(page, "Version (NAME@vN)", ref)
     page.get_by_text("I confirm: deploy this version").click()  # type: ignore[attr-defined]
     click(page, "Promote")
 
 
 def test_review_release_rollback_and_audit_in_chromium(site: Site) -> None:
+    from tests.policies.helpers import deploy
+
+    deploy(site.registry(), "staging", WILD)  # a second adapter runs beside faq-bot
     before = site.registry().audit_head()[0]
     with dashboard(site) as url, chromium() as browser:
         stranger = browser.new_page()
@@ -69,10 +73,24 @@ def test_review_release_rollback_and_audit_in_chromium(site: Site) -> None:
         promote(page, V2)
         shot(page, "03-release-promoted")
         fill(page, "Reason (required, recorded with the rollback)", "v2 regressed on refunds")
-        page.get_by_text("I confirm: roll staging back").click()
+        page.get_by_text("I confirm: roll faq-bot in staging back").click()
         click(page, "Roll back")
         shown(page.get_by_text(f"staging rolled back to {V1}"))
         shot(page, "04-release-rolled-back")
+        # the release matrix: both adapters in staging; wild's cell opens its release page
+        go(page, "Overview")
+        matrix = page.get_by_role("table").first
+        matrix.get_by_text("wild").wait_for()
+        assert "faq-bot" in matrix.inner_text()
+        shot(page, "04b-release-matrix")
+        page.get_by_role("link", name="wild in staging").click()
+        page.get_by_role("heading", name="Retire wild from staging").wait_for()
+        settle(page)
+        fill(page, "Reason (required, recorded with the retirement)", "the experiment ended")
+        page.get_by_text("I confirm: staging stops running wild").click()
+        click(page, "Retire")
+        shown(page.get_by_text("staging no longer runs wild"))
+        shot(page, "04c-release-retired")
         go(page, "Adapter version")
         fill(page, "Version (NAME@vN)", V2)
         page.get_by_text("Signature valid").wait_for()
@@ -90,13 +108,13 @@ def test_review_release_rollback_and_audit_in_chromium(site: Site) -> None:
 
         auditor = signed_in(browser, url, AUDITOR)
         shot(auditor, "08-overview-auditor")
-        go(auditor, "Promote and roll back")
-        for action in ("Promote", "Roll back", "Approve", "Reject"):
+        go(auditor, "Promote, roll back, retire")
+        for action in ("Promote", "Roll back", "Retire", "Approve", "Reject"):
             assert auditor.get_by_role("button", name=action, exact=True).count() == 0
         # Straight to the page's address (a new session: signed in again by the cookie,
         # or by hand when the cookie was not kept): the same page, still read-only.
         auditor.goto(f"{url}/release")
-        heading = auditor.get_by_role("heading", name="Promote and roll back")
+        heading = auditor.get_by_role("heading", name="Promote, roll back, retire")
         sign_in_form = auditor.get_by_role("button", name="Sign in")
         heading.or_(sign_in_form).first.wait_for()
         if sign_in_form.count():
@@ -118,7 +136,7 @@ def test_review_release_rollback_and_audit_in_chromium(site: Site) -> None:
     assert [d for d in done if d[1] != "gate.check"] == [
         (REVIEWER, "approval.approve"), (REVIEWER, "deploy.promote"),
         (REVIEWER, "approval.approve"), (REVIEWER, "deploy.promote"),
-        (REVIEWER, "deploy.rollback"),
+        (REVIEWER, "deploy.rollback"), (REVIEWER, "deploy.retire"),
         (ENGINEER, "access.refused"),
     ]  # fmt: skip
     current = registry.deployments.current("staging")

@@ -37,7 +37,7 @@ for n in range(count):
     evaluate(registry, [version.ref], "sanity", actor="eve", options=EvalOptions(limit=2))
     print("wrote", version.ref, flush=True)
 """
-PAGES = ("Adapter version", "Audit and trace", "Datasets", "Promote and roll back", "Overview")
+PAGES = ("Adapter version", "Audit and trace", "Datasets", "Promote, roll back, retire", "Overview")
 
 
 def test_pages_stay_clean_while_a_writer_registers_and_evaluates(site: Site) -> None:

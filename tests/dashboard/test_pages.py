@@ -16,6 +16,7 @@ import pytest
 from loraledger.dashboard.ui import User
 from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote
+from loraledger.policies.gates import check_gate
 from loraledger.policies.tally import verify_approval
 from loraledger.registry import Registry, Role
 from loraledger.registry.keys import KeyStore
@@ -73,10 +74,39 @@ def test_overview_shows_the_chain_and_pending_reviews(site: Site) -> None:
     app = page_as(site, AUDITOR, "overview")
     assert app.title[0].value == "Overview"
     assert "Verified:" in app.success[0].value
+    assert "Nothing deployed yet, and no version waits for review." in texts(app)
     deploy(site.registry(), "staging", V1)
     app.run()
-    assert any(m.value == V1 for m in app.metric)
-    assert "Nothing deployed yet." in texts(app)  # production
+    matrix = app.table[0].value
+    assert list(matrix.columns) == ["staging", "production"]
+    assert matrix.loc["faq-bot"].to_dict() == {"staging": "v1", "production": "—"}
+
+
+def test_the_release_matrix_shows_each_adapter_in_each_environment(site: Site) -> None:
+    registry = site.registry()
+    deploy(registry, "staging", V1)
+    deploy(registry, "staging", "wild@v1")
+    deploy(registry, "production", "wild@v1")
+    check_gate(registry, V2, "staging", actor=REVIEWER)  # v2 waits for review in staging
+    app = page_as(site, AUDITOR, "overview")
+    matrix = app.table[0].value
+    assert matrix.to_dict("index") == {
+        "faq-bot": {"staging": "v1 · review v2", "production": "—"},
+        "wild": {"staging": "v1", "production": "v1"},
+    }
+    # each cell opens the release page on that environment and adapter
+    app = page_as(site, REVIEWER, "release", env="staging", name="wild")
+    assert app.selectbox[0].value == "staging" and app.selectbox[1].value == "wild"
+    button(app, "Retire").click().run()
+    assert "A retirement needs a reason and the confirmation." in app.error[-1].value
+    app.text_input[-1].input("the wild experiment ended")  # (the last form: retire)
+    app.checkbox[-1].check()
+    button(app, "Retire").click().run()
+    assert "staging no longer runs wild (retired wild@v1" in app.success[0].value
+    running = site.registry().deployments.running("staging")
+    assert list(running) == ["faq-bot"]  # the other adapter runs on
+    matrix = page_as(site, AUDITOR, "overview").table[0].value
+    assert matrix.loc["wild"].to_dict() == {"staging": "—", "production": "v1"}
 
 
 def test_reviewer_approves_and_promotes(site: Site) -> None:
@@ -149,11 +179,16 @@ def test_rollback_needs_a_reason_and_a_confirmation(site: Site) -> None:
     deploy(registry, "staging", V1)
     deploy(registry, "staging", V2)
     app = page_as(site, REVIEWER, "release")
-    assert app.selectbox[1].value == V1  # the version before the current one
+    assert app.selectbox[1].value == "faq-bot"  # the adapter: the only one that ran
+    assert app.selectbox[2].value == V1  # the version before the current one
     button(app, "Roll back").click().run()
     assert "A rollback needs a reason" in app.error[-1].value
-    app.text_input[-1].input("v2 answers worse on refunds")
-    app.checkbox[-1].check()
+    next(
+        t
+        for t in app.text_input
+        if t.label.startswith("Reason (required, recorded with the rollback")
+    ).input("v2 answers worse on refunds")
+    next(c for c in app.checkbox if c.label.startswith("I confirm: roll faq-bot")).check()
     button(app, "Roll back").click().run()
     assert f"staging rolled back to {V1}" in app.success[0].value
     current = site.registry().deployments.current("staging")
