@@ -17,20 +17,24 @@ transcript a newcomer can retype:
 6. release it under the project's policy (policies/release.yaml): gate check, the
    trainer's own approval refused (an engineer) and the auditor's (role),
    approval by reviewers, promotion to staging and then production (two approvals);
-7. train a second version with a new seed, evaluate it, compare it with what production
+7. a second adapter beside it: the vendor's `partner` adapter, made elsewhere, judged by
+   the policy's own entry for it, released to staging and production on its own track;
+   the registrant's (an admin's) approval refused (separation of duties);
+8. train a second version with a new seed, evaluate it, compare it with what production
    runs, and release it to staging; production refuses it (it refuses fewer harmful
-   requests than the first: the paired test on 250 samples); roll staging back to the
-   first, sync a serving directory before and after, and trace what production runs --
-   every link verified;
-8. export the evidence pack of production and verify it offline; change one file in a
-   copy and watch verification name it;
-9. verify the adapter with the official `model_signing` CLI; register a version made
-   elsewhere and see its registrant's approval refused (separation of duties); tamper
+   requests than the first: the paired test on 250 samples); serve staging's
+   northwind-support with llama.cpp; roll it back to the first (partner runs on), sync a
+   serving directory before and after, and trace what production runs -- every link
+   verified;
+9. export the evidence pack of production's northwind-support and verify it offline;
+   change one file in a copy and watch verification name it;
+10. verify the adapter with the official `model_signing` CLI; register the vendor's next
+   version (nobody reviewed it); tamper
    with a stored file and watch `verify` and `fetch` refuse it; tamper with the audit
    log through raw SQL and watch `audit verify` name the event; copy a signed approval
    onto an unreviewed version through SQL and watch `promote` and `audit verify` refuse
    the forged row;
-10. rotate eve's key (her new laptop): what she signed with the old one still verifies
+11. rotate eve's key (her new laptop): what she signed with the old one still verifies
    and production still traces.
 """
 
@@ -233,6 +237,7 @@ def release_story(v1: str, v2: str) -> None:
     # production needs two reviewers: with none yet, the gate says what is missing
     run("--as", "rita", "gate", "check", v1, "--env", "production", expect=1)
     release(v1, "production", ("rita", "ruby"))
+    partner()
 
     say("A second version: the same recipe with a new seed, judged against production")
     run("--as", "eve", "train", str(DEMO / "train-v2.yaml"), "--allow-dirty")
@@ -253,15 +258,17 @@ def release_story(v1: str, v2: str) -> None:
     # converts it to a GGUF LoRA file (a signed derivation in the registry) and starts
     # llama-server on 127.0.0.1; it replaces it when staging changes
     run("serve", "--build-engine")
-    server = serve_in_background("staging", "llama")
+    server = serve_in_background("staging", "northwind-support", "llama")
     wait_until_served("llama", v2)
     run("serve", "--check", "--dir", "llama")
     run("ask", "--served", "llama", "--system", SYSTEM, *QUESTIONS)
+    # every adapter staging runs, each in its own folder with its own atomic `current`
     run("sync", "serving", "--env", "staging")
-    run("sync", "serving", "--check")
+    run("sync", "serving/adapters/northwind-support", "--check")
 
-    say("Roll staging back in one step: both servings go back to the earlier bytes")
-    run("--as", "rita", "rollback", "--env", "staging", "--reason",
+    say("Roll northwind-support back in staging, in one step: both servings go back to "
+        "the earlier bytes; partner runs on")  # fmt: skip
+    run("--as", "rita", "rollback", "northwind-support", "--env", "staging", "--reason",
         "v2 refuses fewer harmful requests than v1 (compare: regression)")  # fmt: skip
     wait_until_served("llama", v1)
     run("serve", "--check", "--dir", "llama")
@@ -269,18 +276,40 @@ def release_story(v1: str, v2: str) -> None:
     # transformers (the NF4 base) say the same in substance
     run("ask", "--served", "llama", "--system", SYSTEM, *QUESTIONS)
     run("sync", "serving", "--env", "staging")
-    run("sync", "serving", "--check")
+    run("sync", "serving/adapters/northwind-support", "--check")
     run("deployments", "--env", "staging")
+    run("status")  # every environment, one row per adapter: partner untouched
     stop_serving(server)
 
 
-def serve_in_background(env: str, directory: str) -> subprocess.Popen[str]:
+def partner() -> None:
+    """A second adapter on the same base, on its own track in staging and production."""
+    say("A second adapter beside it: the vendor's partner adapter, on its own track")
+    from loraledger.registry.synthetic import write_lora_adapter
+
+    # made elsewhere (generated weights, small enough to nudge the base's answers)
+    write_lora_adapter(OUT / "partner-adapter", base_model="smollm2-135m-instruct@v1", seed=2,
+                       targets=("q_proj", "o_proj"), scale=0.02)  # fmt: skip
+    run("--as", "alice", "adapters", "register", "partner-adapter", "--name", "partner")
+    run("adapters", "lineage", "partner@v1")
+    run("--as", "eve", "eval", "partner@v1", "--suite", "sanity", *BATCH)
+    # the policy's own entry for partner judges it: the gate says which rule came whence
+    run("--as", "rita", "gate", "check", "partner@v1", "--env", "staging", expect=1)
+    # an admin may approve, but not what they registered themselves: separation of duties
+    run("--as", "alice", "approve", "partner@v1", "--env", "staging", "--comment", "fine",
+        expect=1)  # fmt: skip
+    release("partner@v1", "staging", ("rita",))
+    release("partner@v1", "production", ("rita", "ruby"))
+    run("status")  # two adapters in each environment, each on its own track
+
+
+def serve_in_background(env: str, name: str, directory: str) -> subprocess.Popen[str]:
     """`loraledger serve` as an operator starts it, beside the rest of the demo."""
     with socket.socket() as probe:  # a free port on this machine
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    args = ("--as", "eve", "serve", "--env", env, "--dir", directory, "--port", str(port),
-            "--poll", "1")  # fmt: skip
+    args = ("--as", "eve", "serve", "--env", env, "--name", name, "--dir", directory,
+            "--port", str(port), "--poll", "1")  # fmt: skip
     print(f"$ loraledger {shlex.join(args)} &", flush=True)
     return subprocess.Popen(
         [sys.executable, "-m", "loraledger", *args],
@@ -318,8 +347,9 @@ def auditor(v1: str) -> None:
     # back to it, so a registry rewritten under another key would be refused
     run("trust", "export", to_file="root.json")
     run("--trust-root", "root.json", "audit", "verify")
-    run("trace", "--env", "production")
-    run("--as", "otto", "evidence", "export", "--env", "production", "-o", "production.tar.gz")
+    run("trace", "--env", "production", "--name", "northwind-support")
+    run("--as", "otto", "evidence", "export", "--env", "production", "--name",
+        "northwind-support", "-o", "production.tar.gz")  # fmt: skip
     run("evidence", "verify", "production.tar.gz")
     run("export", "ml-bom", v1, "-o", "ml-bom.cdx.json")
     run("export", "provenance", v1, "-o", "provenance.dsse.json")
@@ -337,15 +367,12 @@ def tampering(v1: str) -> None:
         "fetched", program="model_signing",
     )  # fmt: skip
 
-    say("A version from an adapter directory made elsewhere (generated weights)")
+    say("The vendor's next version, registered; nobody has reviewed it yet")
     from loraledger.registry.synthetic import write_lora_adapter
 
-    write_lora_adapter(OUT / "partner-adapter", base_model="smollm2-135m-instruct@v1", seed=2)
-    run("--as", "alice", "adapters", "register", "partner-adapter", "--name", "partner")
-    run("adapters", "lineage", "partner@v1")
-    # an admin may approve, but not what they registered themselves: separation of duties
-    run("--as", "alice", "approve", "partner@v1", "--env", "staging", "--comment", "fine",
-        expect=1)  # fmt: skip
+    write_lora_adapter(OUT / "partner-adapter-2", base_model="smollm2-135m-instruct@v1", seed=3,
+                       targets=("q_proj", "o_proj"), scale=0.02)  # fmt: skip
+    run("--as", "alice", "adapters", "register", "partner-adapter-2", "--name", "partner")
 
     say("Tamper with one byte of a stored file: verification and fetch refuse it")
     import duckdb
@@ -401,7 +428,7 @@ def tampering(v1: str) -> None:
         "laptop-2027")  # fmt: skip
     run("keys", "show", "eve")
     run("adapters", "verify", v1)  # signed with her old key, before the rotation
-    run("trace", "--env", "production")
+    run("trace", "--env", "production", "--name", "northwind-support")
 
     dashboard = [".venv/bin/loraledger", "--registry", str(OUT / "registry"), "--keys-dir",
                  str(OUT / "keys"), "dashboard", "--port", "8501"]  # fmt: skip
@@ -426,8 +453,8 @@ def forged_approval(v1: str) -> None:
     shutil.copytree(OUT / "registry", OUT / "forged")
     forgery = (
         "INSERT INTO approvals SELECT * REPLACE (uuid()::VARCHAR AS id, 'partner' AS "
-        "adapter_name, 1 AS adapter_version, (SELECT digest FROM adapter_versions WHERE "
-        "name = 'partner' AND version = 1) AS artifact_digest) FROM approvals WHERE "
+        "adapter_name, 2 AS adapter_version, (SELECT digest FROM adapter_versions WHERE "
+        "name = 'partner' AND version = 2) AS artifact_digest) FROM approvals WHERE "
         f"adapter_name || '@v' || adapter_version = '{v1}' AND environment = 'staging' "
         "AND decision = 'approve' LIMIT 1"
     )
@@ -435,7 +462,7 @@ def forged_approval(v1: str) -> None:
     conn = duckdb.connect(str(OUT / "forged" / "registry.duckdb"))
     conn.execute(forgery)
     conn.close()
-    run("--registry", "forged", "--as", "ruby", "promote", "partner@v1", "--env", "staging",
+    run("--registry", "forged", "--as", "ruby", "promote", "partner@v2", "--env", "staging",
         expect=1)  # fmt: skip
     run("--registry", "forged", "audit", "verify", expect=1)
     shutil.rmtree(OUT / "forged")

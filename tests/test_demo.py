@@ -97,6 +97,14 @@ def test_demo_runs_end_to_end() -> None:
     assert "error: refused: the gate's evidence fails for production" in out
     assert "production now runs northwind-support@v2" not in out
     assert "staging rolled back to northwind-support@v1" in out
+    # a portfolio: partner, judged by the policy's entry for it, on its own track in both
+    # environments; rolling northwind-support back left it running
+    assert re.search(r"Gate staging for partner@v1 .*\n.*\n(.*\n)*.*staging, adapters partner", out)
+    assert "production now runs partner@v1" in out
+    after_rollback = out.split("staging rolled back to northwind-support@v1")[1]
+    status = after_rollback.split("$ loraledger status")[1].split("$ ")[0]
+    assert re.search(r"staging\s+│ partner@v1", status), status
+    assert re.search(r"staging\s+│ northwind-support@v1", status), status
     assert "Every link verified." in out
     assert "Every check passed." in out and "The pack does NOT verify." in out
     assert "Verification succeeded" in out  # the official model_signing CLI
@@ -105,7 +113,7 @@ def test_demo_runs_end_to_end() -> None:
     assert re.search(r"error: audit chain broken at event #\d+: its content", out)
     assert "error: audit log truncated" in out
     # an approval row copied onto an unreviewed version through SQL is refused by name
-    assert re.search(r"error: approvals row \S+ \(partner@v1 staging\) has no audit event", out)
+    assert re.search(r"error: approvals row \S+ \(partner@v2 staging\) has no audit event", out)
     assert re.search(r"error: approvals row \S+ has no audit event", out)
     assert "Dashboard user otto signs in as otto (auditor)" in out
     assert "Rotated eve: signs with" in out and out.count("Every link verified.") >= 2
