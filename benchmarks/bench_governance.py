@@ -1,26 +1,28 @@
-"""Governance latency at scale: trace, gate check, data impact and audit verify.
+"""Governance latency at scale: status, trace, gate check, data impact and audit verify.
 
 A registry is generated at two scales and the same operations are timed on each, so the
 output reads as a ratio against a peer measured in the same run (the small registry):
 a ratio near 1 means the operation does not slow down as the registry grows.
 
-- full scale (the issue's): 10,000 adapter versions, 100,000 audit events (a signed
-  checkpoint every 100, as when each change signs one) and 1,000,000 per-sample
-  evaluation records;
+- full scale (the issue's): 10,000 adapter versions of 100 adapter names, 100,000 audit
+  events (a signed checkpoint every 100, as when each change signs one), 1,000,000
+  per-sample evaluation records, and 5 environments each running every name (a track
+  per name, each promoted twice: 1,000 signed deployment records);
 - small: a tenth of each.
 
 One version is real end to end -- registered through the library with a training-run
 record and its signed SLSA provenance, a recorded evaluation run with its signed test
 result, a gate check, a signed approval and a promotion -- and is the one traced and
 gated. The rest are copies of its rows made with SQL (other names, ids and digests), so
-every table a query reads holds the full number of rows.
+every table a query reads holds the full number of rows. The deployments are real signed
+records (appended as a promotion appends them, without the gate).
 
 The full-scale registry is then moved onto a PostgreSQL server started for the run (its
 rows copied as they are, its files to a store directory) and measured again: the same
 operations on a team's registry, against the embedded one as the peer.
 
-Targets: trace and gate check < 100 ms, data impact < 1 s, audit verify < 5 s (on both
-backends).
+Targets: status (every environment's tracks), the trace of one track, trace and gate
+check < 100 ms, data impact < 1 s, audit verify < 5 s (on both backends).
 
     .venv/bin/python benchmarks/bench_governance.py [--repeat 5] [--versions 10000]
 """
@@ -50,7 +52,7 @@ from loraledger.policies.approvals import decide
 from loraledger.policies.deployments import promote
 from loraledger.policies.gates import check_gate
 from loraledger.policies.release import set_policy
-from loraledger.policies.trace import impact, trace_version
+from loraledger.policies.trace import impact, trace_environment, trace_version
 from loraledger.registry import Registry, Role
 from loraledger.registry.audit import NewEvent, utcnow
 from loraledger.registry.crosscheck import record_sha256, row_record
@@ -58,6 +60,7 @@ from loraledger.registry.evaluations import run_record, subject_label
 from loraledger.registry.keys import KeyStore
 from loraledger.registry.models import (
     DatasetUse,
+    Deployment,
     EvalRun,
     EvalSample,
     LossPoint,
@@ -71,16 +74,16 @@ HERE = Path(__file__).resolve().parent
 SUITE = "sanity"
 TASK = "sanity_mc"
 RECORDS = 1000  # per dataset version
-POLICY = f"""\
-version: 1
-environments:
-  staging:
+ENVIRONMENTS = ("staging", "qa", "canary", "production", "dr")
+PER_TRACK = 2  # promotions of each name into each environment
+RULES = f"""\
     thresholds:
       - {{suite: {SUITE}, task: {TASK}, metric: acc, min: 0.5}}
     data: {{licenses: [CC-BY-4.0], pii: allowed}}
     provenance: {{signed: true, trained_by_loraledger: true}}
     approvals: {{count: 1, role: reviewer}}
 """
+POLICY = "version: 1\nenvironments:\n" + "".join(f"  {env}:\n{RULES}" for env in ENVIRONMENTS)
 
 
 def record(i: int) -> dict[str, Any]:
@@ -203,8 +206,10 @@ def build(root: Path, *, versions: int, events: int, samples: int) -> tuple[Regi
         ),
         actor="eve",
     )
-    _copy_rows(registry, versions, dataset.name)
-    _fill_audit(registry, events)
+    names = max(1, versions // 100)
+    _copy_rows(registry, versions, names, dataset.name)
+    _fill_deployments(registry, names)
+    _fill_audit(registry, events, names)
     policy = root / "policy.yaml"
     policy.write_text(POLICY)
     set_policy(registry, policy, reason="the benchmark's policy", actor="alice")
@@ -234,15 +239,16 @@ def _build_only(root: Path, **sizes: int) -> tuple[None, str]:
     return None, ref
 
 
-def _copy_rows(registry: Registry, versions: int, dataset: str) -> None:
-    """Copies of the real version's rows (and of its dataset) under other names."""
+def _copy_rows(registry: Registry, versions: int, names: int, dataset: str) -> None:
+    """Copies of the real version's rows (and of its dataset) under ``names`` other names:
+    copy ``i`` is ``copy-{i % names}@v{i // names + 1}``."""
     copies = versions - 1
     datasets = max(1, versions // 100)
     with registry.db.write() as conn:
         conn.execute(
             "INSERT INTO adapters SELECT a.* REPLACE ('copy-' || i AS name) "
             "FROM adapters a, range(?) t(i)",
-            [copies],
+            [min(names, copies)],
         )
         conn.execute(
             "INSERT INTO signatures SELECT s.* REPLACE (md5(s.id || '-' || i) AS id, "
@@ -251,15 +257,16 @@ def _copy_rows(registry: Registry, versions: int, dataset: str) -> None:
             [copies],
         )
         conn.execute(
-            "INSERT INTO adapter_versions SELECT v.* REPLACE ('copy-' || i AS name, "
-            "sha256(v.digest || i) AS digest, md5(v.signature_id || '-' || i) AS signature_id) "
-            "FROM adapter_versions v, range(?) t(i)",
-            [copies],
+            "INSERT INTO adapter_versions SELECT v.* REPLACE ('copy-' || (i % $n) AS name, "
+            "i // $n + 1 AS version, sha256(v.digest || i) AS digest, "
+            "md5(v.signature_id || '-' || i) AS signature_id) "
+            "FROM adapter_versions v, range($c) t(i)",
+            {"n": names, "c": copies},
         )
         conn.execute(
-            "INSERT INTO adapter_files SELECT f.* REPLACE ('copy-' || i AS adapter_name) "
-            "FROM adapter_files f, range(?) t(i)",
-            [copies],
+            "INSERT INTO adapter_files SELECT f.* REPLACE ('copy-' || (i % $n) AS adapter_name, "
+            "i // $n + 1 AS version) FROM adapter_files f, range($c) t(i)",
+            {"n": names, "c": copies},
         )
         conn.execute(
             "INSERT INTO datasets SELECT d.* REPLACE (d.name || '-' || i AS name) "
@@ -273,8 +280,9 @@ def _copy_rows(registry: Registry, versions: int, dataset: str) -> None:
         )
         conn.execute(
             "INSERT INTO training_runs SELECT r.* REPLACE (md5(r.id || '-' || i) AS id, "
-            "'copy-' || i AS adapter_name) FROM training_runs r, range(?) t(i)",
-            [copies],
+            "'copy-' || (i % $n) AS adapter_name, i // $n + 1 AS adapter_version) "
+            "FROM training_runs r, range($c) t(i)",
+            {"n": names, "c": copies},
         )
         conn.execute(
             "INSERT INTO training_run_datasets SELECT d.* REPLACE (md5(d.run_id || '-' || i) AS "
@@ -284,8 +292,9 @@ def _copy_rows(registry: Registry, versions: int, dataset: str) -> None:
         )
         conn.execute(
             "INSERT INTO eval_runs SELECT r.* REPLACE (md5(r.id || '-' || i) AS id, "
-            "'copy-' || i AS subject_name) FROM eval_runs r, range(?) t(i)",
-            [copies],
+            "'copy-' || (i % $n) AS subject_name, i // $n + 1 AS subject_version) "
+            "FROM eval_runs r, range($c) t(i)",
+            {"n": names, "c": copies},
         )
         for table in ("eval_metrics", "eval_samples"):
             conn.execute(
@@ -295,7 +304,33 @@ def _copy_rows(registry: Registry, versions: int, dataset: str) -> None:
             )
 
 
-def _fill_audit(registry: Registry, events: int) -> None:
+def _fill_deployments(registry: Registry, names: int) -> None:
+    """Every environment runs every copied name: each track promoted ``PER_TRACK`` times
+    (its versions 1, 2, ...), as signed records appended the way a promotion appends them
+    (the gate is not what is measured)."""
+    key = registry.act_as("rita")
+    with registry.db.read() as conn:
+        rows = conn.execute(
+            "SELECT name, version, digest FROM adapter_versions WHERE name LIKE 'copy-%' "
+            "AND version <= ? ORDER BY version, name",
+            [PER_TRACK],
+        ).fetchall()
+    for environment in ENVIRONMENTS:
+        heads: dict[str, int] = {}
+        for name, version, digest in rows:
+            deployment = Deployment(
+                id=str(uuid.uuid4()), seq=0, environment=environment,
+                adapter=f"{name}@v{version}", artifact_digest=digest, action="promote",
+                reason="benchmark", gate_check_id=None, approval_ids=(), policy_sha256=None,
+                created_at=utcnow(), created_by="rita",
+            )  # fmt: skip
+            done = registry.deployments.record(
+                deployment, key, {Role.REVIEWER}, after_seq=heads.get(name, 0)
+            )
+            heads[name] = done.seq
+
+
+def _fill_audit(registry: Registry, events: int, names: int) -> None:
     """Audit events up to ``events``, each change of 100 signing its checkpoint: first the
     registration and evaluation events of every copied version (as registering and
     evaluating it would have written, so `audit verify` checks every version and run
@@ -306,24 +341,26 @@ def _fill_audit(registry: Registry, events: int) -> None:
     real_run = registry.evaluations.get(run.payload["run_id"])
     with registry.db.read() as conn:
         copies = conn.execute(
-            "SELECT name FROM adapter_versions WHERE name LIKE 'copy-%' ORDER BY name"
+            "SELECT name, version FROM adapter_versions WHERE name LIKE 'copy-%' "
+            "ORDER BY name, version"
         ).fetchall()
     new = []
-    for (name,) in copies:
-        digest = sha256_text(real.payload["digest"] + name[5:])
+    for name, version in copies:
+        i = str((version - 1) * names + int(name[5:]))  # the copy's number (_copy_rows)
+        digest = sha256_text(real.payload["digest"] + i)
         # the copy's own provenance and test result are not copied: its events name none
         new.append(
             NewEvent(
                 "eve",
                 "adapter.register",
-                f"adapter:{name}@v1",
+                f"adapter:{name}@v{version}",
                 {**real.payload, "digest": digest, "provenance_attestation": None},
             )
         )
         copy = real_run.model_copy(
             update={
-                "id": md5_text(f"{real_run.id}-{name[5:]}"),
-                "subject": real_run.subject.model_copy(update={"name": name}),
+                "id": md5_text(f"{real_run.id}-{i}"),
+                "subject": real_run.subject.model_copy(update={"name": name, "version": version}),
             }
         )
         new.append(
@@ -343,16 +380,16 @@ def _fill_audit(registry: Registry, events: int) -> None:
     (registered,) = registry.audit_events(action="dataset.register")
     dataset = registry.datasets.get(registered.subject.removeprefix("dataset:"))
     with registry.db.read() as conn:
-        names = conn.execute(
+        copied = conn.execute(
             "SELECT name FROM datasets WHERE name LIKE ? ORDER BY name", [f"{dataset.name}-%"]
         ).fetchall()
-    for (name,) in names:
+    for (name,) in copied:
         row = row_record(dataset.model_copy(update={"name": name}))
         payload = {**registered.payload, "row_sha256": record_sha256(row)}
         new.append(NewEvent("eve", "dataset.register", f"dataset:{name}@v1", payload))
     missing = events - registry.audit_head()[0] - 6 - len(new)  # the gate, approval, promotion
     new += [
-        NewEvent("eve", "bench.event", f"adapter:copy-{i % 1000}@v1", {"i": i})
+        NewEvent("eve", "bench.event", f"adapter:copy-{i % names}@v1", {"i": i})
         for i in range(max(0, missing))
     ]
     for start in range(0, len(new), 100):
@@ -406,6 +443,11 @@ def measure(registry: Registry, ref: str, repeat: int) -> dict[str, Any]:
             lambda: check_gate(registry, ref, "staging", actor="otto", policy=policy), repeat
         ),
         "impact_s": timed(lambda: impact(registry, record(7)), repeat),
+        "tracks": len(registry.deployments.tracks()),
+        "status_s": timed(registry.deployments.tracks, repeat),
+        "trace_track_s": timed(
+            lambda: trace_environment(registry, "staging", name=ref.split("@")[0]), repeat
+        ),
         "audit_verify_s": timed(lambda: verify_everything(registry), max(1, (repeat + 1) // 2)),
     }
 
@@ -475,6 +517,8 @@ def main() -> None:
         f"{'PostgreSQL':>12}{'PG/full':>9}  target"
     )
     for name, key, target in (
+        (f"status ({full['tracks']} tracks)", "status_s", "< 100 ms"),
+        ("trace of one track", "trace_track_s", "< 100 ms"),
         ("trace REF (every link)", "trace_s", "< 100 ms"),
         ("gate check (recorded)", "gate_check_s", "< 100 ms"),
         (f"data impact ({full['impact_adapters']} hits)", "impact_s", "< 1 s"),
@@ -485,7 +529,8 @@ def main() -> None:
             f"{full[key] / small[key]:>11.2f}x{team[key] * 1000:>10.0f}ms"
             f"{team[key] / full[key]:>8.2f}x  {target}"
         )
-    for key in ("trace_s", "gate_check_s", "impact_s", "audit_verify_s"):
+    for key in ("status_s", "trace_track_s", "trace_s", "gate_check_s", "impact_s",
+                "audit_verify_s"):  # fmt: skip
         results[f"{key.removesuffix('_s')}_full_vs_small"] = full[key] / small[key]
         results[f"{key.removesuffix('_s')}_postgresql_vs_duckdb"] = team[key] / full[key]
     write_results("bench_governance", args, results)

@@ -91,6 +91,13 @@ def trace_tracks(
 ) -> list[Trace]:
     """One trace per adapter ``environment`` ran at ``at`` (now when None), by name (only
     ``names``, when given; each must have run there then)."""
+    with registry.db.session():  # the log's events and identities read and verified once
+        return _trace_tracks(registry, environment, at, names)
+
+
+def _trace_tracks(
+    registry: Registry, environment: str, at: datetime | None, names: list[str] | None
+) -> list[Trace]:
     history = registry.deployments.history(environment)
     if not history:
         raise NothingDeployed(f"nothing was ever deployed to {environment}")

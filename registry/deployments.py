@@ -129,7 +129,7 @@ class Deployments:
         """:meth:`current`, refused when the key that signed it was not valid at its
         place in the chain (retired, or compromised there): a thief's promotion is never
         served; roll back (a valid key signs that) or promote again."""
-        with self._core.db.read() as conn:
+        with self._core.db.session(), self._core.db.read() as conn:
             history = self._history_in(conn, environment)
             deployment = self._one(environment, name, running_after(history))
             if deployment is None:
@@ -159,7 +159,7 @@ class Deployments:
     def signer_problem(self, deployment: Deployment) -> str | None:
         """Why ``deployment``'s signature is not valid at its place in the audit chain
         (the key retired or compromised there); None when it is."""
-        with self._core.db.read() as conn:
+        with self._core.db.session(), self._core.db.read() as conn:
             self._history_in(conn, deployment.environment)
             return self._signer_problem(conn, deployment)
 
@@ -186,7 +186,7 @@ class Deployments:
         """What every environment runs now: by environment, by adapter name, the
         deployment that put the version there (environments running nothing left out)."""
         running: dict[str, dict[str, Deployment]] = {}
-        with self._core.db.read() as conn:
+        with self._core.db.session(), self._core.db.read() as conn:
             for environment in _environments(conn):
                 tracks = running_after(self._history_in(conn, environment))
                 if tracks:
@@ -198,7 +198,8 @@ class Deployments:
         environment then name, saying why its deployment's signature is not valid at its
         place, if it is not (:meth:`signer_problem`)."""
         found = []
-        with self._core.db.read() as conn:
+        # one session: the log's events and the identities are read and verified once
+        with self._core.db.session(), self._core.db.read() as conn:
             names = _environments(conn) if environment is None else [environment]
             for env in names:
                 for deployment in running_after(self._history_in(conn, env)).values():

@@ -57,7 +57,12 @@ def load_public_key(pem: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
+@functools.lru_cache(maxsize=16384)
 def verify_signature(public_key_pem: str, signature_b64: str, message: bytes) -> bool:
+    """Whether ``signature_b64`` is ``public_key_pem``'s ECDSA P-256 / SHA-256 signature
+    over ``message``. A pure check, so its answers are remembered: a long-lived process
+    (the dashboard, `serve`'s supervisor, a status read of every environment's history)
+    does not verify the same signed record twice."""
     try:
         load_public_key(public_key_pem).verify(
             base64.b64decode(signature_b64), message, ec.ECDSA(hashes.SHA256())
