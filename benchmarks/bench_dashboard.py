@@ -38,7 +38,7 @@ from loraledger.dashboard.accounts import ACCOUNTS_FILE, add_user  # noqa: E402
 from tests.dashboard.browser import RENDERED, chromium, dashboard, go, signed_in  # noqa: E402
 from tests.dashboard.conftest import PASSWORD, Site  # noqa: E402
 
-PAGES = ("Adapter version", "Review", "Promote and roll back", "Audit and trace", "Datasets")
+PAGES = ("Adapter version", "Review", "Promote, roll back, retire", "Audit and trace", "Datasets")
 
 
 def rendered(page: Any, title: str, started: float) -> float:
