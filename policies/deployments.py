@@ -134,7 +134,8 @@ def rollback(
     name = name or (wanted.name if wanted is not None else _only_name(environment, history))
     current = running_after(history).get(name)
     earlier: list[Deployment] = []
-    for deployment in reversed(history if current is None else history[: current.seq - 1]):
+    before = [d for d in history if current is None or d.seq < current.seq]
+    for deployment in reversed(before):
         digests = {d.artifact_digest for d in earlier}
         if (
             deployment.name == name

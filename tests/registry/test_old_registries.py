@@ -26,6 +26,8 @@ EXPECTED = json.loads((SAMPLE / "expected.json").read_text())
 def old(tmp_path: Path) -> Path:
     copy = Path(shutil.copytree(SAMPLE, tmp_path / "old"))
     (copy / "registry" / "tmp").mkdir(exist_ok=True)  # (git keeps no empty folder)
+    for key in (copy / "keys").iterdir():  # (nor a file's mode: a checkout makes them 0644)
+        key.chmod(0o600)
     return copy
 
 
