@@ -163,11 +163,14 @@ class Deployments:
             self._history_in(conn, deployment.environment)
             return self._signer_problem(conn, deployment)
 
-    def _signer_problem(self, conn: Connection, deployment: Deployment) -> str | None:
+    def _signer_problem(
+        self, conn: Connection, deployment: Deployment, placed: int | None = None
+    ) -> str | None:
+        """(``placed``: the seq of the record's audit event, when the caller knows it.)"""
         if deployment.key_fingerprint is None:
             return None  # format 1, before records were signed: its audit event vouches
-        events = self._core.audited(conn, DEPLOY_EVENTS, f"env:{deployment.environment}")
-        placed = next(e.seq for e in events if e.payload.get("deployment_id") == deployment.id)
+        if placed is None:
+            placed = self._places(conn, deployment.environment)[deployment.id]
         signer = self._core.trusted_identities(conn).get(deployment.created_by)
         problem = (
             signer.key_problem(deployment.key_fingerprint, placed)
@@ -202,10 +205,17 @@ class Deployments:
         with self._core.db.session(), self._core.db.read() as conn:
             names = _environments(conn) if environment is None else [environment]
             for env in names:
-                for deployment in running_after(self._history_in(conn, env)).values():
-                    problem = self._signer_problem(conn, deployment)
+                running = running_after(self._history_in(conn, env))
+                places = self._places(conn, env) if running else {}
+                for deployment in running.values():
+                    problem = self._signer_problem(conn, deployment, places[deployment.id])
                     found.append(RunningTrack.of(deployment, problem))
         return found
+
+    def _places(self, conn: Connection, environment: str) -> dict[str, int]:
+        """Each deployment of ``environment`` (by id): the seq of its audit event."""
+        events = self._core.audited(conn, DEPLOY_EVENTS, f"env:{environment}")
+        return {str(e.payload.get("deployment_id")): e.seq for e in events}
 
     def record(
         self,
