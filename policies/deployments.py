@@ -132,18 +132,7 @@ def rollback(
             NothingDeployed,
         )  # fmt: skip
     name = name or (wanted.name if wanted is not None else _only_name(environment, history))
-    current = running_after(history).get(name)
-    earlier: list[Deployment] = []
-    before = [d for d in history if current is None or d.seq < current.seq]
-    for deployment in reversed(before):
-        digests = {d.artifact_digest for d in earlier}
-        if (
-            deployment.name == name
-            and deployment.action is not DeploymentAction.RETIRE
-            and (current is None or deployment.artifact_digest != current.artifact_digest)
-            and deployment.artifact_digest not in digests
-        ):
-            earlier.append(deployment)
+    earlier = rollback_targets(history, name)
     if wanted is not None:
         earlier = [d for d in earlier if d.artifact_digest == wanted.digest]
         if not earlier:
@@ -190,9 +179,10 @@ def retire(
     except (PolicyNotInForce, NotFound) as error:
         _refuse(registry, key, environment, str(error), type(error))
     history = registry.deployments.history(environment)
-    current = running_after(history).get(name)
+    running = running_after(history)
+    current = running.get(name)
     if current is None:
-        runs = ", ".join(running_after(history)) or "nothing"
+        runs = ", ".join(running) or "nothing"
         _refuse(
             registry, key, environment,
             f"{environment} runs no version of {name} (it runs {runs})", NothingDeployed,
@@ -204,6 +194,25 @@ def retire(
     return registry.deployments.record(
         deployment, key, Action.RETIRE, after_seq=track_head(history, name)
     )
+
+
+def rollback_targets(history: list[Deployment], name: str) -> list[Deployment]:
+    """The deployments of adapter ``name`` a rollback may put back, newest first, one
+    per digest (not yet verified): every version of it that ran before the one its track
+    runs now (any, when it runs none), never that one. ``history``: the environment's."""
+    current = running_after(history).get(name)
+    earlier: list[Deployment] = []
+    digests = set() if current is None else {current.artifact_digest}
+    for deployment in reversed(history):
+        if (
+            deployment.name == name
+            and deployment.action is not DeploymentAction.RETIRE
+            and (current is None or deployment.seq < current.seq)
+            and deployment.artifact_digest not in digests
+        ):
+            earlier.append(deployment)
+            digests.add(deployment.artifact_digest)
+    return earlier
 
 
 def _only_name(environment: str, history: list[Deployment]) -> str:
@@ -258,4 +267,4 @@ def _refuse(
     raise error(f"refused: {message}")
 
 
-__all__ = ["promote", "retire", "rollback"]
+__all__ = ["promote", "retire", "rollback", "rollback_targets"]

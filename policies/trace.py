@@ -73,14 +73,15 @@ def trace_environment(
 ) -> Trace:
     """Trace what ``environment`` ran of adapter ``name`` at ``at`` (now when None);
     without ``name`` the environment must have run one adapter then."""
-    traces = trace_tracks(registry, environment, at, names=None if name is None else [name])
-    if len(traces) > 1:
-        names = ", ".join(t.deployment.name for t in traces if t.deployment is not None)
-        raise UsageError(
-            f"{environment} runs {len(traces)} adapters ({names}); name the one to trace "
-            "(--name NAME)"
-        )
-    return traces[0]
+    with registry.db.session():
+        chosen, moment = _ran(registry, environment, at, None if name is None else [name])
+        if len(chosen) > 1:  # said before any of them is traced
+            raise UsageError(
+                f"{environment} runs {len(chosen)} adapters ({', '.join(chosen)}); name the "
+                "one to trace (--name NAME)"
+            )
+        (deployment,) = chosen.values()
+        return _trace_deployment(registry, deployment, moment)
 
 
 def trace_tracks(
@@ -92,12 +93,15 @@ def trace_tracks(
     """One trace per adapter ``environment`` ran at ``at`` (now when None), by name (only
     ``names``, when given; each must have run there then)."""
     with registry.db.session():  # the log's events and identities read and verified once
-        return _trace_tracks(registry, environment, at, names)
+        chosen, moment = _ran(registry, environment, at, names)
+        return [_trace_deployment(registry, deployment, moment) for deployment in chosen.values()]
 
 
-def _trace_tracks(
+def _ran(
     registry: Registry, environment: str, at: datetime | None, names: list[str] | None
-) -> list[Trace]:
+) -> tuple[dict[str, Deployment], str]:
+    """The deployments of what ``environment`` ran at ``at`` (of ``names`` only, when
+    given: each must have run then), by name, and the moment said in words."""
     history = registry.deployments.history(environment)
     if not history:
         raise NothingDeployed(f"nothing was ever deployed to {environment}")
@@ -116,11 +120,8 @@ def _trace_tracks(
             )
     if not running:
         raise NothingDeployed(f"{environment} ran nothing {moment} (every adapter retired)")
-    return [
-        _trace_deployment(registry, deployment, moment)
-        for name, deployment in running.items()
-        if names is None or name in names
-    ]
+    chosen = {n: d for n, d in running.items() if names is None or n in names}
+    return chosen, moment
 
 
 def _trace_deployment(registry: Registry, deployment: Deployment, moment: str) -> Trace:

@@ -73,7 +73,9 @@ def release_matrix(
     return pd.DataFrame(rows, columns=["adapter", *environments])
 
 
-def release_matrix_section(registry: Registry, environments: list[str]) -> None:
+def release_matrix_section(
+    registry: Registry, environments: list[str], pending: list[dict[str, object]]
+) -> None:
     """The matrix, an error per environment whose history does not verify, and a link to
     each adapter's cell on the release page (promote, roll back, retire)."""
     running: dict[str, dict[str, Deployment]] = {}
@@ -86,7 +88,6 @@ def release_matrix_section(registry: Registry, environments: list[str]) -> None:
             continue
         running[environment] = tracks
     shown = [*environments, *(e for e in running if e not in environments and running[e])]
-    pending = ui.read(listings.pending_reviews, registry, 200)
     matrix = release_matrix(shown, running, pending)
     if matrix.empty:
         st.write("Nothing deployed yet, and no version waits for review.")
@@ -128,17 +129,18 @@ def render() -> None:
             f"every {FULL_EVERY_S / 60:.0f} minutes, the new events on every load)."
         )
 
+    # read once: the matrix marks them all, the list below shows the newest 20
+    pending = ui.read(listings.pending_reviews, registry, 200)
     with running:
         st.subheader("Release matrix")
         if report is None:
             st.warning("Not shown: the audit chain below does not verify.")
         else:
-            release_matrix_section(registry, environments)
+            release_matrix_section(registry, environments, pending)
 
     st.subheader("Pending reviews")
-    pending = ui.read(listings.pending_reviews, registry)  # (read again: the newest 20)
     if pending:
-        st.dataframe(pd.DataFrame(pending), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(pending[:20]), hide_index=True, width="stretch")
         st.caption("Open one on the Review page to see its gate check and decide.")
     else:
         st.write("No version is waiting: every checked version runs where it was checked for.")

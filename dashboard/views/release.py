@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 from loraledger.dashboard import ui
-from loraledger.policies.deployments import promote, retire, rollback
+from loraledger.policies.deployments import promote, retire, rollback, rollback_targets
 from loraledger.registry import Registry
 from loraledger.registry.models import Deployment, running_after
 
@@ -85,14 +85,7 @@ def promote_form(environment: str) -> None:
 
 def rollback_form(environment: str, name: str, entries: list[Deployment]) -> None:
     st.subheader(f"Roll {name} back in {environment}")
-    current = running_after(entries).get(name)
-    earlier = [
-        d.adapter
-        for d in reversed(entries)
-        if d.name == name and d.action != "retire"
-        and (current is None or d.artifact_digest != current.artifact_digest)
-    ]  # fmt: skip
-    earlier = list(dict.fromkeys(earlier))
+    earlier = [d.adapter for d in rollback_targets(entries, name)]
     if not earlier:
         st.write(f"No earlier version of {name} ran here: there is nothing to roll back to.")
         return
